@@ -1,0 +1,6 @@
+# Warnings for Tern's own targets. Generated and third-party code is included
+# as SYSTEM and does not see these flags.
+add_library(tern_warnings INTERFACE)
+target_compile_options(tern_warnings INTERFACE
+  -Wall -Wextra -Werror -Wpedantic -Wshadow=local -Wnon-virtual-dtor
+  -Wno-missing-field-initializers)

@@ -1,0 +1,167 @@
+#include "storage/cache_key.h"
+
+#include <boost/url/parse.hpp>
+#include <boost/url/url.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <vector>
+
+namespace tern::storage {
+namespace {
+
+namespace urls = boost::urls;
+
+std::string toLower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+bool isDefaultPort(std::string_view scheme, std::string_view port) {
+  return (scheme == "http" && port == "80") || (scheme == "https" && port == "443");
+}
+
+bool isUnreserved(unsigned char c) {
+  return std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+int hexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// RFC 3986 section 6.2.2.2: decode percent-encoded unreserved characters,
+// upper-case the hex digits of the rest. Reserved characters such as "%2F"
+// stay encoded: "/a%2Fb" and "/a/b" are different resources.
+std::string normalizePercent(std::string_view in) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%' && i + 2 < in.size()) {
+      int hi = hexValue(in[i + 1]), lo = hexValue(in[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        auto c = static_cast<unsigned char>(hi * 16 + lo);
+        if (isUnreserved(c)) {
+          out.push_back(static_cast<char>(c));
+        } else {
+          out.push_back('%');
+          out.push_back(kHex[hi]);
+          out.push_back(kHex[lo]);
+        }
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(in[i]);
+  }
+  return out;
+}
+
+// RFC 3986 section 5.2.4 on an absolute path.
+std::string removeDotSegments(std::string_view path) {
+  std::vector<std::string_view> out;
+  size_t pos = 1;  // path starts with '/'
+  bool trailing_slash = false;
+  while (pos <= path.size()) {
+    size_t next = path.find('/', pos);
+    if (next == std::string_view::npos) next = path.size();
+    std::string_view seg = path.substr(pos, next - pos);
+    trailing_slash = false;
+    if (seg == ".") {
+      trailing_slash = true;
+    } else if (seg == "..") {
+      if (!out.empty()) out.pop_back();
+      trailing_slash = true;
+    } else {
+      out.push_back(seg);
+    }
+    pos = next + 1;
+  }
+  std::string result;
+  for (auto seg : out) result.append("/").append(seg);
+  if (trailing_slash || result.empty()) result.push_back('/');
+  return result;
+}
+
+// Normalizes a parsed absolute URL into a CacheKey.
+Result<CacheKey> fromParsed(urls::url u) {
+  u.normalize_scheme();
+  u.normalize_authority();
+  CacheKey key;
+  key.scheme = std::string(u.scheme());
+  if (key.scheme != "http" && key.scheme != "https") {
+    return Status::invalidArgument("unsupported scheme: " + key.scheme);
+  }
+  if (u.has_userinfo()) return Status::invalidArgument("userinfo is not allowed in a cache key");
+  std::string host = toLower(std::string_view(u.encoded_host()));
+  if (host.empty()) return Status::invalidArgument("missing host");
+  if (u.has_port() && !isDefaultPort(key.scheme, u.port())) {
+    host += ':';
+    host += std::string_view(u.port());
+  }
+  key.host = std::move(host);
+  std::string path = normalizePercent(std::string_view(u.encoded_path()));
+  key.path = path.empty() || path.front() != '/' ? "/" + path : path;
+  key.path = removeDotSegments(key.path);
+  key.has_query = u.has_query();
+  if (key.has_query) key.query = std::string(std::string_view(u.encoded_query()));
+  return key;
+}
+
+}  // namespace
+
+Result<CacheKey> CacheKey::fromRequest(std::string_view scheme, std::string_view authority,
+                                       std::string_view target) {
+  if (!target.empty() && target.front() != '/') {
+    // absolute-form (RFC 9112 section 3.2.2): the target wins over Host.
+    return fromUrl(target);
+  }
+  if (authority.empty()) return Status::invalidArgument("missing Host");
+  if (authority.find_first_of("/?#@ \t") != std::string_view::npos) {
+    return Status::invalidArgument("invalid Host");
+  }
+  std::string text;
+  text.reserve(scheme.size() + 3 + authority.size() + target.size());
+  text.append(scheme).append("://").append(authority).append(target.empty() ? "/" : target);
+  auto parsed = urls::parse_uri(text);
+  if (!parsed) return Status::invalidArgument("invalid request target");
+  if (parsed->has_fragment()) return Status::invalidArgument("fragment in request target");
+  return fromParsed(urls::url(*parsed));
+}
+
+Result<CacheKey> CacheKey::fromUrl(std::string_view url) {
+  std::string text;
+  if (url.find("://") == std::string_view::npos) {
+    text = "http://";
+  }
+  text.append(url);
+  auto parsed = urls::parse_uri(text);
+  if (!parsed) return Status::invalidArgument("invalid URL: " + std::string(url));
+  urls::url u(*parsed);
+  u.remove_fragment();
+  return fromParsed(std::move(u));
+}
+
+std::string CacheKey::urlId() const {
+  std::string out;
+  out.reserve(host.size() + path.size() + query.size() + 1);
+  out.append(host).append(path);
+  if (has_query) out.append("?").append(query);
+  return out;
+}
+
+std::string CacheKey::toString() const { return scheme + "://" + urlId(); }
+
+Result<std::string> normalizeHost(std::string_view host, std::string_view scheme) {
+  if (host.empty()) return Status::invalidArgument("empty host");
+  auto key = CacheKey::fromRequest(scheme, host, "/");
+  if (!key.ok()) return Status::invalidArgument("invalid host: " + std::string(host));
+  return key->host;
+}
+
+}  // namespace tern::storage

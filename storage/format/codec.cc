@@ -1,0 +1,286 @@
+#include "storage/format/codec.h"
+
+#include <cstring>
+
+#include "common/hash.h"
+#include "storage/format/format.h"
+
+namespace tern::storage::format {
+namespace {
+
+// ---- primitive writers / readers ----
+
+void putVarint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+void putBytes(std::string& out, std::string_view s) {
+  putVarint(out, s.size());
+  out.append(s);
+}
+
+void putFixed32(std::string& out, uint32_t v) {
+  char buf[4];
+  std::memcpy(buf, &v, 4);  // little-endian hosts only (x86-64, arm64)
+  out.append(buf, 4);
+}
+
+// Bounds-checked reader over an untrusted buffer.
+class Reader {
+ public:
+  explicit Reader(std::string_view data) : data_(data) {}
+  bool varint(uint64_t* v) {
+    uint64_t result = 0;
+    for (int shift = 0; shift <= 63; shift += 7) {
+      if (pos_ >= data_.size()) return false;
+      auto byte = static_cast<uint8_t>(data_[pos_++]);
+      result |= static_cast<uint64_t>(byte & 0x7f) << shift;
+      if ((byte & 0x80) == 0) {
+        *v = result;
+        return true;
+      }
+    }
+    return false;
+  }
+  template <typename T>
+  bool varintAs(T* v) {
+    uint64_t x;
+    if (!varint(&x)) return false;
+    *v = static_cast<T>(x);
+    return true;
+  }
+  bool bytes(std::string* s) {
+    uint64_t n;
+    if (!varint(&n) || n > data_.size() - pos_) return false;
+    s->assign(data_.data() + pos_, n);
+    pos_ += n;
+    return true;
+  }
+  bool done() const { return pos_ == data_.size(); }
+
+ private:
+  std::string_view data_;
+  size_t pos_ = 0;
+};
+
+uint64_t zigzag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
+int64_t unzigzag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
+
+constexpr size_t kMaxListItems = 1 << 16;
+
+}  // namespace
+
+std::string metaKey(const ObjectKey& key) {
+  std::string out = urlPrefix(key.url);
+  out.append(key.url.scheme).push_back(kSep);
+  out.append(key.variant);
+  return out;
+}
+
+std::string urlPrefix(const CacheKey& url) {
+  std::string out;
+  out.reserve(url.host.size() + url.path.size() + url.query.size() + 8);
+  out.append(url.host).push_back(kSep);
+  out.append(url.path);
+  if (url.has_query) out.append("?").append(url.query);
+  out.push_back(kSep);
+  return out;
+}
+
+std::string hostPrefix(std::string_view host) {
+  std::string out(host);
+  out.push_back(kSep);
+  return out;
+}
+
+std::string prefixPrefix(std::string_view url_id_prefix) {
+  auto slash = url_id_prefix.find('/');
+  if (slash == std::string_view::npos) return hostPrefix(url_id_prefix);
+  std::string out(url_id_prefix.substr(0, slash));
+  out.push_back(kSep);
+  out.append(url_id_prefix.substr(slash));
+  return out;
+}
+
+bool parseMetaKey(std::string_view key, MetaKeyParts* out) {
+  auto a = key.find(kSep);
+  if (a == std::string_view::npos) return false;
+  auto b = key.find(kSep, a + 1);
+  if (b == std::string_view::npos) return false;
+  out->host = key.substr(0, a);
+  out->path_query = key.substr(a + 1, b - a - 1);
+  return true;
+}
+
+std::string encodeBigEndian64(uint64_t v) {
+  std::string out(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    out[static_cast<size_t>(i)] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  return out;
+}
+
+std::string chunkKey(uint64_t object_id, uint32_t index) {
+  std::string out = encodeBigEndian64(object_id);
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((index >> shift) & 0xff));
+  return out;
+}
+
+std::string encodeChunk(std::string_view data) {
+  std::string out;
+  out.reserve(kChunkHeaderBytes + data.size());
+  putFixed32(out, checksum32(data));
+  out.append(data);
+  return out;
+}
+
+Result<std::string_view> decodeChunk(std::string_view stored) {
+  if (stored.size() < kChunkHeaderBytes) return Status::corruption("short body chunk");
+  uint32_t expected;
+  std::memcpy(&expected, stored.data(), 4);
+  std::string_view data = stored.substr(kChunkHeaderBytes);
+  if (checksum32(data) != expected) return Status::corruption("body chunk checksum mismatch");
+  return data;
+}
+
+std::string tagKey(std::string_view tag, std::string_view meta_key) {
+  std::string out = tagPrefix(tag);
+  out.append(meta_key);
+  return out;
+}
+
+std::string tagPrefix(std::string_view tag) {
+  std::string out(tag);
+  out.push_back(kSep);
+  return out;
+}
+
+std::string encodeMeta(const MetaRecord& r) {
+  const EntryMeta& m = r.meta;
+  std::string body;
+  body.reserve(256);
+  putVarint(body, r.object_id);
+  putVarint(body, r.chunk_bytes);
+  putVarint(body, m.body_size);
+  putVarint(body, m.body_hash);
+  putVarint(body, static_cast<uint8_t>(m.kind));
+  putVarint(body, m.status);
+  putVarint(body, zigzag(m.request_time_ms));
+  putVarint(body, zigzag(m.response_time_ms));
+  putVarint(body, zigzag(m.freshness_lifetime_ms));
+  putVarint(body, m.store_seq);
+  putVarint(body, m.stale ? 1 : 0);
+  putBytes(body, m.etag);
+  putBytes(body, m.last_modified);
+  putVarint(body, m.headers.size());
+  for (const auto& h : m.headers) {
+    putBytes(body, h.name);
+    putBytes(body, h.value);
+  }
+  putVarint(body, m.vary_fields.size());
+  for (const auto& f : m.vary_fields) putBytes(body, f);
+  putVarint(body, m.tags.size());
+  for (const auto& t : m.tags) putBytes(body, t);
+
+  std::string out;
+  out.reserve(8 + body.size());
+  putFixed32(out, kMetaMagic);
+  putFixed32(out, checksum32(body));
+  out.append(body);
+  return out;
+}
+
+Result<MetaRecord> decodeMeta(std::string_view data) {
+  if (data.size() < 8) return Status::corruption("short metadata record");
+  uint32_t magic, sum;
+  std::memcpy(&magic, data.data(), 4);
+  std::memcpy(&sum, data.data() + 4, 4);
+  if (magic != kMetaMagic) return Status::corruption("bad metadata magic");
+  std::string_view body = data.substr(8);
+  if (checksum32(body) != sum) return Status::corruption("metadata checksum mismatch");
+
+  MetaRecord r;
+  EntryMeta& m = r.meta;
+  Reader in(body);
+  uint64_t kind, stale, n, req, resp, fresh;
+  bool ok = in.varint(&r.object_id) && in.varintAs(&r.chunk_bytes) && in.varint(&m.body_size) &&
+            in.varint(&m.body_hash) && in.varint(&kind) && in.varintAs(&m.status) &&
+            in.varint(&req) && in.varint(&resp) && in.varint(&fresh) &&
+            in.varint(&m.store_seq) && in.varint(&stale) && in.bytes(&m.etag) &&
+            in.bytes(&m.last_modified) && in.varint(&n) && n <= kMaxListItems;
+  if (!ok || kind > 1) return Status::corruption("malformed metadata record");
+  m.kind = static_cast<EntryKind>(kind);
+  m.request_time_ms = unzigzag(req);
+  m.response_time_ms = unzigzag(resp);
+  m.freshness_lifetime_ms = unzigzag(fresh);
+  m.stale = stale != 0;
+  m.headers.resize(n);
+  for (auto& h : m.headers) {
+    if (!in.bytes(&h.name) || !in.bytes(&h.value)) return Status::corruption("malformed header");
+  }
+  if (!in.varint(&n) || n > kMaxListItems) return Status::corruption("malformed vary list");
+  m.vary_fields.resize(n);
+  for (auto& f : m.vary_fields) {
+    if (!in.bytes(&f)) return Status::corruption("malformed vary list");
+  }
+  if (!in.varint(&n) || n > kMaxListItems) return Status::corruption("malformed tag list");
+  m.tags.resize(n);
+  for (auto& t : m.tags) {
+    if (!in.bytes(&t)) return Status::corruption("malformed tag list");
+  }
+  if (!in.done()) return Status::corruption("trailing bytes in metadata record");
+  if (r.chunk_bytes == 0 && m.body_size != 0) return Status::corruption("zero chunk size");
+  return r;
+}
+
+std::string encodeFixed64(uint64_t v) {
+  std::string out(8, '\0');
+  std::memcpy(out.data(), &v, 8);
+  return out;
+}
+
+bool decodeFixed64(std::string_view data, uint64_t* v) {
+  if (data.size() != 8) return false;
+  std::memcpy(v, data.data(), 8);
+  return true;
+}
+
+std::string markerKey(SelectorKind kind, std::string_view value) {
+  std::string out(kMarkerPrefix);
+  out.push_back(static_cast<char>('0' + static_cast<int>(kind)));
+  out.append(value);
+  return out;
+}
+
+std::string encodeMark(const PurgeMark& mark) {
+  return encodeFixed64(mark.hard_seq) + encodeFixed64(mark.soft_seq);
+}
+
+Result<PurgeMarker> decodeMarker(std::string_view key, std::string_view value) {
+  if (key.size() < kMarkerPrefix.size() + 1 || value.size() != 16) {
+    return Status::corruption("malformed purge marker");
+  }
+  int kind = key[kMarkerPrefix.size()] - '0';
+  if (kind < 0 || kind > static_cast<int>(SelectorKind::kAll)) {
+    return Status::corruption("unknown purge marker kind");
+  }
+  PurgeMarker m;
+  m.kind = static_cast<SelectorKind>(kind);
+  m.value = std::string(key.substr(kMarkerPrefix.size() + 1));
+  decodeFixed64(value.substr(0, 8), &m.mark.hard_seq);
+  decodeFixed64(value.substr(8), &m.mark.soft_seq);
+  return m;
+}
+
+std::string pendingKey(uint64_t object_id) {
+  std::string out(kPendingPrefix);
+  out.append(encodeBigEndian64(object_id));
+  return out;
+}
+
+}  // namespace tern::storage::format

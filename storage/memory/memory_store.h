@@ -1,0 +1,99 @@
+#pragma once
+// MemoryStore: an ObjectStore in RAM. It is the edge's memory tier in front
+// of RocksStore, and the fake store of tests (it passes the same conformance
+// suite).
+//
+// Objects live in shards chosen by URL, each an ordered map under its own
+// mutex, so that all variants of a URL sit together and a hit locks only its
+// shard. Purge markers work as in RocksStore; a lookup consults them only
+// when a purge arrived since the object was last judged (one atomic load on
+// the common path). The background sweep walks every shard once per pass and
+// then retires the markers it covered.
+//
+// Thread-safety: all public methods are thread-safe.
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "storage/eviction.h"
+#include "storage/object_store.h"
+#include "storage/purge_filter.h"
+
+namespace tern::storage {
+
+struct MemoryStoreOptions {
+  uint64_t budget_bytes = 256ULL << 20;
+  uint64_t max_object_bytes = 8ULL << 20;
+  uint32_t chunk_bytes = 64 * 1024;
+  size_t max_variants_per_url = 32;
+  EvictionKind eviction = EvictionKind::kTinyLfu;
+  bool background = true;
+};
+
+class MemoryStore final : public ObjectStore {
+ public:
+  explicit MemoryStore(const MemoryStoreOptions& options = {});
+  ~MemoryStore() override;
+
+  Result<LookupResult> lookup(const ObjectKey& key) override;
+  Result<std::unique_ptr<ObjectWriter>> beginWrite(const ObjectKey& key, EntryMeta meta) override;
+  Status updateMeta(const ObjectKey& key, EntryMeta meta) override;
+  Status removeUrl(const CacheKey& url) override;
+  Status applyPurge(const PurgeSpec& spec) override;
+  uint64_t appliedSeq() const override { return applied_seq_.load(std::memory_order_acquire); }
+  StoreStats stats() const override;
+  void runMaintenanceForTesting() override;
+
+  struct Object;  // defined in the .cc
+
+ private:
+  friend class MemoryObjectWriter;
+  static constexpr size_t kShards = 16;
+  struct Shard {
+    std::mutex mu;
+    std::map<std::string, std::shared_ptr<Object>, std::less<>> objects;  // GUARDED_BY(mu)
+  };
+
+  Shard& shardFor(std::string_view meta_key);
+  Status commit(const std::string& meta_key, std::shared_ptr<Object> object);
+  PurgeVerdict judge(std::string_view meta_key, const EntryMeta& meta) const;
+  // REQUIRES: shard.mu held. Removes the object and forgets it for eviction.
+  void eraseLocked(Shard& shard, std::map<std::string, std::shared_ptr<Object>>::iterator it);
+  void evictToBudget();
+  void sweep();
+  void backgroundLoop();
+
+  MemoryStoreOptions options_;
+  std::array<Shard, kShards> shards_;
+
+  mutable std::shared_mutex filter_mu_;
+  PurgeFilter filter_;  // GUARDED_BY(filter_mu_)
+  std::atomic<uint64_t> filter_version_{1};
+  std::atomic<uint64_t> applied_seq_{0};
+
+  std::mutex policy_mu_;
+  std::unique_ptr<EvictionPolicy> policy_;               // GUARDED_BY(policy_mu_)
+  std::unordered_map<uint64_t, std::string> policy_keys_;  // GUARDED_BY(policy_mu_)
+
+  std::atomic<int64_t> bytes_{0};
+  std::atomic<int64_t> objects_{0};
+  std::atomic<uint64_t> evictions_{0};
+
+  std::mutex sweep_mu_;
+  std::mutex bg_mu_;
+  std::condition_variable bg_cv_;
+  bool bg_stop_ = false;    // GUARDED_BY(bg_mu_)
+  bool bg_wakeup_ = false;  // GUARDED_BY(bg_mu_)
+  std::thread bg_thread_;
+};
+
+}  // namespace tern::storage

@@ -1,0 +1,71 @@
+#include "storage/purge_spec.h"
+
+#include <array>
+
+#include "storage/cache_key.h"
+
+namespace tern::storage {
+namespace {
+
+constexpr std::array<std::string_view, 5> kKindNames = {"url", "prefix", "host", "tag", "all"};
+
+}  // namespace
+
+std::string_view selectorKindName(SelectorKind kind) {
+  return kKindNames[static_cast<size_t>(kind)];
+}
+
+bool parseSelectorKind(std::string_view name, SelectorKind* out) {
+  for (size_t i = 0; i < kKindNames.size(); ++i) {
+    if (kKindNames[i] == name) {
+      *out = static_cast<SelectorKind>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string_view purgeModeName(PurgeMode mode) {
+  return mode == PurgeMode::kHard ? "hard" : "soft";
+}
+
+bool isValidTag(std::string_view tag) {
+  if (tag.empty() || tag.size() > kMaxTagBytes) return false;
+  for (unsigned char c : tag) {
+    if (c <= 0x20 || c == 0x7f) return false;
+  }
+  return true;
+}
+
+Result<PurgeSelector> normalizeSelector(SelectorKind kind, std::string_view value) {
+  if (value.size() > kMaxSelectorBytes) {
+    return Status::invalidArgument("selector longer than " + std::to_string(kMaxSelectorBytes) +
+                                   " bytes");
+  }
+  PurgeSelector sel{kind, {}};
+  switch (kind) {
+    case SelectorKind::kAll:
+      if (!value.empty()) return Status::invalidArgument("selector 'all' takes no value");
+      return sel;
+    case SelectorKind::kTag:
+      if (!isValidTag(value)) return Status::invalidArgument("invalid tag");
+      sel.value = std::string(value);
+      return sel;
+    case SelectorKind::kHost: {
+      TERN_ASSIGN_OR_RETURN(sel.value, normalizeHost(value));
+      return sel;
+    }
+    case SelectorKind::kUrl:
+    case SelectorKind::kPrefix: {
+      if (value.empty()) return Status::invalidArgument("empty url");
+      TERN_ASSIGN_OR_RETURN(CacheKey key, CacheKey::fromUrl(value));
+      sel.value = key.urlId();
+      // A prefix given without a path ("example.com") means the whole host;
+      // "example.com/" is what fromUrl produces for it, which is the same.
+      return sel;
+    }
+  }
+  return Status::invalidArgument("unknown selector kind");
+}
+
+}  // namespace tern::storage

@@ -1,0 +1,834 @@
+#include "storage/rocksdb/rocks_store.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/merge_operator.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <limits>
+
+#include "common/clock.h"
+#include "common/hash.h"
+#include "common/log.h"
+#include "storage/format/codec.h"
+#include "storage/format/format.h"
+
+namespace tern::storage {
+namespace {
+
+namespace fmt = format;
+namespace fs = std::filesystem;
+
+Status fromRocks(const rocksdb::Status& s) {
+  if (s.ok()) return Status::ok();
+  if (s.IsNotFound()) return Status::notFound(s.ToString());
+  if (s.IsCorruption()) return Status::corruption(s.ToString());
+  if (s.IsNoSpace()) return Status::resourceExhausted("disk full: " + s.ToString());
+  return Status::ioError(s.ToString());
+}
+
+// Signed 64-bit counters kept by merge: each operand is a delta.
+class AddOperator final : public rocksdb::AssociativeMergeOperator {
+ public:
+  bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value,
+             std::string* new_value, rocksdb::Logger*) const override {
+    uint64_t a = 0, b = 0;
+    if (existing != nullptr) fmt::decodeFixed64(std::string_view(existing->data(), existing->size()), &a);
+    fmt::decodeFixed64(std::string_view(value.data(), value.size()), &b);
+    *new_value = fmt::encodeFixed64(a + b);  // two's complement: deltas may be negative
+    return true;
+  }
+  const char* Name() const override { return "tern.add64"; }
+};
+
+std::string delta(int64_t d) { return fmt::encodeFixed64(static_cast<uint64_t>(d)); }
+
+rocksdb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
+
+uint64_t objectHash(std::string_view meta_key) { return hash64(meta_key); }
+
+uint64_t chunkCount(uint64_t body_size, uint32_t chunk_bytes) {
+  return chunk_bytes == 0 ? 0 : (body_size + chunk_bytes - 1) / chunk_bytes;
+}
+
+// "host/path?q" from a metadata key.
+std::string urlIdOf(const fmt::MetaKeyParts& parts) {
+  std::string out(parts.host);
+  out.append(parts.path_query);
+  return out;
+}
+
+// Prefix of metadata keys that a marker can match (empty: every key).
+std::string metaRangeOf(const PurgeMarker& m) {
+  switch (m.kind) {
+    case SelectorKind::kHost: return fmt::hostPrefix(m.value);
+    case SelectorKind::kPrefix: return fmt::prefixPrefix(m.value);
+    case SelectorKind::kUrl: {
+      std::string p = fmt::prefixPrefix(m.value);
+      p.push_back(fmt::kSep);
+      return p;
+    }
+    case SelectorKind::kAll:
+    case SelectorKind::kTag: return {};
+  }
+  return {};
+}
+
+}  // namespace
+
+// ---- body reader ----
+
+class RocksBodyReader final : public BodyReader {
+ public:
+  RocksBodyReader(RocksStore* store, std::string meta_key, const fmt::MetaRecord& record)
+      : store_(store),
+        meta_key_(std::move(meta_key)),
+        object_id_(record.object_id),
+        chunks_(chunkCount(record.meta.body_size, record.chunk_bytes)),
+        body_size_(record.meta.body_size),
+        body_hash_(record.meta.body_hash) {}
+
+  Result<std::string_view> next() override {
+    if (index_ >= chunks_) return std::string_view();
+    rocksdb::Status s = store_->db_->Get(rocksdb::ReadOptions(), store_->body_,
+                                         fmt::chunkKey(object_id_, static_cast<uint32_t>(index_)),
+                                         &buf_);
+    if (s.IsNotFound()) {
+      // Replaced or evicted while we read (ids are never reused, so no bytes
+      // of another object can appear here), or lost: the store tells apart.
+      store_->reportCorrupt(meta_key_, object_id_);
+      return Status::unavailable("object removed while reading");
+    }
+    if (!s.ok()) return fromRocks(s);
+    auto data = fmt::decodeChunk(buf_);
+    if (!data.ok()) {
+      store_->reportCorrupt(meta_key_, object_id_);
+      return data.status();
+    }
+    read_ += data->size();
+    hasher_.update(*data);
+    ++index_;
+    if (index_ == chunks_ && (read_ != body_size_ || hasher_.digest() != body_hash_)) {
+      store_->reportCorrupt(meta_key_, object_id_);
+      return Status::corruption("body checksum mismatch");
+    }
+    return *data;
+  }
+
+ private:
+  RocksStore* store_;
+  std::string meta_key_;
+  uint64_t object_id_;
+  uint64_t chunks_;
+  uint64_t body_size_;
+  uint64_t body_hash_;
+  uint64_t index_ = 0;
+  uint64_t read_ = 0;
+  std::string buf_;
+  Hasher64 hasher_;
+};
+
+// ---- writer ----
+
+class RocksObjectWriter final : public ObjectWriter {
+ public:
+  RocksObjectWriter(RocksStore* store, std::string meta_key, EntryMeta meta, uint64_t object_id)
+      : store_(store), meta_key_(std::move(meta_key)), meta_(std::move(meta)), id_(object_id) {}
+  ~RocksObjectWriter() override { abort(); }
+
+  Status append(std::string_view data) override {
+    if (done_) return Status::failedPrecondition("writer finished");
+    size_ += data.size();
+    if (size_ > store_->options_.max_object_bytes) {
+      abort();
+      return Status::resourceExhausted("object larger than max_object_bytes");
+    }
+    hasher_.update(data);
+    const size_t chunk = store_->options_.chunk_bytes;
+    while (!data.empty()) {
+      size_t take = std::min(chunk - pending_.size(), data.size());
+      pending_.append(data.substr(0, take));
+      data.remove_prefix(take);
+      if (pending_.size() == chunk) {
+        rocksdb::WriteBatch batch;
+        if (chunks_ == 0) batch.Put(store_->sys_, fmt::pendingKey(id_), rocksdb::Slice());
+        batch.Put(store_->body_, fmt::chunkKey(id_, chunks_), fmt::encodeChunk(pending_));
+        Status s = fromRocks(store_->db_->Write(rocksdb::WriteOptions(), &batch));
+        if (!s.isOk()) {
+          abort();
+          return s;
+        }
+        ++chunks_;
+        pending_.clear();
+      }
+    }
+    return Status::ok();
+  }
+
+  Status commit() override;
+
+  void abort() override {
+    if (done_) return;
+    done_ = true;
+    if (chunks_ == 0) return;
+    rocksdb::WriteBatch batch;
+    for (uint32_t i = 0; i < chunks_; ++i) batch.Delete(store_->body_, fmt::chunkKey(id_, i));
+    batch.Delete(store_->sys_, fmt::pendingKey(id_));
+    [[maybe_unused]] auto s = store_->db_->Write(rocksdb::WriteOptions(), &batch);
+  }
+
+ private:
+  RocksStore* store_;
+  std::string meta_key_;
+  EntryMeta meta_;
+  uint64_t id_;
+  uint64_t size_ = 0;
+  uint32_t chunks_ = 0;
+  std::string pending_;
+  Hasher64 hasher_;
+  bool done_ = false;
+};
+
+Status RocksObjectWriter::commit() {
+  if (done_) return Status::failedPrecondition("writer finished");
+  RocksStore& st = *store_;
+  rocksdb::WriteBatch batch;
+  if (!pending_.empty()) {
+    batch.Put(st.body_, fmt::chunkKey(id_, chunks_), fmt::encodeChunk(pending_));
+  }
+  if (chunks_ > 0) batch.Delete(st.sys_, fmt::pendingKey(id_));
+  meta_.body_size = size_;
+  meta_.body_hash = hasher_.digest();
+
+  std::lock_guard lock(st.mu_);
+  PurgeVerdict verdict = st.judgeLocked(meta_key_, meta_);
+  if (verdict == PurgeVerdict::kGone) {
+    abort();
+    return Status::failedPrecondition("purged while being fetched");
+  }
+  if (verdict == PurgeVerdict::kStale) meta_.stale = true;
+
+  fmt::MetaRecord record{meta_, id_, st.options_.chunk_bytes};
+  std::string value = fmt::encodeMeta(record);
+
+  // Replace an older version of this object.
+  std::string old;
+  if (st.db_->Get(rocksdb::ReadOptions(), st.meta_, meta_key_, &old).ok()) {
+    st.deleteObjectLocked(&batch, meta_key_, old);
+  }
+  // Cap the variants of one URL: drop the oldest response beyond the cap.
+  if (meta_.kind == EntryKind::kResponse && st.options_.max_variants_per_url > 0) {
+    fmt::MetaKeyParts parts;
+    if (fmt::parseMetaKey(meta_key_, &parts)) {
+      std::string prefix(parts.host);
+      prefix.push_back(fmt::kSep);
+      prefix.append(parts.path_query).push_back(fmt::kSep);
+      std::unique_ptr<rocksdb::Iterator> it(st.db_->NewIterator(rocksdb::ReadOptions(), st.meta_));
+      size_t variants = 0;
+      std::string oldest_key, oldest_value;
+      int64_t oldest_time = std::numeric_limits<int64_t>::max();
+      for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+        if (it->key().ToStringView() == meta_key_) continue;
+        auto rec = fmt::decodeMeta(it->value().ToStringView());
+        if (!rec.ok() || rec->meta.kind != EntryKind::kResponse) continue;
+        ++variants;
+        if (rec->meta.response_time_ms < oldest_time) {
+          oldest_time = rec->meta.response_time_ms;
+          oldest_key = it->key().ToString();
+          oldest_value = it->value().ToString();
+        }
+      }
+      if (variants >= st.options_.max_variants_per_url && !oldest_key.empty()) {
+        st.deleteObjectLocked(&batch, oldest_key, oldest_value);
+      }
+    }
+  }
+
+  batch.Put(st.meta_, meta_key_, value);
+  for (const auto& tag : meta_.tags) {
+    batch.Put(st.tags_, fmt::tagKey(tag, meta_key_), fmt::encodeBigEndian64(id_));
+  }
+  const int64_t bytes = static_cast<int64_t>(size_ + value.size());
+  batch.Merge(st.sys_, fmt::kBytesCounterKey, delta(bytes));
+  batch.Merge(st.sys_, fmt::kObjectsCounterKey, delta(1));
+  Status s = fromRocks(st.db_->Write(rocksdb::WriteOptions(), &batch));
+  if (!s.isOk()) {
+    abort();
+    return s;
+  }
+  done_ = true;
+  st.bytes_ += bytes;
+  st.objects_ += 1;
+  uint64_t h = objectHash(meta_key_);
+  st.index_[h] = {meta_key_, static_cast<uint64_t>(bytes)};
+  st.policy_->insert(h, static_cast<uint64_t>(bytes));
+  st.evictToBudget();
+  return Status::ok();
+}
+
+// ---- store ----
+
+RocksStore::RocksStore(const RocksStoreOptions& options)
+    : options_(options),
+      policy_(makeEvictionPolicy(options.eviction, options.budget_bytes)) {
+  if (options_.chunk_bytes == 0) options_.chunk_bytes = fmt::kDefaultChunkBytes;
+}
+
+RocksStore::~RocksStore() {
+  {
+    std::lock_guard lock(bg_mu_);
+    bg_stop_ = true;
+  }
+  bg_cv_.notify_all();
+  if (bg_thread_.joinable()) bg_thread_.join();
+  if (db_) {
+    for (auto* cf : {meta_, body_, tags_}) {
+      if (cf != nullptr) [[maybe_unused]] auto s = db_->DestroyColumnFamilyHandle(cf);
+    }
+    [[maybe_unused]] auto s = db_->Close();
+  }
+}
+
+Result<std::unique_ptr<RocksStore>> RocksStore::open(const RocksStoreOptions& options) {
+  if (options.path.empty()) return Status::invalidArgument("store path is empty");
+  std::unique_ptr<RocksStore> store(new RocksStore(options));
+  Status s = store->openDb(&store->report_);
+  if (s.isOk()) s = store->load();
+  if (!s.isOk()) {
+    std::string msg = s.message();
+    // Another process holds the store: never move a live store aside.
+    if (msg.find("lock") != std::string::npos || msg.find("Lock") != std::string::npos) {
+      return Status::failedPrecondition("store is in use by another process: " + msg);
+    }
+    store.reset(new RocksStore(options));
+    std::string aside = options.path + ".broken-" + std::to_string(wallNowMs());
+    std::error_code ec;
+    fs::rename(options.path, aside, ec);
+    if (ec) return Status::ioError("cannot move broken store aside: " + ec.message());
+    TERN_LOG(kError, "cache store could not be opened; moved aside and starting empty",
+             {{"path", options.path}, {"moved_to", aside}, {"reason", s.toString()}});
+    store->report_.recreated = true;
+    store->report_.moved_aside_to = aside;
+    store->report_.reason = s.toString();
+    TERN_RETURN_IF_ERROR(store->openDb(&store->report_));
+    TERN_RETURN_IF_ERROR(store->load());
+  }
+  if (options.background) {
+    store->bg_thread_ = std::thread([raw = store.get()] { raw->backgroundLoop(); });
+  } else {
+    store->loadIndex();
+  }
+  return store;
+}
+
+Status RocksStore::openDb(OpenReport*) {
+  std::error_code ec;
+  fs::create_directories(options_.path, ec);
+  if (ec) return Status::ioError("cannot create " + options_.path + ": " + ec.message());
+
+  rocksdb::Options db_opts;
+  db_opts.create_if_missing = true;
+  db_opts.create_missing_column_families = true;
+  db_opts.paranoid_checks = true;
+  db_opts.max_background_jobs = 2;
+  db_opts.keep_log_file_num = 3;
+  db_opts.max_total_wal_size = 256ULL << 20;
+
+  auto cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
+  auto table_for = [&](bool bloom) {
+    rocksdb::BlockBasedTableOptions t;
+    t.block_cache = cache;
+    t.cache_index_and_filter_blocks = true;
+    if (bloom) t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    return rocksdb::NewBlockBasedTableFactory(t);
+  };
+  rocksdb::ColumnFamilyOptions sys_opts;
+  sys_opts.merge_operator = std::make_shared<AddOperator>();
+  rocksdb::ColumnFamilyOptions meta_opts;
+  meta_opts.table_factory.reset(table_for(true));
+  meta_opts.compression = rocksdb::kLZ4Compression;
+  rocksdb::ColumnFamilyOptions body_opts;
+  body_opts.table_factory.reset(table_for(true));
+  body_opts.compression = rocksdb::kNoCompression;  // bodies are mostly compressed already
+  body_opts.write_buffer_size = 64ULL << 20;
+  rocksdb::ColumnFamilyOptions tag_opts;
+  tag_opts.table_factory.reset(table_for(false));
+  tag_opts.compression = rocksdb::kLZ4Compression;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, sys_opts},
+      {std::string(fmt::kMetaFamily), meta_opts},
+      {std::string(fmt::kBodyFamily), body_opts},
+      {std::string(fmt::kTagFamily), tag_opts},
+  };
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_opts, options_.path, families, &handles, &raw);
+  if (!s.ok()) return fromRocks(s);
+  db_.reset(raw);
+  sys_ = handles[0];
+  meta_ = handles[1];
+  body_ = handles[2];
+  tags_ = handles[3];
+  // The default family handle is owned by the DB; keep ours out of the destructor list.
+  db_->DestroyColumnFamilyHandle(sys_).PermitUncheckedError();
+  sys_ = db_->DefaultColumnFamily();
+  return Status::ok();
+}
+
+Status RocksStore::load() {
+  rocksdb::ReadOptions ro;
+  std::string v;
+  uint64_t x = 0;
+
+  rocksdb::Status s = db_->Get(ro, sys_, fmt::kFormatKey, &v);
+  if (s.IsNotFound()) {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    TERN_RETURN_IF_ERROR(fromRocks(db_->Put(wo, sys_, fmt::kFormatKey, fmt::encodeFixed64(fmt::kFormatVersion))));
+  } else if (!s.ok()) {
+    return fromRocks(s);
+  } else if (!fmt::decodeFixed64(v, &x) || x != fmt::kFormatVersion) {
+    return Status::corruption("unsupported store format version");
+  }
+
+  auto readU64 = [&](std::string_view key, uint64_t* out) -> Status {
+    *out = 0;
+    rocksdb::Status rs = db_->Get(ro, sys_, slice(key), &v);
+    if (rs.IsNotFound()) return Status::ok();
+    if (!rs.ok()) return fromRocks(rs);
+    if (!fmt::decodeFixed64(v, out)) return Status::corruption("bad record " + std::string(key));
+    return Status::ok();
+  };
+  uint64_t applied = 0, floor = 0, hwm = 0, bytes = 0, objects = 0;
+  TERN_RETURN_IF_ERROR(readU64(fmt::kAppliedSeqKey, &applied));
+  TERN_RETURN_IF_ERROR(readU64(fmt::kPurgeFloorKey, &floor));
+  TERN_RETURN_IF_ERROR(readU64(fmt::kObjectIdKey, &hwm));
+  TERN_RETURN_IF_ERROR(readU64(fmt::kBytesCounterKey, &bytes));
+  TERN_RETURN_IF_ERROR(readU64(fmt::kObjectsCounterKey, &objects));
+  applied_seq_ = applied;
+  bytes_ = static_cast<int64_t>(bytes);
+  objects_ = static_cast<int64_t>(objects);
+
+  {
+    std::unique_lock lock(filter_mu_);
+    filter_.setFloor(floor);
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, sys_));
+    for (it->Seek(slice(fmt::kMarkerPrefix));
+         it->Valid() && it->key().starts_with(slice(fmt::kMarkerPrefix)); it->Next()) {
+      auto marker = fmt::decodeMarker(it->key().ToStringView(), it->value().ToStringView());
+      if (!marker.ok()) return marker.status();
+      filter_.restore(*marker);
+    }
+    if (!it->status().ok()) return fromRocks(it->status());
+  }
+
+  // Remove chunks of objects that were being written when the process died.
+  rocksdb::WriteBatch cleanup;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, sys_));
+    for (it->Seek(slice(fmt::kPendingPrefix));
+         it->Valid() && it->key().starts_with(slice(fmt::kPendingPrefix)); it->Next()) {
+      std::string_view id_bytes = it->key().ToStringView().substr(fmt::kPendingPrefix.size());
+      if (id_bytes.size() != 8) continue;
+      uint64_t id = 0;
+      for (char c : id_bytes) id = (id << 8) | static_cast<uint8_t>(c);
+      cleanup.DeleteRange(body_, fmt::chunkKey(id, 0), fmt::chunkKey(id + 1, 0));
+      cleanup.Delete(sys_, it->key());
+      ++report_.pending_removed;
+    }
+  }
+
+  // Reserve a new block of object ids; ids of the old block are never reused.
+  next_object_id_ = hwm;
+  object_id_limit_ = hwm + fmt::kObjectIdBlock;
+  cleanup.Put(sys_, fmt::kObjectIdKey, fmt::encodeFixed64(object_id_limit_));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  TERN_RETURN_IF_ERROR(fromRocks(db_->Write(wo, &cleanup)));
+  if (report_.pending_removed > 0) {
+    TERN_LOG(kWarn, "removed half-written objects left by a crash",
+             {{"path", options_.path}, {"count", std::to_string(report_.pending_removed)}});
+  }
+  return Status::ok();
+}
+
+uint64_t RocksStore::allocateObjectId() {
+  if (next_object_id_ >= object_id_limit_) {
+    object_id_limit_ = next_object_id_ + fmt::kObjectIdBlock;
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    auto s = db_->Put(wo, sys_, fmt::kObjectIdKey, fmt::encodeFixed64(object_id_limit_));
+    if (!s.ok()) TERN_LOG(kError, "cannot persist object id block", {{"reason", s.ToString()}});
+  }
+  return next_object_id_++;
+}
+
+PurgeVerdict RocksStore::judgeLocked(const std::string& meta_key, const EntryMeta& meta) const {
+  fmt::MetaKeyParts parts;
+  if (!fmt::parseMetaKey(meta_key, &parts)) return PurgeVerdict::kGone;
+  std::shared_lock lock(filter_mu_);
+  PurgeVerdict v = filter_.check(parts.host, urlIdOf(parts), meta.tags, meta.store_seq);
+  if (v == PurgeVerdict::kValid && meta.store_seq < filter_.floor()) v = PurgeVerdict::kStale;
+  return v;
+}
+
+Result<LookupResult> RocksStore::lookup(const ObjectKey& key) {
+  std::string meta_key = fmt::metaKey(key);
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, meta_key, &value);
+  if (s.IsNotFound()) return Status::notFound();
+  if (!s.ok()) return fromRocks(s);
+  auto record = fmt::decodeMeta(value);
+  if (!record.ok()) {
+    reportCorrupt(meta_key, std::numeric_limits<uint64_t>::max());
+    return record.status();
+  }
+  PurgeVerdict verdict;
+  {
+    fmt::MetaKeyParts parts;
+    fmt::parseMetaKey(meta_key, &parts);
+    std::shared_lock lock(filter_mu_);
+    verdict = filter_.check(parts.host, urlIdOf(parts), record->meta.tags, record->meta.store_seq);
+  }
+  if (verdict == PurgeVerdict::kGone) return Status::notFound("purged");
+  {
+    std::unique_lock lock(mu_, std::try_to_lock);  // a hit never waits for writers
+    if (lock.owns_lock()) policy_->touch(objectHash(meta_key));
+  }
+  LookupResult out;
+  out.must_revalidate = verdict == PurgeVerdict::kStale || record->meta.stale;
+  if (record->meta.kind == EntryKind::kResponse) {
+    out.body = std::make_unique<RocksBodyReader>(this, meta_key, *record);
+  }
+  out.meta = std::move(record->meta);
+  return out;
+}
+
+Result<std::unique_ptr<ObjectWriter>> RocksStore::beginWrite(const ObjectKey& key, EntryMeta meta) {
+  for (const auto& tag : meta.tags) {
+    if (!isValidTag(tag)) return Status::invalidArgument("invalid surrogate key");
+  }
+  if (key.url.host.empty()) return Status::invalidArgument("empty host");
+  uint64_t id;
+  {
+    std::lock_guard lock(mu_);
+    id = allocateObjectId();
+  }
+  return std::unique_ptr<ObjectWriter>(
+      std::make_unique<RocksObjectWriter>(this, fmt::metaKey(key), std::move(meta), id));
+}
+
+Status RocksStore::updateMeta(const ObjectKey& key, EntryMeta meta) {
+  for (const auto& tag : meta.tags) {
+    if (!isValidTag(tag)) return Status::invalidArgument("invalid surrogate key");
+  }
+  std::string meta_key = fmt::metaKey(key);
+  std::lock_guard lock(mu_);
+  std::string old;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, meta_key, &old);
+  if (s.IsNotFound()) return Status::notFound();
+  if (!s.ok()) return fromRocks(s);
+  auto record = fmt::decodeMeta(old);
+  if (!record.ok()) return record.status();
+
+  meta.body_size = record->meta.body_size;
+  meta.body_hash = record->meta.body_hash;
+  meta.kind = record->meta.kind;
+  PurgeVerdict verdict = judgeLocked(meta_key, meta);
+  if (verdict != PurgeVerdict::kValid) meta.stale = true;  // revalidated before a purge landed
+
+  rocksdb::WriteBatch batch;
+  for (const auto& tag : record->meta.tags) batch.Delete(tags_, fmt::tagKey(tag, meta_key));
+  fmt::MetaRecord updated{std::move(meta), record->object_id, record->chunk_bytes};
+  for (const auto& tag : updated.meta.tags) {
+    batch.Put(tags_, fmt::tagKey(tag, meta_key), fmt::encodeBigEndian64(record->object_id));
+  }
+  std::string value = fmt::encodeMeta(updated);
+  batch.Put(meta_, meta_key, value);
+  int64_t d = static_cast<int64_t>(value.size()) - static_cast<int64_t>(old.size());
+  batch.Merge(sys_, fmt::kBytesCounterKey, delta(d));
+  TERN_RETURN_IF_ERROR(fromRocks(db_->Write(rocksdb::WriteOptions(), &batch)));
+  bytes_ += d;
+  return Status::ok();
+}
+
+void RocksStore::deleteObjectLocked(rocksdb::WriteBatch* batch, const std::string& meta_key,
+                                    const std::string& meta_value) {
+  batch->Delete(meta_, meta_key);
+  int64_t bytes = static_cast<int64_t>(meta_value.size());
+  auto record = fmt::decodeMeta(meta_value);
+  if (record.ok()) {
+    uint64_t n = chunkCount(record->meta.body_size, record->chunk_bytes);
+    for (uint64_t i = 0; i < n; ++i) {
+      batch->Delete(body_, fmt::chunkKey(record->object_id, static_cast<uint32_t>(i)));
+    }
+    for (const auto& tag : record->meta.tags) batch->Delete(tags_, fmt::tagKey(tag, meta_key));
+    bytes += static_cast<int64_t>(record->meta.body_size);
+  }
+  batch->Merge(sys_, fmt::kBytesCounterKey, delta(-bytes));
+  batch->Merge(sys_, fmt::kObjectsCounterKey, delta(-1));
+  bytes_ -= bytes;
+  objects_ -= 1;
+  uint64_t h = objectHash(meta_key);
+  index_.erase(h);
+  policy_->remove(h);
+}
+
+void RocksStore::reportCorrupt(const std::string& meta_key, uint64_t object_id) {
+  std::lock_guard lock(mu_);
+  std::string value;
+  if (!db_->Get(rocksdb::ReadOptions(), meta_, meta_key, &value).ok()) return;
+  auto record = fmt::decodeMeta(value);
+  // A reader that lost its chunks because the object was replaced is not
+  // corruption: only remove the object that the reader was reading.
+  if (record.ok() && record->object_id != object_id) return;
+  corrupt_ += 1;
+  TERN_LOG(kError, "corrupt cache object removed", {{"key_hash", std::to_string(hash64(meta_key))}});
+  rocksdb::WriteBatch batch;
+  deleteObjectLocked(&batch, meta_key, value);
+  [[maybe_unused]] auto s = db_->Write(rocksdb::WriteOptions(), &batch);
+}
+
+Status RocksStore::removeUrl(const CacheKey& url) {
+  std::string prefix = fmt::urlPrefix(url);
+  std::lock_guard lock(mu_);
+  rocksdb::WriteBatch batch;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    deleteObjectLocked(&batch, it->key().ToString(), it->value().ToString());
+  }
+  TERN_RETURN_IF_ERROR(fromRocks(it->status()));
+  return fromRocks(db_->Write(rocksdb::WriteOptions(), &batch));
+}
+
+Status RocksStore::applyPurge(const PurgeSpec& spec) { return applyPurges({spec}); }
+
+Status RocksStore::applyPurges(const std::vector<PurgeSpec>& specs) {
+  std::lock_guard serial(purge_mu_);
+  uint64_t applied = appliedSeq();
+  std::vector<const PurgeSpec*> todo;
+  for (const auto& spec : specs) {
+    if (spec.seq == 0) return Status::invalidArgument("purge sequence must be > 0");
+    if (spec.seq <= applied) continue;  // already applied: idempotent
+    for (const auto& sel : spec.selectors) {
+      if (sel.kind == SelectorKind::kTag && !isValidTag(sel.value)) {
+        return Status::invalidArgument("invalid tag selector");
+      }
+    }
+    todo.push_back(&spec);
+    applied = spec.seq;
+  }
+  if (todo.empty()) return Status::ok();
+
+  // Compute the new marker states on a copy, persist them with the applied
+  // sequence in one synced batch, then publish them to lookups.
+  PurgeFilter preview;
+  {
+    std::shared_lock lock(filter_mu_);
+    for (const auto* spec : todo) {
+      for (const auto& sel : spec->selectors) {
+        preview.restore({sel.kind, sel.value, filter_.get(sel.kind, sel.value)});
+      }
+    }
+  }
+  rocksdb::WriteBatch batch;
+  for (const auto* spec : todo) {
+    for (const auto& m : preview.add(*spec)) {
+      batch.Put(sys_, format::markerKey(m.kind, m.value), format::encodeMark(m.mark));
+    }
+  }
+  batch.Put(sys_, fmt::kAppliedSeqKey, fmt::encodeFixed64(applied));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  TERN_RETURN_IF_ERROR(fromRocks(db_->Write(wo, &batch)));
+  {
+    std::unique_lock lock(filter_mu_);
+    for (const auto* spec : todo) filter_.add(*spec);
+    applied_seq_.store(applied, std::memory_order_release);
+  }
+  {
+    std::lock_guard lock(bg_mu_);
+    bg_wakeup_ = true;
+  }
+  bg_cv_.notify_all();
+  return Status::ok();
+}
+
+StoreStats RocksStore::stats() const {
+  StoreStats st;
+  st.objects = static_cast<uint64_t>(std::max<int64_t>(objects_.load(), 0));
+  st.bytes = static_cast<uint64_t>(std::max<int64_t>(bytes_.load(), 0));
+  st.budget_bytes = options_.budget_bytes;
+  st.evictions = evictions_.load();
+  st.corrupt_objects = corrupt_.load();
+  st.applied_seq = appliedSeq();
+  std::shared_lock lock(filter_mu_);
+  st.purge_markers = filter_.size();
+  return st;
+}
+
+void RocksStore::evictToBudget() {
+  if (static_cast<uint64_t>(std::max<int64_t>(bytes_.load(), 0)) <= options_.budget_bytes) return;
+  rocksdb::WriteBatch batch;
+  int rounds = 0;
+  while (static_cast<uint64_t>(std::max<int64_t>(bytes_.load(), 0)) > options_.budget_bytes) {
+    auto victim = policy_->evict();
+    if (!victim) break;
+    auto it = index_.find(*victim);
+    if (it == index_.end()) continue;
+    std::string meta_key = it->second.meta_key;
+    std::string value;
+    if (!db_->Get(rocksdb::ReadOptions(), meta_, meta_key, &value).ok()) {
+      index_.erase(it);  // already gone
+      continue;
+    }
+    deleteObjectLocked(&batch, meta_key, value);
+    evictions_ += 1;
+    if (++rounds % 256 == 0) {
+      [[maybe_unused]] auto s = db_->Write(rocksdb::WriteOptions(), &batch);
+      batch.Clear();
+    }
+  }
+  [[maybe_unused]] auto s = db_->Write(rocksdb::WriteOptions(), &batch);
+}
+
+void RocksStore::waitForIndex() {
+  while (!index_loaded_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+}
+
+void RocksStore::loadIndex() {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
+  std::vector<std::pair<std::string, uint64_t>> pending;
+  auto flush = [&] {
+    std::lock_guard lock(mu_);
+    for (auto& [key, bytes] : pending) {
+      uint64_t h = objectHash(key);
+      if (index_.contains(h)) continue;  // written since we started
+      index_[h] = {std::move(key), bytes};
+      policy_->insert(h, bytes);
+    }
+    pending.clear();
+  };
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    auto record = fmt::decodeMeta(it->value().ToStringView());
+    uint64_t bytes = it->value().size() + (record.ok() ? record->meta.body_size : 0);
+    pending.emplace_back(it->key().ToString(), bytes);
+    if (pending.size() >= 4096) {
+      flush();
+      std::lock_guard lock(bg_mu_);
+      if (bg_stop_) return;
+    }
+  }
+  flush();
+  index_loaded_ = true;
+  std::lock_guard lock(mu_);
+  evictToBudget();
+}
+
+void RocksStore::cleanupMarkers() {
+  std::lock_guard pass(maintenance_mu_);
+  std::vector<PurgeMarker> markers;
+  {
+    std::shared_lock lock(filter_mu_);
+    markers = filter_.markers();
+  }
+  for (const auto& marker : markers) {
+    // Judges the collected metadata keys against the marker and deletes or
+    // flags what it matches.  REQUIRES: mu_ held.
+    std::vector<std::string> keys;
+    auto processLocked = [&] {
+      rocksdb::WriteBatch batch;
+      for (const auto& key : keys) {
+        std::string value;
+        if (!db_->Get(rocksdb::ReadOptions(), meta_, key, &value).ok()) continue;
+        auto record = fmt::decodeMeta(value);
+        if (!record.ok()) continue;
+        if (marker.kind == SelectorKind::kTag &&
+            std::find(record->meta.tags.begin(), record->meta.tags.end(), marker.value) ==
+                record->meta.tags.end()) {
+          continue;
+        }
+        if (marker.kind == SelectorKind::kUrl || marker.kind == SelectorKind::kPrefix) {
+          fmt::MetaKeyParts parts;
+          if (!fmt::parseMetaKey(key, &parts)) continue;
+          std::string url_id = urlIdOf(parts);
+          if (!url_id.starts_with(marker.value)) continue;
+          if (marker.kind == SelectorKind::kUrl && url_id != marker.value) continue;
+        }
+        PurgeVerdict v = judge(marker.mark, record->meta.store_seq);
+        if (v == PurgeVerdict::kGone) {
+          deleteObjectLocked(&batch, key, value);
+        } else if (v == PurgeVerdict::kStale && !record->meta.stale) {
+          record->meta.stale = true;
+          batch.Put(meta_, key, fmt::encodeMeta(*record));  // same size: counters unchanged
+        }
+      }
+      [[maybe_unused]] auto s = db_->Write(rocksdb::WriteOptions(), &batch);
+      keys.clear();
+    };
+
+    const bool by_tag = marker.kind == SelectorKind::kTag;
+    const std::string prefix = by_tag ? fmt::tagPrefix(marker.value) : metaRangeOf(marker);
+    std::unique_ptr<rocksdb::Iterator> it;
+    {
+      // Create the iterator (a consistent view) under mu_: every commit that
+      // was judged before this marker existed has then finished its write
+      // and is in the view; every later commit is judged against the marker.
+      std::lock_guard lock(mu_);
+      it.reset(db_->NewIterator(rocksdb::ReadOptions(), by_tag ? tags_ : meta_));
+    }
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      keys.push_back(by_tag ? std::string(it->key().ToStringView().substr(prefix.size()))
+                            : it->key().ToString());
+      if (keys.size() >= 256) {
+        std::lock_guard lock(mu_);
+        processLocked();
+      }
+      std::lock_guard stop(bg_mu_);
+      if (bg_stop_) return;
+    }
+    if (!it->status().ok()) {
+      TERN_LOG(kWarn, "purge clean-up scan failed", {{"reason", it->status().ToString()}});
+      continue;
+    }
+    std::lock_guard lock(mu_);
+    processLocked();
+    std::unique_lock filter_lock(filter_mu_);
+    if (!filter_.retire(marker)) continue;  // a newer purge reused it; next pass
+    rocksdb::WriteBatch batch;
+    batch.Delete(sys_, fmt::markerKey(marker.kind, marker.value));
+    batch.Put(sys_, fmt::kPurgeFloorKey, fmt::encodeFixed64(filter_.floor()));
+    [[maybe_unused]] auto s = db_->Write(rocksdb::WriteOptions(), &batch);
+  }
+}
+
+void RocksStore::runMaintenanceForTesting() { cleanupMarkers(); }
+
+void RocksStore::backgroundLoop() {
+  loadIndex();
+  while (true) {
+    std::unique_lock lock(bg_mu_);
+    bg_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return bg_stop_ || bg_wakeup_; });
+    if (bg_stop_) return;
+    bg_wakeup_ = false;
+    lock.unlock();
+    cleanupMarkers();
+  }
+}
+
+Status RocksStore::putRawForTesting(std::string_view family, std::string_view key,
+                                    std::string_view value) {
+  rocksdb::ColumnFamilyHandle* cf = family == fmt::kMetaFamily   ? meta_
+                                    : family == fmt::kBodyFamily ? body_
+                                    : family == fmt::kTagFamily  ? tags_
+                                                                 : sys_;
+  return fromRocks(db_->Put(rocksdb::WriteOptions(), cf, slice(key), slice(value)));
+}
+
+}  // namespace tern::storage

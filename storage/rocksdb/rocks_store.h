@@ -1,0 +1,158 @@
+#pragma once
+// RocksStore: the persistent disk tier, an ObjectStore on RocksDB.
+//
+// Layout (see storage/format/FORMAT.md): metadata in family "meta" keyed by
+// host/path/scheme/variant so that URL, prefix and host purges are range
+// scans for the background clean-up; bodies in family "body" as checksummed
+// chunks keyed by a never-reused object id; a tag index in family "tags";
+// applied_seq, purge markers and byte/object counters in the default family.
+// Counters are RocksDB merge operands written in the same batch as the change
+// they count, so they are exact after a crash and need no scan at start-up.
+//
+// Crash safety: an object becomes visible in one atomic batch (metadata, last
+// chunk, tag index, counters). Chunks of an object that was being written
+// when the process died are found through a "pending" record and removed at
+// open. Every chunk and every metadata record carries a checksum; a record
+// that fails it is removed and reported as a miss.
+//
+// Start-up: opening needs no scan. The eviction index is rebuilt by a
+// background thread; until it is loaded the budget is enforced only for new
+// objects.
+//
+// Thread-safety: all public methods are thread-safe. Lookups take no lock
+// shared with writers except a reader lock on the purge markers and a
+// try-lock to record the hit for eviction. Readers and writers must not
+// outlive the store.
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include "storage/eviction.h"
+#include "storage/object_store.h"
+#include "storage/purge_filter.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace tern::storage {
+
+struct RocksStoreOptions {
+  std::string path;                               // folder of the store
+  uint64_t budget_bytes = 1ULL << 30;             // logical bytes kept at most
+  uint64_t max_object_bytes = 64ULL << 20;        // larger objects are not stored
+  uint32_t chunk_bytes = 64 * 1024;
+  size_t max_variants_per_url = 32;
+  EvictionKind eviction = EvictionKind::kTinyLfu;
+  uint64_t block_cache_bytes = 64ULL << 20;
+  // Background thread for clean-up, eviction and index loading. Tests may
+  // turn it off and call runMaintenanceForTesting().
+  bool background = true;
+};
+
+class RocksStore final : public ObjectStore {
+ public:
+  struct OpenReport {
+    bool recreated = false;         // the old store could not be opened
+    std::string moved_aside_to;     // where it was moved
+    std::string reason;
+    uint64_t pending_removed = 0;   // half-written objects removed at open
+  };
+
+  // Opens the store at options.path, creating it if missing. A store that
+  // cannot be opened (corrupt files, unknown format) is moved aside to
+  // "<path>.broken-<unix-ms>" with an error log line and a fresh one is
+  // created; a store locked by another process is an error.
+  static Result<std::unique_ptr<RocksStore>> open(const RocksStoreOptions& options);
+  ~RocksStore() override;
+
+  Result<LookupResult> lookup(const ObjectKey& key) override;
+  Result<std::unique_ptr<ObjectWriter>> beginWrite(const ObjectKey& key, EntryMeta meta) override;
+  Status updateMeta(const ObjectKey& key, EntryMeta meta) override;
+  Status removeUrl(const CacheKey& url) override;
+  Status applyPurge(const PurgeSpec& spec) override;
+  // Applies several purges with one synced write.
+  Status applyPurges(const std::vector<PurgeSpec>& specs);
+  uint64_t appliedSeq() const override { return applied_seq_.load(std::memory_order_acquire); }
+  StoreStats stats() const override;
+  void runMaintenanceForTesting() override;
+
+  const OpenReport& openReport() const { return report_; }
+  bool indexLoaded() const { return index_loaded_.load(); }
+  // Blocks until the background index load finished (tests, benchmarks).
+  void waitForIndex();
+
+  // Writes a raw value into a family ("meta", "body", "tags", "default"),
+  // bypassing every check: for corruption tests only.
+  Status putRawForTesting(std::string_view family, std::string_view key, std::string_view value);
+
+ private:
+  friend class RocksObjectWriter;
+  friend class RocksBodyReader;
+
+  struct IndexEntry {
+    std::string meta_key;
+    uint64_t bytes;
+  };
+
+  explicit RocksStore(const RocksStoreOptions& options);
+  Status openDb(OpenReport* report);
+  Status load();
+  void backgroundLoop();
+  void loadIndex();
+  void cleanupMarkers();
+  void evictToBudget();  // REQUIRES: mu_ held
+
+  // Adds to `batch` the deletion of the object whose metadata is `meta_key`
+  // and updates counters and index.  REQUIRES: mu_ held.
+  void deleteObjectLocked(rocksdb::WriteBatch* batch, const std::string& meta_key,
+                          const std::string& meta_value);
+  void reportCorrupt(const std::string& meta_key, uint64_t object_id);
+  uint64_t allocateObjectId();  // REQUIRES: mu_ held
+  PurgeVerdict judgeLocked(const std::string& meta_key, const EntryMeta& meta) const;
+
+  RocksStoreOptions options_;
+  OpenReport report_;
+  std::unique_ptr<rocksdb::DB> db_;
+  rocksdb::ColumnFamilyHandle* sys_ = nullptr;
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  rocksdb::ColumnFamilyHandle* body_ = nullptr;
+  rocksdb::ColumnFamilyHandle* tags_ = nullptr;
+
+  // Purge markers and the applied sequence.
+  mutable std::shared_mutex filter_mu_;
+  PurgeFilter filter_;                      // GUARDED_BY(filter_mu_)
+  std::mutex purge_mu_;                     // serializes applyPurges
+  std::atomic<uint64_t> applied_seq_{0};
+
+  // Objects: commits, deletions, eviction index.
+  mutable std::mutex mu_;
+  std::unordered_map<uint64_t, IndexEntry> index_;  // GUARDED_BY(mu_)
+  std::unique_ptr<EvictionPolicy> policy_;          // GUARDED_BY(mu_)
+  uint64_t next_object_id_ = 0;                     // GUARDED_BY(mu_)
+  uint64_t object_id_limit_ = 0;                    // GUARDED_BY(mu_)
+
+  std::atomic<int64_t> bytes_{0};
+  std::atomic<int64_t> objects_{0};
+  std::atomic<uint64_t> evictions_{0};
+  std::atomic<uint64_t> corrupt_{0};
+  std::atomic<bool> index_loaded_{false};
+
+  std::mutex bg_mu_;
+  std::condition_variable bg_cv_;
+  bool bg_stop_ = false;      // GUARDED_BY(bg_mu_)
+  bool bg_wakeup_ = false;    // GUARDED_BY(bg_mu_)
+  std::mutex maintenance_mu_; // one clean-up pass at a time
+  std::thread bg_thread_;
+};
+
+}  // namespace tern::storage

@@ -1,0 +1,73 @@
+#include "storage/cache_key.h"
+
+#include <gtest/gtest.h>
+
+namespace tern::storage {
+namespace {
+
+CacheKey req(std::string_view scheme, std::string_view host, std::string_view target) {
+  auto k = CacheKey::fromRequest(scheme, host, target);
+  EXPECT_TRUE(k.ok()) << host << target << ": " << k.status().toString();
+  return k.ok() ? *k : CacheKey{};
+}
+
+TEST(CacheKeyTest, LowercasesSchemeAndHostAndDropsDefaultPort) {
+  CacheKey k = req("http", "Example.COM:80", "/A/b");
+  EXPECT_EQ(k.scheme, "http");
+  EXPECT_EQ(k.host, "example.com");
+  EXPECT_EQ(k.path, "/A/b");  // path is case-sensitive
+  EXPECT_EQ(req("https", "example.com:443", "/").host, "example.com");
+  EXPECT_EQ(req("https", "example.com:8443", "/").host, "example.com:8443");
+  EXPECT_EQ(req("http", "example.com:443", "/").host, "example.com:443");
+}
+
+TEST(CacheKeyTest, NormalizesPercentEncodingAndDotSegments) {
+  EXPECT_EQ(req("http", "h", "/%7Euser/a%2fb").path, "/~user/a%2Fb");
+  EXPECT_EQ(req("http", "h", "/a/./b/../c").path, "/a/c");
+  EXPECT_EQ(req("http", "h", "").path, "/");
+  EXPECT_EQ(req("http", "h", "/a/%2e%2E/b/").path, "/b/");
+  EXPECT_EQ(req("http", "h", "/a/..").path, "/");
+  EXPECT_EQ(req("http", "h", "/../../x").path, "/x");
+  EXPECT_EQ(req("http", "h", "/a//b").path, "/a//b");  // empty segments are meaningful
+}
+
+TEST(CacheKeyTest, KeepsQueryAndTellsEmptyQueryApart) {
+  CacheKey a = req("http", "h", "/p?b=2&a=1");
+  EXPECT_TRUE(a.has_query);
+  EXPECT_EQ(a.query, "b=2&a=1");
+  CacheKey b = req("http", "h", "/p?");
+  EXPECT_TRUE(b.has_query);
+  EXPECT_EQ(b.urlId(), "h/p?");
+  CacheKey c = req("http", "h", "/p");
+  EXPECT_FALSE(c.has_query);
+  EXPECT_EQ(c.urlId(), "h/p");
+  EXPECT_NE(b, c);
+}
+
+TEST(CacheKeyTest, AbsoluteFormWinsOverHost) {
+  CacheKey k = req("http", "ignored.example", "http://Other.Example/x");
+  EXPECT_EQ(k.host, "other.example");
+  EXPECT_EQ(k.toString(), "http://other.example/x");
+}
+
+TEST(CacheKeyTest, RejectsBadInput) {
+  EXPECT_FALSE(CacheKey::fromRequest("http", "", "/").ok());
+  EXPECT_FALSE(CacheKey::fromRequest("http", "a b", "/").ok());
+  EXPECT_FALSE(CacheKey::fromRequest("http", "h/x", "/").ok());
+  EXPECT_FALSE(CacheKey::fromRequest("http", "h", "/a b").ok());
+  EXPECT_FALSE(CacheKey::fromRequest("http", "h", "/#frag").ok());
+  EXPECT_FALSE(CacheKey::fromUrl("ftp://h/x").ok());
+  EXPECT_FALSE(CacheKey::fromUrl("http://user@h/x").ok());
+}
+
+TEST(CacheKeyTest, FromUrlWithoutScheme) {
+  auto k = CacheKey::fromUrl("Example.com/a?b");
+  ASSERT_TRUE(k.ok());
+  EXPECT_EQ(k->urlId(), "example.com/a?b");
+  auto https = CacheKey::fromUrl("https://example.com/a?b");
+  ASSERT_TRUE(https.ok());
+  EXPECT_EQ(https->urlId(), k->urlId());  // the purge unit ignores the scheme
+}
+
+}  // namespace
+}  // namespace tern::storage

@@ -1,0 +1,100 @@
+#include "storage/format/codec.h"
+
+#include <gtest/gtest.h>
+
+#include "storage/format/format.h"
+
+namespace tern::storage::format {
+namespace {
+
+MetaRecord sample() {
+  MetaRecord r;
+  r.object_id = 123456789;
+  r.chunk_bytes = 65536;
+  r.meta.status = 203;
+  r.meta.headers = {{"content-type", "text/html"}, {"etag", "\"v1\""}};
+  r.meta.request_time_ms = 1700000000000;
+  r.meta.response_time_ms = 1700000000042;
+  r.meta.freshness_lifetime_ms = -1;
+  r.meta.etag = "\"v1\"";
+  r.meta.last_modified = "Tue, 15 Nov 1994 12:45:26 GMT";
+  r.meta.vary_fields = {"accept-encoding"};
+  r.meta.tags = {"a", "b", "c"};
+  r.meta.store_seq = 99;
+  r.meta.stale = true;
+  r.meta.body_size = 1 << 20;
+  r.meta.body_hash = 0xdeadbeefcafef00dULL;
+  return r;
+}
+
+TEST(CodecTest, MetaRoundTrips) {
+  MetaRecord r = sample();
+  auto decoded = decodeMeta(encodeMeta(r));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().toString();
+  EXPECT_EQ(decoded->meta, r.meta);
+  EXPECT_EQ(decoded->object_id, r.object_id);
+  EXPECT_EQ(decoded->chunk_bytes, r.chunk_bytes);
+}
+
+TEST(CodecTest, EveryFlippedByteOrTruncationIsDetected) {
+  std::string enc = encodeMeta(sample());
+  for (size_t i = 0; i < enc.size(); ++i) {
+    std::string bad = enc;
+    bad[i] = static_cast<char>(bad[i] ^ 0x5a);
+    EXPECT_FALSE(decodeMeta(bad).ok()) << "byte " << i;
+  }
+  for (size_t n = 0; n < enc.size(); ++n) EXPECT_FALSE(decodeMeta(enc.substr(0, n)).ok());
+  EXPECT_FALSE(decodeMeta(enc + "x").ok());
+}
+
+TEST(CodecTest, ChunkChecksum) {
+  std::string stored = encodeChunk("hello world");
+  auto ok = decodeChunk(stored);
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(*ok, "hello world");
+  stored[6] ^= 1;
+  EXPECT_TRUE(decodeChunk(stored).status().isCorruption());
+  EXPECT_TRUE(decodeChunk("ab").status().isCorruption());
+}
+
+ObjectKey key(std::string host, std::string path, std::string variant = {}) {
+  ObjectKey k;
+  k.url.scheme = "https";
+  k.url.host = std::move(host);
+  k.url.path = std::move(path);
+  k.variant = std::move(variant);
+  return k;
+}
+
+TEST(CodecTest, KeyLayoutGroupsVariantsUrlsAndHosts) {
+  std::string a = metaKey(key("example.com", "/static/a.js", "gzip"));
+  EXPECT_TRUE(a.starts_with(urlPrefix(key("example.com", "/static/a.js").url)));
+  EXPECT_TRUE(a.starts_with(prefixPrefix("example.com/static/")));
+  EXPECT_TRUE(a.starts_with(hostPrefix("example.com")));
+  EXPECT_FALSE(a.starts_with(hostPrefix("example.co")));  // no bleeding into other hosts
+  // A URL is not a prefix-match of a longer URL's variants.
+  EXPECT_FALSE(metaKey(key("example.com", "/static/a.jsx")).starts_with(
+      urlPrefix(key("example.com", "/static/a.js").url)));
+  MetaKeyParts parts;
+  ASSERT_TRUE(parseMetaKey(a, &parts));
+  EXPECT_EQ(parts.host, "example.com");
+  EXPECT_EQ(parts.path_query, "/static/a.js");
+}
+
+TEST(CodecTest, ChunkKeysSortByObjectThenIndex) {
+  EXPECT_LT(chunkKey(1, 0xffffffff), chunkKey(2, 0));
+  EXPECT_LT(chunkKey(1, 9), chunkKey(1, 10));
+}
+
+TEST(CodecTest, MarkersRoundTrip) {
+  PurgeMark mark{12, 34};
+  auto m = decodeMarker(markerKey(SelectorKind::kPrefix, "example.com/x"), encodeMark(mark));
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->kind, SelectorKind::kPrefix);
+  EXPECT_EQ(m->value, "example.com/x");
+  EXPECT_EQ(m->mark, mark);
+  EXPECT_FALSE(decodeMarker("marker/9x", encodeMark(mark)).ok());
+}
+
+}  // namespace
+}  // namespace tern::storage::format
