@@ -17,8 +17,6 @@ void Hasher64::update(std::string_view data) {
   XXH3_64bits_update(static_cast<XXH3_state_t*>(state_), data.data(), data.size());
 }
 
-uint64_t Hasher64::digest() const {
-  return XXH3_64bits_digest(static_cast<XXH3_state_t*>(state_));
-}
+uint64_t Hasher64::digest() const { return XXH3_64bits_digest(static_cast<XXH3_state_t*>(state_)); }
 
 }  // namespace tern

@@ -25,8 +25,8 @@ void write(Level level, std::string_view msg, std::initializer_list<Field> field
 
 }  // namespace tern::log
 
-#define TERN_LOG(lvl, msg, ...)                                       \
-  do {                                                                \
-    if (::tern::log::Level::lvl >= ::tern::log::level())              \
+#define TERN_LOG(lvl, msg, ...)                                                    \
+  do {                                                                             \
+    if (::tern::log::Level::lvl >= ::tern::log::level())                           \
       ::tern::log::write(::tern::log::Level::lvl, msg __VA_OPT__(, ) __VA_ARGS__); \
   } while (0)

@@ -15,7 +15,7 @@ namespace tern {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT
     assert(!status_.isOk());
     if (status_.isOk()) status_ = Status::internal("Result built from OK status");
@@ -42,8 +42,8 @@ class [[nodiscard]] Result {
 #define TERN_CONCAT_INNER(a, b) a##b
 #define TERN_CONCAT(a, b) TERN_CONCAT_INNER(a, b)
 // TERN_ASSIGN_OR_RETURN(auto x, expr): unwraps a Result or returns its Status.
-#define TERN_ASSIGN_OR_RETURN(lhs, expr)                          \
-  auto TERN_CONCAT(tern_result_, __LINE__) = (expr);              \
-  if (!TERN_CONCAT(tern_result_, __LINE__).ok())                  \
-    return TERN_CONCAT(tern_result_, __LINE__).status();          \
+#define TERN_ASSIGN_OR_RETURN(lhs, expr)                 \
+  auto TERN_CONCAT(tern_result_, __LINE__) = (expr);     \
+  if (!TERN_CONCAT(tern_result_, __LINE__).ok())         \
+    return TERN_CONCAT(tern_result_, __LINE__).status(); \
   lhs = std::move(TERN_CONCAT(tern_result_, __LINE__)).value()

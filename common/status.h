@@ -99,8 +99,8 @@ std::string_view errorSourceName(ErrorSource source);
 }  // namespace tern
 
 // Returns early from the enclosing function if `expr` is not OK.
-#define TERN_RETURN_IF_ERROR(expr)            \
-  do {                                        \
-    ::tern::Status tern_status_ = (expr);     \
+#define TERN_RETURN_IF_ERROR(expr)                 \
+  do {                                             \
+    ::tern::Status tern_status_ = (expr);          \
     if (!tern_status_.isOk()) return tern_status_; \
   } while (0)

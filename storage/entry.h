@@ -23,8 +23,8 @@ struct Header {
 };
 
 enum class EntryKind : uint8_t {
-  kResponse = 0,   // a stored response with a body
-  kVaryRecord = 1, // per-URL record naming the request fields in Vary; no body
+  kResponse = 0,    // a stored response with a body
+  kVaryRecord = 1,  // per-URL record naming the request fields in Vary; no body
 };
 
 struct EntryMeta {

@@ -169,8 +169,7 @@ class TinyLfuPolicy final : public EvictionPolicy {
     if (!seg_[kCandidate].order.empty()) {
       // Admission: the oldest candidate against the probation victim.
       uint64_t candidate = seg_[kCandidate].order.back();
-      Segment& main_victims =
-          !seg_[kProbation].order.empty() ? seg_[kProbation] : seg_[kProtected];
+      Segment& main_victims = !seg_[kProbation].order.empty() ? seg_[kProbation] : seg_[kProtected];
       if (main_victims.order.empty()) {
         victim = candidate;
       } else {

@@ -68,7 +68,7 @@ struct LookupResult {
 
 struct StoreStats {
   uint64_t objects = 0;
-  uint64_t bytes = 0;          // logical bytes: bodies plus encoded metadata
+  uint64_t bytes = 0;  // logical bytes: bodies plus encoded metadata
   uint64_t budget_bytes = 0;
   uint64_t evictions = 0;      // since open
   uint64_t purge_markers = 0;  // markers not yet cleaned up

@@ -11,11 +11,16 @@ PurgeVerdict worse(PurgeVerdict a, PurgeVerdict b) { return std::max(a, b); }
 
 PurgeFilter::Map& PurgeFilter::mapFor(SelectorKind kind) {
   switch (kind) {
-    case SelectorKind::kHost: return hosts_;
-    case SelectorKind::kUrl: return urls_;
-    case SelectorKind::kPrefix: return prefixes_;
-    case SelectorKind::kTag: return tags_;
-    case SelectorKind::kAll: break;
+    case SelectorKind::kHost:
+      return hosts_;
+    case SelectorKind::kUrl:
+      return urls_;
+    case SelectorKind::kPrefix:
+      return prefixes_;
+    case SelectorKind::kTag:
+      return tags_;
+    case SelectorKind::kAll:
+      break;
   }
   return hosts_;  // unreachable for kAll; callers handle it
 }
@@ -53,8 +58,7 @@ void PurgeFilter::restore(const PurgeMarker& marker) {
 }
 
 PurgeVerdict PurgeFilter::check(std::string_view host, std::string_view url_id,
-                                const std::vector<std::string>& tags,
-                                uint64_t store_seq) const {
+                                const std::vector<std::string>& tags, uint64_t store_seq) const {
   PurgeVerdict v = judge(all_, store_seq);
   auto probe = [&](const Map& map, std::string_view key) {
     if (map.empty() || v == PurgeVerdict::kGone) return;

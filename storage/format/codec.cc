@@ -67,7 +67,9 @@ class Reader {
   size_t pos_ = 0;
 };
 
-uint64_t zigzag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
+uint64_t zigzag(int64_t v) {
+  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
 int64_t unzigzag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
 
 constexpr size_t kMaxListItems = 1 << 16;
@@ -127,7 +129,8 @@ std::string encodeBigEndian64(uint64_t v) {
 
 std::string chunkKey(uint64_t object_id, uint32_t index) {
   std::string out = encodeBigEndian64(object_id);
-  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((index >> shift) & 0xff));
+  for (int shift = 24; shift >= 0; shift -= 8)
+    out.push_back(static_cast<char>((index >> shift) & 0xff));
   return out;
 }
 
@@ -210,9 +213,9 @@ Result<MetaRecord> decodeMeta(std::string_view data) {
   uint64_t kind, stale, n, req, resp, fresh;
   bool ok = in.varint(&r.object_id) && in.varintAs(&r.chunk_bytes) && in.varint(&m.body_size) &&
             in.varint(&m.body_hash) && in.varint(&kind) && in.varintAs(&m.status) &&
-            in.varint(&req) && in.varint(&resp) && in.varint(&fresh) &&
-            in.varint(&m.store_seq) && in.varint(&stale) && in.bytes(&m.etag) &&
-            in.bytes(&m.last_modified) && in.varint(&n) && n <= kMaxListItems;
+            in.varint(&req) && in.varint(&resp) && in.varint(&fresh) && in.varint(&m.store_seq) &&
+            in.varint(&stale) && in.bytes(&m.etag) && in.bytes(&m.last_modified) && in.varint(&n) &&
+            n <= kMaxListItems;
   if (!ok || kind > 1) return Status::corruption("malformed metadata record");
   m.kind = static_cast<EntryKind>(kind);
   m.request_time_ms = unzigzag(req);

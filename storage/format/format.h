@@ -25,8 +25,8 @@ inline constexpr std::string_view kObjectIdKey = "object_id_hwm";
 inline constexpr std::string_view kBytesCounterKey = "counter/bytes";
 inline constexpr std::string_view kObjectsCounterKey = "counter/objects";
 inline constexpr std::string_view kFormatKey = "format_version";
-inline constexpr std::string_view kMarkerPrefix = "marker/";   // + kind byte + value
-inline constexpr std::string_view kPendingPrefix = "pending/"; // + object id (8 bytes BE)
+inline constexpr std::string_view kMarkerPrefix = "marker/";    // + kind byte + value
+inline constexpr std::string_view kPendingPrefix = "pending/";  // + object id (8 bytes BE)
 
 // Object ids are reserved in blocks so that restarts never reuse one.
 inline constexpr uint64_t kObjectIdBlock = 1 << 20;

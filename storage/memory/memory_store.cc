@@ -13,9 +13,9 @@ namespace fmt = format;
 struct MemoryStore::Object {
   EntryMeta meta;
   std::vector<std::string> chunks;
-  uint64_t bytes = 0;                      // accounted size
-  std::atomic<bool> stale{false};          // set by a soft purge
-  std::atomic<uint64_t> judged_version{0}; // filter version it was last judged at
+  uint64_t bytes = 0;                       // accounted size
+  std::atomic<bool> stale{false};           // set by a soft purge
+  std::atomic<uint64_t> judged_version{0};  // filter version it was last judged at
 };
 
 namespace {
@@ -54,7 +54,9 @@ class MemoryBodyReader final : public BodyReader {
 class MemoryObjectWriter final : public ObjectWriter {
  public:
   MemoryObjectWriter(MemoryStore* store, std::string meta_key, EntryMeta meta)
-      : store_(store), meta_key_(std::move(meta_key)), object_(std::make_shared<MemoryStore::Object>()) {
+      : store_(store),
+        meta_key_(std::move(meta_key)),
+        object_(std::make_shared<MemoryStore::Object>()) {
     object_->meta = std::move(meta);
   }
   Status append(std::string_view data) override {
@@ -153,11 +155,13 @@ Result<LookupResult> MemoryStore::lookup(const ObjectKey& key) {
   out.meta = object->meta;
   out.meta.stale = object->meta.stale || object->stale.load();
   out.must_revalidate = out.meta.stale;
-  if (object->meta.kind == EntryKind::kResponse) out.body = std::make_unique<MemoryBodyReader>(object);
+  if (object->meta.kind == EntryKind::kResponse)
+    out.body = std::make_unique<MemoryBodyReader>(object);
   return out;
 }
 
-Result<std::unique_ptr<ObjectWriter>> MemoryStore::beginWrite(const ObjectKey& key, EntryMeta meta) {
+Result<std::unique_ptr<ObjectWriter>> MemoryStore::beginWrite(const ObjectKey& key,
+                                                              EntryMeta meta) {
   for (const auto& tag : meta.tags) {
     if (!isValidTag(tag)) return Status::invalidArgument("invalid surrogate key");
   }

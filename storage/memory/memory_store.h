@@ -81,7 +81,7 @@ class MemoryStore final : public ObjectStore {
   std::atomic<uint64_t> applied_seq_{0};
 
   std::mutex policy_mu_;
-  std::unique_ptr<EvictionPolicy> policy_;               // GUARDED_BY(policy_mu_)
+  std::unique_ptr<EvictionPolicy> policy_;                 // GUARDED_BY(policy_mu_)
   std::unordered_map<uint64_t, std::string> policy_keys_;  // GUARDED_BY(policy_mu_)
 
   std::atomic<int64_t> bytes_{0};

@@ -38,7 +38,8 @@ class AddOperator final : public rocksdb::AssociativeMergeOperator {
   bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value,
              std::string* new_value, rocksdb::Logger*) const override {
     uint64_t a = 0, b = 0;
-    if (existing != nullptr) fmt::decodeFixed64(std::string_view(existing->data(), existing->size()), &a);
+    if (existing != nullptr)
+      fmt::decodeFixed64(std::string_view(existing->data(), existing->size()), &a);
     fmt::decodeFixed64(std::string_view(value.data(), value.size()), &b);
     *new_value = fmt::encodeFixed64(a + b);  // two's complement: deltas may be negative
     return true;
@@ -66,15 +67,18 @@ std::string urlIdOf(const fmt::MetaKeyParts& parts) {
 // Prefix of metadata keys that a marker can match (empty: every key).
 std::string metaRangeOf(const PurgeMarker& m) {
   switch (m.kind) {
-    case SelectorKind::kHost: return fmt::hostPrefix(m.value);
-    case SelectorKind::kPrefix: return fmt::prefixPrefix(m.value);
+    case SelectorKind::kHost:
+      return fmt::hostPrefix(m.value);
+    case SelectorKind::kPrefix:
+      return fmt::prefixPrefix(m.value);
     case SelectorKind::kUrl: {
       std::string p = fmt::prefixPrefix(m.value);
       p.push_back(fmt::kSep);
       return p;
     }
     case SelectorKind::kAll:
-    case SelectorKind::kTag: return {};
+    case SelectorKind::kTag:
+      return {};
   }
   return {};
 }
@@ -95,9 +99,9 @@ class RocksBodyReader final : public BodyReader {
 
   Result<std::string_view> next() override {
     if (index_ >= chunks_) return std::string_view();
-    rocksdb::Status s = store_->db_->Get(rocksdb::ReadOptions(), store_->body_,
-                                         fmt::chunkKey(object_id_, static_cast<uint32_t>(index_)),
-                                         &buf_);
+    rocksdb::Status s =
+        store_->db_->Get(rocksdb::ReadOptions(), store_->body_,
+                         fmt::chunkKey(object_id_, static_cast<uint32_t>(index_)), &buf_);
     if (s.IsNotFound()) {
       // Replaced or evicted while we read (ids are never reused, so no bytes
       // of another object can appear here), or lost: the store tells apart.
@@ -274,8 +278,7 @@ Status RocksObjectWriter::commit() {
 // ---- store ----
 
 RocksStore::RocksStore(const RocksStoreOptions& options)
-    : options_(options),
-      policy_(makeEvictionPolicy(options.eviction, options.budget_bytes)) {
+    : options_(options), policy_(makeEvictionPolicy(options.eviction, options.budget_bytes)) {
   if (options_.chunk_bytes == 0) options_.chunk_bytes = fmt::kDefaultChunkBytes;
 }
 
@@ -288,7 +291,8 @@ RocksStore::~RocksStore() {
   if (bg_thread_.joinable()) bg_thread_.join();
   if (db_) {
     for (auto* cf : {meta_, body_, tags_}) {
-      if (cf != nullptr) [[maybe_unused]] auto s = db_->DestroyColumnFamilyHandle(cf);
+      if (cf != nullptr) [[maybe_unused]]
+        auto s = db_->DestroyColumnFamilyHandle(cf);
     }
     [[maybe_unused]] auto s = db_->Close();
   }
@@ -390,7 +394,8 @@ Status RocksStore::load() {
   if (s.IsNotFound()) {
     rocksdb::WriteOptions wo;
     wo.sync = true;
-    TERN_RETURN_IF_ERROR(fromRocks(db_->Put(wo, sys_, fmt::kFormatKey, fmt::encodeFixed64(fmt::kFormatVersion))));
+    TERN_RETURN_IF_ERROR(
+        fromRocks(db_->Put(wo, sys_, fmt::kFormatKey, fmt::encodeFixed64(fmt::kFormatVersion))));
   } else if (!s.ok()) {
     return fromRocks(s);
   } else if (!fmt::decodeFixed64(v, &x) || x != fmt::kFormatVersion) {
@@ -589,7 +594,8 @@ void RocksStore::reportCorrupt(const std::string& meta_key, uint64_t object_id) 
   // corruption: only remove the object that the reader was reading.
   if (record.ok() && record->object_id != object_id) return;
   corrupt_ += 1;
-  TERN_LOG(kError, "corrupt cache object removed", {{"key_hash", std::to_string(hash64(meta_key))}});
+  TERN_LOG(kError, "corrupt cache object removed",
+           {{"key_hash", std::to_string(hash64(meta_key))}});
   rocksdb::WriteBatch batch;
   deleteObjectLocked(&batch, meta_key, value);
   [[maybe_unused]] auto s = db_->Write(rocksdb::WriteOptions(), &batch);

@@ -47,9 +47,9 @@ class WriteBatch;
 namespace tern::storage {
 
 struct RocksStoreOptions {
-  std::string path;                               // folder of the store
-  uint64_t budget_bytes = 1ULL << 30;             // logical bytes kept at most
-  uint64_t max_object_bytes = 64ULL << 20;        // larger objects are not stored
+  std::string path;                         // folder of the store
+  uint64_t budget_bytes = 1ULL << 30;       // logical bytes kept at most
+  uint64_t max_object_bytes = 64ULL << 20;  // larger objects are not stored
   uint32_t chunk_bytes = 64 * 1024;
   size_t max_variants_per_url = 32;
   EvictionKind eviction = EvictionKind::kTinyLfu;
@@ -62,10 +62,10 @@ struct RocksStoreOptions {
 class RocksStore final : public ObjectStore {
  public:
   struct OpenReport {
-    bool recreated = false;         // the old store could not be opened
-    std::string moved_aside_to;     // where it was moved
+    bool recreated = false;      // the old store could not be opened
+    std::string moved_aside_to;  // where it was moved
     std::string reason;
-    uint64_t pending_removed = 0;   // half-written objects removed at open
+    uint64_t pending_removed = 0;  // half-written objects removed at open
   };
 
   // Opens the store at options.path, creating it if missing. A store that
@@ -130,8 +130,8 @@ class RocksStore final : public ObjectStore {
 
   // Purge markers and the applied sequence.
   mutable std::shared_mutex filter_mu_;
-  PurgeFilter filter_;                      // GUARDED_BY(filter_mu_)
-  std::mutex purge_mu_;                     // serializes applyPurges
+  PurgeFilter filter_;   // GUARDED_BY(filter_mu_)
+  std::mutex purge_mu_;  // serializes applyPurges
   std::atomic<uint64_t> applied_seq_{0};
 
   // Objects: commits, deletions, eviction index.
@@ -149,9 +149,9 @@ class RocksStore final : public ObjectStore {
 
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;
-  bool bg_stop_ = false;      // GUARDED_BY(bg_mu_)
-  bool bg_wakeup_ = false;    // GUARDED_BY(bg_mu_)
-  std::mutex maintenance_mu_; // one clean-up pass at a time
+  bool bg_stop_ = false;       // GUARDED_BY(bg_mu_)
+  bool bg_wakeup_ = false;     // GUARDED_BY(bg_mu_)
+  std::mutex maintenance_mu_;  // one clean-up pass at a time
   std::thread bg_thread_;
 };
 

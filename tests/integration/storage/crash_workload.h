@@ -19,6 +19,8 @@ inline std::string crashBody(uint64_t key, uint64_t version, size_t size) {
   return out;
 }
 
-inline std::string crashUrl(uint64_t key) { return "http://crash.example/obj/" + std::to_string(key); }
+inline std::string crashUrl(uint64_t key) {
+  return "http://crash.example/obj/" + std::to_string(key);
+}
 
 }  // namespace tern::testing

@@ -3,8 +3,8 @@
 // open, and every object it returns must be whole and exactly the bytes that
 // were written for its version.
 
-#include <signal.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <random>
 #include <thread>
@@ -21,7 +21,8 @@ TEST(StoreCrashTest, KilledWriterNeverLeavesATornOrCorruptObject) {
   tern::testing::TempDir dir;
   const std::string path = dir.sub("store");
   const std::string writer = tern::testing::selfDir() + "/store_crash_writer";
-  const int iterations = std::getenv("TERN_CRASH_ITERATIONS") ? std::atoi(std::getenv("TERN_CRASH_ITERATIONS")) : 25;
+  const int iterations =
+      std::getenv("TERN_CRASH_ITERATIONS") ? std::atoi(std::getenv("TERN_CRASH_ITERATIONS")) : 25;
   std::mt19937 rng(20261123);
   uint64_t last_seq = 0;
   size_t verified = 0, stale = 0;
@@ -50,12 +51,14 @@ TEST(StoreCrashTest, KilledWriterNeverLeavesATornOrCorruptObject) {
       std::string body;
       while (true) {
         auto c = r->body->next();
-        ASSERT_TRUE(c.ok()) << "iteration " << iter << " key " << k << ": " << c.status().toString();
+        ASSERT_TRUE(c.ok()) << "iteration " << iter << " key " << k << ": "
+                            << c.status().toString();
         if (c->empty()) break;
         body.append(*c);
       }
       ASSERT_EQ(body.size(), size);
-      ASSERT_TRUE(body == tern::testing::crashBody(k, version, size)) << "wrong bytes for key " << k;
+      ASSERT_TRUE(body == tern::testing::crashBody(k, version, size))
+          << "wrong bytes for key " << k;
       ++verified;
       if (r->must_revalidate) ++stale;
     }

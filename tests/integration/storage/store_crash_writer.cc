@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
     uint64_t k = rng() % 200;
     uint64_t action = rng() % 100;
     if (action < 5) {
-      PurgeSpec spec{(*store)->appliedSeq() + 1, rng() % 2 ? PurgeMode::kHard : PurgeMode::kSoft,
+      PurgeSpec spec{(*store)->appliedSeq() + 1,
+                     rng() % 2 ? PurgeMode::kHard : PurgeMode::kSoft,
                      {{SelectorKind::kTag, "group" + std::to_string(k % 10)}}};
       (void)(*store)->applyPurge(spec);
       continue;

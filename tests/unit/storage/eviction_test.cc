@@ -75,7 +75,8 @@ double zipfHitRatio(EvictionKind kind, size_t keys, size_t capacity, double s, s
   auto p = makeEvictionPolicy(kind, capacity);
   size_t hits = 0;
   for (size_t r = 0; r < requests; ++r) {
-    uint64_t key = static_cast<uint64_t>(std::lower_bound(cdf.begin(), cdf.end(), u(rng)) - cdf.begin());
+    uint64_t key =
+        static_cast<uint64_t>(std::lower_bound(cdf.begin(), cdf.end(), u(rng)) - cdf.begin());
     // Scramble ranks so that ids carry no order.
     key = key * 0x9e3779b97f4a7c15ULL + 1;
     if (p->contains(key)) {

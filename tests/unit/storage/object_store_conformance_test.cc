@@ -99,7 +99,8 @@ class ObjectStoreConformance : public ::testing::TestWithParam<Impl> {
   // Reads a whole body; "<miss>" on NotFound.
   std::string get(const ObjectKey& k, bool* must_revalidate = nullptr) {
     auto r = store_->lookup(k);
-    if (!r.ok()) return r.status().isNotFound() ? "<miss>" : "<error " + r.status().toString() + ">";
+    if (!r.ok())
+      return r.status().isNotFound() ? "<miss>" : "<error " + r.status().toString() + ">";
     if (must_revalidate) *must_revalidate = r->must_revalidate;
     std::string out;
     if (!r->body) return out;
@@ -184,7 +185,9 @@ TEST_P(ObjectStoreConformance, RefusesObjectsOverMaxSize) {
 
 TEST_P(ObjectStoreConformance, VariantsAreSeparateAndCapped) {
   for (int i = 0; i < 6; ++i) {
-    ASSERT_TRUE(put(key("http://example.com/v", "var" + std::to_string(i)), "body" + std::to_string(i)).isOk());
+    ASSERT_TRUE(
+        put(key("http://example.com/v", "var" + std::to_string(i)), "body" + std::to_string(i))
+            .isOk());
   }
   // Cap is 4: the two oldest variants were dropped.
   EXPECT_EQ(get(key("http://example.com/v", "var0")), "<miss>");
@@ -375,7 +378,8 @@ TEST_P(ObjectStoreConformance, ManyTagsPerObjectAndManySelectorsPerPurge) {
   auto k = key("http://example.com/tagged");
   ASSERT_TRUE(put(k, "T", 0, tags).isOk());
   PurgeSpec spec{1, PurgeMode::kHard, {}};
-  for (int i = 0; i < 1000; ++i) spec.selectors.push_back({SelectorKind::kTag, "other" + std::to_string(i)});
+  for (int i = 0; i < 1000; ++i)
+    spec.selectors.push_back({SelectorKind::kTag, "other" + std::to_string(i)});
   ASSERT_TRUE(store_->applyPurge(spec).isOk());
   EXPECT_EQ(get(k), "T");
   spec.seq = 2;
@@ -451,7 +455,8 @@ TEST_P(ObjectStoreConformance, ConcurrentReadersWritersAndPurges) {
   EXPECT_EQ(bad.load(), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Stores, ObjectStoreConformance, ::testing::Values(memoryImpl(), rocksImpl()),
+INSTANTIATE_TEST_SUITE_P(Stores, ObjectStoreConformance,
+                         ::testing::Values(memoryImpl(), rocksImpl()),
                          [](const auto& p) { return p.param.name; });
 
 }  // namespace

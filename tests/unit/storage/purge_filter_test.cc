@@ -28,7 +28,7 @@ TEST_P(PurgeFilterSelectorTest, MatchesOnlyOlderObjectsOfItsSelector) {
   PurgeFilter f;
   f.add(spec(10, mode, c.kind, c.matching));
   PurgeVerdict hit = mode == PurgeMode::kHard ? PurgeVerdict::kGone : PurgeVerdict::kStale;
-  EXPECT_EQ(check(f, 9), hit);                   // stored before the purge
+  EXPECT_EQ(check(f, 9), hit);                    // stored before the purge
   EXPECT_EQ(check(f, 10), PurgeVerdict::kValid);  // fetched after it was applied
   if (c.kind != SelectorKind::kAll) {
     PurgeFilter g;
@@ -45,8 +45,7 @@ INSTANTIATE_TEST_SUITE_P(
                           Case{SelectorKind::kPrefix, "example.com/static/", "example.com/img/"},
                           Case{SelectorKind::kPrefix, "example.com/", "example.org/"},
                           Case{SelectorKind::kHost, "example.com", "example.org"},
-                          Case{SelectorKind::kTag, "t2", "t3"},
-                          Case{SelectorKind::kAll, "", ""}),
+                          Case{SelectorKind::kTag, "t2", "t3"}, Case{SelectorKind::kAll, "", ""}),
         ::testing::Values(PurgeMode::kHard, PurgeMode::kSoft)));
 
 TEST(PurgeFilterTest, HardWinsOverSoft) {

@@ -73,8 +73,8 @@ TEST(CodecTest, KeyLayoutGroupsVariantsUrlsAndHosts) {
   EXPECT_TRUE(a.starts_with(hostPrefix("example.com")));
   EXPECT_FALSE(a.starts_with(hostPrefix("example.co")));  // no bleeding into other hosts
   // A URL is not a prefix-match of a longer URL's variants.
-  EXPECT_FALSE(metaKey(key("example.com", "/static/a.jsx")).starts_with(
-      urlPrefix(key("example.com", "/static/a.js").url)));
+  EXPECT_FALSE(metaKey(key("example.com", "/static/a.jsx"))
+                   .starts_with(urlPrefix(key("example.com", "/static/a.js").url)));
   MetaKeyParts parts;
   ASSERT_TRUE(parseMetaKey(a, &parts));
   EXPECT_EQ(parts.host, "example.com");

@@ -124,7 +124,9 @@ TEST_F(RocksStoreTest, ValidChunkOfAnotherObjectIsCaughtByBodyHash) {
   auto st = open(opts());
   ASSERT_TRUE(put(*st, key("http://a.example/p"), std::string(150, 'p')).isOk());  // id 0
   // A chunk with a valid checksum but the wrong bytes.
-  ASSERT_TRUE(st->putRawForTesting("body", format::chunkKey(0, 1), format::encodeChunk(std::string(50, 'X'))).isOk());
+  ASSERT_TRUE(st->putRawForTesting("body", format::chunkKey(0, 1),
+                                   format::encodeChunk(std::string(50, 'X')))
+                  .isOk());
   std::string got = get(*st, key("http://a.example/p"));
   EXPECT_NE(got.find("Corruption"), std::string::npos) << got;
 }
@@ -132,7 +134,9 @@ TEST_F(RocksStoreTest, ValidChunkOfAnotherObjectIsCaughtByBodyHash) {
 TEST_F(RocksStoreTest, CorruptMetadataIsAMissAndIsRemoved) {
   auto st = open(opts());
   ASSERT_TRUE(put(*st, key("http://a.example/m"), "m").isOk());
-  ASSERT_TRUE(st->putRawForTesting("meta", format::metaKey(key("http://a.example/m")), "TRN\x01junk").isOk());
+  ASSERT_TRUE(
+      st->putRawForTesting("meta", format::metaKey(key("http://a.example/m")), "TRN\x01junk")
+          .isOk());
   EXPECT_NE(get(*st, key("http://a.example/m")).find("Corruption"), std::string::npos);
   EXPECT_EQ(get(*st, key("http://a.example/m")), "<miss>");
 }
@@ -177,7 +181,8 @@ TEST_F(RocksStoreTest, BrokenStoreIsMovedAsideAndAFreshOneStarts) {
 TEST_F(RocksStoreTest, UnknownFormatVersionIsMovedAside) {
   {
     auto st = open(opts());
-    ASSERT_TRUE(st->putRawForTesting("default", format::kFormatKey, format::encodeFixed64(999)).isOk());
+    ASSERT_TRUE(
+        st->putRawForTesting("default", format::kFormatKey, format::encodeFixed64(999)).isOk());
   }
   ::testing::internal::CaptureStderr();
   auto st = open(opts());
@@ -214,7 +219,8 @@ TEST_F(RocksStoreTest, IndexLoadsInBackgroundAndBudgetHoldsAfterReopen) {
   {
     auto st = open(o);
     for (int i = 0; i < 300; ++i) {
-      ASSERT_TRUE(put(*st, key("http://a.example/" + std::to_string(i)), std::string(3000, 'x')).isOk());
+      ASSERT_TRUE(
+          put(*st, key("http://a.example/" + std::to_string(i)), std::string(3000, 'x')).isOk());
     }
   }
   o.budget_bytes = 300 * 1024;  // shrink: the loader evicts down to the budget

@@ -1,0 +1,180 @@
+// Storage micro-benchmarks (Google Benchmark):
+//   BM_Put/<store>/<bytes>, BM_Get/<store>/<bytes>   object write and read
+//   BM_PurgeApply/<matches>   time to apply one purge that matches N objects
+//                             (1, 1k, 100k, 1M): must stay flat
+//   BM_ReopenFirstHit/<objects>   reopen a store holding N objects and serve
+//                             the first hit
+// Stores live under $TERN_BENCH_DIR (default: a temporary folder).
+
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <map>
+#include <memory>
+
+#include "common/clock.h"
+#include "storage/memory/memory_store.h"
+#include "storage/rocksdb/rocks_store.h"
+#include "tests/support/temp_dir.h"
+
+using namespace tern;
+using namespace tern::storage;
+
+namespace {
+
+tern::testing::TempDir& benchDir() {
+  static tern::testing::TempDir dir;
+  return dir;
+}
+
+ObjectKey keyOf(uint64_t i, std::string_view host = "bench.example") {
+  CacheKey k;
+  k.scheme = "http";
+  k.host = std::string(host);
+  k.path = "/objects/" + std::to_string(i);
+  return {std::move(k), {}};
+}
+
+void put(ObjectStore& st, const ObjectKey& k, const std::string& body,
+         std::vector<std::string> tags = {}) {
+  EntryMeta m;
+  m.headers = {{"content-type", "application/octet-stream"}};
+  m.tags = std::move(tags);
+  m.store_seq = st.appliedSeq();
+  auto w = st.beginWrite(k, m);
+  if (!w.ok() || !(*w)->append(body).isOk() || !(*w)->commit().isOk()) std::abort();
+}
+
+std::unique_ptr<RocksStore> openRocks(const std::string& name, uint64_t budget = 8ULL << 30) {
+  RocksStoreOptions o;
+  o.path = benchDir().sub(name);
+  o.budget_bytes = budget;
+  o.max_object_bytes = 64ULL << 20;
+  auto st = RocksStore::open(o);
+  if (!st.ok()) std::abort();
+  return std::move(*st);
+}
+
+std::unique_ptr<ObjectStore> makeStore(int kind, const std::string& name) {
+  if (kind == 0) {
+    MemoryStoreOptions o;
+    o.budget_bytes = 4ULL << 30;
+    o.max_object_bytes = 64ULL << 20;
+    return std::make_unique<MemoryStore>(o);
+  }
+  return openRocks(name);
+}
+
+void BM_Put(benchmark::State& state) {
+  const int kind = static_cast<int>(state.range(0));
+  const size_t bytes = static_cast<size_t>(state.range(1));
+  auto st = makeStore(kind, "put-" + std::to_string(bytes));
+  std::string body(bytes, 'x');
+  uint64_t i = 0;
+  for (auto _ : state) put(*st, keyOf(i++ % 4096), body);
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
+  state.SetLabel(kind == 0 ? "memory" : "rocksdb");
+}
+
+void BM_Get(benchmark::State& state) {
+  const int kind = static_cast<int>(state.range(0));
+  const size_t bytes = static_cast<size_t>(state.range(1));
+  auto st = makeStore(kind, "get-" + std::to_string(bytes));
+  std::string body(bytes, 'y');
+  const uint64_t n = 256;
+  for (uint64_t i = 0; i < n; ++i) put(*st, keyOf(i), body);
+  uint64_t i = 0;
+  for (auto _ : state) {
+    auto r = st->lookup(keyOf(i++ % n));
+    if (!r.ok()) std::abort();
+    size_t got = 0;
+    while (true) {
+      auto c = r->body->next();
+      if (!c.ok()) std::abort();
+      if (c->empty()) break;
+      got += c->size();
+    }
+    benchmark::DoNotOptimize(got);
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
+  state.SetLabel(kind == 0 ? "memory" : "rocksdb");
+}
+
+// One shared store per match count: N objects tagged "hot", plus the same
+// number under one host prefix.
+RocksStore& purgeStore(int64_t matches) {
+  static std::map<int64_t, std::unique_ptr<RocksStore>> stores;
+  auto& st = stores[matches];
+  if (!st) {
+    st = openRocks("purge-" + std::to_string(matches));
+    std::string body(100, 'p');
+    for (int64_t i = 0; i < matches; ++i)
+      put(*st, keyOf(static_cast<uint64_t>(i), "purge.example"), body, {"hot"});
+    put(*st, keyOf(0, "other.example"), body, {"cold"});
+  }
+  return *st;
+}
+
+void BM_PurgeApply(benchmark::State& state) {
+  RocksStore& st = purgeStore(state.range(0));
+  const SelectorKind kinds[] = {SelectorKind::kTag, SelectorKind::kHost, SelectorKind::kPrefix};
+  const char* values[] = {"hot", "purge.example", "purge.example/objects/"};
+  size_t k = 0;
+  for (auto _ : state) {
+    // Alternate selectors; soft mode keeps the objects so every round
+    // matches all N of them again.
+    size_t i = k++ % 3;
+    PurgeSpec spec{st.appliedSeq() + 1, PurgeMode::kSoft, {{kinds[i], values[i]}}};
+    if (!st.applyPurge(spec).isOk()) std::abort();
+    state.PauseTiming();
+    // Confirm the effect is immediate on a matching object.
+    auto r = st.lookup(keyOf(0, "purge.example"));
+    if (!r.ok() || !r->must_revalidate) std::abort();
+    state.ResumeTiming();
+  }
+  state.counters["matching_objects"] = static_cast<double>(state.range(0));
+}
+
+void BM_ReopenFirstHit(benchmark::State& state) {
+  const int64_t objects = state.range(0);
+  const std::string name = "reopen-" + std::to_string(objects);
+  {
+    auto st = openRocks(name);
+    std::string body(200, 'r');
+    for (int64_t i = 0; i < objects; ++i) put(*st, keyOf(static_cast<uint64_t>(i)), body);
+  }
+  for (auto _ : state) {
+    int64_t t0 = steadyNowUs();
+    auto st = openRocks(name);
+    auto r = st->lookup(keyOf(static_cast<uint64_t>(objects / 2)));
+    if (!r.ok() || !r->body->next().ok()) std::abort();
+    state.SetIterationTime(static_cast<double>(steadyNowUs() - t0) / 1e6);
+    state.PauseTiming();
+    st.reset();  // closing waits for the background index loader to stop
+    state.ResumeTiming();
+  }
+  state.counters["objects"] = static_cast<double>(objects);
+}
+
+}  // namespace
+
+BENCHMARK(BM_Put)
+    ->ArgsProduct({{0, 1}, {1024, 16 * 1024, 256 * 1024, 1024 * 1024}})
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Get)
+    ->ArgsProduct({{0, 1}, {1024, 16 * 1024, 256 * 1024, 1024 * 1024}})
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_PurgeApply)
+    ->Arg(1)
+    ->Arg(1000)
+    ->Arg(100000)
+    ->Arg(1000000)
+    ->Unit(benchmark::kMicrosecond)
+    ->Iterations(300);
+BENCHMARK(BM_ReopenFirstHit)
+    ->Arg(1000000)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3);
+
+BENCHMARK_MAIN();
