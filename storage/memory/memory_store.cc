@@ -197,7 +197,8 @@ Status MemoryStore::commit(const std::string& meta_key, std::shared_ptr<Object> 
 
     auto existing = shard.objects.find(meta_key);
     if (existing != shard.objects.end()) eraseLocked(shard, existing);
-    if (object->meta.kind == EntryKind::kResponse && options_.max_variants_per_url > 0) {
+    if (object->meta.kind == EntryKind::kResponse && options_.max_variants_per_url > 0 &&
+        !meta_key.ends_with(std::string_view("\0", 1))) {
       std::string_view prefix = urlPart(meta_key);
       auto oldest = shard.objects.end();
       size_t variants = 0;

@@ -226,7 +226,9 @@ Status RocksObjectWriter::commit() {
     st.deleteObjectLocked(&batch, meta_key_, old);
   }
   // Cap the variants of one URL: drop the oldest response beyond the cap.
-  if (meta_.kind == EntryKind::kResponse && st.options_.max_variants_per_url > 0) {
+  // Only responses selected by Vary have variant ids; the rest skip the scan.
+  if (meta_.kind == EntryKind::kResponse && st.options_.max_variants_per_url > 0 &&
+      !meta_key_.ends_with(std::string_view("\0", 1))) {
     fmt::MetaKeyParts parts;
     if (fmt::parseMetaKey(meta_key_, &parts)) {
       std::string prefix(parts.host);
@@ -290,6 +292,11 @@ RocksStore::~RocksStore() {
   bg_cv_.notify_all();
   if (bg_thread_.joinable()) bg_thread_.join();
   if (db_) {
+    // Flush memtables so that the next open has no write-ahead log to replay.
+    rocksdb::FlushOptions flush;
+    flush.wait = true;
+    std::vector<rocksdb::ColumnFamilyHandle*> all = {sys_, meta_, body_, tags_};
+    [[maybe_unused]] auto fs = db_->Flush(flush, all);
     for (auto* cf : {meta_, body_, tags_}) {
       if (cf != nullptr) [[maybe_unused]]
         auto s = db_->DestroyColumnFamilyHandle(cf);
@@ -341,7 +348,8 @@ Status RocksStore::openDb(OpenReport*) {
   db_opts.paranoid_checks = true;
   db_opts.max_background_jobs = 2;
   db_opts.keep_log_file_num = 3;
-  db_opts.max_total_wal_size = 256ULL << 20;
+  // Bounds the log replayed after a crash, and so the restart time.
+  db_opts.max_total_wal_size = 64ULL << 20;
 
   auto cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
   auto table_for = [&](bool bloom) {
