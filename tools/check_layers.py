@@ -50,7 +50,8 @@ def main():
             if rule is None:
                 continue
             folder, allowed, forbidden = rule
-            if inc.startswith(PROJECT) and not any(inc.startswith(a) for a in allowed):
+            if inc.startswith(PROJECT) and not inc.startswith(folder) and \
+                    not any(inc.startswith(a) for a in allowed):
                 errors.append(f"{rel}:{n}: {folder} may not include {inc}")
             if any(inc.startswith(f) for f in forbidden):
                 errors.append(f"{rel}:{n}: {folder} may not include {inc}")

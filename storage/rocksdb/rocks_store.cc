@@ -8,6 +8,8 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <sys/statvfs.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <limits>
@@ -159,6 +161,10 @@ class RocksObjectWriter final : public ObjectWriter {
       pending_.append(data.substr(0, take));
       data.remove_prefix(take);
       if (pending_.size() == chunk) {
+        if (Status space = store_->checkDiskSpace(chunk); !space.isOk()) {
+          abort();
+          return space;
+        }
         rocksdb::WriteBatch batch;
         if (chunks_ == 0) batch.Put(store_->sys_, fmt::pendingKey(id_), rocksdb::Slice());
         batch.Put(store_->body_, fmt::chunkKey(id_, chunks_), fmt::encodeChunk(pending_));
@@ -471,6 +477,27 @@ Status RocksStore::load() {
   return Status::ok();
 }
 
+Status RocksStore::checkDiskSpace(uint64_t bytes) {
+  // Re-read the free space at most every 50 ms, and subtract what was
+  // written since, so that a burst cannot overshoot the reserve.
+  int64_t now = steadyNowUs();
+  if (now - disk_checked_us_.load(std::memory_order_relaxed) > 50000) {
+    struct statvfs vfs;
+    if (::statvfs(options_.path.c_str(), &vfs) == 0) {
+      disk_free_bytes_ = static_cast<int64_t>(vfs.f_bavail) * static_cast<int64_t>(vfs.f_frsize);
+      disk_checked_us_ = now;
+    }
+  }
+  int64_t left =
+      disk_free_bytes_.fetch_sub(static_cast<int64_t>(bytes)) - static_cast<int64_t>(bytes);
+  if (left < static_cast<int64_t>(options_.min_free_disk_bytes)) {
+    return Status::resourceExhausted(
+        "disk nearly full: " + std::to_string(std::max<int64_t>(left, 0)) +
+        " bytes free, reserve " + std::to_string(options_.min_free_disk_bytes));
+  }
+  return Status::ok();
+}
+
 uint64_t RocksStore::allocateObjectId() {
   if (next_object_id_ >= object_id_limit_) {
     object_id_limit_ = next_object_id_ + fmt::kObjectIdBlock;
@@ -528,6 +555,7 @@ Result<std::unique_ptr<ObjectWriter>> RocksStore::beginWrite(const ObjectKey& ke
     if (!isValidTag(tag)) return Status::invalidArgument("invalid surrogate key");
   }
   if (key.url.host.empty()) return Status::invalidArgument("empty host");
+  TERN_RETURN_IF_ERROR(checkDiskSpace(4096));
   uint64_t id;
   {
     std::lock_guard lock(mu_);

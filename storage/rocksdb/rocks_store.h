@@ -54,6 +54,10 @@ struct RocksStoreOptions {
   size_t max_variants_per_url = 32;
   EvictionKind eviction = EvictionKind::kTinyLfu;
   uint64_t block_cache_bytes = 64ULL << 20;
+  // Writes are refused (ResourceExhausted) while the file system holding the
+  // store has less free space than this: the store never runs the disk
+  // full, where RocksDB cannot be trusted to fail gracefully.
+  uint64_t min_free_disk_bytes = 64ULL << 20;
   // Background thread for clean-up, eviction and index loading. Tests may
   // turn it off and call runMaintenanceForTesting().
   bool background = true;
@@ -118,6 +122,8 @@ class RocksStore final : public ObjectStore {
                           const std::string& meta_value);
   void reportCorrupt(const std::string& meta_key, uint64_t object_id);
   uint64_t allocateObjectId();  // REQUIRES: mu_ held
+  // OK while the disk has room for `bytes` more above the reserve.
+  Status checkDiskSpace(uint64_t bytes);
   PurgeVerdict judgeLocked(const std::string& meta_key, const EntryMeta& meta) const;
 
   RocksStoreOptions options_;
@@ -146,6 +152,8 @@ class RocksStore final : public ObjectStore {
   std::atomic<uint64_t> evictions_{0};
   std::atomic<uint64_t> corrupt_{0};
   std::atomic<bool> index_loaded_{false};
+  std::atomic<int64_t> disk_free_bytes_{0};  // last statvfs reading
+  std::atomic<int64_t> disk_checked_us_{0};  // when it was taken
 
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;

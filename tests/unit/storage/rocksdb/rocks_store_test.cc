@@ -5,8 +5,13 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
 #include <filesystem>
+
+#include <cstdlib>
 #include <fstream>
+#include <thread>
 
 #include "storage/format/codec.h"
 #include "storage/format/format.h"
@@ -142,15 +147,21 @@ TEST_F(RocksStoreTest, CorruptMetadataIsAMissAndIsRemoved) {
 }
 
 TEST_F(RocksStoreTest, HalfWrittenObjectIsRemovedAtOpen) {
-  {
-    auto st = open(opts());
+  // A child process writes three chunks of an object and dies without
+  // committing or aborting, as a crash would leave it.
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto st = RocksStore::open(opts());
+    if (!st.ok()) _exit(1);
     EntryMeta m;
-    auto w = st->beginWrite(key("http://a.example/half"), m);
-    ASSERT_TRUE(w.ok());
-    ASSERT_TRUE((*w)->append(std::string(350, 'h')).isOk());  // 3 chunks on disk
-    // Simulate a crash: leak the writer so that it never aborts.
-    (void)w->release();
+    auto w = (*st)->beginWrite(key("http://a.example/half"), m);
+    if (!w.ok() || !(*w)->append(std::string(350, 'h')).isOk()) _exit(1);
+    _exit(0);
   }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   auto st = open(opts());
   EXPECT_EQ(st->openReport().pending_removed, 1u);
   EXPECT_EQ(get(*st, key("http://a.example/half")), "<miss>");
@@ -232,6 +243,66 @@ TEST_F(RocksStoreTest, IndexLoadsInBackgroundAndBudgetHoldsAfterReopen) {
   }
   EXPECT_LE(st->stats().bytes, o.budget_bytes);
   EXPECT_GT(st->stats().bytes, o.budget_bytes * 9 / 10);
+}
+
+}  // namespace
+}  // namespace tern::storage
+
+namespace tern::storage {
+namespace {
+
+// A full disk: writes fail with a clear error, nothing crashes, and objects
+// already stored keep being served. Needs root to mount a small tmpfs.
+TEST(RocksStoreDiskFullTest, WritesFailCleanlyAndReadsGoOn) {
+  testing::TempDir dir;
+  const std::string mnt = dir.sub("small");
+  fs::create_directories(mnt);
+  if (geteuid() != 0 ||
+      std::system(("mount -t tmpfs -o size=24m tmpfs " + mnt + " 2>/dev/null").c_str()) != 0) {
+    GTEST_SKIP() << "needs root to mount a small tmpfs";
+  }
+  struct Unmount {
+    std::string path;
+    ~Unmount() { [[maybe_unused]] int r = std::system(("umount -l " + path).c_str()); }
+  } unmount{mnt};
+  Status last;
+  {
+    RocksStoreOptions o;
+    o.path = mnt + "/store";
+    o.background = false;
+    o.budget_bytes = 1ULL << 30;  // larger than the disk
+    o.min_free_disk_bytes = 4ULL << 20;
+    auto st = RocksStore::open(o);
+    ASSERT_TRUE(st.ok()) << st.status().toString();
+    const std::string body(256 * 1024, 'f');
+    int stored = 0;
+    for (int i = 0; i < 400; ++i) {
+      EntryMeta m;
+      auto w = (*st)->beginWrite(key("http://full.example/" + std::to_string(i)), m);
+      if (!w.ok()) {
+        last = w.status();
+        break;
+      }
+      last = (*w)->append(body);
+      if (last.isOk()) last = (*w)->commit();
+      if (!last.isOk()) break;
+      ++stored;
+    }
+    ASSERT_FALSE(last.isOk()) << "the disk never filled up";
+    EXPECT_EQ(last.code(), StatusCode::kResourceExhausted) << last.toString();
+    EXPECT_NE(last.message().find("disk nearly full"), std::string::npos);
+    ASSERT_GT(stored, 0);
+    auto r = (*st)->lookup(key("http://full.example/0"));
+    ASSERT_TRUE(r.ok()) << r.status().toString();
+    size_t n = 0;
+    while (true) {
+      auto c = r->body->next();
+      ASSERT_TRUE(c.ok()) << c.status().toString();
+      if (c->empty()) break;
+      n += c->size();
+    }
+    EXPECT_EQ(n, body.size());
+  }
 }
 
 }  // namespace

@@ -1,0 +1,126 @@
+#include "edge/http/cache_control.h"
+
+#include <charconv>
+
+namespace tern::edge::http {
+namespace {
+
+// Parses delta-seconds; quoted values are accepted (RFC 9111 section 5.2:
+// senders should not quote, recipients should accept).
+std::optional<int64_t> parseDelta(std::string_view v) {
+  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+  if (v.empty()) return std::nullopt;
+  int64_t out = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return std::nullopt;
+    if (out < kMaxDeltaSeconds) out = out * 10 + (c - '0');
+  }
+  return std::min(out, kMaxDeltaSeconds);
+}
+
+std::vector<std::string> parseFieldNames(std::string_view v) {
+  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+  std::vector<std::string> out;
+  for (auto item : splitList(v)) out.push_back(toLower(item));
+  return out;
+}
+
+void setDelta(std::optional<int64_t>& slot, std::string_view arg, bool has_arg, bool& invalid) {
+  auto d = has_arg ? parseDelta(arg) : std::nullopt;
+  if (!d) {
+    invalid = true;
+    return;
+  }
+  if (slot && *slot != *d) invalid = true;  // conflicting duplicates
+  if (!slot) slot = d;
+}
+
+}  // namespace
+
+CacheControl parseCacheControl(std::string_view value) {
+  CacheControl cc;
+  for (auto item : splitList(value)) {
+    std::string_view name = item, arg;
+    bool has_arg = false;
+    if (auto eq = item.find('='); eq != std::string_view::npos) {
+      name = trim(item.substr(0, eq));
+      arg = trim(item.substr(eq + 1));
+      has_arg = true;
+    }
+    cc.present = true;
+    std::string n = toLower(name);
+    if (n == "max-age") {
+      setDelta(cc.max_age, arg, has_arg, cc.invalid);
+    } else if (n == "s-maxage") {
+      setDelta(cc.s_maxage, arg, has_arg, cc.invalid);
+    } else if (n == "min-fresh") {
+      bool ignored = false;
+      setDelta(cc.min_fresh, arg, has_arg, ignored);
+    } else if (n == "max-stale") {
+      cc.max_stale = true;
+      if (has_arg) cc.max_stale_limit = parseDelta(arg).value_or(0);
+    } else if (n == "stale-while-revalidate") {
+      bool ignored = false;
+      setDelta(cc.stale_while_revalidate, arg, has_arg, ignored);
+    } else if (n == "stale-if-error") {
+      bool ignored = false;
+      setDelta(cc.stale_if_error, arg, has_arg, ignored);
+    } else if (n == "no-store") {
+      cc.no_store = true;
+    } else if (n == "no-cache") {
+      if (has_arg) {
+        auto f = parseFieldNames(arg);
+        cc.no_cache_fields.insert(cc.no_cache_fields.end(), f.begin(), f.end());
+        if (f.empty()) cc.no_cache = true;
+      } else {
+        cc.no_cache = true;
+      }
+    } else if (n == "private") {
+      if (has_arg) {
+        auto f = parseFieldNames(arg);
+        cc.private_fields.insert(cc.private_fields.end(), f.begin(), f.end());
+        if (f.empty()) cc.is_private = true;
+      } else {
+        cc.is_private = true;
+      }
+    } else if (n == "public") {
+      cc.is_public = true;
+    } else if (n == "must-revalidate") {
+      cc.must_revalidate = true;
+    } else if (n == "proxy-revalidate") {
+      cc.proxy_revalidate = true;
+    } else if (n == "only-if-cached") {
+      cc.only_if_cached = true;
+    } else if (n == "immutable") {
+      cc.immutable = true;
+    } else if (n == "no-transform") {
+      cc.no_transform = true;
+    } else if (n == "must-understand") {
+      cc.must_understand = true;
+    }
+    // Unknown extension directives are ignored (section 5.2.3).
+  }
+  return cc;
+}
+
+CacheControl effectiveResponseCacheControl(const Fields& response_headers) {
+  if (hasField(response_headers, "cdn-cache-control")) {
+    CacheControl cdn = parseCacheControl(combinedField(response_headers, "cdn-cache-control"));
+    // RFC 9213 section 2.1: an invalid targeted field is ignored.
+    if (cdn.present && !cdn.invalid) return cdn;
+  }
+  return parseCacheControl(combinedField(response_headers, "cache-control"));
+}
+
+CacheControl requestCacheControl(const Fields& request_headers) {
+  CacheControl cc = parseCacheControl(combinedField(request_headers, "cache-control"));
+  if (!cc.present) {
+    const std::string pragma = combinedField(request_headers, "pragma");
+    for (auto item : splitList(pragma)) {
+      if (iequals(item, "no-cache")) cc.no_cache = true;
+    }
+  }
+  return cc;
+}
+
+}  // namespace tern::edge::http

@@ -1,0 +1,158 @@
+#include "edge/http/freshness.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include "edge/http/date.h"
+
+namespace tern::edge::http {
+namespace {
+
+std::optional<int64_t> dateField(const Fields& h, std::string_view name) {
+  // Multiple lines for a singleton date field are invalid (section 4.2.1).
+  if (countField(h, name) != 1) return std::nullopt;
+  return parseHttpDate(trim(*findField(h, name)));
+}
+
+}  // namespace
+
+bool isHeuristicallyCacheable(int status) {
+  switch (status) {
+    case 200:
+    case 203:
+    case 204:
+    case 206:
+    case 300:
+    case 301:
+    case 308:
+    case 404:
+    case 405:
+    case 410:
+    case 414:
+    case 501:
+      return true;
+    default:
+      return false;
+  }
+}
+
+StoreDecision decideStore(std::string_view method, const Fields& request_headers, int status,
+                          const Fields& response_headers) {
+  if (method != "GET") return {false, "method"};
+  if (status < 200 || status == 206 || status == 304) return {false, "status"};
+  CacheControl req = requestCacheControl(request_headers);
+  if (req.no_store) return {false, "request no-store"};
+  CacheControl cc = effectiveResponseCacheControl(response_headers);
+  if (cc.no_store) return {false, "no-store"};
+  if (cc.is_private) return {false, "private"};
+  const std::string vary = combinedField(response_headers, "vary");
+  for (auto v : splitList(vary)) {
+    if (v == "*") return {false, "vary *"};
+  }
+  // Section 3.5: a request with Authorization only with explicit permission.
+  if (hasField(request_headers, "authorization") &&
+      !(cc.is_public || cc.s_maxage || cc.must_revalidate)) {
+    return {false, "authorization"};
+  }
+  // Set-Cookie makes a response personal unless the origin explicitly
+  // allows shared caching (the stored copy then drops Set-Cookie).
+  if (hasField(response_headers, "set-cookie") && !(cc.is_public || cc.s_maxage)) {
+    return {false, "set-cookie"};
+  }
+  if (cc.is_public || cc.max_age || cc.s_maxage || hasField(response_headers, "expires") ||
+      isHeuristicallyCacheable(status)) {
+    return {true, {}};
+  }
+  return {false, "no freshness information"};
+}
+
+int64_t freshnessLifetimeMs(int status, const Fields& h, int64_t response_time_ms,
+                            const CachePolicy& policy) {
+  CacheControl cc = effectiveResponseCacheControl(h);
+  if (cc.invalid) return 0;
+  if (cc.s_maxage) return *cc.s_maxage * 1000;
+  if (cc.max_age) return *cc.max_age * 1000;
+  if (hasField(h, "expires")) {
+    auto expires = dateField(h, "expires");
+    if (!expires) return 0;  // invalid Expires means already expired
+    int64_t date = dateField(h, "date").value_or(response_time_ms);
+    return std::max<int64_t>(0, *expires - date);
+  }
+  if (cc.is_public || isHeuristicallyCacheable(status)) {
+    if (auto lm = dateField(h, "last-modified")) {
+      int64_t date = dateField(h, "date").value_or(response_time_ms);
+      if (*lm < date) {
+        return std::min(policy.heuristic_max_ms, (date - *lm) * policy.heuristic_percent / 100);
+      }
+    }
+  }
+  return 0;
+}
+
+int64_t currentAgeMs(const Fields& h, int64_t request_time_ms, int64_t response_time_ms,
+                     int64_t now_ms) {
+  int64_t date = dateField(h, "date").value_or(response_time_ms);
+  int64_t age_value = 0;
+  if (auto age = findField(h, "age")) {
+    auto v = trim(*age);
+    int64_t secs = 0;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), secs);
+    if (ec == std::errc() && p == v.data() + v.size() && secs >= 0) {
+      age_value = std::min(secs, kMaxDeltaSeconds) * 1000;
+    }
+  }
+  int64_t apparent_age = std::max<int64_t>(0, response_time_ms - date);
+  int64_t response_delay = std::max<int64_t>(0, response_time_ms - request_time_ms);
+  int64_t corrected_age_value = age_value + response_delay;
+  int64_t corrected_initial_age = std::max(apparent_age, corrected_age_value);
+  int64_t resident_time = std::max<int64_t>(0, now_ms - response_time_ms);
+  return corrected_initial_age + resident_time;
+}
+
+ReuseDecision decideReuse(const Fields& request_headers, int status, const Fields& h,
+                          int64_t request_time_ms, int64_t response_time_ms, int64_t now_ms,
+                          bool force_revalidate, const CachePolicy& policy) {
+  ReuseDecision d;
+  CacheControl cc = effectiveResponseCacheControl(h);
+  CacheControl req = requestCacheControl(request_headers);
+  int64_t lifetime = freshnessLifetimeMs(status, h, response_time_ms, policy);
+  d.age_ms = currentAgeMs(h, request_time_ms, response_time_ms, now_ms);
+  d.ttl_ms = lifetime - d.age_ms;
+  // s-maxage implies proxy-revalidate for shared caches (section 5.2.2.10).
+  const bool no_stale = cc.must_revalidate || cc.proxy_revalidate || cc.s_maxage.has_value();
+  if (!no_stale && cc.stale_if_error) d.stale_if_error_ms = *cc.stale_if_error * 1000;
+  if (!no_stale && req.stale_if_error)
+    d.stale_if_error_ms = std::max(d.stale_if_error_ms, *req.stale_if_error * 1000);
+
+  if (force_revalidate || cc.no_cache || req.no_cache) {
+    d.reuse = Reuse::kRevalidate;
+    return d;
+  }
+  bool fresh = d.ttl_ms > 0;
+  // Request max-age / min-fresh narrow what counts as fresh (5.2.1.1, 5.2.1.3).
+  if (req.max_age && d.age_ms > *req.max_age * 1000) fresh = false;
+  if (req.min_fresh && d.ttl_ms < *req.min_fresh * 1000) fresh = false;
+  if (fresh) {
+    d.reuse = Reuse::kFresh;
+    return d;
+  }
+  if (no_stale) {
+    d.reuse = Reuse::kRevalidate;
+    return d;
+  }
+  int64_t staleness = -d.ttl_ms;
+  if (req.max_stale && d.ttl_ms <= 0 &&
+      (!req.max_stale_limit || staleness <= *req.max_stale_limit * 1000)) {
+    d.reuse = Reuse::kStaleAllowed;
+    return d;
+  }
+  if (cc.stale_while_revalidate && d.ttl_ms <= 0 &&
+      staleness <= *cc.stale_while_revalidate * 1000 && !req.max_age && !req.min_fresh) {
+    d.reuse = Reuse::kStaleWhileRevalidate;
+    return d;
+  }
+  d.reuse = Reuse::kRevalidate;
+  return d;
+}
+
+}  // namespace tern::edge::http

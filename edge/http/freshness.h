@@ -1,0 +1,64 @@
+#pragma once
+// Storing and reusing responses in a shared cache (RFC 9111 sections 3 and 4,
+// RFC 5861, RFC 9213). Pure functions: time is passed in, in milliseconds
+// since the Unix epoch.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "edge/http/cache_control.h"
+#include "edge/http/fields.h"
+
+namespace tern::edge::http {
+
+struct CachePolicy {
+  // Heuristic freshness (section 4.2.2): this share of the time since
+  // Last-Modified, at most heuristic_max_ms.
+  int64_t heuristic_percent = 10;
+  int64_t heuristic_max_ms = 24LL * 3600 * 1000;
+};
+
+struct StoreDecision {
+  bool store = false;
+  std::string reason;  // why not, for Cache-Status detail and logs
+};
+
+// Section 3: may a shared cache store this response to this request?
+StoreDecision decideStore(std::string_view method, const Fields& request_headers, int status,
+                          const Fields& response_headers);
+
+// Status codes that are heuristically cacheable (RFC 9110 section 15.1).
+bool isHeuristicallyCacheable(int status);
+
+// Section 4.2.1: freshness lifetime of a response, in ms (0 if none).
+int64_t freshnessLifetimeMs(int status, const Fields& response_headers, int64_t response_time_ms,
+                            const CachePolicy& policy = {});
+
+// Section 4.2.3: current age in ms.
+int64_t currentAgeMs(const Fields& response_headers, int64_t request_time_ms,
+                     int64_t response_time_ms, int64_t now_ms);
+
+enum class Reuse {
+  kFresh,                 // serve from cache
+  kStaleAllowed,          // stale, but the request's max-stale allows it
+  kStaleWhileRevalidate,  // serve stale now, refresh in the background (RFC 5861)
+  kRevalidate,            // must be validated with the origin first
+};
+
+struct ReuseDecision {
+  Reuse reuse = Reuse::kRevalidate;
+  int64_t age_ms = 0;
+  int64_t ttl_ms = 0;  // freshness lifetime minus age; negative when stale
+  // How long past expiry a stored response may still be served if the
+  // origin fails (stale-if-error), in ms; 0 if never.
+  int64_t stale_if_error_ms = 0;
+};
+
+// Section 4: can a stored response be reused for this request?
+// `force_revalidate` is set for soft-purged entries and fenced edges.
+ReuseDecision decideReuse(const Fields& request_headers, int status, const Fields& response_headers,
+                          int64_t request_time_ms, int64_t response_time_ms, int64_t now_ms,
+                          bool force_revalidate, const CachePolicy& policy = {});
+
+}  // namespace tern::edge::http
