@@ -1,0 +1,140 @@
+#include "edge/cache/body_source.h"
+
+namespace tern::edge::cache {
+namespace {
+
+class StringSource final : public BodySource {
+ public:
+  explicit StringSource(std::string body) : body_(std::move(body)) {}
+  void next(std::function<void(Result<std::string_view>)> done) override {
+    if (sent_) return done(std::string_view());
+    sent_ = true;
+    done(std::string_view(body_));
+  }
+
+ private:
+  std::string body_;
+  bool sent_ = false;
+};
+
+class StoredSource final : public BodySource {
+ public:
+  StoredSource(std::unique_ptr<storage::BodyReader> reader, bool blocking, Executor loop, Executor pool)
+      : state_(std::make_shared<State>()), blocking_(blocking), loop_(std::move(loop)), pool_(std::move(pool)) {
+    state_->reader = std::move(reader);
+  }
+  void next(std::function<void(Result<std::string_view>)> done) override {
+    if (!blocking_) return done(state_->reader->next());
+    // The reader and its buffer live in shared state that outlives this
+    // object while a read is on the pool.
+    auto state = state_;
+    Executor loop = loop_;
+    pool_([state, loop, done = std::move(done)]() mutable {
+      auto r = state->reader->next();
+      if (r.ok()) {
+        state->buffer.assign(r->data(), r->size());
+        loop([state, done = std::move(done)] { done(std::string_view(state->buffer)); });
+      } else {
+        loop([status = r.status(), done = std::move(done)] { done(status); });
+      }
+    });
+  }
+
+ private:
+  struct State {
+    std::unique_ptr<storage::BodyReader> reader;
+    std::string buffer;
+  };
+  std::shared_ptr<State> state_;
+  bool blocking_;
+  Executor loop_, pool_;
+};
+
+class InflightSource final : public BodySource {
+ public:
+  InflightSource(std::shared_ptr<Inflight> inflight, Executor loop)
+      : shared_(std::make_shared<Shared>()), loop_(std::move(loop)) {
+    shared_->inflight = std::move(inflight);
+    std::weak_ptr<Shared> weak = shared_;
+    shared_->inflight->subscribe(loop_, [weak] {
+      if (auto s = weak.lock()) s->poke();
+    });
+  }
+  void next(std::function<void(Result<std::string_view>)> done) override {
+    shared_->pending = std::move(done);
+    shared_->poke();
+  }
+
+ private:
+  struct Shared {
+    std::shared_ptr<Inflight> inflight;
+    std::function<void(Result<std::string_view>)> pending;
+    std::shared_ptr<const std::string> current;
+    size_t index = 0;
+    void poke() {
+      if (!pending) return;
+      if (auto c = inflight->chunk(index)) {
+        ++index;
+        current = c;
+        auto cb = std::move(pending);
+        pending = nullptr;
+        cb(std::string_view(*current));
+        return;
+      }
+      Status st;
+      if (inflight->finished(&st) && inflight->chunk(index) == nullptr) {
+        auto cb = std::move(pending);
+        pending = nullptr;
+        if (st.isOk()) {
+          cb(std::string_view());
+        } else {
+          cb(st);
+        }
+      }
+    }
+  };
+  std::shared_ptr<Shared> shared_;
+  Executor loop_;
+};
+
+class RangeSource final : public BodySource {
+ public:
+  RangeSource(std::unique_ptr<BodySource> inner, uint64_t first, uint64_t last)
+      : inner_(std::move(inner)), first_(first), last_(last) {}
+  void next(std::function<void(Result<std::string_view>)> done) override {
+    if (pos_ > last_) return done(std::string_view());
+    inner_->next([this, done = std::move(done)](Result<std::string_view> r) mutable {
+      if (!r.ok() || r->empty()) return done(std::move(r));
+      std::string_view c = *r;
+      uint64_t start = pos_, end = pos_ + c.size();  // [start, end)
+      pos_ = end;
+      if (end <= first_) return next(std::move(done));  // before the range: skip
+      uint64_t from = std::max(start, first_) - start;
+      uint64_t to = std::min(end, last_ + 1) - start;
+      done(c.substr(from, to - from));
+    });
+  }
+
+ private:
+  std::unique_ptr<BodySource> inner_;
+  uint64_t first_, last_;
+  uint64_t pos_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<BodySource> stringSource(std::string body) {
+  return std::make_unique<StringSource>(std::move(body));
+}
+std::unique_ptr<BodySource> storedSource(std::unique_ptr<storage::BodyReader> reader, bool blocking,
+                                         Executor loop, Executor pool) {
+  return std::make_unique<StoredSource>(std::move(reader), blocking, std::move(loop), std::move(pool));
+}
+std::unique_ptr<BodySource> inflightSource(std::shared_ptr<Inflight> inflight, Executor loop) {
+  return std::make_unique<InflightSource>(std::move(inflight), std::move(loop));
+}
+std::unique_ptr<BodySource> rangeSource(std::unique_ptr<BodySource> inner, uint64_t first, uint64_t last) {
+  return std::make_unique<RangeSource>(std::move(inner), first, last);
+}
+
+}  // namespace tern::edge::cache

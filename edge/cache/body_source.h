@@ -1,0 +1,38 @@
+#pragma once
+// BodySource: a response body delivered chunk by chunk, asynchronously, so
+// that a session writes a large body without holding it whole. Sources exist
+// for a string, a stored object (memory tier: no copy; disk tier: read on the
+// blocking pool), an in-flight origin response, and a byte range of another
+// source.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+#include "edge/cache/executor.h"
+#include "edge/cache/inflight.h"
+#include "storage/object_store.h"
+
+namespace tern::edge::cache {
+
+class BodySource {
+ public:
+  virtual ~BodySource() = default;
+  // Calls `done` (on the session's loop) with the next chunk, or an empty
+  // view at the end. The view stays valid until the next call.
+  virtual void next(std::function<void(Result<std::string_view>)> done) = 0;
+};
+
+std::unique_ptr<BodySource> stringSource(std::string body);
+// Reads a stored object; `blocking` reads run on `pool` and complete on `loop`.
+std::unique_ptr<BodySource> storedSource(std::unique_ptr<storage::BodyReader> reader, bool blocking,
+                                         Executor loop, Executor pool);
+std::unique_ptr<BodySource> inflightSource(std::shared_ptr<Inflight> inflight, Executor loop);
+// Bytes [first, last] of `inner`.
+std::unique_ptr<BodySource> rangeSource(std::unique_ptr<BodySource> inner, uint64_t first,
+                                        uint64_t last);
+
+}  // namespace tern::edge::cache

@@ -1,0 +1,558 @@
+#include "edge/cache/request_flow.h"
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "edge/http/cache_status.h"
+#include "edge/http/conditional.h"
+#include "edge/http/range.h"
+#include "edge/http/surrogate_keys.h"
+#include "edge/http/vary.h"
+#include "storage/cache_key.h"
+
+namespace tern::edge::cache {
+
+FlowMetrics::FlowMetrics(metrics::Registry& r)
+    : requests(r.counter("tern_edge_requests_total", "Client requests received")),
+      hits_memory(r.counter("tern_edge_cache_hits_total", "Responses served from cache", "tier=\"memory\"")),
+      hits_disk(r.counter("tern_edge_cache_hits_total", "Responses served from cache", "tier=\"disk\"")),
+      misses(r.counter("tern_edge_cache_misses_total", "Cacheable requests not found in cache")),
+      passes(r.counter("tern_edge_cache_passes_total", "Requests forwarded without cache lookup")),
+      revalidations(r.counter("tern_edge_revalidations_total", "Conditional requests sent to origins")),
+      revalidated_304(r.counter("tern_edge_revalidated_not_modified_total", "Revalidations answered 304 by the origin")),
+      collapsed(r.counter("tern_edge_collapsed_waits_total", "Requests that waited on another request's origin fetch")),
+      stale_served(r.counter("tern_edge_stale_served_total", "Stale responses served (max-stale, stale-while-revalidate, stale-if-error)")),
+      stored(r.counter("tern_edge_objects_stored_total", "Responses written to the cache")),
+      store_failures(r.counter("tern_edge_store_failures_total", "Responses that could not be stored")),
+      origin_errors(r.counter("tern_edge_origin_errors_total", "Origin fetches that failed (connect, timeout, reset)")),
+      not_modified(r.counter("tern_edge_not_modified_total", "304 responses sent to clients from cache")),
+      origin_latency(r.histogram("tern_edge_origin_latency_seconds", "Time to the origin response head")) {}
+
+namespace {
+
+using storage::EntryMeta;
+using storage::LookupResult;
+using storage::ObjectKey;
+
+http::Fields toHttp(const std::vector<storage::Header>& h) {
+  http::Fields out;
+  out.reserve(h.size());
+  for (const auto& f : h) out.push_back({f.name, f.value});
+  return out;
+}
+
+std::vector<storage::Header> toStorage(const http::Fields& h) {
+  std::vector<storage::Header> out;
+  out.reserve(h.size());
+  for (const auto& f : h) out.push_back({f.name, f.value});
+  return out;
+}
+
+// Fields a shared cache must not store (RFC 9111 5.2.2.4, 5.2.2.7) or that
+// belong to one client only.
+http::Fields storableHeaders(const http::Fields& headers) {
+  http::CacheControl cc = http::effectiveResponseCacheControl(headers);
+  http::Fields out;
+  for (const auto& f : headers) {
+    std::string lower = http::toLower(f.name);
+    if (lower == "set-cookie" || lower == "age" || http::isSurrogateKeyField(lower)) continue;
+    bool drop = false;
+    for (const auto& n : cc.private_fields) drop = drop || n == lower;
+    for (const auto& n : cc.no_cache_fields) drop = drop || n == lower;
+    if (!drop) out.push_back(f);
+  }
+  return out;
+}
+
+std::optional<uint64_t> contentLength(const http::Fields& h) {
+  auto v = http::findField(h, "content-length");
+  if (!v) return std::nullopt;
+  try {
+    return std::stoull(std::string(*v));
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
+bool sameHostLocation(std::string_view location, const storage::CacheKey& key, storage::CacheKey* out) {
+  auto k = location.starts_with("/") ? storage::CacheKey::fromRequest(key.scheme, key.host, location)
+                                     : storage::CacheKey::fromUrl(location);
+  if (!k.ok() || k->host != key.host) return false;
+  *out = *k;
+  return true;
+}
+
+class Transaction : public std::enable_shared_from_this<Transaction> {
+ public:
+  Transaction(FlowContext& ctx, std::shared_ptr<Request> req, std::shared_ptr<Responder> resp)
+      : ctx_(ctx), req_(std::move(req)), resp_(std::move(resp)) {}
+
+  // ---- kReceive ----
+  void receive() {
+    ctx_.metrics->requests.inc();
+    auto host = http::findField(req_->headers, "host");
+    auto key = storage::CacheKey::fromRequest(req_->scheme, host ? http::trim(*host) : "", req_->target);
+    if (!key.ok()) return error(400, key.status().message());
+    key_.url = *key;
+    if (req_->method == "GET" || req_->method == "HEAD") return lookup();
+    pass();
+  }
+
+ private:
+  // ---- kLookup ----
+  void lookup() {
+    auto r = ctx_.store->lookupMemory(key_);
+    if (r.ok()) return found(std::move(*r), false);
+    lookupDisk();
+  }
+
+  void lookupDisk() {
+    if (!ctx_.store->hasDisk()) return miss();
+    auto self = shared_from_this();
+    ctx_.pool([self] {
+      auto r = self->ctx_.store->lookupDisk(self->key_);
+      auto shared = std::make_shared<Result<LookupResult>>(std::move(r));
+      self->ctx_.loop([self, shared] {
+        if (shared->ok()) return self->found(std::move(shared->value()), true);
+        if (!shared->status().isNotFound()) {
+          TERN_LOG(kWarn, "disk lookup failed", {{"key", self->key_.url.toString()},
+                                                 {"reason", shared->status().toString()}});
+        }
+        self->miss();
+      });
+    });
+  }
+
+  void found(LookupResult r, bool from_disk) {
+    if (r.meta.kind == storage::EntryKind::kVaryRecord) {
+      if (!key_.variant.empty()) return miss();  // a record where a variant was expected
+      vary_fields_ = r.meta.vary_fields;
+      key_.variant = http::variantId(req_->headers, vary_fields_);
+      status_.fwd = "vary-miss";
+      return lookup();
+    }
+    from_disk_ = from_disk;
+    stored_ = std::move(r);
+    http::Fields fields = toHttp(stored_->meta.headers);
+    const bool fenced = ctx_.config.fenced && ctx_.config.fenced->load() && !ctx_.config.serve_stale_when_fenced;
+    bool force = stored_->must_revalidate || fenced;
+    reuse_ = http::decideReuse(req_->headers, stored_->meta.status, fields, stored_->meta.request_time_ms,
+                               stored_->meta.response_time_ms, wallNowMs(), force, ctx_.config.policy);
+    switch (reuse_.reuse) {
+      case http::Reuse::kFresh:
+        return hit(false);
+      case http::Reuse::kStaleAllowed:
+        ctx_.metrics->stale_served.inc();
+        status_.detail = "max-stale";
+        return hit(true);
+      case http::Reuse::kStaleWhileRevalidate:
+        ctx_.metrics->stale_served.inc();
+        status_.detail = "stale-while-revalidate";
+        backgroundRevalidate();
+        return hit(true);
+      case http::Reuse::kRevalidate:
+        break;
+    }
+    if (http::requestCacheControl(req_->headers).only_if_cached) return error(504, "only-if-cached");
+    revalidate();
+  }
+
+  // ---- kHit ----
+  void hit(bool stale) {
+    (from_disk_ ? ctx_.metrics->hits_disk : ctx_.metrics->hits_memory).inc();
+    status_.hit = true;
+    status_.ttl_s = reuse_.ttl_ms / 1000;
+    (void)stale;
+    deliverStored(std::move(*stored_), from_disk_);
+  }
+
+  // ---- kMiss ----
+  void miss() {
+    ctx_.metrics->misses.inc();
+    if (status_.fwd.empty()) status_.fwd = "uri-miss";
+    if (http::requestCacheControl(req_->headers).only_if_cached) return error(504, "only-if-cached");
+    fetch(false);
+  }
+
+  // ---- kRevalidate ----
+  void revalidate() {
+    ctx_.metrics->revalidations.inc();
+    status_.fwd = "stale";
+    fetch(true);
+  }
+
+  void backgroundRevalidate() {
+    std::string bkey = collapseKey(true);
+    auto joined = ctx_.background->join(bkey);
+    if (!joined.leader) return;  // one refresh at a time per key
+    // A detached transaction that fetches and stores, answering nobody.
+    struct Null final : Responder {
+      void respond(int, http::Fields, std::unique_ptr<BodySource>, std::optional<uint64_t>) override {}
+    };
+    auto req = std::make_shared<Request>(*req_);
+    http::removeField(req->headers, "if-none-match");
+    http::removeField(req->headers, "if-modified-since");
+    auto t = std::make_shared<Transaction>(ctx_, req, std::make_shared<Null>());
+    t->key_ = key_;
+    t->vary_fields_ = vary_fields_;
+    t->stored_ = LookupResult{stored_->meta, true, nullptr};
+    t->background_key_ = bkey;
+    t->background_inflight_ = joined.inflight;
+    t->startOrigin(std::make_shared<Inflight>(), "", true);
+  }
+
+  std::string collapseKey(bool revalidation) const {
+    std::string k = key_.url.toString();
+    k.push_back('\0');
+    k.append(key_.variant);
+    if (revalidation) k.append("\0reval", 6);
+    return k;
+  }
+
+  // ---- kFetch ----
+  void fetch(bool revalidation) {
+    std::string ckey = collapseKey(revalidation);
+    auto joined = ctx_.collapser->join(ckey);
+    if (joined.leader) {
+      startOrigin(joined.inflight, ckey, revalidation);
+    } else {
+      ctx_.metrics->collapsed.inc();
+      status_.collapsed = true;
+    }
+    awaitHead(joined.inflight, joined.leader, revalidation);
+  }
+
+  // Fetches on this transaction's own (uncollapsed) inflight.
+  void fetchAlone(bool revalidation) {
+    auto inflight = std::make_shared<Inflight>();
+    startOrigin(inflight, "", revalidation);
+    awaitHead(inflight, true, revalidation);
+  }
+
+  origin::OriginRequest originRequest(bool revalidation, bool keep_method) const {
+    origin::OriginRequest o;
+    o.method = keep_method ? req_->method : "GET";  // HEAD misses fetch GET to fill the cache
+    o.target = req_->target;
+    if (!o.target.starts_with("/")) {
+      o.target = key_.url.path + (key_.url.has_query ? "?" + key_.url.query : "");
+    }
+    auto host = http::findField(req_->headers, "host");
+    o.authority = host ? std::string(http::trim(*host)) : key_.url.host;
+    o.headers = req_->headers;
+    http::stripHopByHop(o.headers);
+    http::removeField(o.headers, "host");
+    if (!keep_method) {
+      // Conditionals and ranges of the client are answered from the cache.
+      for (auto f : {"if-none-match", "if-modified-since", "if-match", "if-unmodified-since", "range",
+                     "if-range"}) {
+        http::removeField(o.headers, f);
+      }
+    }
+    if (revalidation && stored_) {
+      for (auto& v : http::validatorsFor(toHttp(stored_->meta.headers))) o.headers.push_back(v);
+    }
+    std::string xff = http::combinedField(req_->headers, "x-forwarded-for");
+    http::setField(o.headers, "X-Forwarded-For", xff.empty() ? req_->client_ip : xff + ", " + req_->client_ip);
+    http::setField(o.headers, "X-Forwarded-Proto", req_->scheme);
+    std::string via = http::combinedField(req_->headers, "via");
+    http::setField(o.headers, "Via", via.empty() ? ctx_.config.via : via + ", " + ctx_.config.via);
+    if (keep_method) o.body = req_->body;
+    return o;
+  }
+
+  // The leader's origin fetch. Stores the response when it is complete.
+  void startOrigin(std::shared_ptr<Inflight> inflight, std::string ckey, bool revalidation, bool pass = false) {
+    auto self = shared_from_this();
+    const uint64_t store_seq = ctx_.store->appliedSeq();
+    const int64_t started_us = steadyNowUs();
+    struct FetchState {
+      bool storable = false;
+      uint64_t bytes = 0;
+      origin::OriginHead head;
+    };
+    auto st = std::make_shared<FetchState>();
+    origin::OriginClient::Callbacks cb;
+    cb.on_head = [self, inflight, ckey, st, revalidation, pass, started_us](Result<origin::OriginHead> head) {
+      self->ctx_.metrics->origin_latency.observe(static_cast<double>(steadyNowUs() - started_us) / 1e6);
+      if (!head.ok()) return;  // on_done reports the error
+      st->head = *head;
+      Inflight::Head h{head->status, head->headers, false};
+      if (!pass) {
+        if (revalidation && head->status == 304) {
+          h.cacheable = true;
+        } else {
+          auto d = http::decideStore(self->req_->method == "HEAD" ? "GET" : self->req_->method,
+                                     self->req_->headers, head->status, head->headers);
+          auto vf = http::varyFields(head->headers);
+          st->storable = d.store && vf.has_value();
+          h.cacheable = st->storable;
+        }
+      }
+      if (!h.cacheable && !ckey.empty()) self->ctx_.collapser->release(ckey, inflight);
+      inflight->setHead(std::move(h));
+    };
+    cb.on_data = [inflight, st, self](std::string data) {
+      st->bytes += data.size();
+      inflight->append(std::move(data));
+    };
+    cb.on_done = [self, inflight, ckey, st, store_seq, revalidation](Status status) {
+      if (!status.isOk()) self->ctx_.metrics->origin_errors.inc();
+      inflight->finish(status);
+      auto release = [self, inflight, ckey] {
+        if (!ckey.empty()) self->ctx_.collapser->release(ckey, inflight);
+        if (!self->background_key_.empty()) {
+          self->ctx_.background->release(self->background_key_, self->background_inflight_);
+        }
+      };
+      if (!status.isOk()) return release();
+      if (revalidation && st->head.status == 304 && self->stored_) {
+        self->ctx_.metrics->revalidated_304.inc();
+        EntryMeta meta = self->stored_->meta;
+        http::Fields merged = toHttp(meta.headers);
+        http::mergeNotModified(merged, st->head.headers);
+        auto tags = http::surrogateKeys(merged);
+        meta.headers = toStorage(storableHeaders(merged));
+        meta.tags = std::move(tags);
+        meta.request_time_ms = st->head.request_time_ms;
+        meta.response_time_ms = st->head.response_time_ms;
+        meta.store_seq = store_seq;
+        meta.stale = false;
+        self->ctx_.pool([self, meta, release] {
+          Status s = self->ctx_.store->updateMeta(self->key_, meta);
+          if (!s.isOk() && !s.isNotFound()) self->ctx_.metrics->store_failures.inc();
+          release();
+        });
+        return;
+      }
+      if (!st->storable) return release();
+      self->ctx_.pool([self, inflight, st, store_seq, release] {
+        self->storeResponse(*inflight, st->head, store_seq);
+        release();
+      });
+    };
+    ctx_.origin->fetch(originRequest(revalidation, pass), std::move(cb));
+  }
+
+  // ---- kStore (on the pool) ----
+  void storeResponse(const Inflight& inflight, const origin::OriginHead& head, uint64_t store_seq) {
+    auto vf = http::varyFields(head.headers).value_or(std::vector<std::string>{});
+    ObjectKey key = key_;
+    key.variant = http::variantId(req_->headers, vf);
+    if (!vf.empty()) {
+      EntryMeta record;
+      record.kind = storage::EntryKind::kVaryRecord;
+      record.vary_fields = vf;
+      record.store_seq = store_seq;
+      record.response_time_ms = head.response_time_ms;
+      (void)ctx_.store->store({key_.url, ""}, record, {});
+    }
+    EntryMeta meta;
+    meta.status = static_cast<uint16_t>(head.status);
+    meta.headers = toStorage(storableHeaders(head.headers));
+    meta.request_time_ms = head.request_time_ms;
+    meta.response_time_ms = head.response_time_ms;
+    meta.freshness_lifetime_ms = http::freshnessLifetimeMs(head.status, head.headers, head.response_time_ms,
+                                                           ctx_.config.policy);
+    if (auto e = http::findField(head.headers, "etag")) meta.etag = std::string(*e);
+    if (auto lm = http::findField(head.headers, "last-modified")) meta.last_modified = std::string(*lm);
+    meta.tags = http::surrogateKeys(head.headers);
+    meta.store_seq = store_seq;
+    std::vector<std::shared_ptr<const std::string>> chunks;
+    for (size_t i = 0; i < inflight.chunks(); ++i) chunks.push_back(inflight.chunk(i));
+    Status s = ctx_.store->store(key, meta, chunks);
+    if (s.isOk()) {
+      ctx_.metrics->stored.inc();
+    } else if (s.code() != StatusCode::kFailedPrecondition) {
+      ctx_.metrics->store_failures.inc();
+      TERN_LOG(kDebug, "response not stored", {{"key", key_.url.toString()}, {"reason", s.toString()}});
+    }
+  }
+
+  void awaitHead(std::shared_ptr<Inflight> inflight, bool leader, bool revalidation) {
+    auto self = shared_from_this();
+    auto fired = std::make_shared<bool>(false);
+    inflight->subscribe(ctx_.loop, [self, inflight, leader, revalidation, fired] {
+      if (*fired) return;
+      auto head = inflight->head();
+      Status st;
+      bool done = inflight->finished(&st);
+      if (!head && !done) return;
+      *fired = true;
+      self->onHead(inflight, head, st, leader, revalidation);
+    });
+  }
+
+  void onHead(const std::shared_ptr<Inflight>& inflight, const std::optional<Inflight::Head>& head,
+              const Status& st, bool leader, bool revalidation) {
+    if (!head) {
+      // The origin failed: stale-if-error, else 502/504.
+      if (revalidation && staleIfErrorAllowed()) return serveStaleOnError();
+      return error(st.code() == StatusCode::kTimeout ? 504 : 502, st.message());
+    }
+    if (revalidation && head->status >= 500 && staleIfErrorAllowed()) return serveStaleOnError();
+    if (!leader && !head->cacheable) return fetchAlone(revalidation);  // uncacheable: go on our own
+    if (!leader) {
+      // A waiter with other request headers may need another variant.
+      auto vf = http::varyFields(head->headers);
+      if (vf && !vf->empty() && http::variantId(req_->headers, *vf) != key_.variant && key_.variant.empty()) {
+        // The leader stored no vary record yet when we joined: compare with
+        // what the leader's request selected by refetching on our own.
+        return fetchAlone(revalidation);
+      }
+    }
+    status_.fwd_status = head->status;
+    if (revalidation && head->status == 304 && stored_) {
+      // Merge the 304 into what we serve; the leader updates the store.
+      http::Fields merged = toHttp(stored_->meta.headers);
+      http::mergeNotModified(merged, head->headers);
+      stored_->meta.headers = toStorage(merged);
+      stored_->meta.response_time_ms = wallNowMs();
+      stored_->meta.request_time_ms = stored_->meta.response_time_ms;
+      reuse_.age_ms = 0;
+      reuse_.ttl_ms = http::freshnessLifetimeMs(stored_->meta.status, merged, stored_->meta.response_time_ms,
+                                                ctx_.config.policy);
+      status_.ttl_s = reuse_.ttl_ms / 1000;
+      return deliverStored(std::move(*stored_), from_disk_);
+    }
+    status_.stored = head->cacheable;
+    http::Fields headers = head->headers;
+    if (auto ttl = http::freshnessLifetimeMs(head->status, headers, wallNowMs(), ctx_.config.policy);
+        head->cacheable) {
+      status_.ttl_s = ttl / 1000;
+    }
+    auto length = contentLength(headers);
+    // Conditional requests of the client on a fresh response.
+    if (head->status == 200 && http::notModified(req_->method, req_->headers, headers)) {
+      ctx_.metrics->not_modified.inc();
+      return send(304, http::headersFor304(headers), nullptr, std::nullopt);
+    }
+    if (req_->method == "HEAD") return send(head->status, std::move(headers), nullptr, length);
+    send(head->status, std::move(headers), inflightSource(inflight, ctx_.loop), length);
+  }
+
+  bool staleIfErrorAllowed() const {
+    return stored_ && stored_->body && -reuse_.ttl_ms <= reuse_.stale_if_error_ms && reuse_.stale_if_error_ms > 0;
+  }
+
+  void serveStaleOnError() {
+    ctx_.metrics->stale_served.inc();
+    status_.detail = "stale-if-error";
+    status_.hit = true;
+    status_.fwd.clear();
+    status_.ttl_s = reuse_.ttl_ms / 1000;
+    deliverStored(std::move(*stored_), from_disk_);
+  }
+
+  // ---- kPass ----
+  void pass() {
+    ctx_.metrics->passes.inc();
+    status_.fwd = "request";
+    auto inflight = std::make_shared<Inflight>();
+    startOrigin(inflight, "", false, /*pass=*/true);
+    auto self = shared_from_this();
+    auto fired = std::make_shared<bool>(false);
+    inflight->subscribe(ctx_.loop, [self, inflight, fired] {
+      if (*fired) return;
+      auto head = inflight->head();
+      Status st;
+      bool done = inflight->finished(&st);
+      if (!head && !done) return;
+      *fired = true;
+      if (!head) return self->error(st.code() == StatusCode::kTimeout ? 504 : 502, st.message());
+      self->status_.fwd_status = head->status;
+      self->invalidateAfterUnsafe(head->status, head->headers);
+      auto length = contentLength(head->headers);
+      self->send(head->status, head->headers, inflightSource(inflight, self->ctx_.loop), length);
+    });
+  }
+
+  // RFC 9111 4.4: a non-error response to an unsafe method invalidates the
+  // target URI and same-origin Location / Content-Location.
+  void invalidateAfterUnsafe(int status, const http::Fields& headers) {
+    const std::string& m = req_->method;
+    if (m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || status >= 400) return;
+    std::vector<storage::CacheKey> urls = {key_.url};
+    for (auto name : {"location", "content-location"}) {
+      storage::CacheKey other;
+      if (auto v = http::findField(headers, name); v && sameHostLocation(http::trim(*v), key_.url, &other)) {
+        urls.push_back(other);
+      }
+    }
+    auto self = shared_from_this();
+    ctx_.pool([self, urls] {
+      for (const auto& u : urls) (void)self->ctx_.store->removeUrl(u);
+    });
+  }
+
+  // ---- kDeliver ----
+  void deliverStored(LookupResult r, bool from_disk) {
+    http::Fields headers = toHttp(r.meta.headers);
+    http::setField(headers, "Age", std::to_string(std::max<int64_t>(0, reuse_.age_ms / 1000)));
+    const uint64_t length = r.meta.body_size;
+    if (http::notModified(req_->method, req_->headers, headers)) {
+      ctx_.metrics->not_modified.inc();
+      return send(304, http::headersFor304(headers), nullptr, std::nullopt);
+    }
+    std::unique_ptr<BodySource> body;
+    if (req_->method != "HEAD" && r.body) body = storedSource(std::move(r.body), from_disk, ctx_.loop, ctx_.pool);
+    auto range = http::decideRange(req_->method, req_->headers, headers, length);
+    if (r.meta.status == 200 && range.outcome == http::RangeOutcome::kPartial) {
+      http::setField(headers, "Content-Range", range.content_range);
+      uint64_t n = range.range.last - range.range.first + 1;
+      return send(206, std::move(headers), rangeSource(std::move(body), range.range.first, range.range.last), n);
+    }
+    if (r.meta.status == 200 && range.outcome == http::RangeOutcome::kUnsatisfiable) {
+      http::Fields h = {{"Content-Range", range.content_range}};
+      return send(416, std::move(h), stringSource(""), 0);
+    }
+    send(r.meta.status, std::move(headers), std::move(body), length);
+  }
+
+  void error(int code, const std::string& why) {
+    if (status_.fwd.empty() && !status_.hit) status_.fwd = "bypass";
+    status_.hit = false;
+    status_.detail = why.substr(0, 120);
+    std::string body = std::to_string(code) + " " + why + "\n";
+    http::Fields h = {{"Content-Type", "text/plain"}, {"Cache-Control", "no-store"}};
+    send(code, std::move(h), stringSource(body), body.size());
+  }
+
+  void send(int status, http::Fields headers, std::unique_ptr<BodySource> body,
+            std::optional<uint64_t> length) {
+    if (sent_) return;
+    sent_ = true;
+    http::stripHopByHop(headers);
+    std::erase_if(headers, [](const http::Field& f) {
+      return http::isSurrogateKeyField(f.name) || http::iequals(f.name, "content-length");
+    });
+    if (ctx_.config.expose_cache_key) status_.key = key_.url.toString();
+    std::string via = http::combinedField(headers, "via");
+    http::setField(headers, "Via", via.empty() ? ctx_.config.via : via + ", " + ctx_.config.via);
+    headers.push_back({"Cache-Status", http::formatCacheStatus(status_)});
+    if (status == 304 || status == 204 || (status >= 100 && status < 200)) {
+      body = nullptr;
+      length = std::nullopt;
+    }
+    resp_->respond(status, std::move(headers), std::move(body), length);
+  }
+
+  FlowContext& ctx_;
+  std::shared_ptr<Request> req_;
+  std::shared_ptr<Responder> resp_;
+  ObjectKey key_;
+  std::vector<std::string> vary_fields_;
+  std::optional<LookupResult> stored_;
+  bool from_disk_ = false;
+  http::ReuseDecision reuse_;
+  http::CacheStatus status_;
+  bool sent_ = false;
+  std::string background_key_;
+  std::shared_ptr<Inflight> background_inflight_;
+};
+
+}  // namespace
+
+void handleRequest(FlowContext& ctx, std::shared_ptr<Request> request, std::shared_ptr<Responder> responder) {
+  std::make_shared<Transaction>(ctx, std::move(request), std::move(responder))->receive();
+}
+
+}  // namespace tern::edge::cache

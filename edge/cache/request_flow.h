@@ -1,0 +1,98 @@
+#pragma once
+// The journey of one request through the cache, as a named state machine
+// (see docs/request-journey.md):
+//
+//   kReceive -> kLookup -> kHit | kMiss | kRevalidate | kPass
+//   kMiss, kRevalidate -> kFetch -> kDeliver (and kStore in the background)
+//   kHit -> kDeliver
+//
+// Each phase is one function of Transaction, logged at debug level and
+// counted. The flow runs on the event loop of the client's connection;
+// blocking steps (disk lookups and writes) run on the pool and come back.
+//
+// Thread-safety: a RequestFlow belongs to one event loop; the shared parts
+// (store, collapser, metrics) are thread-safe.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/metrics.h"
+#include "edge/cache/body_source.h"
+#include "edge/cache/collapser.h"
+#include "edge/cache/executor.h"
+#include "edge/cache/tiered_store.h"
+#include "edge/http/fields.h"
+#include "edge/http/freshness.h"
+#include "edge/origin/origin_client.h"
+
+namespace tern::edge::cache {
+
+struct Request {
+  std::string method;
+  std::string target;
+  std::string scheme = "http";  // of the client connection
+  http::Fields headers;
+  std::string body;
+  std::string client_ip;
+  int64_t received_ms = 0;
+};
+
+class Responder {
+ public:
+  virtual ~Responder() = default;
+  // Sends one response. With `content_length` the body is framed by it, else
+  // chunked. For HEAD, pass the length of the GET body and a null body.
+  virtual void respond(int status, http::Fields headers, std::unique_ptr<BodySource> body,
+                       std::optional<uint64_t> content_length) = 0;
+};
+
+struct FlowConfig {
+  std::string via = "1.1 tern";
+  http::CachePolicy policy;
+  bool expose_cache_key = false;
+  // Fenced (lease lapsed): every stored response is revalidated first,
+  // unless serve_stale_when_fenced.
+  const std::atomic<bool>* fenced = nullptr;
+  bool serve_stale_when_fenced = false;
+};
+
+struct FlowMetrics {
+  explicit FlowMetrics(metrics::Registry& r);
+  metrics::Counter& requests;
+  metrics::Counter& hits_memory;
+  metrics::Counter& hits_disk;
+  metrics::Counter& misses;
+  metrics::Counter& passes;
+  metrics::Counter& revalidations;
+  metrics::Counter& revalidated_304;
+  metrics::Counter& collapsed;
+  metrics::Counter& stale_served;
+  metrics::Counter& stored;
+  metrics::Counter& store_failures;
+  metrics::Counter& origin_errors;
+  metrics::Counter& not_modified;
+  metrics::Histogram& origin_latency;
+};
+
+// Everything a flow needs; one per event loop (the origin client is
+// per-loop, the rest is shared).
+struct FlowContext {
+  TieredStore* store;
+  Collapser* collapser;
+  origin::OriginClient* origin;
+  Executor loop;
+  Executor pool;
+  FlowConfig config;
+  FlowMetrics* metrics;
+  // Keys with a background revalidation in flight (stale-while-revalidate:
+  // one at a time per key). Shared by all loops.
+  Collapser* background;
+};
+
+void handleRequest(FlowContext& ctx, std::shared_ptr<Request> request,
+                   std::shared_ptr<Responder> responder);
+
+}  // namespace tern::edge::cache

@@ -1,0 +1,81 @@
+#include "edge/cache/tiered_store.h"
+
+namespace tern::edge::cache {
+
+TieredStore::TieredStore(std::unique_ptr<storage::MemoryStore> memory,
+                         std::unique_ptr<storage::ObjectStore> disk, uint64_t memory_max_object_bytes)
+    : memory_(std::move(memory)), disk_(std::move(disk)), memory_max_object_bytes_(memory_max_object_bytes) {}
+
+Result<storage::LookupResult> TieredStore::lookupMemory(const storage::ObjectKey& key) {
+  return memory_->lookup(key);
+}
+
+namespace {
+
+Status writeWhole(storage::ObjectStore& st, const storage::ObjectKey& key, const storage::EntryMeta& meta,
+                  const std::vector<std::shared_ptr<const std::string>>& chunks) {
+  TERN_ASSIGN_OR_RETURN(auto writer, st.beginWrite(key, meta));
+  for (const auto& c : chunks) TERN_RETURN_IF_ERROR(writer->append(*c));
+  return writer->commit();
+}
+
+}  // namespace
+
+Result<storage::LookupResult> TieredStore::lookupDisk(const storage::ObjectKey& key) {
+  if (!disk_) return Status::notFound();
+  auto r = disk_->lookup(key);
+  if (!r.ok() || r->meta.body_size > memory_max_object_bytes_) return r;
+  // Promote: read the body once, store it in memory, and serve from there.
+  std::vector<std::shared_ptr<const std::string>> chunks;
+  if (r->body) {
+    while (true) {
+      auto c = r->body->next();
+      if (!c.ok()) return c.status();
+      if (c->empty()) break;
+      chunks.push_back(std::make_shared<const std::string>(*c));
+    }
+  }
+  storage::EntryMeta meta = r->meta;
+  meta.stale = meta.stale || r->must_revalidate;
+  (void)writeWhole(*memory_, key, meta, chunks);  // a refused promotion is not an error
+  auto m = memory_->lookup(key);
+  if (m.ok()) return m;
+  // Purged in between, or over the memory budget: serve what was read.
+  return disk_->lookup(key);
+}
+
+Status TieredStore::store(const storage::ObjectKey& key, const storage::EntryMeta& meta,
+                          const std::vector<std::shared_ptr<const std::string>>& chunks) {
+  uint64_t size = 0;
+  for (const auto& c : chunks) size += c->size();
+  Status s;
+  if (disk_) s = writeWhole(*disk_, key, meta, chunks);
+  if (size <= memory_max_object_bytes_) {
+    Status m = writeWhole(*memory_, key, meta, chunks);
+    if (!disk_) s = m;
+  }
+  return s;
+}
+
+Status TieredStore::updateMeta(const storage::ObjectKey& key, const storage::EntryMeta& meta) {
+  Status m = memory_->updateMeta(key, meta);
+  if (!disk_) return m;
+  return disk_->updateMeta(key, meta);
+}
+
+Status TieredStore::removeUrl(const storage::CacheKey& url) {
+  TERN_RETURN_IF_ERROR(memory_->removeUrl(url));
+  return disk_ ? disk_->removeUrl(url) : Status::ok();
+}
+
+Status TieredStore::applyPurge(const storage::PurgeSpec& spec) {
+  // Disk first: once it returns the purge is durable; memory is instant.
+  if (disk_) TERN_RETURN_IF_ERROR(disk_->applyPurge(spec));
+  return memory_->applyPurge(spec);
+}
+
+uint64_t TieredStore::appliedSeq() const { return disk_ ? disk_->appliedSeq() : memory_->appliedSeq(); }
+
+storage::StoreStats TieredStore::diskStats() const { return disk_ ? disk_->stats() : storage::StoreStats{}; }
+
+}  // namespace tern::edge::cache

@@ -1,0 +1,152 @@
+// tern-edge: wiring only. Reads the configuration, opens the cache tiers,
+// starts the server and waits for SIGTERM/SIGINT to stop gracefully.
+
+#include <signal.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "edge/server/server.h"
+#include "storage/rocksdb/rocks_store.h"
+
+using namespace tern;
+using namespace tern::edge;
+
+namespace {
+
+Config makeConfig() {
+  Config c("tern-edge", "TERN_EDGE_");
+  c.add({"listen", "127.0.0.1:8080", "HTTP listen address host:port (port 0: any free port)"});
+  c.add({"admin_listen", "127.0.0.1:9080", "admin listen address for /metrics /healthz /readyz"});
+  c.add({"origin", "", "default origin, http://host:port (repeatable: round robin)", true});
+  c.add({"origin_map", "", "origin for one Host: host=http://addr:port (repeatable)", true});
+  c.add({"origin_connect_timeout", "3s", "timeout to connect to an origin"});
+  c.add({"origin_read_timeout", "30s", "timeout for each read from an origin"});
+  c.add({"cache.dir", "./data/edge", "folder of the persistent cache"});
+  c.add({"cache.disk_budget", "1GiB", "bytes kept on disk at most"});
+  c.add({"cache.memory_budget", "256MiB", "bytes kept in memory at most"});
+  c.add({"cache.max_object_size", "64MiB", "larger responses are served but not stored"});
+  c.add({"cache.memory_max_object_size", "8MiB", "larger objects stay on disk only"});
+  c.add({"cache.max_variants", "32", "Vary variants kept per URL"});
+  c.add({"cache.min_free_disk", "64MiB", "stop writing when the disk has less free space"});
+  c.add({"cache.expose_key", "false", "add the cache key to Cache-Status"});
+  c.add({"server.loops", "0", "event loops (0: one per core)"});
+  c.add({"server.blocking_threads", "2", "threads for disk work"});
+  c.add({"server.max_connections", "10000", "client connections at most"});
+  c.add({"server.header_limit", "32KiB", "largest request head"});
+  c.add({"server.body_limit", "16MiB", "largest request body"});
+  c.add({"server.header_timeout", "10s", "time to receive a request head"});
+  c.add({"server.idle_timeout", "60s", "keep-alive idle time"});
+  c.add({"server.body_timeout", "30s", "time for each body write"});
+  c.add({"log.level", "info", "debug | info | warn | error (debug includes the access log)"});
+  return c;
+}
+
+int fail(const Status& s) {
+  std::fprintf(stderr, "tern-edge: %s\n", s.toString().c_str());
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Config cfg = makeConfig();
+  bool help = false;
+  if (Status s = cfg.load(argc, argv, &help); !s.isOk()) return fail(s);
+  if (help) {
+    std::cout << cfg.usage();
+    return 0;
+  }
+  log::Level level;
+  if (!log::parseLevel(cfg.str("log.level"), &level)) return fail(Status::invalidArgument("log.level: unknown level"));
+  log::setLevel(level);
+
+  auto get = [&](auto r) {
+    if (!r.ok()) {
+      fail(r.status());
+      std::exit(2);
+    }
+    return *r;
+  };
+
+  origin::OriginConfig origins;
+  for (const auto& url : cfg.list("origin")) origins.default_upstreams.push_back(get(origin::parseUpstream(url)));
+  for (const auto& entry : cfg.list("origin_map")) {
+    auto eq = entry.find('=');
+    if (eq == std::string::npos) return fail(Status::invalidArgument("origin_map: expected host=url: " + entry));
+    std::string host = entry.substr(0, eq);
+    for (auto& ch : host) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    origins.by_host[host].push_back(get(origin::parseUpstream(entry.substr(eq + 1))));
+  }
+  if (origins.default_upstreams.empty() && origins.by_host.empty()) {
+    return fail(Status::invalidArgument("no origin configured: use --origin http://host:port"));
+  }
+  origins.connect_timeout_ms = get(cfg.durationMs("origin_connect_timeout"));
+  origins.read_timeout_ms = get(cfg.durationMs("origin_read_timeout"));
+
+  storage::RocksStoreOptions disk;
+  disk.path = cfg.str("cache.dir");
+  disk.budget_bytes = get(cfg.bytes("cache.disk_budget"));
+  disk.max_object_bytes = get(cfg.bytes("cache.max_object_size"));
+  disk.max_variants_per_url = static_cast<size_t>(get(cfg.integer("cache.max_variants")));
+  disk.min_free_disk_bytes = get(cfg.bytes("cache.min_free_disk"));
+  auto rocks = storage::RocksStore::open(disk);
+  if (!rocks.ok()) return fail(rocks.status());
+
+  storage::MemoryStoreOptions mem;
+  mem.budget_bytes = get(cfg.bytes("cache.memory_budget"));
+  mem.max_object_bytes = get(cfg.bytes("cache.memory_max_object_size"));
+  mem.max_variants_per_url = disk.max_variants_per_url;
+  cache::TieredStore store(std::make_unique<storage::MemoryStore>(mem), std::move(*rocks), mem.max_object_bytes);
+
+  metrics::Registry registry;
+  registry.callbackGauge("tern_edge_store_bytes", "Bytes in the cache", [&] { return static_cast<double>(store.diskStats().bytes); }, "tier=\"disk\"");
+  registry.callbackGauge("tern_edge_store_bytes", "Bytes in the cache", [&] { return static_cast<double>(store.memoryStats().bytes); }, "tier=\"memory\"");
+  registry.callbackGauge("tern_edge_store_objects", "Objects in the cache", [&] { return static_cast<double>(store.diskStats().objects); }, "tier=\"disk\"");
+  registry.callbackGauge("tern_edge_store_objects", "Objects in the cache", [&] { return static_cast<double>(store.memoryStats().objects); }, "tier=\"memory\"");
+  registry.callbackGauge("tern_edge_store_evictions", "Objects evicted since start", [&] { return static_cast<double>(store.diskStats().evictions); }, "tier=\"disk\"");
+  registry.callbackGauge("tern_edge_store_evictions", "Objects evicted since start", [&] { return static_cast<double>(store.memoryStats().evictions); }, "tier=\"memory\"");
+  registry.callbackGauge("tern_edge_store_budget_bytes", "Byte budget of the cache", [&] { return static_cast<double>(store.diskStats().budget_bytes); }, "tier=\"disk\"");
+  registry.callbackGauge("tern_edge_applied_purge_seq", "Highest purge sequence applied", [&] { return static_cast<double>(store.appliedSeq()); });
+
+  server::ServerConfig sc;
+  sc.listen = cfg.str("listen");
+  sc.admin_listen = cfg.str("admin_listen");
+  sc.loops = static_cast<int>(get(cfg.integer("server.loops")));
+  sc.blocking_threads = static_cast<int>(get(cfg.integer("server.blocking_threads")));
+  sc.max_connections = static_cast<size_t>(get(cfg.integer("server.max_connections")));
+  sc.header_limit_bytes = get(cfg.bytes("server.header_limit"));
+  sc.body_limit_bytes = get(cfg.bytes("server.body_limit"));
+  sc.header_timeout_ms = get(cfg.durationMs("server.header_timeout"));
+  sc.idle_timeout_ms = get(cfg.durationMs("server.idle_timeout"));
+  sc.body_timeout_ms = get(cfg.durationMs("server.body_timeout"));
+
+  cache::FlowConfig flow;
+  flow.expose_cache_key = get(cfg.boolean("cache.expose_key"));
+
+  admin::AdminState admin_state;
+  admin_state.registry = &registry;
+  admin_state.ready = [](std::string*) { return true; };
+
+  // Block the stop signals in every thread; the main thread waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  server::EdgeServer server(sc, origins, &store, flow, &registry, admin_state);
+  if (Status s = server.start(); !s.isOk()) return fail(s);
+  std::printf("tern-edge listening on port %d (admin %d)\n", server.port(), server.adminPort());
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  TERN_LOG(kInfo, "stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  server.stop(10000);
+  TERN_LOG(kInfo, "stopped");
+  return 0;
+}

@@ -1,0 +1,229 @@
+#include "edge/origin/beast_origin_client.h"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/url/parse.hpp>
+
+#include "common/clock.h"
+#include "common/log.h"
+
+namespace tern::edge::origin {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+Result<Upstream> parseUpstream(const std::string& url) {
+  auto u = boost::urls::parse_uri(url);
+  if (!u || u->scheme() != "http" || u->host().empty()) {
+    return Status::invalidArgument("origin must be http://host[:port]: '" + url + "'");
+  }
+  return Upstream{std::string(u->host()), u->has_port() ? std::string(u->port()) : "80"};
+}
+
+struct Conn {
+  explicit Conn(asio::io_context& ioc) : stream(ioc) {}
+  beast::tcp_stream stream;
+  beast::flat_buffer buffer;
+};
+
+struct BeastOriginClient::Impl : std::enable_shared_from_this<Impl> {
+  Impl(asio::io_context& ioc_, const OriginConfig& config_) : ioc(ioc_), config(config_), resolver(ioc_) {}
+  asio::io_context& ioc;
+  OriginConfig config;
+  tcp::resolver resolver;
+  std::map<std::string, std::vector<std::shared_ptr<Conn>>> idle;
+  size_t round_robin = 0;
+
+  const Upstream* pick(const std::string& authority) {
+    std::string host = authority;
+    for (auto& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    auto it = config.by_host.find(host);
+    if (it == config.by_host.end()) {
+      auto colon = host.rfind(':');
+      if (colon != std::string::npos) it = config.by_host.find(host.substr(0, colon));
+    }
+    const auto& list = it != config.by_host.end() ? it->second : config.default_upstreams;
+    if (list.empty()) return nullptr;
+    return &list[round_robin++ % list.size()];
+  }
+};
+
+namespace {
+
+// One exchange with the origin; owns the callbacks until on_done.
+struct Exchange : std::enable_shared_from_this<Exchange> {
+  std::shared_ptr<BeastOriginClient::Impl> impl;
+  Upstream upstream;
+  std::string pool_key;
+  OriginRequest request;
+  OriginClient::Callbacks cb;
+  std::shared_ptr<Conn> conn;
+  bool reused = false;
+  bool retried = false;
+  bool head_sent = false;
+  int64_t request_time_ms = 0;
+  bhttp::request<bhttp::string_body> req;
+  std::unique_ptr<bhttp::response_parser<bhttp::buffer_body>> parser;
+  std::array<char, 64 * 1024> buf;
+
+  void fail(Status st) {
+    if (!head_sent) {
+      head_sent = true;
+      cb.on_head(st);
+    }
+    auto done = std::move(cb.on_done);
+    cb = {};
+    if (done) done(st.withSource(ErrorSource::kOrigin));
+  }
+
+  Status errorStatus(const beast::error_code& ec, const char* what) {
+    std::string msg = std::string(what) + " " + upstream.host + ":" + upstream.port + ": " + ec.message();
+    if (ec == beast::error::timeout) return Status::timeout("origin timeout: " + msg);
+    return Status::unavailable("origin " + msg);
+  }
+
+  void start() {
+    request_time_ms = wallNowMs();
+    req = {};
+    req.version(11);
+    req.method_string(request.method);
+    req.target(request.target);
+    for (const auto& f : request.headers) req.insert(f.name, f.value);
+    req.set(bhttp::field::host, request.authority);
+    req.keep_alive(true);
+    req.body() = request.body;
+    if (!request.body.empty() || request.method == "POST" || request.method == "PUT" ||
+        request.method == "PATCH") {
+      req.prepare_payload();
+    }
+    auto& pool = impl->idle[pool_key];
+    if (!pool.empty()) {
+      conn = pool.back();
+      pool.pop_back();
+      reused = true;
+      return write();
+    }
+    reused = false;
+    conn = std::make_shared<Conn>(impl->ioc);
+    auto self = shared_from_this();
+    impl->resolver.async_resolve(upstream.host, upstream.port,
+                                 [self](beast::error_code ec, tcp::resolver::results_type results) {
+                                   if (ec) return self->fail(self->errorStatus(ec, "resolve"));
+                                   self->conn->stream.expires_after(
+                                       std::chrono::milliseconds(self->impl->config.connect_timeout_ms));
+                                   self->conn->stream.async_connect(
+                                       results, [self](beast::error_code ec2, const tcp::endpoint&) {
+                                         if (ec2) return self->fail(self->errorStatus(ec2, "connect"));
+                                         self->conn->stream.socket().set_option(tcp::no_delay(true));
+                                         self->write();
+                                       });
+                                 });
+  }
+
+  void retryOrFail(const beast::error_code& ec, const char* what) {
+    // A pooled connection the origin closed meanwhile: one fresh attempt.
+    if (reused && !retried && !head_sent) {
+      retried = true;
+      conn.reset();
+      impl->idle[pool_key].clear();
+      return start();
+    }
+    fail(errorStatus(ec, what));
+  }
+
+  void write() {
+    auto self = shared_from_this();
+    conn->stream.expires_after(std::chrono::milliseconds(impl->config.read_timeout_ms));
+    bhttp::async_write(conn->stream, req, [self](beast::error_code ec, size_t) {
+      if (ec) return self->retryOrFail(ec, "write");
+      self->readHead();
+    });
+  }
+
+  void readHead() {
+    parser = std::make_unique<bhttp::response_parser<bhttp::buffer_body>>();
+    parser->body_limit(boost::none);
+    parser->header_limit(64 * 1024);
+    if (request.method == "HEAD") parser->skip(true);
+    auto self = shared_from_this();
+    conn->stream.expires_after(std::chrono::milliseconds(impl->config.read_timeout_ms));
+    bhttp::async_read_header(conn->stream, conn->buffer, *parser, [self](beast::error_code ec, size_t) {
+      if (ec) return self->retryOrFail(ec, "read");
+      auto& msg = self->parser->get();
+      int status = static_cast<int>(msg.result_int());
+      if (status >= 100 && status < 200) return self->readHead();  // interim response: wait for the final one
+      OriginHead head;
+      head.status = status;
+      head.request_time_ms = self->request_time_ms;
+      head.response_time_ms = wallNowMs();
+      for (const auto& f : msg) head.headers.push_back({std::string(f.name_string()), std::string(f.value())});
+      http::stripHopByHop(head.headers);
+      if (msg.has_content_length()) {
+        http::setField(head.headers, "Content-Length", std::to_string(*self->parser->content_length()));
+      }
+      self->head_sent = true;
+      self->cb.on_head(std::move(head));
+      self->readBody();
+    });
+  }
+
+  void readBody() {
+    if (parser->is_done()) return finish();
+    parser->get().body().data = buf.data();
+    parser->get().body().size = buf.size();
+    auto self = shared_from_this();
+    conn->stream.expires_after(std::chrono::milliseconds(impl->config.read_timeout_ms));
+    bhttp::async_read(conn->stream, conn->buffer, *parser, [self](beast::error_code ec, size_t) {
+      if (ec == bhttp::error::need_buffer) ec = {};
+      if (ec) return self->fail(self->errorStatus(ec, "read body"));
+      size_t n = self->buf.size() - self->parser->get().body().size;
+      if (n > 0) self->cb.on_data(std::string(self->buf.data(), n));
+      self->readBody();
+    });
+  }
+
+  void finish() {
+    bool keep = parser->get().keep_alive();
+    parser.reset();
+    if (keep) {
+      auto& pool = impl->idle[pool_key];
+      if (pool.size() < impl->config.max_idle_per_upstream) {
+        conn->stream.expires_never();
+        pool.push_back(conn);
+      }
+    }
+    conn.reset();
+    auto done = std::move(cb.on_done);
+    cb = {};
+    if (done) done(Status::ok());
+  }
+};
+
+}  // namespace
+
+BeastOriginClient::BeastOriginClient(asio::io_context& ioc, const OriginConfig& config)
+    : impl_(std::make_shared<Impl>(ioc, config)) {}
+
+BeastOriginClient::~BeastOriginClient() = default;
+
+void BeastOriginClient::fetch(OriginRequest request, Callbacks callbacks) {
+  const Upstream* up = impl_->pick(request.authority);
+  if (up == nullptr) {
+    callbacks.on_head(Status::unavailable("no origin configured for host " + request.authority));
+    callbacks.on_done(Status(StatusCode::kUnavailable, ErrorSource::kOrigin, "no origin for " + request.authority));
+    return;
+  }
+  auto ex = std::make_shared<Exchange>();
+  ex->impl = impl_;
+  ex->upstream = *up;
+  ex->pool_key = up->host + ":" + up->port;
+  ex->request = std::move(request);
+  ex->cb = std::move(callbacks);
+  ex->start();
+}
+
+}  // namespace tern::edge::origin

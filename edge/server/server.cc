@@ -1,0 +1,412 @@
+#include "edge/server/server.h"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/socket_base.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/log.h"
+
+namespace tern::edge::server {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+Result<tcp::endpoint> parseEndpoint(const std::string& hostport) {
+  auto colon = hostport.rfind(':');
+  if (colon == std::string::npos) return Status::invalidArgument("listen address must be host:port: " + hostport);
+  std::string host = hostport.substr(0, colon);
+  if (host.starts_with("[") && host.ends_with("]")) host = host.substr(1, host.size() - 2);
+  beast::error_code ec;
+  auto addr = asio::ip::make_address(host.empty() ? "0.0.0.0" : host, ec);
+  if (ec) return Status::invalidArgument("bad listen address '" + hostport + "': " + ec.message());
+  int port = std::atoi(hostport.c_str() + colon + 1);
+  if (port < 0 || port > 65535) return Status::invalidArgument("bad port in " + hostport);
+  return tcp::endpoint(addr, static_cast<unsigned short>(port));
+}
+
+Status openAcceptor(tcp::acceptor& acc, const tcp::endpoint& ep, bool reuse_port) {
+  beast::error_code ec;
+  acc.open(ep.protocol(), ec);
+  if (!ec) acc.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec && reuse_port) {
+    int one = 1;
+    ::setsockopt(acc.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  }
+  if (!ec) acc.bind(ep, ec);
+  if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Status::ioError("cannot listen on " + ep.address().to_string() + ":" + std::to_string(ep.port()) + ": " + ec.message());
+  return Status::ok();
+}
+
+}  // namespace
+
+struct Loop {
+  asio::io_context ioc{1};
+  tcp::acceptor acceptor{ioc};
+  std::unique_ptr<origin::BeastOriginClient> origin;
+  cache::FlowContext ctx;
+  std::thread thread;
+};
+
+struct EdgeServer::Impl {
+  ServerConfig config;
+  origin::OriginConfig origins;
+  cache::TieredStore* store;
+  cache::FlowConfig flow;
+  metrics::Registry* registry;
+  admin::AdminState admin;
+  cache::Collapser collapser, background;
+  std::unique_ptr<cache::FlowMetrics> flow_metrics;
+  std::unique_ptr<asio::thread_pool> pool;
+  std::vector<std::unique_ptr<Loop>> loops;
+  tcp::acceptor* admin_acceptor = nullptr;
+  std::unique_ptr<tcp::acceptor> admin_acceptor_owned;
+  std::atomic<size_t> connections{0};
+  std::atomic<bool> stopping{false};
+  int port = 0, admin_port = 0;
+  metrics::Gauge* open_connections = nullptr;
+  metrics::Counter* rejected_connections = nullptr;
+  metrics::Counter* bad_requests = nullptr;
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  bool done = false;
+
+  void accept(Loop& loop);
+  void acceptAdmin();
+};
+
+// ---- client session ----
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, Loop& loop, EdgeServer::Impl& srv)
+      : stream_(std::move(socket)), loop_(loop), srv_(srv) {
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    if (!ec) client_ip_ = ep.address().to_string();
+    stream_.socket().set_option(tcp::no_delay(true), ec);
+    srv_.connections++;
+    srv_.open_connections->add(1);
+  }
+  ~Session() {
+    srv_.connections--;
+    srv_.open_connections->add(-1);
+  }
+
+  void start() { read(true); }
+
+  void respond(int status, http::Fields headers, std::unique_ptr<cache::BodySource> body,
+               std::optional<uint64_t> length) {
+    auto res = std::make_shared<bhttp::response<bhttp::buffer_body>>();
+    res->version(11);
+    res->result(static_cast<unsigned>(status));
+    for (const auto& f : headers) res->insert(f.name, f.value);
+    bool keep = keep_alive_ && !srv_.stopping.load();
+    res->keep_alive(keep);
+    if (length) {
+      res->content_length(*length);
+    } else if (body) {
+      res->chunked(true);
+    }
+    res->body().data = nullptr;
+    res->body().more = body != nullptr;
+    auto sr = std::make_shared<bhttp::response_serializer<bhttp::buffer_body>>(*res);
+    auto self = shared_from_this();
+    if (srv_.config.body_timeout_ms > 0) stream_.expires_after(std::chrono::milliseconds(srv_.config.body_timeout_ms));
+    std::shared_ptr<cache::BodySource> src(std::move(body));
+    bhttp::async_write_header(stream_, *sr, [self, res, sr, src, keep, status](beast::error_code ec, size_t) {
+      if (ec) return self->close();
+      if (!src || self->head_only_) {
+        self->bytes_ = 0;
+        return self->finished(keep, status);
+      }
+      self->pump(res, sr, src, keep, status);
+    });
+  }
+
+ private:
+  void pump(std::shared_ptr<bhttp::response<bhttp::buffer_body>> res,
+            std::shared_ptr<bhttp::response_serializer<bhttp::buffer_body>> sr,
+            std::shared_ptr<cache::BodySource> src, bool keep, int status) {
+    auto self = shared_from_this();
+    src->next([self, res, sr, src, keep, status](Result<std::string_view> chunk) {
+      if (!chunk.ok()) {
+        // Headers are out: the only honest signal left is closing early.
+        TERN_LOG(kWarn, "response body failed", {{"reason", chunk.status().toString()}});
+        return self->close();
+      }
+      res->body().data = chunk->empty() ? nullptr : const_cast<char*>(chunk->data());
+      res->body().size = chunk->size();
+      res->body().more = !chunk->empty();
+      self->bytes_ += chunk->size();
+      const bool last = chunk->empty();
+      self->stream_.expires_after(std::chrono::milliseconds(self->srv_.config.body_timeout_ms));
+      bhttp::async_write(self->stream_, *sr, [self, res, sr, src, keep, status, last](beast::error_code ec, size_t) {
+        if (ec == bhttp::error::need_buffer) ec = {};
+        if (ec) return self->close();
+        if (last || sr->is_done()) return self->finished(keep, status);
+        self->pump(res, sr, src, keep, status);
+      });
+    });
+  }
+
+  void finished(bool keep, int status) {
+    if (srv_.config.body_timeout_ms > 0) stream_.expires_never();
+    TERN_LOG(kDebug, "access", {{"client", client_ip_}, {"method", method_}, {"target", target_},
+                                {"status", std::to_string(status)}, {"bytes", std::to_string(bytes_)},
+                                {"us", std::to_string(steadyNowUs() - started_us_)}});
+    if (!keep) return close();
+    read(false);
+  }
+
+  void read(bool first) {
+    parser_.emplace();
+    parser_->header_limit(static_cast<uint32_t>(srv_.config.header_limit_bytes));
+    parser_->body_limit(srv_.config.body_limit_bytes);
+    stream_.expires_after(std::chrono::milliseconds(first || buffer_.size() > 0 ? srv_.config.header_timeout_ms
+                                                                                 : srv_.config.idle_timeout_ms));
+    auto self = shared_from_this();
+    bhttp::async_read(stream_, buffer_, *parser_, [self](beast::error_code ec, size_t) { self->onRead(ec); });
+  }
+
+  void onRead(beast::error_code ec) {
+    if (ec == bhttp::error::end_of_stream || ec == asio::error::connection_reset || ec == asio::error::eof) {
+      return close();
+    }
+    if (ec == beast::error::timeout) {
+      if (parser_->got_some()) return reject(408, "request timeout");
+      return close();
+    }
+    if (ec == bhttp::error::header_limit) return reject(431, "request header fields too large");
+    if (ec == bhttp::error::body_limit) return reject(413, "content too large");
+    if (ec) return reject(400, "bad request: " + ec.message());
+    auto& msg = parser_->get();
+    // Request smuggling: Beast rejects conflicting Content-Length values and
+    // bad chunking; a Transfer-Encoding other than chunked, or together with
+    // Content-Length, is refused here (RFC 9112 section 6.3).
+    if (msg.count(bhttp::field::transfer_encoding) > 0 &&
+        (msg.count(bhttp::field::content_length) > 0 || !msg.chunked())) {
+      return reject(400, "bad request: ambiguous message framing");
+    }
+    if (msg.version() != 11 && msg.version() != 10) return reject(505, "http version not supported");
+    auto req = std::make_shared<cache::Request>();
+    req->method = std::string(msg.method_string());
+    req->target = std::string(msg.target());
+    req->client_ip = client_ip_;
+    req->received_ms = wallNowMs();
+    for (const auto& f : msg) req->headers.push_back({std::string(f.name_string()), std::string(f.value())});
+    if (msg.version() == 10 && !http::hasField(req->headers, "host")) req->headers.push_back({"Host", ""});
+    if (http::countField(req->headers, "host") != 1) return reject(400, "bad request: exactly one Host is required");
+    req->body = std::move(msg.body());
+    keep_alive_ = msg.keep_alive();
+    head_only_ = req->method == "HEAD";
+    method_ = req->method;
+    target_ = req->target;
+    started_us_ = steadyNowUs();
+    stream_.expires_never();
+    struct SessionResponder final : cache::Responder {
+      std::weak_ptr<Session> session;
+      void respond(int status, http::Fields headers, std::unique_ptr<cache::BodySource> body,
+                   std::optional<uint64_t> length) override {
+        if (auto s = session.lock()) s->respond(status, std::move(headers), std::move(body), length);
+      }
+    };
+    auto responder = std::make_shared<SessionResponder>();
+    responder->session = shared_from_this();
+    cache::handleRequest(loop_.ctx, std::move(req), responder);
+  }
+
+  void reject(int status, const std::string& why) {
+    srv_.bad_requests->inc();
+    TERN_LOG(kInfo, "rejected request", {{"client", client_ip_}, {"status", std::to_string(status)}, {"reason", why}});
+    keep_alive_ = false;
+    head_only_ = false;
+    std::string body = std::to_string(status) + " " + why + "\n";
+    respond(status, {{"Content-Type", "text/plain"}, {"Connection", "close"}}, cache::stringSource(body), body.size());
+  }
+
+  void close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  Loop& loop_;
+  EdgeServer::Impl& srv_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  bool keep_alive_ = true;
+  bool head_only_ = false;
+  std::string client_ip_, method_, target_;
+  uint64_t bytes_ = 0;
+  int64_t started_us_ = 0;
+};
+
+// ---- admin session ----
+
+class AdminSession : public std::enable_shared_from_this<AdminSession> {
+ public:
+  AdminSession(tcp::socket socket, EdgeServer::Impl& srv) : stream_(std::move(socket)), srv_(srv) {}
+  void start() {
+    parser_.emplace();
+    parser_->header_limit(16 * 1024);
+    parser_->body_limit(1024);
+    stream_.expires_after(std::chrono::seconds(10));
+    auto self = shared_from_this();
+    bhttp::async_read(stream_, buffer_, *parser_, [self](beast::error_code ec, size_t) {
+      if (ec) return;
+      auto& msg = self->parser_->get();
+      auto r = admin::handleAdmin(self->srv_.admin, msg.method_string(), msg.target());
+      auto res = std::make_shared<bhttp::response<bhttp::string_body>>(static_cast<bhttp::status>(r.status), 11);
+      res->set(bhttp::field::content_type, r.content_type);
+      res->set(bhttp::field::cache_control, "no-store");
+      res->body() = msg.method() == bhttp::verb::head ? "" : r.body;
+      res->keep_alive(msg.keep_alive());
+      res->prepare_payload();
+      bhttp::async_write(self->stream_, *res, [self, res](beast::error_code ec2, size_t) {
+        if (!ec2 && res->keep_alive()) return self->start();
+        beast::error_code ignored;
+        self->stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+      });
+    });
+  }
+
+ private:
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  EdgeServer::Impl& srv_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+};
+
+void EdgeServer::Impl::accept(Loop& loop) {
+  loop.acceptor.async_accept(loop.ioc, [this, &loop](beast::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (ec == asio::error::operation_aborted || stopping) return;
+      TERN_LOG(kWarn, "accept failed", {{"reason", ec.message()}});
+    } else if (connections.load() >= config.max_connections) {
+      rejected_connections->inc();
+      beast::error_code ignored;
+      socket.close(ignored);
+    } else {
+      std::make_shared<Session>(std::move(socket), loop, *this)->start();
+    }
+    if (!stopping) accept(loop);
+  });
+}
+
+void EdgeServer::Impl::acceptAdmin() {
+  admin_acceptor->async_accept(loops[0]->ioc, [this](beast::error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted) return;
+    if (!ec) std::make_shared<AdminSession>(std::move(socket), *this)->start();
+    acceptAdmin();
+  });
+}
+
+EdgeServer::EdgeServer(ServerConfig config, origin::OriginConfig origins, cache::TieredStore* store,
+                       cache::FlowConfig flow, metrics::Registry* registry, admin::AdminState admin)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->config = std::move(config);
+  impl_->origins = std::move(origins);
+  impl_->store = store;
+  impl_->flow = std::move(flow);
+  impl_->registry = registry;
+  impl_->admin = std::move(admin);
+  impl_->flow_metrics = std::make_unique<cache::FlowMetrics>(*registry);
+  impl_->open_connections = &registry->gauge("tern_edge_open_connections", "Client connections open");
+  impl_->rejected_connections =
+      &registry->counter("tern_edge_rejected_connections_total", "Connections refused over max_connections");
+  impl_->bad_requests = &registry->counter("tern_edge_bad_requests_total", "Requests rejected as malformed or over limits");
+}
+
+EdgeServer::~EdgeServer() {
+  if (!impl_->loops.empty() && !impl_->stopping) stop(0);
+}
+
+Status EdgeServer::start() {
+  Impl& m = *impl_;
+  int n = m.config.loops > 0 ? m.config.loops : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  m.pool = std::make_unique<asio::thread_pool>(static_cast<size_t>(std::max(1, m.config.blocking_threads)));
+  TERN_ASSIGN_OR_RETURN(auto ep, parseEndpoint(m.config.listen));
+  TERN_ASSIGN_OR_RETURN(auto admin_ep, parseEndpoint(m.config.admin_listen));
+  for (int i = 0; i < n; ++i) {
+    auto loop = std::make_unique<Loop>();
+    // Port 0: the first loop picks a port, the others share it (SO_REUSEPORT).
+    TERN_RETURN_IF_ERROR(openAcceptor(loop->acceptor, ep, true));
+    if (i == 0) ep.port(loop->acceptor.local_endpoint().port());
+    loop->origin = std::make_unique<origin::BeastOriginClient>(loop->ioc, m.origins);
+    auto* ioc = &loop->ioc;
+    auto* pool = m.pool.get();
+    loop->ctx = cache::FlowContext{m.store, &m.collapser, loop->origin.get(),
+                                   [ioc](cache::Task t) { asio::post(*ioc, std::move(t)); },
+                                   [pool](cache::Task t) { asio::post(*pool, std::move(t)); },
+                                   m.flow, m.flow_metrics.get(), &m.background};
+    m.loops.push_back(std::move(loop));
+  }
+  m.port = ep.port();
+  m.admin_acceptor_owned = std::make_unique<tcp::acceptor>(m.loops[0]->ioc);
+  m.admin_acceptor = m.admin_acceptor_owned.get();
+  TERN_RETURN_IF_ERROR(openAcceptor(*m.admin_acceptor, admin_ep, false));
+  m.admin_port = m.admin_acceptor->local_endpoint().port();
+  for (auto& loop : m.loops) m.accept(*loop);
+  m.acceptAdmin();
+  for (auto& loop : m.loops) {
+    Loop* l = loop.get();
+    l->thread = std::thread([l] {
+      auto guard = asio::make_work_guard(l->ioc);
+      l->ioc.run();
+    });
+  }
+  TERN_LOG(kInfo, "edge listening", {{"http", m.config.listen.substr(0, m.config.listen.rfind(':')) + ":" + std::to_string(m.port)},
+                                     {"admin", std::to_string(m.admin_port)}, {"loops", std::to_string(n)}});
+  return Status::ok();
+}
+
+void EdgeServer::stop(int64_t grace_ms) {
+  Impl& m = *impl_;
+  if (m.stopping.exchange(true)) return wait();
+  for (auto& loop : m.loops) {
+    asio::post(loop->ioc, [l = loop.get()] {
+      beast::error_code ec;
+      l->acceptor.close(ec);
+    });
+  }
+  asio::post(m.loops[0]->ioc, [&m] {
+    beast::error_code ec;
+    m.admin_acceptor->close(ec);
+  });
+  int64_t deadline = steadyNowUs() + grace_ms * 1000;
+  while (m.connections.load() > 0 && steadyNowUs() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  for (auto& loop : m.loops) loop->ioc.stop();
+  for (auto& loop : m.loops) {
+    if (loop->thread.joinable()) loop->thread.join();
+  }
+  m.pool->join();
+  {
+    std::lock_guard lock(m.done_mu);
+    m.done = true;
+  }
+  m.done_cv.notify_all();
+}
+
+void EdgeServer::wait() {
+  std::unique_lock lock(impl_->done_mu);
+  impl_->done_cv.wait(lock, [&] { return impl_->done; });
+}
+
+int EdgeServer::port() const { return impl_->port; }
+int EdgeServer::adminPort() const { return impl_->admin_port; }
+
+}  // namespace tern::edge::server

@@ -1,0 +1,63 @@
+#pragma once
+// EdgeServer: the HTTP/1.1 front of tern-edge on Boost.Asio + Boost.Beast.
+//
+// A fixed set of event loops (one io_context and thread each, sized to the
+// cores); each loop accepts on its own SO_REUSEPORT socket and owns its
+// connections, its origin client and its request flow, so that nothing on
+// the hit path is shared between loops. A separate small pool runs blocking
+// work (disk lookups and writes). Sessions: keep-alive, pipelined requests
+// answered in order, a header and a body limit and a timeout on every read,
+// a connection limit, graceful stop (stop accepting, finish in-flight).
+//
+// Thread-safety: start() and stop() from the owning thread.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/result.h"
+#include "edge/admin/admin.h"
+#include "edge/cache/request_flow.h"
+#include "edge/origin/beast_origin_client.h"
+
+namespace tern::edge::server {
+
+struct ServerConfig {
+  std::string listen = "127.0.0.1:8080";    // host:port; port 0 picks a free one
+  std::string admin_listen = "127.0.0.1:9080";
+  int loops = 0;                            // 0: one per core
+  int blocking_threads = 2;
+  size_t max_connections = 10000;
+  size_t header_limit_bytes = 32 * 1024;
+  uint64_t body_limit_bytes = 16ULL << 20;
+  int64_t header_timeout_ms = 10000;         // to receive a request head
+  int64_t idle_timeout_ms = 60000;          // keep-alive between requests
+  int64_t body_timeout_ms = 30000;          // to send or receive a body
+};
+
+class EdgeServer {
+ public:
+  EdgeServer(ServerConfig config, origin::OriginConfig origins, cache::TieredStore* store,
+             cache::FlowConfig flow, metrics::Registry* registry, admin::AdminState admin);
+  ~EdgeServer();
+
+  // Binds and starts serving. Returns the bound ports through the getters.
+  Status start();
+  // Stops accepting, lets in-flight requests finish (at most `grace_ms`),
+  // then stops the loops.
+  void stop(int64_t grace_ms = 10000);
+  // Blocks until stop() finished.
+  void wait();
+
+  int port() const;
+  int adminPort() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tern::edge::server
