@@ -36,7 +36,9 @@ std::string dashed(std::string key) {
 std::string envName(const std::string& prefix, const std::string& key) {
   std::string out = prefix;
   for (char c : key) {
-    out.push_back(c == '.' || c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+    out.push_back(c == '.' || c == '-'
+                      ? '_'
+                      : static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
   }
   return out;
 }
@@ -65,9 +67,11 @@ Status Config::load(int argc, const char* const* argv, bool* help_requested) {
   desc.add_options()("help,h", "show this help");
   for (const auto& o : options_) {
     // Both spellings: --cache.disk_budget and --cache-disk-budget.
-    desc.add_options()(o.key.c_str(), po::value<std::vector<std::string>>()->composing(), o.help.c_str());
+    desc.add_options()(o.key.c_str(), po::value<std::vector<std::string>>()->composing(),
+                       o.help.c_str());
     if (dashed(o.key) != o.key) {
-      desc.add_options()(dashed(o.key).c_str(), po::value<std::vector<std::string>>()->composing(), "");
+      desc.add_options()(dashed(o.key).c_str(), po::value<std::vector<std::string>>()->composing(),
+                         "");
     }
   }
   po::variables_map vm;
@@ -101,18 +105,22 @@ Status Config::load(int argc, const char* const* argv, bool* help_requested) {
     }
   }
   std::string path;
-  if (flags.count("config")) path = flags["config"].back();
-  else if (env.count("config")) path = env["config"].back();
+  if (flags.count("config"))
+    path = flags["config"].back();
+  else if (env.count("config"))
+    path = env["config"].back();
   if (!path.empty()) {
     try {
       YAML::Node root = YAML::LoadFile(path);
-      if (!root.IsNull() && !root.IsMap()) return Status::invalidArgument(path + ": top level must be a map");
+      if (!root.IsNull() && !root.IsMap())
+        return Status::invalidArgument(path + ": top level must be a map");
       flatten(root, "", file);
     } catch (const std::exception& e) {
       return Status::invalidArgument(path + ": " + e.what());
     }
     for (const auto& [key, v] : file) {
-      if (find(key) == nullptr) return Status::invalidArgument(path + ": unknown key '" + key + "'");
+      if (find(key) == nullptr)
+        return Status::invalidArgument(path + ": unknown key '" + key + "'");
     }
   }
   for (const auto& o : options_) {
@@ -152,7 +160,8 @@ Result<int64_t> Config::integer(const std::string& key) const {
   std::string s = str(key);
   char* end = nullptr;
   long long v = std::strtoll(s.c_str(), &end, 10);
-  if (s.empty() || *end != '\0') return Status::invalidArgument(key + ": not an integer: '" + s + "'");
+  if (s.empty() || *end != '\0')
+    return Status::invalidArgument(key + ": not an integer: '" + s + "'");
   return static_cast<int64_t>(v);
 }
 
@@ -181,10 +190,19 @@ Result<uint64_t> parseBytes(const std::string& text) {
   if (i == 0) return Status::invalidArgument("not a size: '" + text + "'");
   uint64_t n = std::strtoull(text.substr(0, i).c_str(), nullptr, 10);
   std::string unit = text.substr(i);
-  static const std::pair<const char*, uint64_t> kUnits[] = {
-      {"", 1},        {"B", 1},          {"K", 1000},       {"KB", 1000},  {"KiB", 1ULL << 10},
-      {"M", 1000000}, {"MB", 1000000},   {"MiB", 1ULL << 20}, {"G", 1000000000},
-      {"GB", 1000000000}, {"GiB", 1ULL << 30}, {"T", 1000000000000ULL}, {"TiB", 1ULL << 40}};
+  static const std::pair<const char*, uint64_t> kUnits[] = {{"", 1},
+                                                            {"B", 1},
+                                                            {"K", 1000},
+                                                            {"KB", 1000},
+                                                            {"KiB", 1ULL << 10},
+                                                            {"M", 1000000},
+                                                            {"MB", 1000000},
+                                                            {"MiB", 1ULL << 20},
+                                                            {"G", 1000000000},
+                                                            {"GB", 1000000000},
+                                                            {"GiB", 1ULL << 30},
+                                                            {"T", 1000000000000ULL},
+                                                            {"TiB", 1ULL << 40}};
   for (const auto& [name, mult] : kUnits) {
     if (unit == name) return n * mult;
   }

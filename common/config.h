@@ -40,8 +40,8 @@ class Config {
   std::string str(const std::string& key) const;
   std::vector<std::string> list(const std::string& key) const;
   Result<int64_t> integer(const std::string& key) const;
-  Result<uint64_t> bytes(const std::string& key) const;        // "64MiB", "1G", "4096"
-  Result<int64_t> durationMs(const std::string& key) const;    // "250ms", "5s", "2m", "1h"
+  Result<uint64_t> bytes(const std::string& key) const;      // "64MiB", "1G", "4096"
+  Result<int64_t> durationMs(const std::string& key) const;  // "250ms", "5s", "2m", "1h"
   Result<bool> boolean(const std::string& key) const;
 
  private:

@@ -34,8 +34,8 @@ double Histogram::quantile(double q) const {
 }
 
 std::vector<double> latencyBuckets() {
-  return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-          0.1,    0.25,    0.5,    1,     2.5,    5,     10};
+  return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+          0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
 }
 
 Registry::Entry* Registry::find(const std::string& name, const std::string& labels) {
@@ -45,7 +45,8 @@ Registry::Entry* Registry::find(const std::string& name, const std::string& labe
   return nullptr;
 }
 
-Counter& Registry::counter(const std::string& name, const std::string& help, const std::string& labels) {
+Counter& Registry::counter(const std::string& name, const std::string& help,
+                           const std::string& labels) {
   std::lock_guard lock(mu_);
   if (Entry* e = find(name, labels); e && e->counter) return *e->counter;
   auto& e = entries_.emplace_back(Entry{name, help, labels, "counter", {}, {}, {}, {}});
@@ -53,7 +54,8 @@ Counter& Registry::counter(const std::string& name, const std::string& help, con
   return *e.counter;
 }
 
-Gauge& Registry::gauge(const std::string& name, const std::string& help, const std::string& labels) {
+Gauge& Registry::gauge(const std::string& name, const std::string& help,
+                       const std::string& labels) {
   std::lock_guard lock(mu_);
   if (Entry* e = find(name, labels); e && e->gauge) return *e->gauge;
   auto& e = entries_.emplace_back(Entry{name, help, labels, "gauge", {}, {}, {}, {}});

@@ -61,10 +61,12 @@ std::vector<double> latencyBuckets();
 class Registry {
  public:
   // `labels` is the inside of {...}, e.g. `kind="memory"`, or empty.
-  Counter& counter(const std::string& name, const std::string& help, const std::string& labels = {});
+  Counter& counter(const std::string& name, const std::string& help,
+                   const std::string& labels = {});
   Gauge& gauge(const std::string& name, const std::string& help, const std::string& labels = {});
   Histogram& histogram(const std::string& name, const std::string& help,
-                       std::vector<double> bounds = latencyBuckets(), const std::string& labels = {});
+                       std::vector<double> bounds = latencyBuckets(),
+                       const std::string& labels = {});
   // A gauge computed when rendered.
   void callbackGauge(const std::string& name, const std::string& help, std::function<double()> fn,
                      const std::string& labels = {});

@@ -60,7 +60,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   log::Level level;
-  if (!log::parseLevel(cfg.str("log.level"), &level)) return fail(Status::invalidArgument("log.level: unknown level"));
+  if (!log::parseLevel(cfg.str("log.level"), &level))
+    return fail(Status::invalidArgument("log.level: unknown level"));
   log::setLevel(level);
 
   auto get = [&](auto r) {
@@ -72,10 +73,12 @@ int main(int argc, char** argv) {
   };
 
   origin::OriginConfig origins;
-  for (const auto& url : cfg.list("origin")) origins.default_upstreams.push_back(get(origin::parseUpstream(url)));
+  for (const auto& url : cfg.list("origin"))
+    origins.default_upstreams.push_back(get(origin::parseUpstream(url)));
   for (const auto& entry : cfg.list("origin_map")) {
     auto eq = entry.find('=');
-    if (eq == std::string::npos) return fail(Status::invalidArgument("origin_map: expected host=url: " + entry));
+    if (eq == std::string::npos)
+      return fail(Status::invalidArgument("origin_map: expected host=url: " + entry));
     std::string host = entry.substr(0, eq);
     for (auto& ch : host) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     origins.by_host[host].push_back(get(origin::parseUpstream(entry.substr(eq + 1))));
@@ -99,17 +102,33 @@ int main(int argc, char** argv) {
   mem.budget_bytes = get(cfg.bytes("cache.memory_budget"));
   mem.max_object_bytes = get(cfg.bytes("cache.memory_max_object_size"));
   mem.max_variants_per_url = disk.max_variants_per_url;
-  cache::TieredStore store(std::make_unique<storage::MemoryStore>(mem), std::move(*rocks), mem.max_object_bytes);
+  cache::TieredStore store(std::make_unique<storage::MemoryStore>(mem), std::move(*rocks),
+                           mem.max_object_bytes);
 
   metrics::Registry registry;
-  registry.callbackGauge("tern_edge_store_bytes", "Bytes in the cache", [&] { return static_cast<double>(store.diskStats().bytes); }, "tier=\"disk\"");
-  registry.callbackGauge("tern_edge_store_bytes", "Bytes in the cache", [&] { return static_cast<double>(store.memoryStats().bytes); }, "tier=\"memory\"");
-  registry.callbackGauge("tern_edge_store_objects", "Objects in the cache", [&] { return static_cast<double>(store.diskStats().objects); }, "tier=\"disk\"");
-  registry.callbackGauge("tern_edge_store_objects", "Objects in the cache", [&] { return static_cast<double>(store.memoryStats().objects); }, "tier=\"memory\"");
-  registry.callbackGauge("tern_edge_store_evictions", "Objects evicted since start", [&] { return static_cast<double>(store.diskStats().evictions); }, "tier=\"disk\"");
-  registry.callbackGauge("tern_edge_store_evictions", "Objects evicted since start", [&] { return static_cast<double>(store.memoryStats().evictions); }, "tier=\"memory\"");
-  registry.callbackGauge("tern_edge_store_budget_bytes", "Byte budget of the cache", [&] { return static_cast<double>(store.diskStats().budget_bytes); }, "tier=\"disk\"");
-  registry.callbackGauge("tern_edge_applied_purge_seq", "Highest purge sequence applied", [&] { return static_cast<double>(store.appliedSeq()); });
+  registry.callbackGauge(
+      "tern_edge_store_bytes", "Bytes in the cache",
+      [&] { return static_cast<double>(store.diskStats().bytes); }, "tier=\"disk\"");
+  registry.callbackGauge(
+      "tern_edge_store_bytes", "Bytes in the cache",
+      [&] { return static_cast<double>(store.memoryStats().bytes); }, "tier=\"memory\"");
+  registry.callbackGauge(
+      "tern_edge_store_objects", "Objects in the cache",
+      [&] { return static_cast<double>(store.diskStats().objects); }, "tier=\"disk\"");
+  registry.callbackGauge(
+      "tern_edge_store_objects", "Objects in the cache",
+      [&] { return static_cast<double>(store.memoryStats().objects); }, "tier=\"memory\"");
+  registry.callbackGauge(
+      "tern_edge_store_evictions", "Objects evicted since start",
+      [&] { return static_cast<double>(store.diskStats().evictions); }, "tier=\"disk\"");
+  registry.callbackGauge(
+      "tern_edge_store_evictions", "Objects evicted since start",
+      [&] { return static_cast<double>(store.memoryStats().evictions); }, "tier=\"memory\"");
+  registry.callbackGauge(
+      "tern_edge_store_budget_bytes", "Byte budget of the cache",
+      [&] { return static_cast<double>(store.diskStats().budget_bytes); }, "tier=\"disk\"");
+  registry.callbackGauge("tern_edge_applied_purge_seq", "Highest purge sequence applied",
+                         [&] { return static_cast<double>(store.appliedSeq()); });
 
   server::ServerConfig sc;
   sc.listen = cfg.str("listen");

@@ -7,7 +7,8 @@ AdminResponse handleAdmin(const AdminState& state, std::string_view method, std:
   auto q = path.find('?');
   if (q != std::string_view::npos) path = path.substr(0, q);
   if (path == "/metrics") {
-    return {200, "text/plain; version=0.0.4; charset=utf-8", state.registry ? state.registry->render() : ""};
+    return {200, "text/plain; version=0.0.4; charset=utf-8",
+            state.registry ? state.registry->render() : ""};
   }
   if (path == "/healthz") return {200, "text/plain", "ok\n"};
   if (path == "/readyz") {

@@ -19,8 +19,12 @@ class StringSource final : public BodySource {
 
 class StoredSource final : public BodySource {
  public:
-  StoredSource(std::unique_ptr<storage::BodyReader> reader, bool blocking, Executor loop, Executor pool)
-      : state_(std::make_shared<State>()), blocking_(blocking), loop_(std::move(loop)), pool_(std::move(pool)) {
+  StoredSource(std::unique_ptr<storage::BodyReader> reader, bool blocking, Executor loop,
+               Executor pool)
+      : state_(std::make_shared<State>()),
+        blocking_(blocking),
+        loop_(std::move(loop)),
+        pool_(std::move(pool)) {
     state_->reader = std::move(reader);
   }
   void next(std::function<void(Result<std::string_view>)> done) override {
@@ -128,12 +132,14 @@ std::unique_ptr<BodySource> stringSource(std::string body) {
 }
 std::unique_ptr<BodySource> storedSource(std::unique_ptr<storage::BodyReader> reader, bool blocking,
                                          Executor loop, Executor pool) {
-  return std::make_unique<StoredSource>(std::move(reader), blocking, std::move(loop), std::move(pool));
+  return std::make_unique<StoredSource>(std::move(reader), blocking, std::move(loop),
+                                        std::move(pool));
 }
 std::unique_ptr<BodySource> inflightSource(std::shared_ptr<Inflight> inflight, Executor loop) {
   return std::make_unique<InflightSource>(std::move(inflight), std::move(loop));
 }
-std::unique_ptr<BodySource> rangeSource(std::unique_ptr<BodySource> inner, uint64_t first, uint64_t last) {
+std::unique_ptr<BodySource> rangeSource(std::unique_ptr<BodySource> inner, uint64_t first,
+                                        uint64_t last) {
   return std::make_unique<RangeSource>(std::move(inner), first, last);
 }
 

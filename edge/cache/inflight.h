@@ -46,11 +46,11 @@ class Inflight {
  private:
   void notifyLocked(std::vector<std::pair<Executor, std::function<void()>>>* out) const;
   mutable std::mutex mu_;
-  std::optional<Head> head_;                                     // GUARDED_BY(mu_)
-  std::vector<std::shared_ptr<const std::string>> chunks_;       // GUARDED_BY(mu_)
-  uint64_t bytes_ = 0;                                           // GUARDED_BY(mu_)
-  bool done_ = false;                                            // GUARDED_BY(mu_)
-  Status status_;                                                // GUARDED_BY(mu_)
+  std::optional<Head> head_;                                      // GUARDED_BY(mu_)
+  std::vector<std::shared_ptr<const std::string>> chunks_;        // GUARDED_BY(mu_)
+  uint64_t bytes_ = 0;                                            // GUARDED_BY(mu_)
+  bool done_ = false;                                             // GUARDED_BY(mu_)
+  Status status_;                                                 // GUARDED_BY(mu_)
   std::vector<std::pair<Executor, std::function<void()>>> subs_;  // GUARDED_BY(mu_)
 };
 

@@ -13,19 +13,30 @@ namespace tern::edge::cache {
 
 FlowMetrics::FlowMetrics(metrics::Registry& r)
     : requests(r.counter("tern_edge_requests_total", "Client requests received")),
-      hits_memory(r.counter("tern_edge_cache_hits_total", "Responses served from cache", "tier=\"memory\"")),
-      hits_disk(r.counter("tern_edge_cache_hits_total", "Responses served from cache", "tier=\"disk\"")),
+      hits_memory(r.counter("tern_edge_cache_hits_total", "Responses served from cache",
+                            "tier=\"memory\"")),
+      hits_disk(
+          r.counter("tern_edge_cache_hits_total", "Responses served from cache", "tier=\"disk\"")),
       misses(r.counter("tern_edge_cache_misses_total", "Cacheable requests not found in cache")),
       passes(r.counter("tern_edge_cache_passes_total", "Requests forwarded without cache lookup")),
-      revalidations(r.counter("tern_edge_revalidations_total", "Conditional requests sent to origins")),
-      revalidated_304(r.counter("tern_edge_revalidated_not_modified_total", "Revalidations answered 304 by the origin")),
-      collapsed(r.counter("tern_edge_collapsed_waits_total", "Requests that waited on another request's origin fetch")),
-      stale_served(r.counter("tern_edge_stale_served_total", "Stale responses served (max-stale, stale-while-revalidate, stale-if-error)")),
+      revalidations(
+          r.counter("tern_edge_revalidations_total", "Conditional requests sent to origins")),
+      revalidated_304(r.counter("tern_edge_revalidated_not_modified_total",
+                                "Revalidations answered 304 by the origin")),
+      collapsed(r.counter("tern_edge_collapsed_waits_total",
+                          "Requests that waited on another request's origin fetch")),
+      stale_served(
+          r.counter("tern_edge_stale_served_total",
+                    "Stale responses served (max-stale, stale-while-revalidate, stale-if-error)")),
       stored(r.counter("tern_edge_objects_stored_total", "Responses written to the cache")),
-      store_failures(r.counter("tern_edge_store_failures_total", "Responses that could not be stored")),
-      origin_errors(r.counter("tern_edge_origin_errors_total", "Origin fetches that failed (connect, timeout, reset)")),
-      not_modified(r.counter("tern_edge_not_modified_total", "304 responses sent to clients from cache")),
-      origin_latency(r.histogram("tern_edge_origin_latency_seconds", "Time to the origin response head")) {}
+      store_failures(
+          r.counter("tern_edge_store_failures_total", "Responses that could not be stored")),
+      origin_errors(r.counter("tern_edge_origin_errors_total",
+                              "Origin fetches that failed (connect, timeout, reset)")),
+      not_modified(
+          r.counter("tern_edge_not_modified_total", "304 responses sent to clients from cache")),
+      origin_latency(
+          r.histogram("tern_edge_origin_latency_seconds", "Time to the origin response head")) {}
 
 namespace {
 
@@ -73,9 +84,11 @@ std::optional<uint64_t> contentLength(const http::Fields& h) {
   }
 }
 
-bool sameHostLocation(std::string_view location, const storage::CacheKey& key, storage::CacheKey* out) {
-  auto k = location.starts_with("/") ? storage::CacheKey::fromRequest(key.scheme, key.host, location)
-                                     : storage::CacheKey::fromUrl(location);
+bool sameHostLocation(std::string_view location, const storage::CacheKey& key,
+                      storage::CacheKey* out) {
+  auto k = location.starts_with("/")
+               ? storage::CacheKey::fromRequest(key.scheme, key.host, location)
+               : storage::CacheKey::fromUrl(location);
   if (!k.ok() || k->host != key.host) return false;
   *out = *k;
   return true;
@@ -90,7 +103,8 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   void receive() {
     ctx_.metrics->requests.inc();
     auto host = http::findField(req_->headers, "host");
-    auto key = storage::CacheKey::fromRequest(req_->scheme, host ? http::trim(*host) : "", req_->target);
+    auto key =
+        storage::CacheKey::fromRequest(req_->scheme, host ? http::trim(*host) : "", req_->target);
     if (!key.ok()) return error(400, key.status().message());
     key_.url = *key;
     if (req_->method == "GET" || req_->method == "HEAD") return lookup();
@@ -114,8 +128,8 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
       self->ctx_.loop([self, shared] {
         if (shared->ok()) return self->found(std::move(shared->value()), true);
         if (!shared->status().isNotFound()) {
-          TERN_LOG(kWarn, "disk lookup failed", {{"key", self->key_.url.toString()},
-                                                 {"reason", shared->status().toString()}});
+          TERN_LOG(kWarn, "disk lookup failed",
+                   {{"key", self->key_.url.toString()}, {"reason", shared->status().toString()}});
         }
         self->miss();
       });
@@ -133,10 +147,12 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     from_disk_ = from_disk;
     stored_ = std::move(r);
     http::Fields fields = toHttp(stored_->meta.headers);
-    const bool fenced = ctx_.config.fenced && ctx_.config.fenced->load() && !ctx_.config.serve_stale_when_fenced;
+    const bool fenced =
+        ctx_.config.fenced && ctx_.config.fenced->load() && !ctx_.config.serve_stale_when_fenced;
     bool force = stored_->must_revalidate || fenced;
-    reuse_ = http::decideReuse(req_->headers, stored_->meta.status, fields, stored_->meta.request_time_ms,
-                               stored_->meta.response_time_ms, wallNowMs(), force, ctx_.config.policy);
+    reuse_ = http::decideReuse(req_->headers, stored_->meta.status, fields,
+                               stored_->meta.request_time_ms, stored_->meta.response_time_ms,
+                               wallNowMs(), force, ctx_.config.policy);
     switch (reuse_.reuse) {
       case http::Reuse::kFresh:
         return hit(false);
@@ -152,7 +168,8 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
       case http::Reuse::kRevalidate:
         break;
     }
-    if (http::requestCacheControl(req_->headers).only_if_cached) return error(504, "only-if-cached");
+    if (http::requestCacheControl(req_->headers).only_if_cached)
+      return error(504, "only-if-cached");
     revalidate();
   }
 
@@ -169,7 +186,8 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   void miss() {
     ctx_.metrics->misses.inc();
     if (status_.fwd.empty()) status_.fwd = "uri-miss";
-    if (http::requestCacheControl(req_->headers).only_if_cached) return error(504, "only-if-cached");
+    if (http::requestCacheControl(req_->headers).only_if_cached)
+      return error(504, "only-if-cached");
     fetch(false);
   }
 
@@ -186,7 +204,8 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     if (!joined.leader) return;  // one refresh at a time per key
     // A detached transaction that fetches and stores, answering nobody.
     struct Null final : Responder {
-      void respond(int, http::Fields, std::unique_ptr<BodySource>, std::optional<uint64_t>) override {}
+      void respond(int, http::Fields, std::unique_ptr<BodySource>,
+                   std::optional<uint64_t>) override {}
     };
     auto req = std::make_shared<Request>(*req_);
     http::removeField(req->headers, "if-none-match");
@@ -242,8 +261,8 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     http::removeField(o.headers, "host");
     if (!keep_method) {
       // Conditionals and ranges of the client are answered from the cache.
-      for (auto f : {"if-none-match", "if-modified-since", "if-match", "if-unmodified-since", "range",
-                     "if-range"}) {
+      for (auto f : {"if-none-match", "if-modified-since", "if-match", "if-unmodified-since",
+                     "range", "if-range"}) {
         http::removeField(o.headers, f);
       }
     }
@@ -251,7 +270,8 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
       for (auto& v : http::validatorsFor(toHttp(stored_->meta.headers))) o.headers.push_back(v);
     }
     std::string xff = http::combinedField(req_->headers, "x-forwarded-for");
-    http::setField(o.headers, "X-Forwarded-For", xff.empty() ? req_->client_ip : xff + ", " + req_->client_ip);
+    http::setField(o.headers, "X-Forwarded-For",
+                   xff.empty() ? req_->client_ip : xff + ", " + req_->client_ip);
     http::setField(o.headers, "X-Forwarded-Proto", req_->scheme);
     std::string via = http::combinedField(req_->headers, "via");
     http::setField(o.headers, "Via", via.empty() ? ctx_.config.via : via + ", " + ctx_.config.via);
@@ -260,7 +280,8 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   }
 
   // The leader's origin fetch. Stores the response when it is complete.
-  void startOrigin(std::shared_ptr<Inflight> inflight, std::string ckey, bool revalidation, bool pass = false) {
+  void startOrigin(std::shared_ptr<Inflight> inflight, std::string ckey, bool revalidation,
+                   bool pass = false) {
     auto self = shared_from_this();
     const uint64_t store_seq = ctx_.store->appliedSeq();
     const int64_t started_us = steadyNowUs();
@@ -271,8 +292,10 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     };
     auto st = std::make_shared<FetchState>();
     origin::OriginClient::Callbacks cb;
-    cb.on_head = [self, inflight, ckey, st, revalidation, pass, started_us](Result<origin::OriginHead> head) {
-      self->ctx_.metrics->origin_latency.observe(static_cast<double>(steadyNowUs() - started_us) / 1e6);
+    cb.on_head = [self, inflight, ckey, st, revalidation, pass,
+                  started_us](Result<origin::OriginHead> head) {
+      self->ctx_.metrics->origin_latency.observe(static_cast<double>(steadyNowUs() - started_us) /
+                                                 1e6);
       if (!head.ok()) return;  // on_done reports the error
       st->head = *head;
       Inflight::Head h{head->status, head->headers, false};
@@ -350,10 +373,11 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     meta.headers = toStorage(storableHeaders(head.headers));
     meta.request_time_ms = head.request_time_ms;
     meta.response_time_ms = head.response_time_ms;
-    meta.freshness_lifetime_ms = http::freshnessLifetimeMs(head.status, head.headers, head.response_time_ms,
-                                                           ctx_.config.policy);
+    meta.freshness_lifetime_ms = http::freshnessLifetimeMs(
+        head.status, head.headers, head.response_time_ms, ctx_.config.policy);
     if (auto e = http::findField(head.headers, "etag")) meta.etag = std::string(*e);
-    if (auto lm = http::findField(head.headers, "last-modified")) meta.last_modified = std::string(*lm);
+    if (auto lm = http::findField(head.headers, "last-modified"))
+      meta.last_modified = std::string(*lm);
     meta.tags = http::surrogateKeys(head.headers);
     meta.store_seq = store_seq;
     std::vector<std::shared_ptr<const std::string>> chunks;
@@ -363,7 +387,8 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
       ctx_.metrics->stored.inc();
     } else if (s.code() != StatusCode::kFailedPrecondition) {
       ctx_.metrics->store_failures.inc();
-      TERN_LOG(kDebug, "response not stored", {{"key", key_.url.toString()}, {"reason", s.toString()}});
+      TERN_LOG(kDebug, "response not stored",
+               {{"key", key_.url.toString()}, {"reason", s.toString()}});
     }
   }
 
@@ -393,7 +418,8 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     if (!leader) {
       // A waiter with other request headers may need another variant.
       auto vf = http::varyFields(head->headers);
-      if (vf && !vf->empty() && http::variantId(req_->headers, *vf) != key_.variant && key_.variant.empty()) {
+      if (vf && !vf->empty() && http::variantId(req_->headers, *vf) != key_.variant &&
+          key_.variant.empty()) {
         // The leader stored no vary record yet when we joined: compare with
         // what the leader's request selected by refetching on our own.
         return fetchAlone(revalidation);
@@ -408,14 +434,15 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
       stored_->meta.response_time_ms = wallNowMs();
       stored_->meta.request_time_ms = stored_->meta.response_time_ms;
       reuse_.age_ms = 0;
-      reuse_.ttl_ms = http::freshnessLifetimeMs(stored_->meta.status, merged, stored_->meta.response_time_ms,
-                                                ctx_.config.policy);
+      reuse_.ttl_ms = http::freshnessLifetimeMs(stored_->meta.status, merged,
+                                                stored_->meta.response_time_ms, ctx_.config.policy);
       status_.ttl_s = reuse_.ttl_ms / 1000;
       return deliverStored(std::move(*stored_), from_disk_);
     }
     status_.stored = head->cacheable;
     http::Fields headers = head->headers;
-    if (auto ttl = http::freshnessLifetimeMs(head->status, headers, wallNowMs(), ctx_.config.policy);
+    if (auto ttl =
+            http::freshnessLifetimeMs(head->status, headers, wallNowMs(), ctx_.config.policy);
         head->cacheable) {
       status_.ttl_s = ttl / 1000;
     }
@@ -430,7 +457,8 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   }
 
   bool staleIfErrorAllowed() const {
-    return stored_ && stored_->body && -reuse_.ttl_ms <= reuse_.stale_if_error_ms && reuse_.stale_if_error_ms > 0;
+    return stored_ && stored_->body && -reuse_.ttl_ms <= reuse_.stale_if_error_ms &&
+           reuse_.stale_if_error_ms > 0;
   }
 
   void serveStaleOnError() {
@@ -473,7 +501,8 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     std::vector<storage::CacheKey> urls = {key_.url};
     for (auto name : {"location", "content-location"}) {
       storage::CacheKey other;
-      if (auto v = http::findField(headers, name); v && sameHostLocation(http::trim(*v), key_.url, &other)) {
+      if (auto v = http::findField(headers, name);
+          v && sameHostLocation(http::trim(*v), key_.url, &other)) {
         urls.push_back(other);
       }
     }
@@ -493,12 +522,14 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
       return send(304, http::headersFor304(headers), nullptr, std::nullopt);
     }
     std::unique_ptr<BodySource> body;
-    if (req_->method != "HEAD" && r.body) body = storedSource(std::move(r.body), from_disk, ctx_.loop, ctx_.pool);
+    if (req_->method != "HEAD" && r.body)
+      body = storedSource(std::move(r.body), from_disk, ctx_.loop, ctx_.pool);
     auto range = http::decideRange(req_->method, req_->headers, headers, length);
     if (r.meta.status == 200 && range.outcome == http::RangeOutcome::kPartial) {
       http::setField(headers, "Content-Range", range.content_range);
       uint64_t n = range.range.last - range.range.first + 1;
-      return send(206, std::move(headers), rangeSource(std::move(body), range.range.first, range.range.last), n);
+      return send(206, std::move(headers),
+                  rangeSource(std::move(body), range.range.first, range.range.last), n);
     }
     if (r.meta.status == 200 && range.outcome == http::RangeOutcome::kUnsatisfiable) {
       http::Fields h = {{"Content-Range", range.content_range}};
@@ -551,7 +582,8 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
 
 }  // namespace
 
-void handleRequest(FlowContext& ctx, std::shared_ptr<Request> request, std::shared_ptr<Responder> responder) {
+void handleRequest(FlowContext& ctx, std::shared_ptr<Request> request,
+                   std::shared_ptr<Responder> responder) {
   std::make_shared<Transaction>(ctx, std::move(request), std::move(responder))->receive();
 }
 

@@ -3,8 +3,11 @@
 namespace tern::edge::cache {
 
 TieredStore::TieredStore(std::unique_ptr<storage::MemoryStore> memory,
-                         std::unique_ptr<storage::ObjectStore> disk, uint64_t memory_max_object_bytes)
-    : memory_(std::move(memory)), disk_(std::move(disk)), memory_max_object_bytes_(memory_max_object_bytes) {}
+                         std::unique_ptr<storage::ObjectStore> disk,
+                         uint64_t memory_max_object_bytes)
+    : memory_(std::move(memory)),
+      disk_(std::move(disk)),
+      memory_max_object_bytes_(memory_max_object_bytes) {}
 
 Result<storage::LookupResult> TieredStore::lookupMemory(const storage::ObjectKey& key) {
   return memory_->lookup(key);
@@ -12,7 +15,8 @@ Result<storage::LookupResult> TieredStore::lookupMemory(const storage::ObjectKey
 
 namespace {
 
-Status writeWhole(storage::ObjectStore& st, const storage::ObjectKey& key, const storage::EntryMeta& meta,
+Status writeWhole(storage::ObjectStore& st, const storage::ObjectKey& key,
+                  const storage::EntryMeta& meta,
                   const std::vector<std::shared_ptr<const std::string>>& chunks) {
   TERN_ASSIGN_OR_RETURN(auto writer, st.beginWrite(key, meta));
   for (const auto& c : chunks) TERN_RETURN_IF_ERROR(writer->append(*c));
@@ -74,8 +78,12 @@ Status TieredStore::applyPurge(const storage::PurgeSpec& spec) {
   return memory_->applyPurge(spec);
 }
 
-uint64_t TieredStore::appliedSeq() const { return disk_ ? disk_->appliedSeq() : memory_->appliedSeq(); }
+uint64_t TieredStore::appliedSeq() const {
+  return disk_ ? disk_->appliedSeq() : memory_->appliedSeq();
+}
 
-storage::StoreStats TieredStore::diskStats() const { return disk_ ? disk_->stats() : storage::StoreStats{}; }
+storage::StoreStats TieredStore::diskStats() const {
+  return disk_ ? disk_->stats() : storage::StoreStats{};
+}
 
 }  // namespace tern::edge::cache

@@ -17,8 +17,8 @@ namespace tern::edge::cache {
 class TieredStore {
  public:
   // `disk` may be null (memory only).
-  TieredStore(std::unique_ptr<storage::MemoryStore> memory, std::unique_ptr<storage::ObjectStore> disk,
-              uint64_t memory_max_object_bytes);
+  TieredStore(std::unique_ptr<storage::MemoryStore> memory,
+              std::unique_ptr<storage::ObjectStore> disk, uint64_t memory_max_object_bytes);
 
   Result<storage::LookupResult> lookupMemory(const storage::ObjectKey& key);
   // REQUIRES: may block; not on an event loop.

@@ -31,7 +31,8 @@ struct Conn {
 };
 
 struct BeastOriginClient::Impl : std::enable_shared_from_this<Impl> {
-  Impl(asio::io_context& ioc_, const OriginConfig& config_) : ioc(ioc_), config(config_), resolver(ioc_) {}
+  Impl(asio::io_context& ioc_, const OriginConfig& config_)
+      : ioc(ioc_), config(config_), resolver(ioc_) {}
   asio::io_context& ioc;
   OriginConfig config;
   tcp::resolver resolver;
@@ -81,7 +82,8 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
   }
 
   Status errorStatus(const beast::error_code& ec, const char* what) {
-    std::string msg = std::string(what) + " " + upstream.host + ":" + upstream.port + ": " + ec.message();
+    std::string msg =
+        std::string(what) + " " + upstream.host + ":" + upstream.port + ": " + ec.message();
     if (ec == beast::error::timeout) return Status::timeout("origin timeout: " + msg);
     return Status::unavailable("origin " + msg);
   }
@@ -110,18 +112,19 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
     reused = false;
     conn = std::make_shared<Conn>(impl->ioc);
     auto self = shared_from_this();
-    impl->resolver.async_resolve(upstream.host, upstream.port,
-                                 [self](beast::error_code ec, tcp::resolver::results_type results) {
-                                   if (ec) return self->fail(self->errorStatus(ec, "resolve"));
-                                   self->conn->stream.expires_after(
-                                       std::chrono::milliseconds(self->impl->config.connect_timeout_ms));
-                                   self->conn->stream.async_connect(
-                                       results, [self](beast::error_code ec2, const tcp::endpoint&) {
-                                         if (ec2) return self->fail(self->errorStatus(ec2, "connect"));
-                                         self->conn->stream.socket().set_option(tcp::no_delay(true));
-                                         self->write();
-                                       });
-                                 });
+    impl->resolver.async_resolve(
+        upstream.host, upstream.port,
+        [self](beast::error_code ec, tcp::resolver::results_type results) {
+          if (ec) return self->fail(self->errorStatus(ec, "resolve"));
+          self->conn->stream.expires_after(
+              std::chrono::milliseconds(self->impl->config.connect_timeout_ms));
+          self->conn->stream.async_connect(
+              results, [self](beast::error_code ec2, const tcp::endpoint&) {
+                if (ec2) return self->fail(self->errorStatus(ec2, "connect"));
+                self->conn->stream.socket().set_option(tcp::no_delay(true));
+                self->write();
+              });
+        });
   }
 
   void retryOrFail(const beast::error_code& ec, const char* what) {
@@ -151,24 +154,28 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
     if (request.method == "HEAD") parser->skip(true);
     auto self = shared_from_this();
     conn->stream.expires_after(std::chrono::milliseconds(impl->config.read_timeout_ms));
-    bhttp::async_read_header(conn->stream, conn->buffer, *parser, [self](beast::error_code ec, size_t) {
-      if (ec) return self->retryOrFail(ec, "read");
-      auto& msg = self->parser->get();
-      int status = static_cast<int>(msg.result_int());
-      if (status >= 100 && status < 200) return self->readHead();  // interim response: wait for the final one
-      OriginHead head;
-      head.status = status;
-      head.request_time_ms = self->request_time_ms;
-      head.response_time_ms = wallNowMs();
-      for (const auto& f : msg) head.headers.push_back({std::string(f.name_string()), std::string(f.value())});
-      http::stripHopByHop(head.headers);
-      if (msg.has_content_length()) {
-        http::setField(head.headers, "Content-Length", std::to_string(*self->parser->content_length()));
-      }
-      self->head_sent = true;
-      self->cb.on_head(std::move(head));
-      self->readBody();
-    });
+    bhttp::async_read_header(
+        conn->stream, conn->buffer, *parser, [self](beast::error_code ec, size_t) {
+          if (ec) return self->retryOrFail(ec, "read");
+          auto& msg = self->parser->get();
+          int status = static_cast<int>(msg.result_int());
+          if (status >= 100 && status < 200)
+            return self->readHead();  // interim response: wait for the final one
+          OriginHead head;
+          head.status = status;
+          head.request_time_ms = self->request_time_ms;
+          head.response_time_ms = wallNowMs();
+          for (const auto& f : msg)
+            head.headers.push_back({std::string(f.name_string()), std::string(f.value())});
+          http::stripHopByHop(head.headers);
+          if (msg.has_content_length()) {
+            http::setField(head.headers, "Content-Length",
+                           std::to_string(*self->parser->content_length()));
+          }
+          self->head_sent = true;
+          self->cb.on_head(std::move(head));
+          self->readBody();
+        });
   }
 
   void readBody() {
@@ -214,7 +221,8 @@ void BeastOriginClient::fetch(OriginRequest request, Callbacks callbacks) {
   const Upstream* up = impl_->pick(request.authority);
   if (up == nullptr) {
     callbacks.on_head(Status::unavailable("no origin configured for host " + request.authority));
-    callbacks.on_done(Status(StatusCode::kUnavailable, ErrorSource::kOrigin, "no origin for " + request.authority));
+    callbacks.on_done(Status(StatusCode::kUnavailable, ErrorSource::kOrigin,
+                             "no origin for " + request.authority));
     return;
   }
   auto ex = std::make_shared<Exchange>();

@@ -24,8 +24,8 @@ struct Upstream {
 };
 
 struct OriginConfig {
-  std::vector<Upstream> default_upstreams;                 // for any Host not below
-  std::map<std::string, std::vector<Upstream>> by_host;    // Host (lower-case) -> upstreams
+  std::vector<Upstream> default_upstreams;               // for any Host not below
+  std::map<std::string, std::vector<Upstream>> by_host;  // Host (lower-case) -> upstreams
   int64_t connect_timeout_ms = 3000;
   int64_t read_timeout_ms = 30000;
   size_t max_idle_per_upstream = 64;

@@ -23,7 +23,8 @@ namespace {
 
 Result<tcp::endpoint> parseEndpoint(const std::string& hostport) {
   auto colon = hostport.rfind(':');
-  if (colon == std::string::npos) return Status::invalidArgument("listen address must be host:port: " + hostport);
+  if (colon == std::string::npos)
+    return Status::invalidArgument("listen address must be host:port: " + hostport);
   std::string host = hostport.substr(0, colon);
   if (host.starts_with("[") && host.ends_with("]")) host = host.substr(1, host.size() - 2);
   beast::error_code ec;
@@ -44,7 +45,9 @@ Status openAcceptor(tcp::acceptor& acc, const tcp::endpoint& ep, bool reuse_port
   }
   if (!ec) acc.bind(ep, ec);
   if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return Status::ioError("cannot listen on " + ep.address().to_string() + ":" + std::to_string(ep.port()) + ": " + ec.message());
+  if (ec)
+    return Status::ioError("cannot listen on " + ep.address().to_string() + ":" +
+                           std::to_string(ep.port()) + ": " + ec.message());
   return Status::ok();
 }
 
@@ -122,16 +125,18 @@ class Session : public std::enable_shared_from_this<Session> {
     res->body().more = body != nullptr;
     auto sr = std::make_shared<bhttp::response_serializer<bhttp::buffer_body>>(*res);
     auto self = shared_from_this();
-    if (srv_.config.body_timeout_ms > 0) stream_.expires_after(std::chrono::milliseconds(srv_.config.body_timeout_ms));
+    if (srv_.config.body_timeout_ms > 0)
+      stream_.expires_after(std::chrono::milliseconds(srv_.config.body_timeout_ms));
     std::shared_ptr<cache::BodySource> src(std::move(body));
-    bhttp::async_write_header(stream_, *sr, [self, res, sr, src, keep, status](beast::error_code ec, size_t) {
-      if (ec) return self->close();
-      if (!src || self->head_only_) {
-        self->bytes_ = 0;
-        return self->finished(keep, status);
-      }
-      self->pump(res, sr, src, keep, status);
-    });
+    bhttp::async_write_header(stream_, *sr,
+                              [self, res, sr, src, keep, status](beast::error_code ec, size_t) {
+                                if (ec) return self->close();
+                                if (!src || self->head_only_) {
+                                  self->bytes_ = 0;
+                                  return self->finished(keep, status);
+                                }
+                                self->pump(res, sr, src, keep, status);
+                              });
   }
 
  private:
@@ -151,20 +156,25 @@ class Session : public std::enable_shared_from_this<Session> {
       self->bytes_ += chunk->size();
       const bool last = chunk->empty();
       self->stream_.expires_after(std::chrono::milliseconds(self->srv_.config.body_timeout_ms));
-      bhttp::async_write(self->stream_, *sr, [self, res, sr, src, keep, status, last](beast::error_code ec, size_t) {
-        if (ec == bhttp::error::need_buffer) ec = {};
-        if (ec) return self->close();
-        if (last || sr->is_done()) return self->finished(keep, status);
-        self->pump(res, sr, src, keep, status);
-      });
+      bhttp::async_write(self->stream_, *sr,
+                         [self, res, sr, src, keep, status, last](beast::error_code ec, size_t) {
+                           if (ec == bhttp::error::need_buffer) ec = {};
+                           if (ec) return self->close();
+                           if (last || sr->is_done()) return self->finished(keep, status);
+                           self->pump(res, sr, src, keep, status);
+                         });
     });
   }
 
   void finished(bool keep, int status) {
     if (srv_.config.body_timeout_ms > 0) stream_.expires_never();
-    TERN_LOG(kDebug, "access", {{"client", client_ip_}, {"method", method_}, {"target", target_},
-                                {"status", std::to_string(status)}, {"bytes", std::to_string(bytes_)},
-                                {"us", std::to_string(steadyNowUs() - started_us_)}});
+    TERN_LOG(kDebug, "access",
+             {{"client", client_ip_},
+              {"method", method_},
+              {"target", target_},
+              {"status", std::to_string(status)},
+              {"bytes", std::to_string(bytes_)},
+              {"us", std::to_string(steadyNowUs() - started_us_)}});
     if (!keep) return close();
     read(false);
   }
@@ -173,18 +183,25 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(srv_.config.header_limit_bytes));
     parser_->body_limit(srv_.config.body_limit_bytes);
-    stream_.expires_after(std::chrono::milliseconds(first || buffer_.size() > 0 ? srv_.config.header_timeout_ms
-                                                                                 : srv_.config.idle_timeout_ms));
+    stream_.expires_after(std::chrono::milliseconds(
+        first || buffer_.size() > 0 ? srv_.config.header_timeout_ms : srv_.config.idle_timeout_ms));
     auto self = shared_from_this();
-    bhttp::async_read(stream_, buffer_, *parser_, [self](beast::error_code ec, size_t) { self->onRead(ec); });
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self](beast::error_code ec, size_t) { self->onRead(ec); });
   }
 
   void onRead(beast::error_code ec) {
-    if (ec == bhttp::error::end_of_stream || ec == asio::error::connection_reset || ec == asio::error::eof) {
+    if (ec == bhttp::error::end_of_stream || ec == asio::error::connection_reset ||
+        ec == asio::error::eof) {
       return close();
     }
     if (ec == beast::error::timeout) {
-      if (parser_->got_some()) return reject(408, "request timeout");
+      // The stream is closed by the timeout: log and drop (as nginx and
+      // Varnish do), nothing can be written any more.
+      if (parser_->got_some()) {
+        srv_.bad_requests->inc();
+        TERN_LOG(kInfo, "client timed out sending a request", {{"client", client_ip_}});
+      }
       return close();
     }
     if (ec == bhttp::error::header_limit) return reject(431, "request header fields too large");
@@ -198,15 +215,24 @@ class Session : public std::enable_shared_from_this<Session> {
         (msg.count(bhttp::field::content_length) > 0 || !msg.chunked())) {
       return reject(400, "bad request: ambiguous message framing");
     }
-    if (msg.version() != 11 && msg.version() != 10) return reject(505, "http version not supported");
+    if (msg.version() != 11 && msg.version() != 10)
+      return reject(505, "http version not supported");
     auto req = std::make_shared<cache::Request>();
     req->method = std::string(msg.method_string());
     req->target = std::string(msg.target());
     req->client_ip = client_ip_;
     req->received_ms = wallNowMs();
-    for (const auto& f : msg) req->headers.push_back({std::string(f.name_string()), std::string(f.value())});
-    if (msg.version() == 10 && !http::hasField(req->headers, "host")) req->headers.push_back({"Host", ""});
-    if (http::countField(req->headers, "host") != 1) return reject(400, "bad request: exactly one Host is required");
+    for (const auto& f : msg) {
+      // obs-fold (RFC 9112 section 5.2) and stray CR/LF: refused, never forwarded.
+      if (f.value().find_first_of("\r\n") != std::string_view::npos) {
+        return reject(400, "bad request: obsolete line folding");
+      }
+      req->headers.push_back({std::string(f.name_string()), std::string(f.value())});
+    }
+    if (msg.version() == 10 && !http::hasField(req->headers, "host"))
+      req->headers.push_back({"Host", ""});
+    if (http::countField(req->headers, "host") != 1)
+      return reject(400, "bad request: exactly one Host is required");
     req->body = std::move(msg.body());
     keep_alive_ = msg.keep_alive();
     head_only_ = req->method == "HEAD";
@@ -214,11 +240,14 @@ class Session : public std::enable_shared_from_this<Session> {
     target_ = req->target;
     started_us_ = steadyNowUs();
     stream_.expires_never();
+    // Holds the session while the flow works on the request (a miss has
+    // no I/O pending on the session itself); released after responding.
     struct SessionResponder final : cache::Responder {
-      std::weak_ptr<Session> session;
+      std::shared_ptr<Session> session;
       void respond(int status, http::Fields headers, std::unique_ptr<cache::BodySource> body,
                    std::optional<uint64_t> length) override {
-        if (auto s = session.lock()) s->respond(status, std::move(headers), std::move(body), length);
+        if (auto s = std::move(session))
+          s->respond(status, std::move(headers), std::move(body), length);
       }
     };
     auto responder = std::make_shared<SessionResponder>();
@@ -228,17 +257,45 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void reject(int status, const std::string& why) {
     srv_.bad_requests->inc();
-    TERN_LOG(kInfo, "rejected request", {{"client", client_ip_}, {"status", std::to_string(status)}, {"reason", why}});
+    lingering_ = true;
+    started_us_ = steadyNowUs();
+    TERN_LOG(kInfo, "rejected request",
+             {{"client", client_ip_}, {"status", std::to_string(status)}, {"reason", why}});
     keep_alive_ = false;
     head_only_ = false;
     std::string body = std::to_string(status) + " " + why + "\n";
-    respond(status, {{"Content-Type", "text/plain"}, {"Connection", "close"}}, cache::stringSource(body), body.size());
+    respond(status, {{"Content-Type", "text/plain"}, {"Connection", "close"}},
+            cache::stringSource(body), body.size());
   }
 
   void close() {
+    if (lingering_) return lingerClose();
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.close();
+  }
+
+  // After an error response the client may still be sending: closing with
+  // unread data would reset the connection and destroy our response in
+  // flight. Shut down our side, drain for a moment, then close (as nginx's
+  // lingering_close does).
+  void lingerClose() {
+    lingering_ = false;
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.expires_after(std::chrono::seconds(2));
+    drain();
+  }
+  void drain() {
+    auto self = shared_from_this();
+    auto scratch = std::make_shared<std::array<char, 16384>>();
+    stream_.async_read_some(asio::buffer(*scratch), [self, scratch](beast::error_code ec, size_t) {
+      if (ec) {
+        self->stream_.close();
+        return;
+      }
+      self->drain();
+    });
   }
 
   beast::tcp_stream stream_;
@@ -248,6 +305,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   bool keep_alive_ = true;
   bool head_only_ = false;
+  bool lingering_ = false;
   std::string client_ip_, method_, target_;
   uint64_t bytes_ = 0;
   int64_t started_us_ = 0;
@@ -268,7 +326,8 @@ class AdminSession : public std::enable_shared_from_this<AdminSession> {
       if (ec) return;
       auto& msg = self->parser_->get();
       auto r = admin::handleAdmin(self->srv_.admin, msg.method_string(), msg.target());
-      auto res = std::make_shared<bhttp::response<bhttp::string_body>>(static_cast<bhttp::status>(r.status), 11);
+      auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
+          static_cast<bhttp::status>(r.status), 11);
       res->set(bhttp::field::content_type, r.content_type);
       res->set(bhttp::field::cache_control, "no-store");
       res->body() = msg.method() == bhttp::verb::head ? "" : r.body;
@@ -323,10 +382,12 @@ EdgeServer::EdgeServer(ServerConfig config, origin::OriginConfig origins, cache:
   impl_->registry = registry;
   impl_->admin = std::move(admin);
   impl_->flow_metrics = std::make_unique<cache::FlowMetrics>(*registry);
-  impl_->open_connections = &registry->gauge("tern_edge_open_connections", "Client connections open");
-  impl_->rejected_connections =
-      &registry->counter("tern_edge_rejected_connections_total", "Connections refused over max_connections");
-  impl_->bad_requests = &registry->counter("tern_edge_bad_requests_total", "Requests rejected as malformed or over limits");
+  impl_->open_connections =
+      &registry->gauge("tern_edge_open_connections", "Client connections open");
+  impl_->rejected_connections = &registry->counter("tern_edge_rejected_connections_total",
+                                                   "Connections refused over max_connections");
+  impl_->bad_requests = &registry->counter("tern_edge_bad_requests_total",
+                                           "Requests rejected as malformed or over limits");
 }
 
 EdgeServer::~EdgeServer() {
@@ -335,8 +396,10 @@ EdgeServer::~EdgeServer() {
 
 Status EdgeServer::start() {
   Impl& m = *impl_;
-  int n = m.config.loops > 0 ? m.config.loops : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  m.pool = std::make_unique<asio::thread_pool>(static_cast<size_t>(std::max(1, m.config.blocking_threads)));
+  int n = m.config.loops > 0 ? m.config.loops
+                             : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  m.pool = std::make_unique<asio::thread_pool>(
+      static_cast<size_t>(std::max(1, m.config.blocking_threads)));
   TERN_ASSIGN_OR_RETURN(auto ep, parseEndpoint(m.config.listen));
   TERN_ASSIGN_OR_RETURN(auto admin_ep, parseEndpoint(m.config.admin_listen));
   for (int i = 0; i < n; ++i) {
@@ -347,10 +410,14 @@ Status EdgeServer::start() {
     loop->origin = std::make_unique<origin::BeastOriginClient>(loop->ioc, m.origins);
     auto* ioc = &loop->ioc;
     auto* pool = m.pool.get();
-    loop->ctx = cache::FlowContext{m.store, &m.collapser, loop->origin.get(),
+    loop->ctx = cache::FlowContext{m.store,
+                                   &m.collapser,
+                                   loop->origin.get(),
                                    [ioc](cache::Task t) { asio::post(*ioc, std::move(t)); },
                                    [pool](cache::Task t) { asio::post(*pool, std::move(t)); },
-                                   m.flow, m.flow_metrics.get(), &m.background};
+                                   m.flow,
+                                   m.flow_metrics.get(),
+                                   &m.background};
     m.loops.push_back(std::move(loop));
   }
   m.port = ep.port();
@@ -367,8 +434,11 @@ Status EdgeServer::start() {
       l->ioc.run();
     });
   }
-  TERN_LOG(kInfo, "edge listening", {{"http", m.config.listen.substr(0, m.config.listen.rfind(':')) + ":" + std::to_string(m.port)},
-                                     {"admin", std::to_string(m.admin_port)}, {"loops", std::to_string(n)}});
+  TERN_LOG(kInfo, "edge listening",
+           {{"http",
+             m.config.listen.substr(0, m.config.listen.rfind(':')) + ":" + std::to_string(m.port)},
+            {"admin", std::to_string(m.admin_port)},
+            {"loops", std::to_string(n)}});
   return Status::ok();
 }
 

@@ -1,0 +1,407 @@
+// tern-edge end to end: a real tern-edge process, a real origin on loopback,
+// real RocksDB on disk. One test (or more) per behaviour of the edge issue.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <regex>
+#include <thread>
+
+#include "common/clock.h"
+#include "edge/http/date.h"
+#include "tests/support/edge_process.h"
+#include "tests/support/http_client.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/test_origin.h"
+
+namespace tern::testing {
+namespace {
+
+class EdgeTest : public ::testing::Test {
+ protected:
+  void SetUp() override { startEdge(); }
+  void startEdge(std::vector<std::string> flags = {}) {
+    edge_.reset();
+    edge_ = std::make_unique<EdgeProcess>(dir_.sub("cache"), origin_.url(), std::move(flags));
+    ASSERT_TRUE(edge_->ok()) << edge_->log();
+  }
+  HttpResponse get(const std::string& target, const HeaderList& h = {}) {
+    return httpGet(edge_->port(), target, h);
+  }
+  static OriginResponse resp(std::string body, HeaderList headers) {
+    OriginResponse r;
+    r.body = std::move(body);
+    r.headers = std::move(headers);
+    return r;
+  }
+
+  TempDir dir_;
+  TestOrigin origin_;
+  std::unique_ptr<EdgeProcess> edge_;
+};
+
+TEST_F(EdgeTest, MissThenHitWithCacheStatusAndAge) {
+  origin_.set("/a",
+              resp("hello", {{"Cache-Control", "max-age=60"}, {"Content-Type", "text/plain"}}));
+  auto r1 = get("/a");
+  EXPECT_EQ(r1.status, 200);
+  EXPECT_EQ(r1.body, "hello");
+  EXPECT_NE(r1.header("cache-status").find("fwd=uri-miss"), std::string::npos)
+      << r1.header("cache-status");
+  EXPECT_NE(r1.header("cache-status").find("stored"), std::string::npos);
+  // The store completes right after the response: allow it a moment.
+  HttpResponse r2;
+  for (int i = 0; i < 50; ++i) {
+    r2 = get("/a");
+    if (r2.header("cache-status").find("hit") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(r2.body, "hello");
+  EXPECT_NE(r2.header("cache-status").find("tern; hit; ttl="), std::string::npos)
+      << r2.header("cache-status");
+  EXPECT_FALSE(r2.header("age").empty());
+  EXPECT_NE(r2.header("via").find("tern"), std::string::npos);
+  EXPECT_EQ(origin_.count("/a"), 1);
+  // Forwarding headers reached the origin.
+  auto reqs = origin_.requests();
+  ASSERT_FALSE(reqs.empty());
+  EXPECT_EQ(reqs[0].headers["x-forwarded-for"], "127.0.0.1");
+  EXPECT_EQ(reqs[0].headers["x-forwarded-proto"], "http");
+  EXPECT_NE(reqs[0].headers["via"].find("tern"), std::string::npos);
+}
+
+HttpResponse waitForHit(EdgeTest*, std::function<HttpResponse()> fetch) {
+  HttpResponse r;
+  for (int i = 0; i < 100; ++i) {
+    r = fetch();
+    if (r.header("cache-status").find("hit") != std::string::npos) return r;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return r;
+}
+
+TEST_F(EdgeTest, NoStorePrivateAndSetCookieAreNotCached) {
+  origin_.set("/ns", resp("x", {{"Cache-Control", "no-store"}}));
+  origin_.set("/priv", resp("x", {{"Cache-Control", "private, max-age=60"}}));
+  origin_.set("/cookie", resp("x", {{"Cache-Control", "max-age=60"}, {"Set-Cookie", "a=b"}}));
+  for (const char* p : {"/ns", "/priv", "/cookie"}) {
+    get(p);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto r = get(p);
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.header("cache-status").find("hit"), std::string::npos) << p;
+    EXPECT_EQ(origin_.count(p), 2) << p;
+  }
+  // Set-Cookie still reaches the client that caused it.
+  EXPECT_EQ(get("/cookie").header("set-cookie"), "a=b");
+}
+
+TEST_F(EdgeTest, RevalidatesWithEtagAndMerges304) {
+  origin_.set(
+      "/r", resp("body-v1", {{"Cache-Control", "max-age=1"}, {"ETag", "\"v1\""}, {"X-Gen", "1"}}));
+  get("/r");
+  waitForHit(this, [&] { return get("/r"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  origin_.set(
+      "/r", resp("body-v1", {{"Cache-Control", "max-age=60"}, {"ETag", "\"v1\""}, {"X-Gen", "2"}}));
+  origin_.reset();
+  auto r = get("/r");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "body-v1");
+  EXPECT_NE(r.header("cache-status").find("fwd=stale; fwd-status=304"), std::string::npos)
+      << r.header("cache-status");
+  EXPECT_EQ(r.header("x-gen"), "2");  // headers of the 304 merged
+  auto reqs = origin_.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].headers["if-none-match"], "\"v1\"");
+  // The refreshed entry is fresh for 60 s now.
+  auto again = waitForHit(this, [&] { return get("/r"); });
+  EXPECT_NE(again.header("cache-status").find("hit"), std::string::npos);
+  EXPECT_EQ(again.header("x-gen"), "2");
+}
+
+TEST_F(EdgeTest, ClientConditionalsAnsweredFromCache) {
+  origin_.set("/c", resp("content", {{"Cache-Control", "max-age=60"},
+                                     {"ETag", "\"abc\""},
+                                     {"Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT"}}));
+  get("/c");
+  waitForHit(this, [&] { return get("/c"); });
+  auto r = get("/c", {{"If-None-Match", "W/\"abc\""}});
+  EXPECT_EQ(r.status, 304);
+  EXPECT_TRUE(r.body.empty());
+  EXPECT_EQ(r.header("etag"), "\"abc\"");
+  EXPECT_EQ(get("/c", {{"If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT"}}).status, 304);
+  EXPECT_EQ(get("/c", {{"If-None-Match", "\"zzz\""}}).status, 200);
+  EXPECT_EQ(origin_.count("/c"), 1);
+}
+
+TEST_F(EdgeTest, HeadAndRangeFromCache) {
+  std::string body = "0123456789abcdefghij";
+  origin_.set("/rng", resp(body, {{"Cache-Control", "max-age=60"}, {"ETag", "\"r\""}}));
+  get("/rng");
+  waitForHit(this, [&] { return get("/rng"); });
+  auto head = httpRequest(edge_->port(), "HEAD", "/rng");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.header("content-length"), "20");
+  auto part = get("/rng", {{"Range", "bytes=5-9"}});
+  EXPECT_EQ(part.status, 206);
+  EXPECT_EQ(part.body, "56789");
+  EXPECT_EQ(part.header("content-range"), "bytes 5-9/20");
+  auto suffix = get("/rng", {{"Range", "bytes=-3"}});
+  EXPECT_EQ(suffix.body, "hij");
+  auto bad = get("/rng", {{"Range", "bytes=50-"}});
+  EXPECT_EQ(bad.status, 416);
+  EXPECT_EQ(bad.header("content-range"), "bytes */20");
+  EXPECT_EQ(origin_.count("/rng"), 1);
+}
+
+TEST_F(EdgeTest, VaryKeepsVariantsApart) {
+  origin_.set("/v",
+              resp("variant", {{"Cache-Control", "max-age=60"}, {"Vary", "Accept-Language"}}));
+  get("/v", {{"Accept-Language", "en"}});
+  waitForHit(this, [&] { return get("/v", {{"Accept-Language", "en"}}); });
+  EXPECT_EQ(origin_.count("/v"), 1);
+  auto fr = get("/v", {{"Accept-Language", "fr"}});
+  EXPECT_EQ(fr.header("cache-status").find("hit"), std::string::npos);
+  EXPECT_NE(fr.header("cache-status").find("fwd=vary-miss"), std::string::npos)
+      << fr.header("cache-status");
+  EXPECT_EQ(origin_.count("/v"), 2);
+  waitForHit(this, [&] { return get("/v", {{"Accept-Language", "fr"}}); });
+  EXPECT_NE(get("/v", {{"Accept-Language", "en"}}).header("cache-status").find("hit"),
+            std::string::npos);
+  EXPECT_EQ(origin_.count("/v"), 2);
+}
+
+TEST_F(EdgeTest, SurrogateKeyHeadersAreStripped) {
+  origin_.set(
+      "/sk",
+      resp("k", {{"Cache-Control", "max-age=60"}, {"Surrogate-Key", "a b"}, {"Cache-Tag", "c"}}));
+  auto r = get("/sk");
+  EXPECT_TRUE(r.header("surrogate-key").empty());
+  EXPECT_TRUE(r.header("cache-tag").empty());
+  auto hit = waitForHit(this, [&] { return get("/sk"); });
+  EXPECT_TRUE(hit.header("surrogate-key").empty());
+}
+
+TEST_F(EdgeTest, UnsafeMethodInvalidates) {
+  origin_.set("/inv", resp("v1", {{"Cache-Control", "max-age=60"}}));
+  get("/inv");
+  waitForHit(this, [&] { return get("/inv"); });
+  OriginResponse created;
+  created.status = 201;
+  created.body = "ok";
+  origin_.set("/inv", created);
+  auto post = httpRequest(edge_->port(), "POST", "/inv", {}, "data");
+  EXPECT_EQ(post.status, 201);
+  origin_.set("/inv", resp("v2", {{"Cache-Control", "max-age=60"}}));
+  HttpResponse r;
+  for (int i = 0; i < 50; ++i) {
+    r = get("/inv");
+    if (r.body == "v2") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(r.body, "v2");
+  // Unknown extension methods are forwarded too.
+  OriginResponse ok;
+  ok.body = "purged?";
+  origin_.set("/ext", ok);
+  EXPECT_EQ(httpRequest(edge_->port(), "BREW", "/ext").status, 200);
+}
+
+TEST_F(EdgeTest, CollapsesFiveHundredConcurrentMisses) {
+  OriginResponse slow = resp(std::string(10000, 'c'), {{"Cache-Control", "max-age=60"}});
+  slow.delay_ms = 500;
+  origin_.set("/hot", slow);
+  auto responses = concurrentGets(edge_->port(), "/hot", 500);
+  int ok = 0, collapsed = 0;
+  for (const auto& r : responses) {
+    if (r.status == 200 && r.body.size() == 10000) ++ok;
+    if (r.header("cache-status").find("collapsed") != std::string::npos) ++collapsed;
+  }
+  EXPECT_EQ(ok, 500);
+  EXPECT_EQ(origin_.count("/hot"), 1);
+  EXPECT_GT(collapsed, 0);
+}
+
+TEST_F(EdgeTest, UncacheableResponseReleasesWaitersToGoAlone) {
+  OriginResponse slow = resp("private", {{"Cache-Control", "private"}});
+  slow.delay_ms = 300;
+  origin_.set("/p", slow);
+  auto responses = concurrentGets(edge_->port(), "/p", 5);
+  for (const auto& r : responses) EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(origin_.count("/p"), 5);
+}
+
+TEST_F(EdgeTest, DeadAndSlowOrigins) {
+  // Slow: read timeout.
+  startEdge({"--origin_read_timeout", "300ms"});
+  OriginResponse slow = resp("late", {});
+  slow.delay_ms = 1500;
+  origin_.set("/slow", slow);
+  EXPECT_EQ(get("/slow").status, 504);
+  // Dead: nothing listens there.
+  auto dead = std::make_unique<EdgeProcess>(dir_.sub("cache2"), "http://127.0.0.1:1");
+  ASSERT_TRUE(dead->ok());
+  auto r = httpGet(dead->port(), "/x");
+  EXPECT_EQ(r.status, 502);
+  EXPECT_NE(r.header("cache-status").find("detail="), std::string::npos);
+}
+
+TEST_F(EdgeTest, StaleIfErrorServesStoredResponse) {
+  origin_.set("/sie", resp("good", {{"Cache-Control", "max-age=1, stale-if-error=60"}}));
+  get("/sie");
+  waitForHit(this, [&] { return get("/sie"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  OriginResponse broken;
+  broken.status = 503;
+  broken.body = "down";
+  origin_.set("/sie", broken);
+  auto r = get("/sie");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "good");
+  EXPECT_NE(r.header("cache-status").find("stale-if-error"), std::string::npos)
+      << r.header("cache-status");
+}
+
+TEST_F(EdgeTest, StaleWhileRevalidateRefreshesInBackground) {
+  origin_.set("/swr", resp("old", {{"Cache-Control", "max-age=1, stale-while-revalidate=30"},
+                                   {"ETag", "\"1\""}}));
+  get("/swr");
+  waitForHit(this, [&] { return get("/swr"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  origin_.set("/swr", resp("new", {{"Cache-Control", "max-age=60"}, {"ETag", "\"2\""}}));
+  auto r = get("/swr");
+  EXPECT_EQ(r.body, "old");  // served stale at once
+  EXPECT_NE(r.header("cache-status").find("stale-while-revalidate"), std::string::npos);
+  HttpResponse later;
+  for (int i = 0; i < 100; ++i) {
+    later = get("/swr");
+    if (later.body == "new") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(later.body, "new");
+}
+
+TEST_F(EdgeTest, BadInputGetsClearErrorsAndTheEdgeStaysUp) {
+  // Conflicting framing (request smuggling).
+  std::string smuggle =
+      "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: "
+      "chunked\r\n\r\n0\r\n\r\n";
+  EXPECT_NE(rawExchange(edge_->port(), smuggle).find("HTTP/1.1 400"), std::string::npos);
+  std::string two_lengths =
+      "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde";
+  EXPECT_NE(rawExchange(edge_->port(), two_lengths).find("HTTP/1.1 400"), std::string::npos);
+  std::string bad_chunk =
+      "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n";
+  EXPECT_NE(rawExchange(edge_->port(), bad_chunk).find("HTTP/1.1 400"), std::string::npos);
+  std::string te_gzip = "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n";
+  EXPECT_NE(rawExchange(edge_->port(), te_gzip).find("HTTP/1.1 400"), std::string::npos);
+  // obs-fold: rejected, or unfolded into one line (RFC 9112 5.2) - never
+  // forwarded with the line break.
+  std::string obs_fold =
+      "GET /fold HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\nConnection: close\r\n\r\n";
+  std::string folded = rawExchange(edge_->port(), obs_fold);
+  if (folded.find("HTTP/1.1 400") == std::string::npos) {
+    bool seen = false;
+    for (const auto& r : origin_.requests()) {
+      if (r.target != "/fold") continue;
+      seen = true;
+      EXPECT_EQ(r.headers.at("x-a").find_first_of("\r\n"), std::string::npos);
+    }
+    EXPECT_TRUE(seen) << folded;
+  }
+  std::string no_host = "GET / HTTP/1.1\r\n\r\n";
+  EXPECT_NE(rawExchange(edge_->port(), no_host).find("HTTP/1.1 400"), std::string::npos);
+  std::string huge =
+      "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(64 * 1024, 'x') + "\r\n\r\n";
+  EXPECT_NE(rawExchange(edge_->port(), huge).find("HTTP/1.1 431"), std::string::npos);
+  std::string garbage = "\x16\x03\x01 not http at all\r\n\r\n";
+  EXPECT_NE(rawExchange(edge_->port(), garbage).find("HTTP/1.1 400"), std::string::npos);
+  // Still serving.
+  origin_.set("/alive", resp("yes", {}));
+  EXPECT_EQ(get("/alive").body, "yes");
+  auto metrics = httpGet(edge_->adminPort(), "/metrics");
+  EXPECT_NE(metrics.body.find("tern_edge_bad_requests_total"), std::string::npos);
+}
+
+TEST_F(EdgeTest, SlowClientIsTimedOut) {
+  startEdge({"--server.header_timeout", "300ms"});
+  auto start = std::chrono::steady_clock::now();
+  std::string out = rawExchange(edge_->port(), "GET / HTTP/1.1\r\nHost: a\r\n", 5000);
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_TRUE(out.empty()) << out;  // closed: the request never completed
+  EXPECT_LT(took, std::chrono::seconds(3));
+  EXPECT_NE(edge_->log().find("client timed out"), std::string::npos);
+  origin_.set("/after", resp("up", {}));
+  EXPECT_EQ(get("/after").body, "up");
+}
+
+TEST_F(EdgeTest, PipelinedRequestsAnsweredInOrder) {
+  origin_.set("/one", resp("1", {{"Cache-Control", "max-age=60"}}));
+  origin_.set("/two", resp("22", {{"Cache-Control", "max-age=60"}}));
+  std::string out =
+      rawExchange(edge_->port(),
+                  "GET /one HTTP/1.1\r\nHost: a\r\n\r\nGET /two HTTP/1.1\r\nHost: a\r\n\r\n"
+                  "GET /one HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  auto a = out.find("\r\n\r\n1");
+  auto b = out.find("\r\n\r\n22");
+  auto c = out.rfind("\r\n\r\n1");
+  ASSERT_NE(a, std::string::npos) << out;
+  ASSERT_NE(b, std::string::npos) << out;
+  EXPECT_LT(a, b);
+  EXPECT_LT(b, c);
+}
+
+TEST_F(EdgeTest, RestartAfterKillServesHitsFromDisk) {
+  for (int i = 0; i < 20; ++i) {
+    origin_.set("/warm" + std::to_string(i),
+                resp("warm-body-" + std::to_string(i), {{"Cache-Control", "max-age=600"}}));
+    get("/warm" + std::to_string(i));
+  }
+  for (int i = 0; i < 20; ++i) waitForHit(this, [&] { return get("/warm" + std::to_string(i)); });
+  edge_->restart(/*kill=*/true);
+  ASSERT_TRUE(edge_->ok()) << edge_->log();
+  origin_.reset();
+  int hits = 0;
+  for (int i = 0; i < 20; ++i) {
+    auto r = get("/warm" + std::to_string(i));
+    EXPECT_EQ(r.body, "warm-body-" + std::to_string(i));
+    if (r.header("cache-status").find("hit") != std::string::npos) ++hits;
+  }
+  EXPECT_EQ(hits, 20);
+  EXPECT_EQ(origin_.requests().size(), 0u);
+}
+
+TEST_F(EdgeTest, AdminEndpoints) {
+  origin_.set("/m", resp("m", {{"Cache-Control", "max-age=60"}}));
+  get("/m");
+  waitForHit(this, [&] { return get("/m"); });
+  auto metrics = httpGet(edge_->adminPort(), "/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.body.find("tern_edge_cache_hits_total{tier=\"memory\"}"), std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("tern_edge_origin_latency_seconds_bucket"), std::string::npos);
+  EXPECT_NE(metrics.body.find("tern_edge_store_objects{tier=\"disk\"} 1"), std::string::npos);
+  EXPECT_EQ(httpGet(edge_->adminPort(), "/healthz").status, 200);
+  EXPECT_EQ(httpGet(edge_->adminPort(), "/readyz").status, 200);
+  EXPECT_EQ(httpGet(edge_->adminPort(), "/nope").status, 404);
+}
+
+TEST_F(EdgeTest, GracefulShutdownOnSigterm) {
+  OriginResponse slow = resp("finished", {});
+  slow.delay_ms = 400;
+  origin_.set("/slowdone", slow);
+  HttpResponse r;
+  std::thread client([&] { r = get("/slowdone"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  edge_->process().signal(SIGTERM);
+  client.join();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "finished");
+  int status = edge_->process().wait(5000);
+  ASSERT_GE(status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+}  // namespace
+}  // namespace tern::testing

@@ -1,0 +1,40 @@
+#pragma once
+// Blocking HTTP/1.1 client helpers for tests, on loopback only.
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tern::testing {
+
+struct HttpResponse {
+  int status = 0;                              // 0: no response (connection failed or closed)
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+  std::string header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? "" : it->second;
+  }
+};
+
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+// One request on a new connection to 127.0.0.1:port.
+HttpResponse httpRequest(int port, const std::string& method, const std::string& target,
+                         const HeaderList& headers = {}, const std::string& body = {},
+                         int timeout_ms = 10000);
+inline HttpResponse httpGet(int port, const std::string& target, const HeaderList& headers = {}) {
+  return httpRequest(port, "GET", target, headers);
+}
+
+// Sends raw bytes and returns everything read until the peer closes or the
+// timeout passes (for malformed requests and pipelining).
+std::string rawExchange(int port, const std::string& bytes, int timeout_ms = 3000);
+
+// Runs `n` GET requests concurrently, each on its own connection; returns
+// the responses in order.
+std::vector<HttpResponse> concurrentGets(int port, const std::string& target, int n,
+                                         const HeaderList& headers = {});
+
+}  // namespace tern::testing
