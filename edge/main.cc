@@ -19,6 +19,9 @@ namespace {
 Config makeConfig() {
   Config c("tern-edge", "TERN_EDGE_");
   c.add({"listen", "127.0.0.1:8080", "HTTP listen address host:port (port 0: any free port)"});
+  c.add({"tls.listen", "", "HTTPS listen address host:port (empty: no TLS)"});
+  c.add({"tls.cert", "", "PEM certificate chain for tls.listen"});
+  c.add({"tls.key", "", "PEM private key for tls.listen"});
   c.add({"admin_listen", "127.0.0.1:9080", "admin listen address for /metrics /healthz /readyz"});
   c.add({"origin", "", "default origin, http://host:port (repeatable: round robin)", true});
   c.add({"origin_map", "", "origin for one Host: host=http://addr:port (repeatable)", true});
@@ -40,6 +43,8 @@ Config makeConfig() {
   c.add({"server.header_timeout", "10s", "time to receive a request head"});
   c.add({"server.idle_timeout", "60s", "keep-alive idle time"});
   c.add({"server.body_timeout", "30s", "time for each body write"});
+  c.add({"log.access", "true",
+         "one log line per response (client, method, target, status, bytes, us, cache)"});
   c.add({"log.level", "info", "debug | info | warn | error (debug includes the access log)"});
   return c;
 }
@@ -133,6 +138,9 @@ int main(int argc, char** argv) {
   server::ServerConfig sc;
   sc.listen = cfg.str("listen");
   sc.admin_listen = cfg.str("admin_listen");
+  sc.tls_listen = cfg.str("tls.listen");
+  sc.tls_cert = cfg.str("tls.cert");
+  sc.tls_key = cfg.str("tls.key");
   sc.loops = static_cast<int>(get(cfg.integer("server.loops")));
   sc.blocking_threads = static_cast<int>(get(cfg.integer("server.blocking_threads")));
   sc.max_connections = static_cast<size_t>(get(cfg.integer("server.max_connections")));
@@ -141,6 +149,7 @@ int main(int argc, char** argv) {
   sc.header_timeout_ms = get(cfg.durationMs("server.header_timeout"));
   sc.idle_timeout_ms = get(cfg.durationMs("server.idle_timeout"));
   sc.body_timeout_ms = get(cfg.durationMs("server.body_timeout"));
+  sc.access_log = get(cfg.boolean("log.access"));
 
   cache::FlowConfig flow;
   flow.expose_cache_key = get(cfg.boolean("cache.expose_key"));
@@ -159,7 +168,8 @@ int main(int argc, char** argv) {
 
   server::EdgeServer server(sc, origins, &store, flow, &registry, admin_state);
   if (Status s = server.start(); !s.isOk()) return fail(s);
-  std::printf("tern-edge listening on port %d (admin %d)\n", server.port(), server.adminPort());
+  std::printf("tern-edge listening on port %d (admin %d) (tls %d)\n", server.port(),
+              server.adminPort(), server.tlsPort());
   std::fflush(stdout);
 
   int sig = 0;

@@ -6,6 +6,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <thread>
 #include <vector>
 
@@ -56,6 +57,7 @@ Status openAcceptor(tcp::acceptor& acc, const tcp::endpoint& ep, bool reuse_port
 struct Loop {
   asio::io_context ioc{1};
   tcp::acceptor acceptor{ioc};
+  tcp::acceptor tls_acceptor{ioc};
   std::unique_ptr<origin::BeastOriginClient> origin;
   cache::FlowContext ctx;
   std::thread thread;
@@ -84,20 +86,27 @@ struct EdgeServer::Impl {
   std::condition_variable done_cv;
   bool done = false;
 
+  std::unique_ptr<asio::ssl::context> tls;
+  int tls_port = 0;
   void accept(Loop& loop);
+  void acceptTls(Loop& loop);
   void acceptAdmin();
 };
 
 // ---- client session ----
 
-class Session : public std::enable_shared_from_this<Session> {
+// One client connection, plain or TLS. `Stream` is beast::tcp_stream or
+// beast::ssl_stream<beast::tcp_stream>.
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(tcp::socket socket, Loop& loop, EdgeServer::Impl& srv)
-      : stream_(std::move(socket)), loop_(loop), srv_(srv) {
+  template <class... TlsArgs>
+  Session(tcp::socket socket, Loop& loop, EdgeServer::Impl& srv, TlsArgs&... tls)
+      : stream_(std::move(socket), tls...), loop_(loop), srv_(srv) {
     beast::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
+    auto ep = lowest().socket().remote_endpoint(ec);
     if (!ec) client_ip_ = ep.address().to_string();
-    stream_.socket().set_option(tcp::no_delay(true), ec);
+    lowest().socket().set_option(tcp::no_delay(true), ec);
     srv_.connections++;
     srv_.open_connections->add(1);
   }
@@ -106,7 +115,22 @@ class Session : public std::enable_shared_from_this<Session> {
     srv_.open_connections->add(-1);
   }
 
-  void start() { read(true); }
+  void start() {
+    if constexpr (kTls) {
+      lowest().expires_after(std::chrono::milliseconds(srv_.config.header_timeout_ms));
+      auto self = this->shared_from_this();
+      stream_.async_handshake(asio::ssl::stream_base::server, [self](beast::error_code ec) {
+        if (ec) {
+          TERN_LOG(kDebug, "TLS handshake failed",
+                   {{"client", self->client_ip_}, {"reason", ec.message()}});
+          return self->lowest().close();
+        }
+        self->read(true);
+      });
+    } else {
+      read(true);
+    }
+  }
 
   void respond(int status, http::Fields headers, std::unique_ptr<cache::BodySource> body,
                std::optional<uint64_t> length) {
@@ -115,6 +139,11 @@ class Session : public std::enable_shared_from_this<Session> {
     res->result(static_cast<unsigned>(status));
     for (const auto& f : headers) res->insert(f.name, f.value);
     bool keep = keep_alive_ && !srv_.stopping.load();
+    if (srv_.config.access_log) {
+      for (const auto& f : headers) {
+        if (f.name == "Cache-Status") cache_status_ = f.value;
+      }
+    }
     res->keep_alive(keep);
     if (length) {
       res->content_length(*length);
@@ -124,9 +153,9 @@ class Session : public std::enable_shared_from_this<Session> {
     res->body().data = nullptr;
     res->body().more = body != nullptr;
     auto sr = std::make_shared<bhttp::response_serializer<bhttp::buffer_body>>(*res);
-    auto self = shared_from_this();
+    auto self = this->shared_from_this();
     if (srv_.config.body_timeout_ms > 0)
-      stream_.expires_after(std::chrono::milliseconds(srv_.config.body_timeout_ms));
+      lowest().expires_after(std::chrono::milliseconds(srv_.config.body_timeout_ms));
     std::shared_ptr<cache::BodySource> src(std::move(body));
     bhttp::async_write_header(stream_, *sr,
                               [self, res, sr, src, keep, status](beast::error_code ec, size_t) {
@@ -143,7 +172,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void pump(std::shared_ptr<bhttp::response<bhttp::buffer_body>> res,
             std::shared_ptr<bhttp::response_serializer<bhttp::buffer_body>> sr,
             std::shared_ptr<cache::BodySource> src, bool keep, int status) {
-    auto self = shared_from_this();
+    auto self = this->shared_from_this();
     src->next([self, res, sr, src, keep, status](Result<std::string_view> chunk) {
       if (!chunk.ok()) {
         // Headers are out: the only honest signal left is closing early.
@@ -155,7 +184,7 @@ class Session : public std::enable_shared_from_this<Session> {
       res->body().more = !chunk->empty();
       self->bytes_ += chunk->size();
       const bool last = chunk->empty();
-      self->stream_.expires_after(std::chrono::milliseconds(self->srv_.config.body_timeout_ms));
+      self->lowest().expires_after(std::chrono::milliseconds(self->srv_.config.body_timeout_ms));
       bhttp::async_write(self->stream_, *sr,
                          [self, res, sr, src, keep, status, last](beast::error_code ec, size_t) {
                            if (ec == bhttp::error::need_buffer) ec = {};
@@ -167,14 +196,17 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void finished(bool keep, int status) {
-    if (srv_.config.body_timeout_ms > 0) stream_.expires_never();
-    TERN_LOG(kDebug, "access",
-             {{"client", client_ip_},
-              {"method", method_},
-              {"target", target_},
-              {"status", std::to_string(status)},
-              {"bytes", std::to_string(bytes_)},
-              {"us", std::to_string(steadyNowUs() - started_us_)}});
+    if (srv_.config.body_timeout_ms > 0) lowest().expires_never();
+    if (srv_.config.access_log && log::Level::kInfo >= log::level()) {
+      log::write(log::Level::kInfo, "access",
+                 {{"client", client_ip_},
+                  {"method", method_},
+                  {"target", target_},
+                  {"status", std::to_string(status)},
+                  {"bytes", std::to_string(bytes_)},
+                  {"us", std::to_string(steadyNowUs() - started_us_)},
+                  {"cache", cache_status_}});
+    }
     if (!keep) return close();
     read(false);
   }
@@ -183,9 +215,9 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(srv_.config.header_limit_bytes));
     parser_->body_limit(srv_.config.body_limit_bytes);
-    stream_.expires_after(std::chrono::milliseconds(
+    lowest().expires_after(std::chrono::milliseconds(
         first || buffer_.size() > 0 ? srv_.config.header_timeout_ms : srv_.config.idle_timeout_ms));
-    auto self = shared_from_this();
+    auto self = this->shared_from_this();
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self](beast::error_code ec, size_t) { self->onRead(ec); });
   }
@@ -221,6 +253,7 @@ class Session : public std::enable_shared_from_this<Session> {
     req->method = std::string(msg.method_string());
     req->target = std::string(msg.target());
     req->client_ip = client_ip_;
+    req->scheme = kTls ? "https" : "http";
     req->received_ms = wallNowMs();
     for (const auto& f : msg) {
       // obs-fold (RFC 9112 section 5.2) and stray CR/LF: refused, never forwarded.
@@ -239,7 +272,7 @@ class Session : public std::enable_shared_from_this<Session> {
     method_ = req->method;
     target_ = req->target;
     started_us_ = steadyNowUs();
-    stream_.expires_never();
+    lowest().expires_never();
     // Holds the session while the flow works on the request (a miss has
     // no I/O pending on the session itself); released after responding.
     struct SessionResponder final : cache::Responder {
@@ -251,7 +284,7 @@ class Session : public std::enable_shared_from_this<Session> {
       }
     };
     auto responder = std::make_shared<SessionResponder>();
-    responder->session = shared_from_this();
+    responder->session = this->shared_from_this();
     cache::handleRequest(loop_.ctx, std::move(req), responder);
   }
 
@@ -271,8 +304,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void close() {
     if (lingering_) return lingerClose();
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.close();
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+    lowest().close();
   }
 
   // After an error response the client may still be sending: closing with
@@ -282,23 +315,26 @@ class Session : public std::enable_shared_from_this<Session> {
   void lingerClose() {
     lingering_ = false;
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.expires_after(std::chrono::seconds(2));
+    lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+    lowest().expires_after(std::chrono::seconds(2));
     drain();
   }
   void drain() {
-    auto self = shared_from_this();
+    auto self = this->shared_from_this();
     auto scratch = std::make_shared<std::array<char, 16384>>();
-    stream_.async_read_some(asio::buffer(*scratch), [self, scratch](beast::error_code ec, size_t) {
+    lowest().async_read_some(asio::buffer(*scratch), [self, scratch](beast::error_code ec, size_t) {
       if (ec) {
-        self->stream_.close();
+        self->lowest().close();
         return;
       }
       self->drain();
     });
   }
 
-  beast::tcp_stream stream_;
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+  Stream stream_;
   beast::flat_buffer buffer_;
   Loop& loop_;
   EdgeServer::Impl& srv_;
@@ -306,7 +342,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = true;
   bool head_only_ = false;
   bool lingering_ = false;
-  std::string client_ip_, method_, target_;
+  std::string client_ip_, method_, target_, cache_status_;
   uint64_t bytes_ = 0;
   int64_t started_us_ = 0;
 };
@@ -358,9 +394,26 @@ void EdgeServer::Impl::accept(Loop& loop) {
       beast::error_code ignored;
       socket.close(ignored);
     } else {
-      std::make_shared<Session>(std::move(socket), loop, *this)->start();
+      std::make_shared<Session<beast::tcp_stream>>(std::move(socket), loop, *this)->start();
     }
     if (!stopping) accept(loop);
+  });
+}
+
+void EdgeServer::Impl::acceptTls(Loop& loop) {
+  loop.tls_acceptor.async_accept(loop.ioc, [this, &loop](beast::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (ec == asio::error::operation_aborted || stopping) return;
+    } else if (connections.load() >= config.max_connections) {
+      rejected_connections->inc();
+      beast::error_code ignored;
+      socket.close(ignored);
+    } else {
+      std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), loop,
+                                                                      *this, *tls)
+          ->start();
+    }
+    if (!stopping) acceptTls(loop);
   });
 }
 
@@ -401,12 +454,29 @@ Status EdgeServer::start() {
   m.pool = std::make_unique<asio::thread_pool>(
       static_cast<size_t>(std::max(1, m.config.blocking_threads)));
   TERN_ASSIGN_OR_RETURN(auto ep, parseEndpoint(m.config.listen));
+  std::optional<tcp::endpoint> tls_ep;
+  if (!m.config.tls_listen.empty()) {
+    TERN_ASSIGN_OR_RETURN(tls_ep, parseEndpoint(m.config.tls_listen));
+    m.tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+    m.tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                       asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                       asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+    beast::error_code ec;
+    m.tls->use_certificate_chain_file(m.config.tls_cert, ec);
+    if (ec) return Status::invalidArgument("tls.cert " + m.config.tls_cert + ": " + ec.message());
+    m.tls->use_private_key_file(m.config.tls_key, asio::ssl::context::pem, ec);
+    if (ec) return Status::invalidArgument("tls.key " + m.config.tls_key + ": " + ec.message());
+  }
   TERN_ASSIGN_OR_RETURN(auto admin_ep, parseEndpoint(m.config.admin_listen));
   for (int i = 0; i < n; ++i) {
     auto loop = std::make_unique<Loop>();
     // Port 0: the first loop picks a port, the others share it (SO_REUSEPORT).
     TERN_RETURN_IF_ERROR(openAcceptor(loop->acceptor, ep, true));
     if (i == 0) ep.port(loop->acceptor.local_endpoint().port());
+    if (tls_ep) {
+      TERN_RETURN_IF_ERROR(openAcceptor(loop->tls_acceptor, *tls_ep, true));
+      if (i == 0) tls_ep->port(loop->tls_acceptor.local_endpoint().port());
+    }
     loop->origin = std::make_unique<origin::BeastOriginClient>(loop->ioc, m.origins);
     auto* ioc = &loop->ioc;
     auto* pool = m.pool.get();
@@ -421,11 +491,15 @@ Status EdgeServer::start() {
     m.loops.push_back(std::move(loop));
   }
   m.port = ep.port();
+  m.tls_port = tls_ep ? tls_ep->port() : 0;
   m.admin_acceptor_owned = std::make_unique<tcp::acceptor>(m.loops[0]->ioc);
   m.admin_acceptor = m.admin_acceptor_owned.get();
   TERN_RETURN_IF_ERROR(openAcceptor(*m.admin_acceptor, admin_ep, false));
   m.admin_port = m.admin_acceptor->local_endpoint().port();
-  for (auto& loop : m.loops) m.accept(*loop);
+  for (auto& loop : m.loops) {
+    m.accept(*loop);
+    if (m.tls) m.acceptTls(*loop);
+  }
   m.acceptAdmin();
   for (auto& loop : m.loops) {
     Loop* l = loop.get();
@@ -449,6 +523,7 @@ void EdgeServer::stop(int64_t grace_ms) {
     asio::post(loop->ioc, [l = loop.get()] {
       beast::error_code ec;
       l->acceptor.close(ec);
+      l->tls_acceptor.close(ec);
     });
   }
   asio::post(m.loops[0]->ioc, [&m] {
@@ -478,5 +553,6 @@ void EdgeServer::wait() {
 
 int EdgeServer::port() const { return impl_->port; }
 int EdgeServer::adminPort() const { return impl_->admin_port; }
+int EdgeServer::tlsPort() const { return impl_->tls_port; }
 
 }  // namespace tern::edge::server

@@ -27,13 +27,17 @@ namespace tern::edge::server {
 struct ServerConfig {
   std::string listen = "127.0.0.1:8080";  // host:port; port 0 picks a free one
   std::string admin_listen = "127.0.0.1:9080";
-  int loops = 0;  // 0: one per core
+  std::string tls_listen;  // empty: no TLS listener
+  std::string tls_cert;    // PEM certificate chain
+  std::string tls_key;     // PEM private key
+  int loops = 0;           // 0: one per core
   int blocking_threads = 2;
   size_t max_connections = 10000;
   size_t header_limit_bytes = 32 * 1024;
   uint64_t body_limit_bytes = 16ULL << 20;
   int64_t header_timeout_ms = 10000;  // to receive a request head
   int64_t idle_timeout_ms = 60000;    // keep-alive between requests
+  bool access_log = true;             // one log line per response
   int64_t body_timeout_ms = 30000;    // to send or receive a body
 };
 
@@ -53,6 +57,7 @@ class EdgeServer {
 
   int port() const;
   int adminPort() const;
+  int tlsPort() const;  // 0 without TLS
 
   struct Impl;
 

@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -60,14 +59,19 @@ void EdgeProcess::start() {
   std::filesystem::remove(log_path_);
   process_ = std::make_unique<Process>(args_, log_path_);
   port_ = admin_port_ = 0;
-  std::regex re("listening on port ([0-9]+) \\(admin ([0-9]+)\\)");
+  // "tern-edge listening on port P (admin A) (tls T)"
   for (int i = 0; i < 1000 && process_->running(); ++i) {
-    std::smatch m;
     std::string text = log();
-    if (std::regex_search(text, m, re)) {
-      port_ = std::stoi(m[1]);
-      admin_port_ = std::stoi(m[2]);
-      return;
+    auto at = text.find("listening on port ");
+    if (at != std::string::npos && text.find('\n', at) != std::string::npos) {
+      int p = 0, a = 0, t = 0;
+      if (std::sscanf(text.c_str() + at, "listening on port %d (admin %d) (tls %d)", &p, &a, &t) ==
+          3) {
+        port_ = p;
+        admin_port_ = a;
+        tls_port_ = t;
+        return;
+      }
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }

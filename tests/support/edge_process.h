@@ -19,6 +19,7 @@ class EdgeProcess {
   ~EdgeProcess();
   int port() const { return port_; }
   int adminPort() const { return admin_port_; }
+  int tlsPort() const { return tls_port_; }
   bool ok() const { return port_ > 0; }
   Process& process() { return *process_; }
   std::string log() const;
@@ -32,6 +33,7 @@ class EdgeProcess {
   std::unique_ptr<Process> process_;
   int port_ = 0;
   int admin_port_ = 0;
+  int tls_port_ = 0;
 };
 
 // Path of a binary of the build tree, found from the test binary's folder.

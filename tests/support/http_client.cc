@@ -4,6 +4,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <functional>
 
 namespace tern::testing {
@@ -60,6 +61,27 @@ HttpResponse httpRequest(int port, const std::string& method, const std::string&
     if (method == "HEAD") parser.skip(true);
     bhttp::read(stream, buf, parser);
     return convert(parser.get());
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
+HttpResponse httpsGet(int port, const std::string& target, const HeaderList& headers) {
+  try {
+    asio::io_context ioc;
+    asio::ssl::context ctx(asio::ssl::context::tls_client);
+    ctx.set_verify_mode(asio::ssl::verify_none);
+    beast::ssl_stream<beast::tcp_stream> stream(ioc, ctx);
+    beast::get_lowest_layer(stream).connect(loopback(port));
+    stream.handshake(asio::ssl::stream_base::client);
+    bhttp::request<bhttp::string_body> req(bhttp::verb::get, target, 11);
+    req.set(bhttp::field::host, "test.example");
+    for (const auto& [k, v] : headers) req.insert(k, v);
+    bhttp::write(stream, req);
+    beast::flat_buffer buf;
+    bhttp::response<bhttp::string_body> res;
+    bhttp::read(stream, buf, res);
+    return convert(res);
   } catch (const std::exception&) {
     return {};
   }

@@ -28,6 +28,9 @@ inline HttpResponse httpGet(int port, const std::string& target, const HeaderLis
   return httpRequest(port, "GET", target, headers);
 }
 
+// GET over TLS (certificate not verified: tests use self-signed ones).
+HttpResponse httpsGet(int port, const std::string& target, const HeaderList& headers = {});
+
 // Sends raw bytes and returns everything read until the peer closes or the
 // timeout passes (for malformed requests and pipelining).
 std::string rawExchange(int port, const std::string& bytes, int timeout_ms = 3000);

@@ -372,6 +372,34 @@ TEST_F(EdgeTest, RestartAfterKillServesHitsFromDisk) {
   EXPECT_EQ(origin_.requests().size(), 0u);
 }
 
+TEST_F(EdgeTest, TlsAndPlainListenersSideBySide) {
+  std::string cert = dir_.sub("cert.pem"), key = dir_.sub("key.pem");
+  std::string cmd =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -keyout " + key +
+      " -out " + cert + " 2>/dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  startEdge({"--tls.listen", "127.0.0.1:0", "--tls.cert", cert, "--tls.key", key});
+  ASSERT_GT(edge_->tlsPort(), 0) << edge_->log();
+  origin_.set("/tls", resp("secure", {{"Cache-Control", "max-age=60"}}));
+  auto r = httpsGet(edge_->tlsPort(), "/tls");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "secure");
+  EXPECT_EQ(get("/tls").body, "secure");
+  auto reqs = origin_.requests();
+  ASSERT_FALSE(reqs.empty());
+  EXPECT_EQ(reqs[0].headers["x-forwarded-proto"], "https");
+  // A plain HTTP request on the TLS port fails the handshake; the edge stays up.
+  rawExchange(edge_->tlsPort(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n", 1000);
+  EXPECT_EQ(httpsGet(edge_->tlsPort(), "/tls").body, "secure");
+  // A missing certificate is a clear start-up error.
+  EdgeProcess broken(
+      dir_.sub("cache-broken"), origin_.url(),
+      {"--tls.listen", "127.0.0.1:0", "--tls.cert", dir_.sub("missing.pem"), "--tls.key", key});
+  EXPECT_FALSE(broken.ok());
+  broken.process().wait(5000);
+  EXPECT_NE(broken.log().find("tls.cert"), std::string::npos) << broken.log();
+}
+
 TEST_F(EdgeTest, AdminEndpoints) {
   origin_.set("/m", resp("m", {{"Cache-Control", "max-age=60"}}));
   get("/m");
