@@ -360,14 +360,6 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     auto vf = http::varyFields(head.headers).value_or(std::vector<std::string>{});
     ObjectKey key = key_;
     key.variant = http::variantId(req_->headers, vf);
-    if (!vf.empty()) {
-      EntryMeta record;
-      record.kind = storage::EntryKind::kVaryRecord;
-      record.vary_fields = vf;
-      record.store_seq = store_seq;
-      record.response_time_ms = head.response_time_ms;
-      (void)ctx_.store->store({key_.url, ""}, record, {});
-    }
     EntryMeta meta;
     meta.status = static_cast<uint16_t>(head.status);
     meta.headers = toStorage(storableHeaders(head.headers));
@@ -382,7 +374,19 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     meta.store_seq = store_seq;
     std::vector<std::shared_ptr<const std::string>> chunks;
     for (size_t i = 0; i < inflight.chunks(); ++i) chunks.push_back(inflight.chunk(i));
+    // The variant first, then the record that points lookups to it: until
+    // the collapser is released, a lookup without the record still joins
+    // this fetch instead of going to the origin.
     Status s = ctx_.store->store(key, meta, chunks);
+    if (s.isOk() && !vf.empty()) {
+      EntryMeta record;
+      record.kind = storage::EntryKind::kVaryRecord;
+      record.vary_fields = vf;
+      record.store_seq = store_seq;
+      record.response_time_ms = head.response_time_ms;
+      (void)ctx_.store->store({key_.url, ""}, record, {});
+    }
+
     if (s.isOk()) {
       ctx_.metrics->stored.inc();
     } else if (s.code() != StatusCode::kFailedPrecondition) {

@@ -160,16 +160,29 @@ TEST_F(EdgeTest, VaryKeepsVariantsApart) {
               resp("variant", {{"Cache-Control", "max-age=60"}, {"Vary", "Accept-Language"}}));
   get("/v", {{"Accept-Language", "en"}});
   waitForHit(this, [&] { return get("/v", {{"Accept-Language", "en"}}); });
-  EXPECT_EQ(origin_.count("/v"), 1);
+  int after_en = origin_.count("/v");
+  EXPECT_GE(after_en, 1);
   auto fr = get("/v", {{"Accept-Language", "fr"}});
   EXPECT_EQ(fr.header("cache-status").find("hit"), std::string::npos);
   EXPECT_NE(fr.header("cache-status").find("fwd=vary-miss"), std::string::npos)
       << fr.header("cache-status");
-  EXPECT_EQ(origin_.count("/v"), 2);
+  EXPECT_EQ(origin_.count("/v"), after_en + 1);
   waitForHit(this, [&] { return get("/v", {{"Accept-Language", "fr"}}); });
-  EXPECT_NE(get("/v", {{"Accept-Language", "en"}}).header("cache-status").find("hit"),
+  int settled = origin_.count("/v");
+  for (const char* lang : {"en", "fr", "en"}) {
+    EXPECT_NE(get("/v", {{"Accept-Language", lang}}).header("cache-status").find("hit"),
+              std::string::npos)
+        << lang;
+  }
+  EXPECT_EQ(origin_.count("/v"), settled);
+  // Accept-Encoding spellings that select the same coding share a variant.
+  origin_.set("/ae", resp("enc", {{"Cache-Control", "max-age=60"}, {"Vary", "Accept-Encoding"}}));
+  get("/ae", {{"Accept-Encoding", "gzip, deflate, br"}});
+  waitForHit(this, [&] { return get("/ae", {{"Accept-Encoding", "gzip, deflate, br"}}); });
+  int ae = origin_.count("/ae");
+  EXPECT_NE(get("/ae", {{"Accept-Encoding", "br;q=1.0, gzip"}}).header("cache-status").find("hit"),
             std::string::npos);
-  EXPECT_EQ(origin_.count("/v"), 2);
+  EXPECT_EQ(origin_.count("/ae"), ae);
 }
 
 TEST_F(EdgeTest, SurrogateKeyHeadersAreStripped) {
