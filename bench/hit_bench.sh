@@ -43,6 +43,10 @@ VARNISH_PORT=$(free_port); NGINX_PORT=$(free_port)
 # ---- origin: nginx serving static files ----
 mkdir -p "$WORK/www" "$WORK/origin" "$WORK/proxy/cache"
 for kb in 1 16 256; do head -c $((kb * 1024)) /dev/urandom > "$WORK/www/obj${kb}k"; done
+# nginx workers run unprivileged: let them read the files and write the cache.
+chmod 755 "$WORK" "$WORK/www" "$WORK/proxy"
+chmod 644 "$WORK"/www/*
+chmod 777 "$WORK/proxy/cache"
 cat > "$WORK/origin/nginx.conf" <<CONF
 worker_processes 1;
 daemon off;

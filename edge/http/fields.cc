@@ -1,24 +1,28 @@
 #include "edge/http/fields.h"
 
 #include <algorithm>
-#include <cctype>
 
 namespace tern::edge::http {
+
+namespace {
+
+// ASCII case folding: field names and tokens are ASCII (RFC 9110 5.1);
+// no locale lookups on the hit path.
+inline char lowerAscii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+}  // namespace
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
+    if (lowerAscii(a[i]) != lowerAscii(b[i])) return false;
   }
   return true;
 }
 
 std::string toLower(std::string_view s) {
   std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (auto& c : out) c = lowerAscii(c);
   return out;
 }
 
@@ -95,16 +99,21 @@ bool isHopByHop(std::string_view name) {
 }
 
 void stripHopByHop(Fields& fields) {
-  std::vector<std::string> named;
+  std::vector<std::string_view> named;
+  std::string connection;
   for (const auto& f : fields) {
     if (iequals(f.name, "connection")) {
-      for (auto item : splitList(f.value)) named.push_back(toLower(item));
+      if (!connection.empty()) connection.append(",");
+      connection.append(f.value);
     }
   }
+  if (!connection.empty()) named = splitList(connection);
   std::erase_if(fields, [&](const Field& f) {
     if (isHopByHop(f.name)) return true;
-    std::string lower = toLower(f.name);
-    return std::find(named.begin(), named.end(), lower) != named.end();
+    for (auto n : named) {
+      if (iequals(n, f.name)) return true;
+    }
+    return false;
   });
 }
 

@@ -95,14 +95,27 @@ struct EdgeServer::Impl {
 
 // ---- client session ----
 
-// One client connection, plain or TLS. `Stream` is beast::tcp_stream or
-// beast::ssl_stream<beast::tcp_stream>.
+// A TCP stream bound to the concrete io_context executor: no type-erased
+// executor to copy on every asynchronous operation of the hit path.
+using LoopStream = beast::basic_stream<tcp, asio::io_context::executor_type>;
+using LoopSocket = asio::basic_stream_socket<tcp, asio::io_context::executor_type>;
+
+LoopSocket toLoopSocket(asio::io_context& ioc, tcp::socket socket) {
+  LoopSocket out(ioc.get_executor());
+  beast::error_code ec;
+  auto protocol = socket.local_endpoint(ec).protocol();
+  out.assign(ec ? tcp::v4() : protocol, socket.release(), ec);
+  return out;
+}
+
+// One client connection, plain or TLS. `Stream` is LoopStream or
+// beast::ssl_stream<LoopStream>.
 template <class Stream>
 class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
   template <class... TlsArgs>
   Session(tcp::socket socket, Loop& loop, EdgeServer::Impl& srv, TlsArgs&... tls)
-      : stream_(std::move(socket), tls...), loop_(loop), srv_(srv) {
+      : stream_(toLoopSocket(loop.ioc, std::move(socket)), tls...), loop_(loop), srv_(srv) {
     beast::error_code ec;
     auto ep = lowest().socket().remote_endpoint(ec);
     if (!ec) client_ip_ = ep.address().to_string();
@@ -157,6 +170,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     if (srv_.config.body_timeout_ms > 0)
       lowest().expires_after(std::chrono::milliseconds(srv_.config.body_timeout_ms));
     std::shared_ptr<cache::BodySource> src(std::move(body));
+    if (src && !head_only_) {
+      // The head goes out with the first chunk of the body: one write (one
+      // system call) for a small response.
+      bytes_ = 0;
+      return pump(res, sr, src, keep, status);
+    }
     bhttp::async_write_header(stream_, *sr,
                               [self, res, sr, src, keep, status](beast::error_code ec, size_t) {
                                 if (ec) return self->close();
@@ -331,8 +350,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     });
   }
 
-  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
-  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+  static constexpr bool kTls = !std::is_same_v<Stream, LoopStream>;
+  LoopStream& lowest() { return beast::get_lowest_layer(stream_); }
 
   Stream stream_;
   beast::flat_buffer buffer_;
@@ -394,7 +413,7 @@ void EdgeServer::Impl::accept(Loop& loop) {
       beast::error_code ignored;
       socket.close(ignored);
     } else {
-      std::make_shared<Session<beast::tcp_stream>>(std::move(socket), loop, *this)->start();
+      std::make_shared<Session<LoopStream>>(std::move(socket), loop, *this)->start();
     }
     if (!stopping) accept(loop);
   });
@@ -409,8 +428,7 @@ void EdgeServer::Impl::acceptTls(Loop& loop) {
       beast::error_code ignored;
       socket.close(ignored);
     } else {
-      std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), loop,
-                                                                      *this, *tls)
+      std::make_shared<Session<beast::ssl_stream<LoopStream>>>(std::move(socket), loop, *this, *tls)
           ->start();
     }
     if (!stopping) acceptTls(loop);

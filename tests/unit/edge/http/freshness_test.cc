@@ -20,6 +20,13 @@ TEST(HttpDateTest, ParsesAllThreeFormatsAndRoundTrips) {
   EXPECT_EQ(*a, *c);
   EXPECT_EQ(formatHttpDate(*a), "Sun, 06 Nov 1994 08:49:37 GMT");
   EXPECT_FALSE(parseHttpDate("yesterday").has_value());
+  EXPECT_FALSE(parseHttpDate("Sun, 36 Nov 1994 08:49:37 GMT").has_value());
+  EXPECT_FALSE(parseHttpDate("Sun, 06 Foo 1994 08:49:37 GMT").has_value());
+  EXPECT_EQ(parseHttpDate("Thu, 01 Jan 1970 00:00:00 GMT"), 0);
+  EXPECT_EQ(parseHttpDate("Tue, 29 Feb 2028 23:59:59 GMT"), 1835481599000);
+  for (int64_t t : {0LL, 951782400000LL, 1700000000000LL, 4102444800000LL}) {
+    EXPECT_EQ(parseHttpDate(formatHttpDate(t)), t);
+  }
   EXPECT_FALSE(parseHttpDate("Sun, 06 Nov 1994 08:49:37 GMT trailing").has_value());
 }
 
