@@ -4,6 +4,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/socket_base.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -147,6 +148,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void respond(int status, http::Fields headers, std::unique_ptr<cache::BodySource> body,
                std::optional<uint64_t> length) {
+    if (length || !body) return respondFramed(status, headers, std::move(body), length);
     auto res = std::make_shared<bhttp::response<bhttp::buffer_body>>();
     res->version(11);
     res->result(static_cast<unsigned>(status));
@@ -188,6 +190,72 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
  private:
+  // A response whose length is known (or that has no body): the head is
+  // formatted once into one buffer and goes out with the first body chunk
+  // in a single gathered write; the rest of the body follows chunk by chunk.
+  // Chunked responses take the Beast serializer path above.
+  void respondFramed(int status, const http::Fields& headers,
+                     std::unique_ptr<cache::BodySource> body, std::optional<uint64_t> length) {
+    const bool keep = keep_alive_ && !srv_.stopping.load();
+    auto head = std::make_shared<std::string>();
+    head->reserve(512);
+    head->append("HTTP/1.1 ").append(std::to_string(status)).push_back(' ');
+    head->append(bhttp::obsolete_reason(static_cast<bhttp::status>(status))).append("\r\n");
+    for (const auto& f : headers) {
+      if (f.value.find_first_of("\r\n") != std::string::npos) continue;  // never split a head
+      if (srv_.config.access_log && f.name == "Cache-Status") cache_status_ = f.value;
+      head->append(f.name).append(": ").append(f.value).append("\r\n");
+    }
+    if (length) head->append("Content-Length: ").append(std::to_string(*length)).append("\r\n");
+    if (!keep) head->append("Connection: close\r\n");
+    head->append("\r\n");
+    bytes_ = 0;
+    auto self = this->shared_from_this();
+    lowest().expires_after(std::chrono::milliseconds(srv_.config.body_timeout_ms));
+    if (!body || head_only_) {
+      return asio::async_write(stream_, asio::buffer(*head),
+                               [self, head, keep, status](beast::error_code ec, size_t) {
+                                 if (ec) return self->close();
+                                 self->finished(keep, status);
+                               });
+    }
+    std::shared_ptr<cache::BodySource> src(std::move(body));
+    src->next([self, head, src, keep, status](Result<std::string_view> chunk) {
+      if (!chunk.ok()) {
+        TERN_LOG(kWarn, "response body failed", {{"reason", chunk.status().toString()}});
+        return self->close();
+      }
+      std::array<asio::const_buffer, 2> bufs = {asio::buffer(*head),
+                                                asio::buffer(chunk->data(), chunk->size())};
+      self->bytes_ += chunk->size();
+      const bool last = chunk->empty();
+      asio::async_write(self->stream_, bufs,
+                        [self, head, src, keep, status, last](beast::error_code ec, size_t) {
+                          if (ec) return self->close();
+                          if (last) return self->finished(keep, status);
+                          self->pumpRaw(src, keep, status);
+                        });
+    });
+  }
+
+  void pumpRaw(std::shared_ptr<cache::BodySource> src, bool keep, int status) {
+    auto self = this->shared_from_this();
+    src->next([self, src, keep, status](Result<std::string_view> chunk) {
+      if (!chunk.ok()) {
+        TERN_LOG(kWarn, "response body failed", {{"reason", chunk.status().toString()}});
+        return self->close();
+      }
+      if (chunk->empty()) return self->finished(keep, status);
+      self->bytes_ += chunk->size();
+      self->lowest().expires_after(std::chrono::milliseconds(self->srv_.config.body_timeout_ms));
+      asio::async_write(self->stream_, asio::buffer(chunk->data(), chunk->size()),
+                        [self, src, keep, status](beast::error_code ec, size_t) {
+                          if (ec) return self->close();
+                          self->pumpRaw(src, keep, status);
+                        });
+    });
+  }
+
   void pump(std::shared_ptr<bhttp::response<bhttp::buffer_body>> res,
             std::shared_ptr<bhttp::response_serializer<bhttp::buffer_body>> sr,
             std::shared_ptr<cache::BodySource> src, bool keep, int status) {
