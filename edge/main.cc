@@ -23,8 +23,10 @@ Config makeConfig() {
   c.add({"tls.cert", "", "PEM certificate chain for tls.listen"});
   c.add({"tls.key", "", "PEM private key for tls.listen"});
   c.add({"admin_listen", "127.0.0.1:9080", "admin listen address for /metrics /healthz /readyz"});
-  c.add({"origin", "", "default origin, http://host:port (repeatable: round robin)", true});
+  c.add({"origin", "", "default origin, http[s]://host:port (repeatable: round robin)", true});
   c.add({"origin_map", "", "origin for one Host: host=http://addr:port (repeatable)", true});
+  c.add({"origin_tls_verify", "true", "verify certificates of https origins"});
+  c.add({"origin_ca_file", "", "PEM CA bundle for https origins (default: the system's)"});
   c.add({"origin_connect_timeout", "3s", "timeout to connect to an origin"});
   c.add({"origin_read_timeout", "30s", "timeout for each read from an origin"});
   c.add({"cache.dir", "./data/edge", "folder of the persistent cache"});
@@ -93,6 +95,8 @@ int main(int argc, char** argv) {
   }
   origins.connect_timeout_ms = get(cfg.durationMs("origin_connect_timeout"));
   origins.read_timeout_ms = get(cfg.durationMs("origin_read_timeout"));
+  origins.tls_verify = get(cfg.boolean("origin_tls_verify"));
+  origins.tls_ca_file = cfg.str("origin_ca_file");
 
   storage::RocksStoreOptions disk;
   disk.path = cfg.str("cache.dir");

@@ -352,6 +352,14 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
         release();
       });
     };
+    if (!background_key_.empty()) {
+      // A background refresh answers nobody: no hints.
+    } else {
+      std::weak_ptr<Responder> weak = resp_;
+      cb.on_interim = [weak](int status, http::Fields headers) {
+        if (auto r = weak.lock()) r->interim(status, std::move(headers));
+      };
+    }
     ctx_.origin->fetch(originRequest(revalidation, pass), std::move(cb));
   }
 

@@ -47,6 +47,9 @@ class Responder {
   // chunked. For HEAD, pass the length of the GET body and a null body.
   virtual void respond(int status, http::Fields headers, std::unique_ptr<BodySource> body,
                        std::optional<uint64_t> content_length) = 0;
+  // An interim response (103 Early Hints) ahead of the final one; ignored
+  // once the final response has started.
+  virtual void interim(int /*status*/, http::Fields /*headers*/) {}
 };
 
 struct FlowConfig {

@@ -2,8 +2,10 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/url/parse.hpp>
 
 #include "common/clock.h"
@@ -18,22 +20,60 @@ using tcp = asio::ip::tcp;
 
 Result<Upstream> parseUpstream(const std::string& url) {
   auto u = boost::urls::parse_uri(url);
-  if (!u || u->scheme() != "http" || u->host().empty()) {
-    return Status::invalidArgument("origin must be http://host[:port]: '" + url + "'");
+  if (!u || (u->scheme() != "http" && u->scheme() != "https") || u->host().empty()) {
+    return Status::invalidArgument("origin must be http[s]://host[:port]: '" + url + "'");
   }
-  return Upstream{std::string(u->host()), u->has_port() ? std::string(u->port()) : "80"};
+  const bool tls = u->scheme() == "https";
+  return Upstream{std::string(u->host()),
+                  u->has_port() ? std::string(u->port()) : (tls ? "443" : "80"), tls};
 }
 
+// One connection to an upstream, plain or TLS.
 struct Conn {
-  explicit Conn(asio::io_context& ioc) : stream(ioc) {}
-  beast::tcp_stream stream;
+  Conn(asio::io_context& ioc, asio::ssl::context* tls_ctx) {
+    if (tls_ctx != nullptr) {
+      tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ioc, *tls_ctx);
+    } else {
+      plain = std::make_unique<beast::tcp_stream>(ioc);
+    }
+  }
+  beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
+  // Calls f with the stream to read and write.
+  template <class F>
+  void with(F&& f) {
+    if (tls) {
+      f(*tls);
+    } else {
+      f(*plain);
+    }
+  }
+  std::unique_ptr<beast::tcp_stream> plain;
+  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
   beast::flat_buffer buffer;
 };
 
 struct BeastOriginClient::Impl : std::enable_shared_from_this<Impl> {
   Impl(asio::io_context& ioc_, const OriginConfig& config_)
-      : ioc(ioc_), config(config_), resolver(ioc_) {}
+      : ioc(ioc_), config(config_), resolver(ioc_) {
+    tls_ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                        asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                        asio::ssl::context::no_tlsv1_1);
+    if (config.tls_verify) {
+      tls_ctx.set_verify_mode(asio::ssl::verify_peer);
+      beast::error_code ec;
+      if (config.tls_ca_file.empty()) {
+        tls_ctx.set_default_verify_paths(ec);
+      } else {
+        tls_ctx.load_verify_file(config.tls_ca_file, ec);
+      }
+      if (ec)
+        TERN_LOG(kError, "cannot load CA certificates for origins", {{"reason", ec.message()}});
+    } else {
+      tls_ctx.set_verify_mode(asio::ssl::verify_none);
+    }
+  }
   asio::io_context& ioc;
+  asio::ssl::context tls_ctx{asio::ssl::context::tls_client};
   OriginConfig config;
   tcp::resolver resolver;
   std::map<std::string, std::vector<std::shared_ptr<Conn>>> idle;
@@ -110,21 +150,38 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
       return write();
     }
     reused = false;
-    conn = std::make_shared<Conn>(impl->ioc);
+    conn = std::make_shared<Conn>(impl->ioc, upstream.tls ? &impl->tls_ctx : nullptr);
     auto self = shared_from_this();
     impl->resolver.async_resolve(
         upstream.host, upstream.port,
         [self](beast::error_code ec, tcp::resolver::results_type results) {
           if (ec) return self->fail(self->errorStatus(ec, "resolve"));
-          self->conn->stream.expires_after(
+          self->conn->lowest().expires_after(
               std::chrono::milliseconds(self->impl->config.connect_timeout_ms));
-          self->conn->stream.async_connect(
+          self->conn->lowest().async_connect(
               results, [self](beast::error_code ec2, const tcp::endpoint&) {
                 if (ec2) return self->fail(self->errorStatus(ec2, "connect"));
-                self->conn->stream.socket().set_option(tcp::no_delay(true));
-                self->write();
+                beast::error_code ignored;
+                self->conn->lowest().socket().set_option(tcp::no_delay(true), ignored);
+                if (!self->conn->tls) return self->write();
+                self->handshake();
               });
         });
+  }
+
+  void handshake() {
+    auto& tls = *conn->tls;
+    const std::string& name = upstream.host;
+    // SNI and the name the certificate must carry.
+    if (!SSL_set_tlsext_host_name(tls.native_handle(), name.c_str())) {
+      return fail(Status::unavailable("origin TLS: cannot set server name " + name));
+    }
+    if (impl->config.tls_verify) tls.set_verify_callback(asio::ssl::host_name_verification(name));
+    auto self = shared_from_this();
+    tls.async_handshake(asio::ssl::stream_base::client, [self](beast::error_code ec) {
+      if (ec) return self->fail(self->errorStatus(ec, "TLS handshake with"));
+      self->write();
+    });
   }
 
   void retryOrFail(const beast::error_code& ec, const char* what) {
@@ -140,10 +197,12 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
 
   void write() {
     auto self = shared_from_this();
-    conn->stream.expires_after(std::chrono::milliseconds(impl->config.read_timeout_ms));
-    bhttp::async_write(conn->stream, req, [self](beast::error_code ec, size_t) {
-      if (ec) return self->retryOrFail(ec, "write");
-      self->readHead();
+    conn->lowest().expires_after(std::chrono::milliseconds(impl->config.read_timeout_ms));
+    conn->with([&](auto& stream) {
+      bhttp::async_write(stream, req, [self](beast::error_code ec, size_t) {
+        if (ec) return self->retryOrFail(ec, "write");
+        self->readHead();
+      });
     });
   }
 
@@ -153,29 +212,42 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
     parser->header_limit(64 * 1024);
     if (request.method == "HEAD") parser->skip(true);
     auto self = shared_from_this();
-    conn->stream.expires_after(std::chrono::milliseconds(impl->config.read_timeout_ms));
-    bhttp::async_read_header(
-        conn->stream, conn->buffer, *parser, [self](beast::error_code ec, size_t) {
-          if (ec) return self->retryOrFail(ec, "read");
-          auto& msg = self->parser->get();
-          int status = static_cast<int>(msg.result_int());
-          if (status >= 100 && status < 200)
-            return self->readHead();  // interim response: wait for the final one
-          OriginHead head;
-          head.status = status;
-          head.request_time_ms = self->request_time_ms;
-          head.response_time_ms = wallNowMs();
-          for (const auto& f : msg)
-            head.headers.push_back({std::string(f.name_string()), std::string(f.value())});
-          http::stripHopByHop(head.headers);
-          if (msg.has_content_length()) {
-            http::setField(head.headers, "Content-Length",
-                           std::to_string(*self->parser->content_length()));
-          }
-          self->head_sent = true;
-          self->cb.on_head(std::move(head));
-          self->readBody();
-        });
+    conn->lowest().expires_after(std::chrono::milliseconds(impl->config.read_timeout_ms));
+    conn->with([&](auto& stream) {
+      bhttp::async_read_header(stream, conn->buffer, *parser, [self](beast::error_code ec, size_t) {
+        if (ec) return self->retryOrFail(ec, "read");
+        self->onHead();
+      });
+    });
+  }
+
+  void onHead() {
+    auto& msg = parser->get();
+    int status = static_cast<int>(msg.result_int());
+    if (status >= 100 && status < 200) {
+      // Interim response: pass 103 Early Hints on, then wait for the final one.
+      if (status == 103 && cb.on_interim) {
+        http::Fields hints;
+        for (const auto& f : msg)
+          hints.push_back({std::string(f.name_string()), std::string(f.value())});
+        http::stripHopByHop(hints);
+        cb.on_interim(status, std::move(hints));
+      }
+      return readHead();
+    }
+    OriginHead head;
+    head.status = status;
+    head.request_time_ms = request_time_ms;
+    head.response_time_ms = wallNowMs();
+    for (const auto& f : msg)
+      head.headers.push_back({std::string(f.name_string()), std::string(f.value())});
+    http::stripHopByHop(head.headers);
+    if (msg.has_content_length()) {
+      http::setField(head.headers, "Content-Length", std::to_string(*parser->content_length()));
+    }
+    head_sent = true;
+    cb.on_head(std::move(head));
+    readBody();
   }
 
   void readBody() {
@@ -183,13 +255,15 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
     parser->get().body().data = buf.data();
     parser->get().body().size = buf.size();
     auto self = shared_from_this();
-    conn->stream.expires_after(std::chrono::milliseconds(impl->config.read_timeout_ms));
-    bhttp::async_read(conn->stream, conn->buffer, *parser, [self](beast::error_code ec, size_t) {
-      if (ec == bhttp::error::need_buffer) ec = {};
-      if (ec) return self->fail(self->errorStatus(ec, "read body"));
-      size_t n = self->buf.size() - self->parser->get().body().size;
-      if (n > 0) self->cb.on_data(std::string(self->buf.data(), n));
-      self->readBody();
+    conn->lowest().expires_after(std::chrono::milliseconds(impl->config.read_timeout_ms));
+    conn->with([&](auto& stream) {
+      bhttp::async_read(stream, conn->buffer, *parser, [self](beast::error_code ec, size_t) {
+        if (ec == bhttp::error::need_buffer) ec = {};
+        if (ec) return self->fail(self->errorStatus(ec, "read body"));
+        size_t n = self->buf.size() - self->parser->get().body().size;
+        if (n > 0) self->cb.on_data(std::string(self->buf.data(), n));
+        self->readBody();
+      });
     });
   }
 
@@ -199,7 +273,7 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
     if (keep) {
       auto& pool = impl->idle[pool_key];
       if (pool.size() < impl->config.max_idle_per_upstream) {
-        conn->stream.expires_never();
+        conn->lowest().expires_never();
         pool.push_back(conn);
       }
     }
@@ -228,7 +302,7 @@ void BeastOriginClient::fetch(OriginRequest request, Callbacks callbacks) {
   auto ex = std::make_shared<Exchange>();
   ex->impl = impl_;
   ex->upstream = *up;
-  ex->pool_key = up->host + ":" + up->port;
+  ex->pool_key = (up->tls ? "tls:" : "") + up->host + ":" + up->port;
   ex->request = std::move(request);
   ex->cb = std::move(callbacks);
   ex->start();

@@ -21,6 +21,7 @@ namespace tern::edge::origin {
 struct Upstream {
   std::string host;  // address or name
   std::string port;
+  bool tls = false;  // https: TLS with SNI and, by default, certificate verification
 };
 
 struct OriginConfig {
@@ -29,9 +30,11 @@ struct OriginConfig {
   int64_t connect_timeout_ms = 3000;
   int64_t read_timeout_ms = 30000;
   size_t max_idle_per_upstream = 64;
+  bool tls_verify = true;   // verify origin certificates and host names
+  std::string tls_ca_file;  // PEM bundle; empty: the system's CA store
 };
 
-// Parses "http://host:port" into an upstream.
+// Parses "http://host[:port]" or "https://host[:port]" into an upstream.
 Result<Upstream> parseUpstream(const std::string& url);
 
 class BeastOriginClient final : public OriginClient {

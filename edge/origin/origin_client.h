@@ -39,6 +39,8 @@ class OriginClient {
     std::function<void(Result<OriginHead>)> on_head;
     std::function<void(std::string)> on_data;
     std::function<void(Status)> on_done;
+    // Optional: 103 Early Hints received before the final response.
+    std::function<void(int, http::Fields)> on_interim;
   };
   virtual ~OriginClient() = default;
   virtual void fetch(OriginRequest request, Callbacks callbacks) = 0;

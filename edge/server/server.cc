@@ -53,6 +53,14 @@ Status openAcceptor(tcp::acceptor& acc, const tcp::endpoint& ep, bool reuse_port
   return Status::ok();
 }
 
+// Reason phrase for a status line (RFC 9112 4: optional, informative).
+std::string_view reasonPhrase(int status) {
+  if (status == 103) return "Early Hints";  // RFC 8297, unknown to Beast 1.81
+  auto r = bhttp::obsolete_reason(static_cast<bhttp::status>(status));
+  std::string_view text(r.data(), r.size());
+  return text == "<unknown-status>" ? std::string_view() : text;
+}
+
 }  // namespace
 
 struct Loop {
@@ -146,8 +154,39 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
   }
 
+  void interim(int status, const http::Fields& headers) {
+    if (started_ || http10_) return;
+    auto text = std::make_shared<std::string>("HTTP/1.1 " + std::to_string(status) + " " +
+                                              std::string(reasonPhrase(status)) + "\r\n");
+    for (const auto& f : headers) {
+      if (f.value.find_first_of("\r\n") == std::string::npos)
+        text->append(f.name + ": " + f.value + "\r\n");
+    }
+    text->append("\r\n");
+    ++interim_writes_;
+    auto self = this->shared_from_this();
+    asio::async_write(stream_, asio::buffer(*text), [self, text](beast::error_code ec, size_t) {
+      --self->interim_writes_;
+      if (ec) return self->close();
+      if (self->interim_writes_ == 0 && self->deferred_) {
+        auto run = std::move(self->deferred_);
+        self->deferred_ = nullptr;
+        run();
+      }
+    });
+  }
+
   void respond(int status, http::Fields headers, std::unique_ptr<cache::BodySource> body,
                std::optional<uint64_t> length) {
+    if (interim_writes_ > 0) {
+      // One write at a time on a stream: the final response waits for the hints.
+      auto held = std::make_shared<std::unique_ptr<cache::BodySource>>(std::move(body));
+      deferred_ = [this, status, headers = std::move(headers), held, length]() mutable {
+        respond(status, std::move(headers), std::move(*held), length);
+      };
+      return;
+    }
+    started_ = true;
     if (length || !body) return respondFramed(status, headers, std::move(body), length);
     auto res = std::make_shared<bhttp::response<bhttp::buffer_body>>();
     res->version(11);
@@ -200,7 +239,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     auto head = std::make_shared<std::string>();
     head->reserve(512);
     head->append("HTTP/1.1 ").append(std::to_string(status)).push_back(' ');
-    head->append(bhttp::obsolete_reason(static_cast<bhttp::status>(status))).append("\r\n");
+    head->append(reasonPhrase(status)).append("\r\n");
     for (const auto& f : headers) {
       if (f.value.find_first_of("\r\n") != std::string::npos) continue;  // never split a head
       if (srv_.config.access_log && f.name == "Cache-Status") cache_status_ = f.value;
@@ -305,6 +344,26 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     lowest().expires_after(std::chrono::milliseconds(
         first || buffer_.size() > 0 ? srv_.config.header_timeout_ms : srv_.config.idle_timeout_ms));
     auto self = this->shared_from_this();
+    bhttp::async_read_header(stream_, buffer_, *parser_, [self](beast::error_code ec, size_t) {
+      if (ec || self->parser_->is_done()) return self->onRead(ec);
+      // Expect: 100-continue (RFC 9110 10.1.1): invite the body, then read it.
+      auto expect = self->parser_->get()[bhttp::field::expect];
+      if (http::iequals(http::trim(std::string_view(expect.data(), expect.size())),
+                        "100-continue") &&
+          self->parser_->get().version() == 11) {
+        static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        return asio::async_write(self->stream_, asio::buffer(kContinue),
+                                 [self](beast::error_code wec, size_t) {
+                                   if (wec) return self->close();
+                                   self->readBody();
+                                 });
+      }
+      self->readBody();
+    });
+  }
+
+  void readBody() {
+    auto self = this->shared_from_this();
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self](beast::error_code ec, size_t) { self->onRead(ec); });
   }
@@ -355,6 +414,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       return reject(400, "bad request: exactly one Host is required");
     req->body = std::move(msg.body());
     keep_alive_ = msg.keep_alive();
+    started_ = false;
+    http10_ = msg.version() == 10;
     head_only_ = req->method == "HEAD";
     method_ = req->method;
     target_ = req->target;
@@ -368,6 +429,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                    std::optional<uint64_t> length) override {
         if (auto s = std::move(session))
           s->respond(status, std::move(headers), std::move(body), length);
+      }
+      void interim(int status, http::Fields headers) override {
+        if (session) session->interim(status, headers);
       }
     };
     auto responder = std::make_shared<SessionResponder>();
@@ -429,6 +493,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   bool keep_alive_ = true;
   bool head_only_ = false;
   bool lingering_ = false;
+  bool started_ = false;  // the final response of the current request began
+  bool http10_ = false;
+  int interim_writes_ = 0;
+  std::function<void()> deferred_;
   std::string client_ip_, method_, target_, cache_status_;
   uint64_t bytes_ = 0;
   int64_t started_us_ = 0;

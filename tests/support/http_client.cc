@@ -110,6 +110,36 @@ std::string rawExchange(int port, const std::string& bytes, int timeout_ms) {
   return out;
 }
 
+std::string expectContinueExchange(int port, const std::string& head, const std::string& body,
+                                   int timeout_ms) {
+  asio::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  std::string out;
+  try {
+    stream.connect(loopback(port));
+    asio::write(stream.socket(), asio::buffer(head));
+    char buf[4096];
+    bool sent_body = false;
+    stream.expires_after(std::chrono::milliseconds(timeout_ms));
+    std::function<void()> readMore = [&] {
+      stream.async_read_some(asio::buffer(buf), [&](beast::error_code ec, size_t n) {
+        out.append(buf, n);
+        if (ec) return;
+        if (!sent_body && out.find("100 Continue\r\n\r\n") != std::string::npos) {
+          sent_body = true;
+          asio::write(stream.socket(), asio::buffer(body));
+        }
+        readMore();
+      });
+    };
+    readMore();
+    ioc.run();
+    if (!sent_body) return {};
+  } catch (const std::exception&) {
+  }
+  return out;
+}
+
 std::vector<HttpResponse> concurrentGets(int port, const std::string& target, int n,
                                          const HeaderList& headers) {
   asio::io_context ioc;

@@ -35,6 +35,12 @@ HttpResponse httpsGet(int port, const std::string& target, const HeaderList& hea
 // timeout passes (for malformed requests and pipelining).
 std::string rawExchange(int port, const std::string& bytes, int timeout_ms = 3000);
 
+// Sends `head` (ending in an empty line, with Expect: 100-continue), waits for
+// "100 Continue", then sends `body`; returns everything read. Empty if the
+// server never asked for the body.
+std::string expectContinueExchange(int port, const std::string& head, const std::string& body,
+                                   int timeout_ms = 3000);
+
 // Runs `n` GET requests concurrently, each on its own connection; returns
 // the responses in order.
 std::vector<HttpResponse> concurrentGets(int port, const std::string& target, int n,

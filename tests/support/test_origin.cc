@@ -2,6 +2,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <thread>
@@ -90,7 +91,14 @@ struct TestOrigin::Impl {
       res->keep_alive(req->keep_alive());
       if (!not_modified) res->prepare_payload();
       if (rec.method == "HEAD") res->content_length(r.body.size());
-      auto send = [stream, buf, res, this] {
+      auto hints = std::make_shared<std::string>();
+      if (!r.early_hints.empty()) {
+        hints->append("HTTP/1.1 103 Early Hints\r\n");
+        for (const auto& [k, v] : r.early_hints) hints->append(k + ": " + v + "\r\n");
+        hints->append("\r\n");
+      }
+      auto send = [stream, buf, res, hints, this] {
+        if (!hints->empty()) asio::write(stream->socket(), asio::buffer(*hints));
         bhttp::async_write(*stream, *res, [this, stream, buf, res](beast::error_code ec2, size_t) {
           if (ec2 || !res->keep_alive()) {
             beast::error_code ignored;

@@ -21,6 +21,7 @@ struct OriginResponse {
   std::string body;
   int delay_ms = 0;  // before the response head
   bool honor_conditionals = true;
+  std::vector<std::pair<std::string, std::string>> early_hints;  // sent as a 103 first
 };
 
 struct RecordedRequest {

@@ -418,6 +418,68 @@ TEST_F(EdgeTest, TlsAndPlainListenersSideBySide) {
   EXPECT_NE(broken.log().find("tls.cert"), std::string::npos) << broken.log();
 }
 
+TEST_F(EdgeTest, HttpsOriginWithVerificationAndSni) {
+  std::string cert = dir_.sub("origin-cert.pem"), key = dir_.sub("origin-key.pem");
+  ASSERT_EQ(std::system(("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+                         "-addext subjectAltName=IP:127.0.0.1 -keyout " +
+                         key + " -out " + cert + " 2>/dev/null")
+                            .c_str()),
+            0);
+  // A real TLS origin: openssl s_server answering with its status page.
+  int port = 20000 + static_cast<int>(getpid() % 20000);
+  Process server({"/usr/bin/openssl", "s_server", "-accept", "127.0.0.1:" + std::to_string(port),
+                  "-cert", cert, "-key", key, "-www", "-quiet"},
+                 dir_.sub("s_server.log"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_TRUE(server.running());
+  std::string url = "https://127.0.0.1:" + std::to_string(port);
+  EdgeProcess trusted(dir_.sub("cache-tls1"), url, {"--origin_ca_file", cert});
+  ASSERT_TRUE(trusted.ok()) << trusted.log();
+  auto r = httpGet(trusted.port(), "/");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("s_server"), std::string::npos) << r.body;
+  // Without the CA the certificate is refused: 502, never the content.
+  EdgeProcess untrusted(dir_.sub("cache-tls2"), url);
+  ASSERT_TRUE(untrusted.ok());
+  auto bad = httpGet(untrusted.port(), "/");
+  EXPECT_EQ(bad.status, 502);
+  EXPECT_EQ(bad.body.find("s_server"), std::string::npos);
+}
+
+TEST_F(EdgeTest, EarlyHintsAndContinuePassThrough) {
+  OriginResponse hinted = resp("page", {{"Cache-Control", "no-store"}});
+  hinted.early_hints = {{"Link", "</style.css>; rel=preload; as=style"}};
+  origin_.set("/hinted", hinted);
+  std::string out =
+      rawExchange(edge_->port(), "GET /hinted HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  auto early = out.find("HTTP/1.1 103 Early Hints\r\n");
+  auto final_response = out.find("HTTP/1.1 200 OK\r\n");
+  ASSERT_NE(early, std::string::npos) << out;
+  ASSERT_NE(final_response, std::string::npos) << out;
+  EXPECT_LT(early, final_response);
+  EXPECT_NE(out.find("Link: </style.css>; rel=preload; as=style"), std::string::npos);
+
+  OriginResponse created;
+  created.status = 201;
+  created.body = "created";
+  origin_.set("/upload", created);
+  std::string cont =
+      expectContinueExchange(edge_->port(),
+                             "POST /upload HTTP/1.1\r\nHost: a\r\nExpect: "
+                             "100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n",
+                             "hello");
+  EXPECT_NE(cont.find("HTTP/1.1 100 Continue"), std::string::npos) << cont;
+  EXPECT_NE(cont.find("HTTP/1.1 201"), std::string::npos) << cont;
+  bool seen = false;
+  for (const auto& rq : origin_.requests()) {
+    if (rq.target == "/upload") {
+      seen = true;
+      EXPECT_EQ(rq.body, "hello");
+    }
+  }
+  EXPECT_TRUE(seen);
+}
+
 TEST_F(EdgeTest, AdminEndpoints) {
   origin_.set("/m", resp("m", {{"Cache-Control", "max-age=60"}}));
   get("/m");
