@@ -41,6 +41,7 @@ Config makeConfig() {
   c.add({"server.blocking_threads", "2", "threads for disk work"});
   c.add({"server.max_connections", "10000", "client connections at most"});
   c.add({"server.header_limit", "32KiB", "largest request head"});
+  c.add({"server.max_header_fields", "100", "most header fields in a request"});
   c.add({"server.body_limit", "16MiB", "largest request body"});
   c.add({"server.header_timeout", "10s", "time to receive a request head"});
   c.add({"server.idle_timeout", "60s", "keep-alive idle time"});
@@ -150,6 +151,7 @@ int main(int argc, char** argv) {
   sc.max_connections = static_cast<size_t>(get(cfg.integer("server.max_connections")));
   sc.header_limit_bytes = get(cfg.bytes("server.header_limit"));
   sc.body_limit_bytes = get(cfg.bytes("server.body_limit"));
+  sc.max_header_fields = static_cast<size_t>(get(cfg.integer("server.max_header_fields")));
   sc.header_timeout_ms = get(cfg.durationMs("server.header_timeout"));
   sc.idle_timeout_ms = get(cfg.durationMs("server.idle_timeout"));
   sc.body_timeout_ms = get(cfg.durationMs("server.body_timeout"));

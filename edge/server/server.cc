@@ -395,6 +395,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     if (msg.version() != 11 && msg.version() != 10)
       return reject(505, "http version not supported");
+    if (static_cast<size_t>(std::distance(msg.begin(), msg.end())) >
+        srv_.config.max_header_fields) {
+      return reject(431, "too many request header fields");
+    }
     auto req = std::make_shared<cache::Request>();
     req->method = std::string(msg.method_string());
     req->target = std::string(msg.target());

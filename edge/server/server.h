@@ -34,6 +34,7 @@ struct ServerConfig {
   int blocking_threads = 2;
   size_t max_connections = 10000;
   size_t header_limit_bytes = 32 * 1024;
+  size_t max_header_fields = 100;
   uint64_t body_limit_bytes = 16ULL << 20;
   int64_t header_timeout_ms = 10000;  // to receive a request head
   int64_t idle_timeout_ms = 60000;    // keep-alive between requests

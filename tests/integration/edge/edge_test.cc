@@ -328,6 +328,10 @@ TEST_F(EdgeTest, BadInputGetsClearErrorsAndTheEdgeStaysUp) {
   std::string huge =
       "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(64 * 1024, 'x') + "\r\n\r\n";
   EXPECT_NE(rawExchange(edge_->port(), huge).find("HTTP/1.1 431"), std::string::npos);
+  std::string many = "GET / HTTP/1.1\r\nHost: a\r\n";
+  for (int i = 0; i < 150; ++i) many += "X-H" + std::to_string(i) + ": v\r\n";
+  many += "\r\n";
+  EXPECT_NE(rawExchange(edge_->port(), many).find("HTTP/1.1 431"), std::string::npos);
   std::string garbage = "\x16\x03\x01 not http at all\r\n\r\n";
   EXPECT_NE(rawExchange(edge_->port(), garbage).find("HTTP/1.1 400"), std::string::npos);
   // Still serving.

@@ -2,8 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include <cmath>
-#include <random>
+#include "tests/support/zipf.h"
 
 namespace tern::storage {
 namespace {
@@ -60,39 +59,10 @@ TEST(FrequencySketchTest, CountsAndAges) {
   EXPECT_EQ(s.estimate(9), 15u);  // 4-bit counters saturate
 }
 
-// Hit ratio of a policy on a Zipf(s) workload over `keys` keys.
-double zipfHitRatio(EvictionKind kind, size_t keys, size_t capacity, double s, size_t requests) {
-  std::vector<double> cdf(keys);
-  double sum = 0;
-  for (size_t i = 0; i < keys; ++i) sum += 1.0 / std::pow(static_cast<double>(i + 1), s);
-  double acc = 0;
-  for (size_t i = 0; i < keys; ++i) {
-    acc += 1.0 / std::pow(static_cast<double>(i + 1), s) / sum;
-    cdf[i] = acc;
-  }
-  std::mt19937_64 rng(12345);
-  std::uniform_real_distribution<double> u(0, 1);
-  auto p = makeEvictionPolicy(kind, capacity);
-  size_t hits = 0;
-  for (size_t r = 0; r < requests; ++r) {
-    uint64_t key =
-        static_cast<uint64_t>(std::lower_bound(cdf.begin(), cdf.end(), u(rng)) - cdf.begin());
-    // Scramble ranks so that ids carry no order.
-    key = key * 0x9e3779b97f4a7c15ULL + 1;
-    if (p->contains(key)) {
-      ++hits;
-      p->touch(key);
-    } else {
-      p->insert(key, 1);
-      while (p->bytes() > capacity) p->evict();
-    }
-  }
-  return static_cast<double>(hits) / static_cast<double>(requests);
-}
-
 TEST(TinyLfuPolicyTest, BeatsLruOnZipf) {
-  double lru = zipfHitRatio(EvictionKind::kLru, 100000, 1000, 0.9, 400000);
-  double tiny = zipfHitRatio(EvictionKind::kTinyLfu, 100000, 1000, 0.9, 400000);
+  auto cdf = testing::zipfCdf(100000, 0.9);
+  double lru = testing::zipfHitRatio(EvictionKind::kLru, cdf, 1000, 400000, 12345);
+  double tiny = testing::zipfHitRatio(EvictionKind::kTinyLfu, cdf, 1000, 400000, 12345);
   RecordProperty("lru_hit_ratio", std::to_string(lru));
   RecordProperty("tinylfu_hit_ratio", std::to_string(tiny));
   EXPECT_GT(tiny, lru + 0.03) << "lru=" << lru << " tinylfu=" << tiny;
