@@ -146,7 +146,8 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     }
     from_disk_ = from_disk;
     stored_ = std::move(r);
-    http::Fields fields = toHttp(stored_->meta.headers);
+    stored_fields_ = toHttp(stored_->meta.headers);  // converted once, reused to deliver
+    const http::Fields& fields = stored_fields_;
     const bool fenced =
         ctx_.config.fenced && ctx_.config.fenced->load() && !ctx_.config.serve_stale_when_fenced;
     bool force = stored_->must_revalidate || fenced;
@@ -443,6 +444,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
       http::Fields merged = toHttp(stored_->meta.headers);
       http::mergeNotModified(merged, head->headers);
       stored_->meta.headers = toStorage(merged);
+      stored_fields_ = merged;
       stored_->meta.response_time_ms = wallNowMs();
       stored_->meta.request_time_ms = stored_->meta.response_time_ms;
       reuse_.age_ms = 0;
@@ -526,7 +528,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
 
   // ---- kDeliver ----
   void deliverStored(LookupResult r, bool from_disk) {
-    http::Fields headers = toHttp(r.meta.headers);
+    http::Fields headers = std::move(stored_fields_);
     http::setField(headers, "Age", std::to_string(std::max<int64_t>(0, reuse_.age_ms / 1000)));
     const uint64_t length = r.meta.body_size;
     if (http::notModified(req_->method, req_->headers, headers)) {
@@ -584,6 +586,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   ObjectKey key_;
   std::vector<std::string> vary_fields_;
   std::optional<LookupResult> stored_;
+  http::Fields stored_fields_;  // stored_->meta.headers as HTTP fields
   bool from_disk_ = false;
   http::ReuseDecision reuse_;
   http::CacheStatus status_;

@@ -37,6 +37,30 @@ void setDelta(std::optional<int64_t>& slot, std::string_view arg, bool has_arg, 
 
 }  // namespace
 
+namespace {
+
+// The value of a list field: the line itself when there is one (no copy),
+// else all lines joined.
+struct FieldValue {
+  std::string joined;
+  std::string_view view;
+  operator std::string_view() const { return view; }  // NOLINT
+};
+
+FieldValue fieldValue(const Fields& fields, std::string_view name) {
+  FieldValue v;
+  size_t n = countField(fields, name);
+  if (n == 1) {
+    v.view = *findField(fields, name);
+  } else if (n > 1) {
+    v.joined = combinedField(fields, name);
+    v.view = v.joined;
+  }
+  return v;
+}
+
+}  // namespace
+
 CacheControl parseCacheControl(std::string_view value) {
   CacheControl cc;
   for (auto item : splitList(value)) {
@@ -48,26 +72,26 @@ CacheControl parseCacheControl(std::string_view value) {
       has_arg = true;
     }
     cc.present = true;
-    std::string n = toLower(name);
-    if (n == "max-age") {
+    auto is = [&](std::string_view directive) { return iequals(name, directive); };
+    if (is("max-age")) {
       setDelta(cc.max_age, arg, has_arg, cc.invalid);
-    } else if (n == "s-maxage") {
+    } else if (is("s-maxage")) {
       setDelta(cc.s_maxage, arg, has_arg, cc.invalid);
-    } else if (n == "min-fresh") {
+    } else if (is("min-fresh")) {
       bool ignored = false;
       setDelta(cc.min_fresh, arg, has_arg, ignored);
-    } else if (n == "max-stale") {
+    } else if (is("max-stale")) {
       cc.max_stale = true;
       if (has_arg) cc.max_stale_limit = parseDelta(arg).value_or(0);
-    } else if (n == "stale-while-revalidate") {
+    } else if (is("stale-while-revalidate")) {
       bool ignored = false;
       setDelta(cc.stale_while_revalidate, arg, has_arg, ignored);
-    } else if (n == "stale-if-error") {
+    } else if (is("stale-if-error")) {
       bool ignored = false;
       setDelta(cc.stale_if_error, arg, has_arg, ignored);
-    } else if (n == "no-store") {
+    } else if (is("no-store")) {
       cc.no_store = true;
-    } else if (n == "no-cache") {
+    } else if (is("no-cache")) {
       if (has_arg) {
         auto f = parseFieldNames(arg);
         cc.no_cache_fields.insert(cc.no_cache_fields.end(), f.begin(), f.end());
@@ -75,7 +99,7 @@ CacheControl parseCacheControl(std::string_view value) {
       } else {
         cc.no_cache = true;
       }
-    } else if (n == "private") {
+    } else if (is("private")) {
       if (has_arg) {
         auto f = parseFieldNames(arg);
         cc.private_fields.insert(cc.private_fields.end(), f.begin(), f.end());
@@ -83,19 +107,19 @@ CacheControl parseCacheControl(std::string_view value) {
       } else {
         cc.is_private = true;
       }
-    } else if (n == "public") {
+    } else if (is("public")) {
       cc.is_public = true;
-    } else if (n == "must-revalidate") {
+    } else if (is("must-revalidate")) {
       cc.must_revalidate = true;
-    } else if (n == "proxy-revalidate") {
+    } else if (is("proxy-revalidate")) {
       cc.proxy_revalidate = true;
-    } else if (n == "only-if-cached") {
+    } else if (is("only-if-cached")) {
       cc.only_if_cached = true;
-    } else if (n == "immutable") {
+    } else if (is("immutable")) {
       cc.immutable = true;
-    } else if (n == "no-transform") {
+    } else if (is("no-transform")) {
       cc.no_transform = true;
-    } else if (n == "must-understand") {
+    } else if (is("must-understand")) {
       cc.must_understand = true;
     }
     // Unknown extension directives are ignored (section 5.2.3).
@@ -109,11 +133,11 @@ CacheControl effectiveResponseCacheControl(const Fields& response_headers) {
     // RFC 9213 section 2.1: an invalid targeted field is ignored.
     if (cdn.present && !cdn.invalid) return cdn;
   }
-  return parseCacheControl(combinedField(response_headers, "cache-control"));
+  return parseCacheControl(fieldValue(response_headers, "cache-control"));
 }
 
 CacheControl requestCacheControl(const Fields& request_headers) {
-  CacheControl cc = parseCacheControl(combinedField(request_headers, "cache-control"));
+  CacheControl cc = parseCacheControl(fieldValue(request_headers, "cache-control"));
   if (!cc.present) {
     const std::string pragma = combinedField(request_headers, "pragma");
     for (auto item : splitList(pragma)) {
