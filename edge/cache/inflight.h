@@ -26,6 +26,7 @@ class Inflight {
     int status = 0;
     http::Fields headers;
     bool cacheable = false;  // whether waiters may share this response
+    std::string variant;     // Vary variant the leader's request selected
   };
 
   void setHead(Head head);

@@ -232,6 +232,19 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   void fetch(bool revalidation) {
     std::string ckey = collapseKey(revalidation);
     auto joined = ctx_.collapser->join(ckey);
+    if (joined.leader && !revalidation && !rechecked_) {
+      // Between our lookup and joining, the previous leader may have stored
+      // the object and left: look again before going to the origin. Anyone
+      // who joined us meanwhile is sent back to lookup.
+      rechecked_ = true;
+      auto again = ctx_.store->lookupMemory(key_);
+      if (again.ok()) {
+        ctx_.collapser->release(ckey, joined.inflight);
+        joined.inflight->finish(Status::notFound("stored meanwhile"));
+        status_.fwd.clear();
+        return found(std::move(*again), false);
+      }
+    }
     if (joined.leader) {
       startOrigin(joined.inflight, ckey, revalidation);
     } else {
@@ -309,6 +322,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
           auto vf = http::varyFields(head->headers);
           st->storable = d.store && vf.has_value();
           h.cacheable = st->storable;
+          if (vf) h.variant = http::variantId(self->req_->headers, *vf);
         }
       }
       if (!h.cacheable && !ckey.empty()) self->ctx_.collapser->release(ckey, inflight);
@@ -422,6 +436,11 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   void onHead(const std::shared_ptr<Inflight>& inflight, const std::optional<Inflight::Head>& head,
               const Status& st, bool leader, bool revalidation) {
     if (!head) {
+      // The leader found the object stored after all: look it up again.
+      if (st.isNotFound() && !relooked_) {
+        relooked_ = true;
+        return lookup();
+      }
       // The origin failed: stale-if-error, else 502/504.
       if (revalidation && staleIfErrorAllowed()) return serveStaleOnError();
       return error(st.code() == StatusCode::kTimeout ? 504 : 502, st.message());
@@ -429,12 +448,11 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     if (revalidation && head->status >= 500 && staleIfErrorAllowed()) return serveStaleOnError();
     if (!leader && !head->cacheable) return fetchAlone(revalidation);  // uncacheable: go on our own
     if (!leader) {
-      // A waiter with other request headers may need another variant.
+      // A waiter whose request selects another Vary variant than the
+      // leader's cannot share the response.
       auto vf = http::varyFields(head->headers);
-      if (vf && !vf->empty() && http::variantId(req_->headers, *vf) != key_.variant &&
-          key_.variant.empty()) {
-        // The leader stored no vary record yet when we joined: compare with
-        // what the leader's request selected by refetching on our own.
+      if (vf && !vf->empty() && http::variantId(req_->headers, *vf) != head->variant) {
+        status_.collapsed = false;
         return fetchAlone(revalidation);
       }
     }
@@ -587,6 +605,8 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   std::vector<std::string> vary_fields_;
   std::optional<LookupResult> stored_;
   http::Fields stored_fields_;  // stored_->meta.headers as HTTP fields
+  bool rechecked_ = false;      // the leader's second look before fetching
+  bool relooked_ = false;       // a waiter sent back to lookup once
   bool from_disk_ = false;
   http::ReuseDecision reuse_;
   http::CacheStatus status_;
