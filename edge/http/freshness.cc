@@ -66,9 +66,11 @@ StoreDecision decideStore(std::string_view method, const Fields& request_headers
   return {false, "no freshness information"};
 }
 
-int64_t freshnessLifetimeMs(int status, const Fields& h, int64_t response_time_ms,
-                            const CachePolicy& policy) {
-  CacheControl cc = effectiveResponseCacheControl(h);
+namespace {
+
+// Section 4.2.1 from directives already parsed.
+int64_t lifetimeFrom(const CacheControl& cc, int status, const Fields& h, int64_t response_time_ms,
+                     const CachePolicy& policy) {
   if (cc.invalid) return 0;
   if (cc.s_maxage) return *cc.s_maxage * 1000;
   if (cc.max_age) return *cc.max_age * 1000;
@@ -87,6 +89,13 @@ int64_t freshnessLifetimeMs(int status, const Fields& h, int64_t response_time_m
     }
   }
   return 0;
+}
+
+}  // namespace
+
+int64_t freshnessLifetimeMs(int status, const Fields& h, int64_t response_time_ms,
+                            const CachePolicy& policy) {
+  return lifetimeFrom(effectiveResponseCacheControl(h), status, h, response_time_ms, policy);
 }
 
 int64_t currentAgeMs(const Fields& h, int64_t request_time_ms, int64_t response_time_ms,
@@ -115,7 +124,7 @@ ReuseDecision decideReuse(const Fields& request_headers, int status, const Field
   ReuseDecision d;
   CacheControl cc = effectiveResponseCacheControl(h);
   CacheControl req = requestCacheControl(request_headers);
-  int64_t lifetime = freshnessLifetimeMs(status, h, response_time_ms, policy);
+  int64_t lifetime = lifetimeFrom(cc, status, h, response_time_ms, policy);
   d.age_ms = currentAgeMs(h, request_time_ms, response_time_ms, now_ms);
   d.ttl_ms = lifetime - d.age_ms;
   // s-maxage implies proxy-revalidate for shared caches (section 5.2.2.10).
