@@ -13,6 +13,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/net/listen.h"
 
 namespace tern::edge::server {
 
@@ -22,36 +23,6 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 namespace {
-
-Result<tcp::endpoint> parseEndpoint(const std::string& hostport) {
-  auto colon = hostport.rfind(':');
-  if (colon == std::string::npos)
-    return Status::invalidArgument("listen address must be host:port: " + hostport);
-  std::string host = hostport.substr(0, colon);
-  if (host.starts_with("[") && host.ends_with("]")) host = host.substr(1, host.size() - 2);
-  beast::error_code ec;
-  auto addr = asio::ip::make_address(host.empty() ? "0.0.0.0" : host, ec);
-  if (ec) return Status::invalidArgument("bad listen address '" + hostport + "': " + ec.message());
-  int port = std::atoi(hostport.c_str() + colon + 1);
-  if (port < 0 || port > 65535) return Status::invalidArgument("bad port in " + hostport);
-  return tcp::endpoint(addr, static_cast<unsigned short>(port));
-}
-
-Status openAcceptor(tcp::acceptor& acc, const tcp::endpoint& ep, bool reuse_port) {
-  beast::error_code ec;
-  acc.open(ep.protocol(), ec);
-  if (!ec) acc.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec && reuse_port) {
-    int one = 1;
-    ::setsockopt(acc.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-  }
-  if (!ec) acc.bind(ep, ec);
-  if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec)
-    return Status::ioError("cannot listen on " + ep.address().to_string() + ":" +
-                           std::to_string(ep.port()) + ": " + ec.message());
-  return Status::ok();
-}
 
 // Reason phrase for a status line (RFC 9112 4: optional, informative).
 std::string_view reasonPhrase(int status) {
@@ -611,10 +582,10 @@ Status EdgeServer::start() {
                              : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   m.pool = std::make_unique<asio::thread_pool>(
       static_cast<size_t>(std::max(1, m.config.blocking_threads)));
-  TERN_ASSIGN_OR_RETURN(auto ep, parseEndpoint(m.config.listen));
+  TERN_ASSIGN_OR_RETURN(auto ep, net::parseEndpoint(m.config.listen));
   std::optional<tcp::endpoint> tls_ep;
   if (!m.config.tls_listen.empty()) {
-    TERN_ASSIGN_OR_RETURN(tls_ep, parseEndpoint(m.config.tls_listen));
+    TERN_ASSIGN_OR_RETURN(tls_ep, net::parseEndpoint(m.config.tls_listen));
     m.tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
     m.tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                        asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
@@ -625,14 +596,14 @@ Status EdgeServer::start() {
     m.tls->use_private_key_file(m.config.tls_key, asio::ssl::context::pem, ec);
     if (ec) return Status::invalidArgument("tls.key " + m.config.tls_key + ": " + ec.message());
   }
-  TERN_ASSIGN_OR_RETURN(auto admin_ep, parseEndpoint(m.config.admin_listen));
+  TERN_ASSIGN_OR_RETURN(auto admin_ep, net::parseEndpoint(m.config.admin_listen));
   for (int i = 0; i < n; ++i) {
     auto loop = std::make_unique<Loop>();
     // Port 0: the first loop picks a port, the others share it (SO_REUSEPORT).
-    TERN_RETURN_IF_ERROR(openAcceptor(loop->acceptor, ep, true));
+    TERN_RETURN_IF_ERROR(net::openAcceptor(loop->acceptor, ep, true));
     if (i == 0) ep.port(loop->acceptor.local_endpoint().port());
     if (tls_ep) {
-      TERN_RETURN_IF_ERROR(openAcceptor(loop->tls_acceptor, *tls_ep, true));
+      TERN_RETURN_IF_ERROR(net::openAcceptor(loop->tls_acceptor, *tls_ep, true));
       if (i == 0) tls_ep->port(loop->tls_acceptor.local_endpoint().port());
     }
     loop->origin = std::make_unique<origin::BeastOriginClient>(loop->ioc, m.origins);
@@ -652,7 +623,7 @@ Status EdgeServer::start() {
   m.tls_port = tls_ep ? tls_ep->port() : 0;
   m.admin_acceptor_owned = std::make_unique<tcp::acceptor>(m.loops[0]->ioc);
   m.admin_acceptor = m.admin_acceptor_owned.get();
-  TERN_RETURN_IF_ERROR(openAcceptor(*m.admin_acceptor, admin_ep, false));
+  TERN_RETURN_IF_ERROR(net::openAcceptor(*m.admin_acceptor, admin_ep, false));
   m.admin_port = m.admin_acceptor->local_endpoint().port();
   for (auto& loop : m.loops) {
     m.accept(*loop);
