@@ -24,7 +24,7 @@ RULES = [
     ("edge/cache/", {"common/", "storage/", "edge/http/", "edge/cache/", "edge/origin/origin_client.h"},
      ("rocksdb/", "boost/asio", "boost/beast", "grpc", "proto/")),
     ("edge/", {"common/", "storage/", "edge/", "proto/"}, ("rocksdb/",)),
-    ("coordinator/ctl/", {"common/", "proto/", "coordinator/ctl/"}, ("rocksdb/",)),
+    ("coordinator/ctl/", {"common/", "proto/", "coordinator/ctl/", "coordinator/api/json.h"}, ("rocksdb/",)),
     ("coordinator/", {"common/", "storage/", "coordinator/", "proto/"}, ()),
 ]
 # Only these folders may include RocksDB at all.

@@ -1,0 +1,200 @@
+#include "coordinator/api/http_api.h"
+
+#include <charconv>
+#include <cmath>
+#include <ctime>
+
+namespace tern::coordinator {
+
+namespace v1 = tern::v1;
+
+namespace {
+
+ApiResponse error(int status, std::string_view code, std::string_view message) {
+  return {status, "application/json", errorJson(code, message), {}};
+}
+
+ApiResponse fromStatus(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kInvalidArgument:
+      return error(400, "invalid_argument", s.message());
+    case StatusCode::kNotFound:
+      return error(404, "not_found", s.message());
+    case StatusCode::kResourceExhausted:
+      return error(429, "rate_limited", s.message());
+    case StatusCode::kUnauthenticated:
+      return error(401, "unauthenticated", s.message());
+    case StatusCode::kUnavailable:
+      return error(503, "unavailable", s.message());
+    default:
+      return error(500, "internal", s.message());
+  }
+}
+
+std::string_view queryParam(std::string_view target, std::string_view name) {
+  auto q = target.find('?');
+  if (q == std::string_view::npos) return {};
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    auto amp = rest.find('&');
+    std::string_view kv = rest.substr(0, amp);
+    if (kv.starts_with(name) && kv.size() > name.size() && kv[name.size()] == '=')
+      return kv.substr(name.size() + 1);
+    if (amp == std::string_view::npos) break;
+    rest.remove_prefix(amp + 1);
+  }
+  return {};
+}
+
+bool parseU64(std::string_view s, uint64_t* out) {
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+std::string htmlEscape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+std::string formatMs(int64_t ms) {
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%H:%M:%S", &tm);
+  return std::string(buf) + "." + std::to_string(1000 + ms % 1000).substr(1) + "Z";
+}
+
+}  // namespace
+
+void HttpApi::handle(const ApiRequest& req, std::function<void(ApiResponse)> respond) {
+  std::string_view path = req.target;
+  if (auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
+
+  if (path == "/healthz") return respond({200, "text/plain; charset=utf-8", "ok\n", {}});
+  if (path == "/readyz") return respond({200, "text/plain; charset=utf-8", "ready\n", {}});
+  if (path == "/metrics")
+    return respond({200, "text/plain; version=0.0.4; charset=utf-8", registry_->render(), {}});
+  if (path == "/" || path == "/status") {
+    if (req.method != "GET" && req.method != "HEAD")
+      return respond(error(405, "method_not_allowed", "use GET"));
+    return respond({200, "text/html; charset=utf-8", statusPage(), {}});
+  }
+  if (!path.starts_with("/v1/")) return respond(error(404, "not_found", "no such endpoint"));
+  if (!tokens_->allows(req.authorization)) {
+    ApiResponse r = error(401, "unauthenticated", "missing or wrong bearer token");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"tern\"");
+    return respond(std::move(r));
+  }
+
+  if (path == "/v1/purge") {
+    if (req.method != "POST") {
+      ApiResponse r = error(405, "method_not_allowed", "use POST");
+      r.headers.emplace_back("Allow", "POST");
+      return respond(std::move(r));
+    }
+    auto parsed = parsePurgeJson(req.body);
+    if (!parsed.ok()) return respond(fromStatus(parsed.status()));
+    if (parsed->idempotency_key().empty() && !req.idempotency_key.empty())
+      parsed->set_idempotency_key(req.idempotency_key);
+    coordinator_->purge(*parsed, [this, respond](Result<v1::PurgeResult> r) {
+      if (!r.ok()) {
+        ApiResponse out = fromStatus(r.status());
+        if (r.status().code() == StatusCode::kResourceExhausted) {
+          const int64_t ms = std::max<int64_t>(coordinator_->retryAfterMs(), 1);
+          out.headers.emplace_back("Retry-After", std::to_string((ms + 999) / 1000));
+        }
+        return respond(std::move(out));
+      }
+      const int status = r->state() == v1::PURGE_STATE_COMPLETE ? 200 : 202;
+      respond({status, "application/json", purgeResultJson(*r), {}});
+    });
+    return;
+  }
+  if (req.method != "GET" && req.method != "HEAD")
+    return respond(error(405, "method_not_allowed", "use GET"));
+  if (path == "/v1/edges")
+    return respond({200, "application/json", edgesJson(coordinator_->listEdges()), {}});
+  if (path == "/v1/purges") {
+    uint64_t limit = 50;
+    std::string_view l = queryParam(req.target, "limit");
+    if (!l.empty() && (!parseU64(l, &limit) || limit == 0 || limit > 1000))
+      return respond(error(400, "invalid_argument", "limit: expected 1 to 1000"));
+    return respond({200, "application/json", purgesJson(coordinator_->recentPurges(limit)), {}});
+  }
+  if (path.starts_with("/v1/purges/")) {
+    uint64_t seq = 0;
+    if (!parseU64(path.substr(11), &seq) || seq == 0)
+      return respond(error(400, "invalid_argument", "purge id must be a positive integer"));
+    auto r = coordinator_->getPurge(seq);
+    if (!r.ok()) return respond(fromStatus(r.status()));
+    return respond({200, "application/json", purgeResultJson(*r), {}});
+  }
+  respond(error(404, "not_found", "no such endpoint"));
+}
+
+std::string HttpApi::statusPage() {
+  const auto edges = coordinator_->listEdges();
+  const auto purges = coordinator_->recentPurges(20);
+  std::string h;
+  h += "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+       "<meta http-equiv=\"refresh\" content=\"2\"><title>Tern coordinator</title><style>"
+       "body{font:14px system-ui,sans-serif;margin:2em;color:#222}"
+       "table{border-collapse:collapse;margin-bottom:2em}"
+       "td,th{border-bottom:1px solid #ddd;padding:4px 12px;text-align:left}"
+       ".connected{color:#1a7f37}.fenced{color:#cf222e}.catching_up{color:#9a6700}"
+       "</style></head><body><h1>Tern coordinator</h1>";
+  h += "<p>Log head: <b id=\"head-seq\">" + std::to_string(edges.head_seq()) + "</b></p>";
+  h += "<h2>Edges</h2><table id=\"edges\"><tr><th>edge</th><th>address</th><th>state</th>"
+       "<th>applied</th><th>lag</th><th>last seen</th></tr>";
+  for (const auto& e : edges.edges()) {
+    const std::string state(edgeStateName(e.state()));
+    h += "<tr data-edge=\"" + htmlEscape(e.edge_id()) + "\"><td>" + htmlEscape(e.edge_id()) +
+         "</td><td>" + htmlEscape(e.address()) + "</td><td class=\"" + state + "\">" + state +
+         "</td><td>" + std::to_string(e.applied_seq()) + "</td><td class=\"lag\">" +
+         std::to_string(e.lag()) + "</td><td>" + formatMs(e.last_seen_ms()) + "</td></tr>";
+  }
+  h += "</table><h2>Recent purges</h2><table id=\"purges\"><tr><th>id</th><th>accepted</th>"
+       "<th>mode</th><th>selectors</th><th>state</th><th>latency</th></tr>";
+  for (const auto& p : purges) {
+    std::string sel;
+    for (int i = 0; i < p.selectors_size() && i < 5; ++i) {
+      if (i) sel += ", ";
+      sel += selectorText(p.selectors(i));
+    }
+    if (p.selectors_size() > 5) sel += ", … (" + std::to_string(p.selectors_size()) + ")";
+    char lat[32] = "-";
+    if (p.state() == v1::PURGE_STATE_COMPLETE)
+      std::snprintf(lat, sizeof lat, "%.2f ms",
+                    static_cast<double>(p.complete_latency_us()) / 1000);
+    h += "<tr data-seq=\"" + std::to_string(p.seq()) + "\"><td>" + std::to_string(p.seq()) +
+         "</td><td>" + formatMs(p.accepted_at_ms()) + "</td><td>" +
+         (p.mode() == v1::PURGE_MODE_SOFT ? "soft" : "hard") + "</td><td>" + htmlEscape(sel) +
+         "</td><td>" + std::string(purgeStateName(p.state())) + "</td><td class=\"latency\">" +
+         lat + "</td></tr>";
+  }
+  h += "</table></body></html>\n";
+  return h;
+}
+
+}  // namespace tern::coordinator

@@ -1,0 +1,672 @@
+#include "coordinator/core/coordinator.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "proto/purge_convert.h"
+
+namespace tern::coordinator {
+
+namespace v1 = tern::v1;
+
+namespace {
+
+constexpr std::string_view kKindNames[5] = {"url", "prefix", "host", "tag", "all"};
+constexpr std::string_view kModeNames[2] = {"hard", "soft"};
+
+size_t kindIndex(const v1::Selector& s) {
+  switch (s.kind_case()) {
+    case v1::Selector::kUrl:
+      return 0;
+    case v1::Selector::kPrefix:
+      return 1;
+    case v1::Selector::kHost:
+      return 2;
+    case v1::Selector::kTag:
+      return 3;
+    default:
+      return 4;
+  }
+}
+
+}  // namespace
+
+Coordinator::Coordinator(PurgeLog* log, CoordinatorOptions options, metrics::Registry* registry,
+                         SteadyClock clock)
+    : log_(log), options_(options), registry_(registry), clock_(std::move(clock)) {
+  if (!clock_) clock_ = [] { return steadyNowUs(); };
+  tokens_ = options_.rate_burst;
+  tokens_at_us_ = clock_();
+  purge_latency_ = &registry_->histogram(
+      "tern_coordinator_purge_latency_seconds",
+      "From a purge call arriving to the last edge applying it (or being fenced)");
+  for (size_t k = 0; k < 5; ++k)
+    for (size_t m = 0; m < 2; ++m)
+      purges_by_[k][m] = &registry_->counter("tern_coordinator_purge_selectors_total",
+                                             "Selectors logged, by kind and mode",
+                                             "kind=\"" + std::string(kKindNames[k]) + "\",mode=\"" +
+                                                 std::string(kModeNames[m]) + "\"");
+  rate_limited_ = &registry_->counter("tern_coordinator_purges_rate_limited_total",
+                                      "Purge calls answered with 429 / RESOURCE_EXHAUSTED");
+  fenced_total_ =
+      &registry_->counter("tern_coordinator_edge_fenced_total", "Times an edge's lease expired");
+  registry_->callbackGauge("tern_coordinator_log_head_seq", "Highest sequence in the purge log",
+                           [this] { return static_cast<double>(log_->stats().head_seq); });
+  registry_->callbackGauge("tern_coordinator_log_entries", "Purges retained in the log",
+                           [this] { return static_cast<double>(log_->stats().entries); });
+  registry_->callbackGauge("tern_coordinator_log_syncs", "Synced log writes (group commits)",
+                           [this] { return static_cast<double>(log_->stats().syncs); });
+  registry_->callbackGauge("tern_coordinator_edges_connected", "Edges with a live stream", [this] {
+    std::lock_guard lock(mu_);
+    double n = 0;
+    for (const auto& e : edges_) n += (!e.retired && e.session != 0) ? 1 : 0;
+    return n;
+  });
+}
+
+Coordinator::~Coordinator() { stop(); }
+
+Status Coordinator::start(bool run_ticker) {
+  TERN_ASSIGN_OR_RETURN(auto records, log_->loadEdges());
+  {
+    std::lock_guard lock(mu_);
+    logged_head_ = log_->headSeq();
+  }
+  for (const auto& r : records) {
+    auto* lag = &registry_->gauge("tern_coordinator_edge_lag",
+                                  "Purges logged but not yet applied by the edge",
+                                  "edge=\"" + r.edge_id() + "\"");
+    auto* hist = &registry_->histogram("tern_coordinator_edge_apply_seconds",
+                                       "From a purge entering the log to the edge's ack",
+                                       metrics::latencyBuckets(), "edge=\"" + r.edge_id() + "\"");
+    std::lock_guard lock(mu_);
+    size_t i = edgeIndex(r.edge_id(), r.address());
+    Edge& e = edges_[i];
+    e.applied_seq = r.applied_seq();
+    e.last_seen_ms = r.last_seen_ms();
+    e.last_seen_us = now();
+    // It may still hold a lease granted before this coordinator started.
+    e.lease_until_us = now() + static_cast<int64_t>(options_.lease_ms) * 1000;
+    e.lag_gauge = lag;
+    e.apply_hist = hist;
+    lag->set(static_cast<int64_t>(logged_head_ - std::min(logged_head_, e.applied_seq)));
+  }
+  if (run_ticker) {
+    ticker_ = std::thread([this] {
+      std::unique_lock lock(tick_mu_);
+      while (!stopping_) {
+        tick_cv_.wait_for(lock, std::chrono::milliseconds(options_.tick_ms));
+        if (stopping_) break;
+        lock.unlock();
+        tick();
+        lock.lock();
+      }
+    });
+  }
+  return Status::ok();
+}
+
+void Coordinator::stop() {
+  {
+    std::lock_guard lock(tick_mu_);
+    stopping_ = true;
+  }
+  tick_cv_.notify_all();
+  if (ticker_.joinable()) ticker_.join();
+  Deferred deferred;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& tr : tracked_) {
+      for (auto& w : tr.waiters)
+        deferred.push_back([d = std::move(w.done)] {
+          d(Status::unavailable("coordinator stopping; the purge is logged and will be applied"));
+        });
+      tr.waiters.clear();
+    }
+  }
+  run(deferred);
+}
+
+size_t Coordinator::edgeIndex(const std::string& id, const std::string& address) {
+  auto it = by_id_.find(id);
+  if (it != by_id_.end()) {
+    Edge& e = edges_[it->second];
+    if (!address.empty()) e.address = address;
+    e.retired = false;
+    return it->second;
+  }
+  edges_.push_back(Edge{});
+  edges_.back().id = id;
+  edges_.back().address = address;
+  by_id_[id] = edges_.size() - 1;
+  return edges_.size() - 1;
+}
+
+void Coordinator::persistEdge(const Edge& e) {
+  EdgeRecord r;
+  r.set_edge_id(e.id);
+  r.set_address(e.address);
+  r.set_applied_seq(e.applied_seq);
+  r.set_last_seen_ms(e.last_seen_ms);
+  if (Status s = log_->saveEdge(r); !s.isOk())
+    TERN_LOG(kWarn, "could not save edge", {{"edge", e.id}, {"error", s.toString()}});
+}
+
+void Coordinator::run(Deferred& deferred) {
+  for (auto& fn : deferred) fn();
+  deferred.clear();
+}
+
+// --- Purge API ----------------------------------------------------------------
+
+int64_t Coordinator::retryAfterMs() {
+  std::lock_guard lock(mu_);
+  if (options_.rate_per_sec <= 0 || tokens_ >= 1) return 0;
+  return static_cast<int64_t>(std::ceil((1 - tokens_) / options_.rate_per_sec * 1000));
+}
+
+void Coordinator::purge(const v1::PurgeRequest& request, PurgeDone done) {
+  const int64_t api_in = now();
+  auto selectors = proto::selectorsFromProto(request.selectors());
+  if (!selectors.ok()) return done(selectors.status());
+  if (request.timeout_ms() > options_.max_wait_timeout_ms)
+    return done(Status::invalidArgument("timeout_ms above the maximum of " +
+                                        std::to_string(options_.max_wait_timeout_ms)));
+  if (request.idempotency_key().size() > 256)
+    return done(Status::invalidArgument("idempotency_key longer than 256 bytes"));
+  if (!v1::PurgeMode_IsValid(request.mode()) || !v1::WaitMode_IsValid(request.wait()))
+    return done(Status::invalidArgument("unknown mode or wait"));
+  if (options_.rate_per_sec > 0) {
+    bool limited = false;
+    {
+      std::lock_guard lock(mu_);
+      const double elapsed = static_cast<double>(api_in - tokens_at_us_) / 1e6;
+      tokens_ = std::min(options_.rate_burst, tokens_ + elapsed * options_.rate_per_sec);
+      tokens_at_us_ = api_in;
+      limited = tokens_ < 1;
+      if (!limited) tokens_ -= 1;
+    }
+    if (limited) {
+      rate_limited_->inc();
+      return done(Status::resourceExhausted("purge rate limit reached; retry later"));
+    }
+  }
+  LogEntry entry;
+  entry.set_mode(proto::toProto(proto::fromProto(request.mode())));
+  for (const auto& sel : *selectors) *entry.add_selectors() = proto::toProto(sel);
+  entry.set_idempotency_key(request.idempotency_key());
+  const uint32_t timeout_ms =
+      request.timeout_ms() ? request.timeout_ms() : options_.default_wait_timeout_ms;
+  const v1::WaitMode wait = request.wait();
+  log_->append(std::move(entry), [this, api_in, wait, timeout_ms,
+                                  done = std::move(done)](Result<LogEntry> logged) mutable {
+    onLogged(std::move(logged), api_in, wait, timeout_ms, std::move(done));
+  });
+}
+
+void Coordinator::onLogged(Result<LogEntry> logged, int64_t api_in_us, v1::WaitMode wait,
+                           uint32_t timeout_ms, PurgeDone done) {
+  if (!logged.ok()) {
+    TERN_LOG(kError, "purge not logged", {{"error", logged.status().toString()}});
+    return done(logged.status());
+  }
+  Deferred deferred;
+  {
+    std::lock_guard lock(mu_);
+    const int64_t t = now();
+    LogEntry& e = *logged;
+    Tracked* existing = e.seq() <= logged_head_ ? tracked(e.seq()) : nullptr;
+    if (e.seq() <= logged_head_) {
+      // An idempotent retry of a logged purge.
+      if (existing == nullptr) {
+        v1::PurgeResult r = resultFromLog(e);
+        deferred.push_back([done = std::move(done), r] { done(r); });
+      } else if (wait != v1::WAIT_MODE_ALL || existing->state != v1::PURGE_STATE_ACCEPTED) {
+        v1::PurgeResult r = resultOf(*existing);
+        deferred.push_back([done = std::move(done), r] { done(r); });
+      } else {
+        existing->waiters.push_back({t + static_cast<int64_t>(timeout_ms) * 1000, std::move(done)});
+      }
+    } else {
+      logged_head_ = e.seq();
+      for (const auto& s : e.selectors())
+        purges_by_[kindIndex(s)][e.mode() == v1::PURGE_MODE_SOFT]->inc();
+      Tracked tr;
+      tr.entry = std::move(e);
+      tr.api_in_us = api_in_us;
+      tr.logged_us = t;
+      for (size_t i = 0; i < edges_.size(); ++i) {
+        Edge& edge = edges_[i];
+        if (edge.retired) continue;
+        if (edge.lag_gauge)
+          edge.lag_gauge->set(
+              static_cast<int64_t>(logged_head_ - std::min(logged_head_, edge.applied_seq)));
+        const bool fenced = edge.lease_until_us <= t;
+        tr.slots.push_back(
+            {i, fenced ? v1::EDGE_PURGE_STATE_FENCED : v1::EDGE_PURGE_STATE_PENDING, 0});
+        if (!fenced) ++tr.pending;
+      }
+      tracked_.push_back(std::move(tr));
+      Tracked& ref = tracked_.back();
+      if (ref.pending == 0) complete(ref, &deferred);  // no edge to wait for
+      if (wait == v1::WAIT_MODE_ALL && ref.state != v1::PURGE_STATE_COMPLETE) {
+        ref.waiters.push_back({t + static_cast<int64_t>(timeout_ms) * 1000, std::move(done)});
+      } else {
+        v1::PurgeResult r = resultOf(ref);
+        deferred.push_back([done = std::move(done), r] { done(r); });
+      }
+      while (tracked_.size() > options_.tracked_purges) {
+        Tracked& old = tracked_.front();
+        if (!old.waiters.empty()) {
+          v1::PurgeResult r = resultOf(old);
+          r.set_state(v1::PURGE_STATE_TIMEOUT);
+          for (auto& w : old.waiters) deferred.push_back([d = std::move(w.done), r] { d(r); });
+        }
+        tracked_.pop_front();
+      }
+      wakeAll(&deferred);
+    }
+  }
+  run(deferred);
+}
+
+Coordinator::Tracked* Coordinator::tracked(uint64_t seq) {
+  if (tracked_.empty() || seq < tracked_.front().entry.seq() || seq > tracked_.back().entry.seq())
+    return nullptr;
+  return &tracked_[seq - tracked_.front().entry.seq()];
+}
+
+void Coordinator::markSlot(Tracked& t, size_t edge, v1::EdgePurgeState state, uint64_t latency_us,
+                           Deferred* deferred) {
+  auto it = std::lower_bound(t.slots.begin(), t.slots.end(), edge,
+                             [](const Slot& s, size_t e) { return s.edge < e; });
+  if (it == t.slots.end() || it->edge != edge || it->state != v1::EDGE_PURGE_STATE_PENDING) return;
+  it->state = state;
+  it->latency_us = latency_us;
+  if (--t.pending == 0) complete(t, deferred);
+}
+
+void Coordinator::complete(Tracked& t, Deferred* deferred) {
+  if (t.state == v1::PURGE_STATE_COMPLETE) return;
+  t.state = v1::PURGE_STATE_COMPLETE;
+  t.complete_latency_us = static_cast<uint64_t>(std::max<int64_t>(0, now() - t.api_in_us));
+  purge_latency_->observe(static_cast<double>(t.complete_latency_us) / 1e6);
+  v1::PurgeResult r = resultOf(t);
+  for (auto& w : t.waiters) deferred->push_back([d = std::move(w.done), r] { d(r); });
+  t.waiters.clear();
+  for (auto& [id, fn] : watchers_) deferred->push_back([fn = fn, r] { fn(r); });
+}
+
+v1::PurgeResult Coordinator::resultOf(const Tracked& t) const {
+  v1::PurgeResult r;
+  r.set_seq(t.entry.seq());
+  r.set_state(t.state);
+  r.set_accepted_at_ms(t.entry.accepted_at_ms());
+  r.set_complete_latency_us(t.complete_latency_us);
+  *r.mutable_selectors() = t.entry.selectors();
+  r.set_mode(t.entry.mode());
+  for (const auto& s : t.slots) {
+    auto* es = r.add_edges();
+    es->set_edge_id(edges_[s.edge].id);
+    es->set_state(s.state);
+    es->set_apply_latency_us(s.latency_us);
+  }
+  return r;
+}
+
+v1::PurgeResult Coordinator::resultFromLog(const LogEntry& e) const {
+  v1::PurgeResult r;
+  r.set_seq(e.seq());
+  r.set_accepted_at_ms(e.accepted_at_ms());
+  *r.mutable_selectors() = e.selectors();
+  r.set_mode(e.mode());
+  const int64_t t = now();
+  bool pending = false;
+  for (const auto& edge : edges_) {
+    if (edge.retired) continue;
+    auto* es = r.add_edges();
+    es->set_edge_id(edge.id);
+    if (edge.applied_seq >= e.seq()) {
+      es->set_state(v1::EDGE_PURGE_STATE_APPLIED);
+    } else if (edge.lease_until_us <= t) {
+      es->set_state(v1::EDGE_PURGE_STATE_FENCED);
+    } else {
+      es->set_state(v1::EDGE_PURGE_STATE_PENDING);
+      pending = true;
+    }
+  }
+  r.set_state(pending ? v1::PURGE_STATE_ACCEPTED : v1::PURGE_STATE_COMPLETE);
+  return r;
+}
+
+Result<v1::PurgeResult> Coordinator::getPurge(uint64_t seq) {
+  {
+    std::lock_guard lock(mu_);
+    if (Tracked* t = tracked(seq)) return resultOf(*t);
+    if (seq == 0 || seq > logged_head_) return Status::notFound("no purge " + std::to_string(seq));
+  }
+  TERN_ASSIGN_OR_RETURN(auto entry, log_->get(seq));
+  if (!entry) return Status::notFound("purge " + std::to_string(seq) + " is no longer in the log");
+  std::lock_guard lock(mu_);
+  return resultFromLog(*entry);
+}
+
+std::vector<v1::PurgeResult> Coordinator::recentPurges(size_t n) {
+  std::lock_guard lock(mu_);
+  std::vector<v1::PurgeResult> out;
+  for (auto it = tracked_.rbegin(); it != tracked_.rend() && out.size() < n; ++it)
+    out.push_back(resultOf(*it));
+  return out;
+}
+
+v1::EdgeState Coordinator::stateOf(const Edge& e, int64_t now_us) const {
+  if (e.retired) return v1::EDGE_STATE_RETIRED;
+  if (e.lease_until_us <= now_us) return v1::EDGE_STATE_FENCED;
+  if (e.catching_up) return v1::EDGE_STATE_CATCHING_UP;
+  return v1::EDGE_STATE_CONNECTED;
+}
+
+v1::ListEdgesResponse Coordinator::listEdges() {
+  std::lock_guard lock(mu_);
+  v1::ListEdgesResponse out;
+  out.set_head_seq(logged_head_);
+  const int64_t t = now();
+  for (const auto& e : edges_) {
+    if (e.retired) continue;
+    auto* info = out.add_edges();
+    info->set_edge_id(e.id);
+    info->set_address(e.address);
+    info->set_state(stateOf(e, t));
+    info->set_applied_seq(e.applied_seq);
+    info->set_lag(logged_head_ - std::min(logged_head_, e.applied_seq));
+    info->set_last_seen_ms(e.last_seen_ms);
+    info->set_incarnation(e.incarnation);
+  }
+  return out;
+}
+
+uint64_t Coordinator::watch(uint64_t from_seq, std::function<void(const v1::PurgeResult&)> fn) {
+  std::vector<v1::PurgeResult> backlog;
+  uint64_t id;
+  {
+    std::lock_guard lock(mu_);
+    id = next_watcher_++;
+    if (from_seq > 0)
+      for (const auto& t : tracked_)
+        if (t.entry.seq() >= from_seq && t.state != v1::PURGE_STATE_ACCEPTED)
+          backlog.push_back(resultOf(t));
+    watchers_[id] = fn;
+  }
+  for (const auto& r : backlog) fn(r);
+  return id;
+}
+
+void Coordinator::unwatch(uint64_t id) {
+  std::lock_guard lock(mu_);
+  watchers_.erase(id);
+}
+
+// --- Edge link ------------------------------------------------------------------
+
+void Coordinator::wakeAll(Deferred* deferred) {
+  for (auto& [id, s] : sessions_) deferred->push_back([st = s.stream] { st->wake(); });
+}
+
+Result<uint64_t> Coordinator::attach(const v1::Hello& hello, std::shared_ptr<EdgeStream> stream) {
+  if (hello.edge_id().empty() || hello.edge_id().size() > 253)
+    return Status::invalidArgument("hello: edge_id must be 1 to 253 bytes");
+  if (hello.protocol_version() != 1)
+    return Status::invalidArgument("hello: unsupported protocol_version " +
+                                   std::to_string(hello.protocol_version()));
+  // Metrics are registered before taking mu_ (the registry calls back into us).
+  auto* lag = &registry_->gauge("tern_coordinator_edge_lag",
+                                "Purges logged but not yet applied by the edge",
+                                "edge=\"" + hello.edge_id() + "\"");
+  auto* hist = &registry_->histogram("tern_coordinator_edge_apply_seconds",
+                                     "From a purge entering the log to the edge's ack",
+                                     metrics::latencyBuckets(), "edge=\"" + hello.edge_id() + "\"");
+  Deferred deferred;
+  uint64_t sid;
+  {
+    std::lock_guard lock(mu_);
+    const int64_t t = now();
+    size_t index = edgeIndex(hello.edge_id(), hello.address());
+    Edge& e = edges_[index];
+    if (e.session != 0) {
+      // A newer stream of the same edge replaces the old one.
+      auto old = sessions_.find(e.session);
+      if (old != sessions_.end()) {
+        deferred.push_back(
+            [st = old->second.stream] { st->close("superseded by a newer stream"); });
+        sessions_.erase(old);
+      }
+    }
+    sid = next_session_++;
+    e.session = sid;
+    e.incarnation = hello.incarnation();
+    e.lag_gauge = lag;
+    e.apply_hist = hist;
+    e.last_seen_us = t;
+    e.last_seen_ms = wallNowMs();
+    if (hello.applied_seq() > logged_head_) {
+      TERN_LOG(kError, "edge is ahead of the purge log (was the log replaced?)",
+               {{"edge", e.id},
+                {"edge_applied_seq", std::to_string(hello.applied_seq())},
+                {"head_seq", std::to_string(logged_head_)}});
+    }
+    // The edge's own applied_seq is the truth (it may have lost its cache).
+    const uint64_t applied = hello.applied_seq();
+    e.applied_seq = 0;
+    e.lease_until_us = t + static_cast<int64_t>(options_.lease_ms) * 1000;
+    e.fence_seen = false;
+    Session s;
+    s.edge = index;
+    s.stream = std::move(stream);
+    s.sent_seq = applied;
+    const uint64_t first = log_->firstSeq();
+    if (applied + 1 < first && logged_head_ >= first) {
+      // The log no longer reaches back to what the edge missed.
+      s.reset_to = logged_head_;
+    }
+    e.catching_up = applied < logged_head_;
+    e.catch_up_to = logged_head_;
+    v1::CoordinatorMessage welcome;
+    welcome.mutable_welcome()->set_head_seq(logged_head_);
+    welcome.mutable_welcome()->set_first_retained_seq(first);
+    welcome.mutable_welcome()->set_protocol_version(1);
+    s.control.push_back(std::move(welcome));
+    v1::CoordinatorMessage lease;
+    lease.mutable_lease()->set_heartbeat_id(0);
+    lease.mutable_lease()->set_lease_ms(options_.lease_ms);
+    s.control.push_back(std::move(lease));
+    if (e.lag_gauge)
+      e.lag_gauge->set(static_cast<int64_t>(logged_head_ - std::min(logged_head_, applied)));
+    const bool reset = s.reset_to > 0;
+    sessions_[sid] = std::move(s);
+    TERN_LOG(kInfo, "edge connected",
+             {{"edge", e.id},
+              {"address", e.address},
+              {"applied_seq", std::to_string(applied)},
+              {"head_seq", std::to_string(logged_head_)},
+              {"reset", reset ? "soft-all" : "no"}});
+    // Purges it acknowledged before (e.g. across a restart) count as applied.
+    onAck(e, index, applied, 0, &deferred);
+    persistEdge(e);
+  }
+  run(deferred);
+  return sid;
+}
+
+void Coordinator::onAck(Edge& edge, size_t index, uint64_t applied, uint64_t apply_us,
+                        Deferred* deferred) {
+  const uint64_t previous = edge.applied_seq;
+  if (applied > edge.applied_seq) edge.applied_seq = applied;
+  if (apply_us) edge.last_apply_us = apply_us;
+  if (edge.catching_up && edge.applied_seq >= edge.catch_up_to) edge.catching_up = false;
+  if (edge.lag_gauge)
+    edge.lag_gauge->set(
+        static_cast<int64_t>(logged_head_ - std::min(logged_head_, edge.applied_seq)));
+  if (tracked_.empty()) return;
+  const int64_t t = now();
+  const uint64_t front = tracked_.front().entry.seq();
+  const uint64_t to = std::min(edge.applied_seq, tracked_.back().entry.seq());
+  for (uint64_t seq = std::max(front, previous + 1); seq <= to; ++seq) {
+    Tracked& tr = tracked_[seq - front];
+    if (tr.state == v1::PURGE_STATE_COMPLETE) continue;
+    const uint64_t lat = static_cast<uint64_t>(std::max<int64_t>(0, t - tr.logged_us));
+    auto before = tr.pending;
+    markSlot(tr, index, v1::EDGE_PURGE_STATE_APPLIED, lat, deferred);
+    if (tr.pending != before || tr.state == v1::PURGE_STATE_COMPLETE)
+      if (edge.apply_hist) edge.apply_hist->observe(static_cast<double>(lat) / 1e6);
+  }
+}
+
+void Coordinator::onMessage(uint64_t session, const v1::EdgeMessage& m) {
+  Deferred deferred;
+  {
+    std::lock_guard lock(mu_);
+    auto it = sessions_.find(session);
+    if (it == sessions_.end()) return;
+    Session& s = it->second;
+    Edge& e = edges_[s.edge];
+    const int64_t t = now();
+    e.last_seen_us = t;
+    e.last_seen_ms = wallNowMs();
+    switch (m.msg_case()) {
+      case v1::EdgeMessage::kHeartbeat: {
+        if (e.lease_until_us <= t) break;  // lapsed: the ticker closes the stream
+        e.lease_until_us = t + static_cast<int64_t>(options_.lease_ms) * 1000;
+        v1::CoordinatorMessage grant;
+        grant.mutable_lease()->set_heartbeat_id(m.heartbeat().id());
+        grant.mutable_lease()->set_lease_ms(options_.lease_ms);
+        s.control.push_back(std::move(grant));
+        deferred.push_back([st = s.stream] { st->wake(); });
+        if (m.heartbeat().applied_seq() > e.applied_seq)
+          onAck(e, s.edge, m.heartbeat().applied_seq(), 0, &deferred);
+        break;
+      }
+      case v1::EdgeMessage::kAck: {
+        const uint64_t before = e.applied_seq;
+        onAck(e, s.edge, std::min(m.ack().applied_seq(), s.sent_seq), m.ack().apply_time_us(),
+              &deferred);
+        if (e.applied_seq / 1000 != before / 1000 || !e.catching_up) persistEdge(e);
+        break;
+      }
+      default:
+        TERN_LOG(kWarn, "unexpected message on edge stream", {{"edge", e.id}});
+        break;
+    }
+  }
+  run(deferred);
+}
+
+void Coordinator::detach(uint64_t session) {
+  std::lock_guard lock(mu_);
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return;
+  Edge& e = edges_[it->second.edge];
+  if (e.session == session) {
+    e.session = 0;
+    persistEdge(e);
+    TERN_LOG(kInfo, "edge disconnected",
+             {{"edge", e.id}, {"applied_seq", std::to_string(e.applied_seq)}});
+  }
+  // The lease runs on: the edge may still be serving until it expires.
+  sessions_.erase(it);
+}
+
+bool Coordinator::nextMessage(uint64_t session, v1::CoordinatorMessage* out) {
+  std::lock_guard lock(mu_);
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return false;
+  Session& s = it->second;
+  if (!s.control.empty()) {
+    *out = std::move(s.control.front());
+    s.control.pop_front();
+    return true;
+  }
+  if (s.reset_to > 0) {
+    out->mutable_reset_soft_all()->set_seq(s.reset_to);
+    s.sent_seq = s.reset_to;
+    s.reset_to = 0;
+    return true;
+  }
+  if (s.sent_seq >= logged_head_) return false;
+  std::vector<LogEntry> entries;
+  Status st = log_->read(s.sent_seq + 1, options_.batch_max, &entries);
+  if (!st.isOk() || entries.empty()) {
+    if (!st.isOk()) TERN_LOG(kError, "cannot read purge log", {{"error", st.toString()}});
+    return false;
+  }
+  if (entries.front().seq() != s.sent_seq + 1) {
+    // Trimmed while the edge was behind: it must start over from a reset.
+    out->mutable_reset_soft_all()->set_seq(logged_head_);
+    s.sent_seq = logged_head_;
+    return true;
+  }
+  auto* batch = out->mutable_purges();
+  for (auto& e : entries) {
+    if (e.seq() > logged_head_) break;
+    auto* p = batch->add_purges();
+    p->set_seq(e.seq());
+    p->set_mode(e.mode());
+    *p->mutable_selectors() = std::move(*e.mutable_selectors());
+    s.sent_seq = e.seq();
+  }
+  batch->set_catching_up(s.sent_seq < edges_[s.edge].catch_up_to);
+  return true;
+}
+
+void Coordinator::fence(size_t index, Deferred* deferred) {
+  Edge& e = edges_[index];
+  e.fence_seen = true;
+  fenced_total_->inc();
+  TERN_LOG(kWarn, "edge lease expired: fenced",
+           {{"edge", e.id}, {"applied_seq", std::to_string(e.applied_seq)}});
+  for (auto& tr : tracked_) {
+    if (tr.state == v1::PURGE_STATE_COMPLETE || tr.entry.seq() <= e.applied_seq) continue;
+    markSlot(tr, index, v1::EDGE_PURGE_STATE_FENCED, 0, deferred);
+  }
+  if (e.session != 0) {
+    auto it = sessions_.find(e.session);
+    if (it != sessions_.end()) {
+      deferred->push_back([st = it->second.stream] { st->close("lease expired"); });
+      sessions_.erase(it);
+    }
+    e.session = 0;
+  }
+}
+
+void Coordinator::tick() {
+  Deferred deferred;
+  {
+    std::lock_guard lock(mu_);
+    const int64_t t = now();
+    for (size_t i = 0; i < edges_.size(); ++i) {
+      Edge& e = edges_[i];
+      if (e.retired) continue;
+      if (!e.fence_seen && e.lease_until_us <= t) fence(i, &deferred);
+      if (e.session == 0 && e.last_seen_us + options_.retire_after_ms * 1000 <= t) {
+        e.retired = true;
+        (void)log_->removeEdge(e.id);
+        TERN_LOG(kInfo, "edge retired", {{"edge", e.id}});
+      }
+    }
+    for (auto& tr : tracked_) {
+      if (tr.waiters.empty()) continue;
+      auto expired = std::partition(tr.waiters.begin(), tr.waiters.end(),
+                                    [&](const Waiter& w) { return w.deadline_us > t; });
+      if (expired == tr.waiters.end()) continue;
+      v1::PurgeResult r = resultOf(tr);
+      r.set_state(v1::PURGE_STATE_TIMEOUT);
+      for (auto w = expired; w != tr.waiters.end(); ++w)
+        deferred.push_back([d = std::move(w->done), r] { d(r); });
+      tr.waiters.erase(expired, tr.waiters.end());
+    }
+  }
+  run(deferred);
+}
+
+}  // namespace tern::coordinator

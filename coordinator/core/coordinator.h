@@ -1,0 +1,208 @@
+#pragma once
+// Coordinator: the purge engine behind both APIs and the edge link.
+//
+// A purge is validated, rate-limited, appended to the durable log (the
+// callback of PurgeLog::append is the commit point), tracked per registered
+// edge and pulled by every edge stream. It completes when each edge that was
+// registered when it was logged has acknowledged it or has been fenced (its
+// lease expired). Leases: each heartbeat renews an edge's lease for
+// `lease_ms` counted from when the coordinator granted it; the edge counts
+// from when it sent the heartbeat, so it always believes itself fenced no
+// later than the coordinator does.
+//
+// Streams are pull-based: the engine calls EdgeStream::wake() when there is
+// something new, and the transport calls nextMessage() whenever it can write,
+// so a slow edge gets larger batches rather than an unbounded queue.
+//
+// Thread-safety: thread-safe. Callbacks (purge results, wake, watchers) run
+// without the engine's lock held, on the thread that caused them (the log
+// committer, a transport thread, or the ticker).
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "common/metrics.h"
+#include "common/result.h"
+#include "coordinator/log/purge_log.h"
+#include "tern/v1/edge_link.pb.h"
+#include "tern/v1/purge.pb.h"
+
+namespace tern::coordinator {
+
+struct CoordinatorOptions {
+  uint32_t lease_ms = 3000;
+  uint32_t default_wait_timeout_ms = 10000;
+  uint32_t max_wait_timeout_ms = 120000;
+  // Disconnected edges not seen for this long are forgotten.
+  int64_t retire_after_ms = 24LL * 3600 * 1000;
+  // Purges whose per-edge progress is kept in memory (older ones are
+  // answered from the log and the edges' applied sequences).
+  size_t tracked_purges = 4096;
+  // Most purges in one PurgeBatch.
+  size_t batch_max = 256;
+  // Purge calls per second (token bucket) and burst; 0 disables the limit.
+  double rate_per_sec = 2000;
+  double rate_burst = 4000;
+  // How often leases, wait deadlines and retirement are checked.
+  uint32_t tick_ms = 5;
+};
+
+// The engine's view of one edge stream (a gRPC reactor in production).
+class EdgeStream {
+ public:
+  virtual ~EdgeStream() = default;
+  // Something may be ready: call Coordinator::nextMessage until it is false.
+  virtual void wake() = 0;
+  // The engine ends the stream (lease lapsed, superseded by a newer one).
+  virtual void close(const std::string& reason) = 0;
+};
+
+class Coordinator {
+ public:
+  using PurgeDone = std::function<void(Result<tern::v1::PurgeResult>)>;
+  using SteadyClock = std::function<int64_t()>;  // microseconds
+
+  Coordinator(PurgeLog* log, CoordinatorOptions options, metrics::Registry* registry,
+              SteadyClock clock = {});
+  ~Coordinator();
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+
+  // Loads the known edges (each is given one lease from now, as it may hold
+  // one from before a restart) and starts the ticker (unless !run_ticker).
+  Status start(bool run_ticker = true);
+  // Stops the ticker and answers every waiting purge call with Unavailable
+  // (the purges themselves are durable and will still reach the edges).
+  void stop();
+
+  // --- Purge API -----------------------------------------------------------
+  // `done` gets ACCEPTED once durable (wait none), COMPLETE or TIMEOUT
+  // (wait all), or an error: InvalidArgument (bad request), ResourceExhausted
+  // (rate limited: see retryAfterMs), IoError (log write failed).
+  void purge(const tern::v1::PurgeRequest& request, PurgeDone done);
+  Result<tern::v1::PurgeResult> getPurge(uint64_t seq);
+  tern::v1::ListEdgesResponse listEdges();
+  // The newest purges, newest first.
+  std::vector<tern::v1::PurgeResult> recentPurges(size_t n);
+  // After a rate-limited call: how long until one more purge is allowed.
+  int64_t retryAfterMs();
+
+  // Calls `fn` for each purge as it completes or times out, starting with
+  // tracked ones at or after from_seq (0: only new ones). Returns an id.
+  uint64_t watch(uint64_t from_seq, std::function<void(const tern::v1::PurgeResult&)> fn);
+  void unwatch(uint64_t id);
+
+  // --- Edge link -------------------------------------------------------------
+  // A stream opened with `hello`; returns its session id. Welcome, the first
+  // lease and the backlog become available through nextMessage().
+  Result<uint64_t> attach(const tern::v1::Hello& hello, std::shared_ptr<EdgeStream> stream);
+  void onMessage(uint64_t session, const tern::v1::EdgeMessage& message);
+  void detach(uint64_t session);
+  bool nextMessage(uint64_t session, tern::v1::CoordinatorMessage* out);
+
+  // Runs the periodic checks once (tests drive time with their own clock).
+  void tick();
+
+ private:
+  struct Edge {
+    std::string id;
+    std::string address;
+    uint64_t incarnation = 0;
+    uint64_t applied_seq = 0;
+    int64_t lease_until_us = 0;
+    bool fence_seen = false;  // lease expiry has been processed
+    uint64_t session = 0;     // 0: not connected
+    bool catching_up = false;
+    uint64_t catch_up_to = 0;
+    int64_t last_seen_ms = 0;
+    int64_t last_seen_us = 0;
+    uint64_t last_apply_us = 0;
+    bool retired = false;
+    metrics::Gauge* lag_gauge = nullptr;
+    metrics::Histogram* apply_hist = nullptr;
+  };
+  struct Session {
+    size_t edge = 0;
+    std::shared_ptr<EdgeStream> stream;
+    std::deque<tern::v1::CoordinatorMessage> control;
+    uint64_t sent_seq = 0;
+    uint64_t reset_to = 0;  // > 0: send ResetSoftAll(reset_to) first
+  };
+  struct Slot {
+    size_t edge;
+    tern::v1::EdgePurgeState state;
+    uint64_t latency_us;
+  };
+  struct Waiter {
+    int64_t deadline_us;
+    PurgeDone done;
+  };
+  struct Tracked {
+    LogEntry entry;
+    int64_t api_in_us = 0;
+    int64_t logged_us = 0;
+    std::vector<Slot> slots;  // sorted by edge index
+    size_t pending = 0;
+    tern::v1::PurgeState state = tern::v1::PURGE_STATE_ACCEPTED;
+    uint64_t complete_latency_us = 0;
+    std::vector<Waiter> waiters;
+  };
+  using Deferred = std::vector<std::function<void()>>;
+
+  int64_t now() const { return clock_(); }
+  void onLogged(Result<LogEntry> entry, int64_t api_in_us, tern::v1::WaitMode wait,
+                uint32_t timeout_ms, PurgeDone done);
+  Tracked* tracked(uint64_t seq);
+  void markSlot(Tracked& t, size_t edge, tern::v1::EdgePurgeState state, uint64_t latency_us,
+                Deferred* deferred);
+  void complete(Tracked& t, Deferred* deferred);
+  void fence(size_t edge, Deferred* deferred);
+  void onAck(Edge& edge, size_t index, uint64_t applied, uint64_t apply_us, Deferred* deferred);
+  tern::v1::PurgeResult resultOf(const Tracked& t) const;
+  tern::v1::PurgeResult resultFromLog(const LogEntry& e) const;
+  tern::v1::EdgeState stateOf(const Edge& e, int64_t now_us) const;
+  void wakeAll(Deferred* deferred);
+  size_t edgeIndex(const std::string& id, const std::string& address);  // REQUIRES: mu_
+  void persistEdge(const Edge& e);
+  static void run(Deferred& deferred);
+
+  PurgeLog* log_;
+  CoordinatorOptions options_;
+  metrics::Registry* registry_;
+  SteadyClock clock_;
+
+  metrics::Histogram* purge_latency_ = nullptr;
+  metrics::Counter* purges_by_[5][2] = {};
+  metrics::Counter* rate_limited_ = nullptr;
+  metrics::Counter* fenced_total_ = nullptr;
+
+  mutable std::mutex mu_;
+  std::vector<Edge> edges_;                         // GUARDED_BY(mu_)
+  std::unordered_map<std::string, size_t> by_id_;   // GUARDED_BY(mu_)
+  std::unordered_map<uint64_t, Session> sessions_;  // GUARDED_BY(mu_)
+  uint64_t next_session_ = 1;                       // GUARDED_BY(mu_)
+  uint64_t logged_head_ = 0;                        // GUARDED_BY(mu_)
+  std::deque<Tracked> tracked_;                     // GUARDED_BY(mu_); consecutive seqs
+  std::map<uint64_t, std::function<void(const tern::v1::PurgeResult&)>>
+      watchers_;               // GUARDED_BY(mu_)
+  uint64_t next_watcher_ = 1;  // GUARDED_BY(mu_)
+  double tokens_ = 0;          // GUARDED_BY(mu_)
+  int64_t tokens_at_us_ = 0;   // GUARDED_BY(mu_)
+
+  std::mutex tick_mu_;
+  std::condition_variable tick_cv_;
+  bool stopping_ = false;  // GUARDED_BY(tick_mu_)
+  std::thread ticker_;
+};
+
+}  // namespace tern::coordinator

@@ -1,0 +1,297 @@
+// ternctl: the operators' command line for a Tern cluster (gRPC client of
+// tern.v1.PurgeService).
+//
+//   ternctl [global options] purge (--url U | --prefix P | --host H | --tag T | --all)...
+//                                  [--soft] [--wait] [--timeout 10s] [--idempotency-key K]
+//   ternctl [global options] purges [ID]
+//   ternctl [global options] edges
+//
+// Exit codes (stable, for scripts):
+//   0 done (purge complete, or accepted when not waiting)
+//   1 other error            2 usage error
+//   3 purge timed out with edges pending (it is logged and will still apply)
+//   4 authentication failed  5 coordinator unreachable
+//   6 request rejected as invalid   7 rate limited (retry later)
+//   8 not found
+
+#include <grpcpp/grpcpp.h>
+
+#include <boost/program_options.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+
+#include "coordinator/api/json.h"
+#include "tern/v1/purge.grpc.pb.h"
+
+namespace po = boost::program_options;
+namespace v1 = tern::v1;
+using tern::coordinator::edgePurgeStateName;
+using tern::coordinator::edgeStateName;
+using tern::coordinator::purgeStateName;
+using tern::coordinator::selectorText;
+
+namespace {
+
+enum Exit {
+  kOk = 0,
+  kError = 1,
+  kUsage = 2,
+  kTimeout = 3,
+  kAuth = 4,
+  kUnreachable = 5,
+  kInvalid = 6,
+  kRateLimited = 7,
+  kNotFound = 8,
+};
+
+int exitFor(const grpc::Status& s) {
+  switch (s.error_code()) {
+    case grpc::StatusCode::UNAUTHENTICATED:
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return kAuth;
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return kUnreachable;
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return kInvalid;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return kRateLimited;
+    case grpc::StatusCode::NOT_FOUND:
+      return kNotFound;
+    default:
+      return kError;
+  }
+}
+
+int failed(const grpc::Status& s, bool as_json) {
+  if (as_json) {
+    std::cout << tern::coordinator::errorJson("grpc_" + std::to_string(s.error_code()),
+                                              s.error_message());
+  } else {
+    std::cerr << "ternctl: " << s.error_message() << " (gRPC code " << s.error_code() << ")\n";
+  }
+  return exitFor(s);
+}
+
+bool parseDurationMs(const std::string& text, uint32_t* out) {
+  char* end = nullptr;
+  double v = std::strtod(text.c_str(), &end);
+  std::string unit(end ? end : "");
+  double ms;
+  if (unit == "ms")
+    ms = v;
+  else if (unit == "s" || unit.empty())
+    ms = v * 1000;
+  else if (unit == "m")
+    ms = v * 60000;
+  else
+    return false;
+  if (ms < 0 || ms > 3'600'000) return false;
+  *out = static_cast<uint32_t>(ms);
+  return true;
+}
+
+void printPurge(const v1::PurgeResult& r) {
+  std::printf("purge %llu: %s (%s", static_cast<unsigned long long>(r.seq()),
+              std::string(purgeStateName(r.state())).c_str(),
+              r.mode() == v1::PURGE_MODE_SOFT ? "soft" : "hard");
+  if (r.state() == v1::PURGE_STATE_COMPLETE)
+    std::printf(", %.2f ms", static_cast<double>(r.complete_latency_us()) / 1000);
+  std::printf(")\n");
+  for (int i = 0; i < r.selectors_size(); ++i) {
+    if (i == 10) {
+      std::printf("  ... %d selectors in all\n", r.selectors_size());
+      break;
+    }
+    std::printf("  %s\n", selectorText(r.selectors(i)).c_str());
+  }
+  for (const auto& e : r.edges()) {
+    std::printf("  edge %-24s %-8s", e.edge_id().c_str(),
+                std::string(edgePurgeStateName(e.state())).c_str());
+    if (e.state() == v1::EDGE_PURGE_STATE_APPLIED)
+      std::printf(" %.2f ms", static_cast<double>(e.apply_latency_us()) / 1000);
+    std::printf("\n");
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  po::options_description global("Global options");
+  global.add_options()("help,h", "show this help")(
+      "coordinator,c", po::value<std::string>()->default_value(""),
+      "coordinator gRPC address host:port (env TERN_COORDINATOR, default 127.0.0.1:8471)")(
+      "token", po::value<std::string>()->default_value(""), "bearer token (env TERN_TOKEN)")(
+      "tls", po::bool_switch(), "TLS to the coordinator")(
+      "ca-file", po::value<std::string>()->default_value(""), "PEM roots for --tls")(
+      "json", po::bool_switch(), "JSON output for scripts")(
+      "deadline", po::value<std::string>()->default_value("150s"),
+      "give up on the call after this");
+  po::options_description purge("purge options");
+  purge.add_options()("url", po::value<std::vector<std::string>>()->composing(),
+                      "purge a URL (every variant)")(
+      "prefix", po::value<std::vector<std::string>>()->composing(),
+      "purge every URL starting with host/path")(
+      "host", po::value<std::vector<std::string>>()->composing(), "purge a host")(
+      "tag", po::value<std::vector<std::string>>()->composing(), "purge a surrogate key")(
+      "all", po::bool_switch(), "purge everything")("soft", po::bool_switch(),
+                                                    "mark stale (revalidate) instead of removing")(
+      "wait", po::bool_switch(), "wait until every edge applied it (or is fenced)")(
+      "timeout", po::value<std::string>()->default_value("10s"), "longest wait with --wait")(
+      "idempotency-key", po::value<std::string>()->default_value(""), "retry-safe key");
+  po::options_description hidden;
+  hidden.add_options()("command", po::value<std::string>())("arg", po::value<std::string>());
+  po::positional_options_description pos;
+  pos.add("command", 1).add("arg", 1);
+  po::options_description all;
+  all.add(global).add(purge).add(hidden);
+
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    std::cerr << "ternctl: " << e.what() << "\n";
+    return kUsage;
+  }
+  if (vm.count("help") || !vm.count("command")) {
+    std::cout << "usage: ternctl [options] purge|purges [ID]|edges\n\n" << global << "\n" << purge;
+    std::cout << "\nexit codes: 0 ok, 1 error, 2 usage, 3 timeout (edges pending), 4 auth, "
+                 "5 unreachable, 6 invalid request, 7 rate limited, 8 not found\n";
+    return vm.count("help") ? kOk : kUsage;
+  }
+  std::string address = vm["coordinator"].as<std::string>();
+  if (address.empty() && std::getenv("TERN_COORDINATOR")) address = std::getenv("TERN_COORDINATOR");
+  if (address.empty()) address = "127.0.0.1:8471";
+  std::string token = vm["token"].as<std::string>();
+  if (token.empty() && std::getenv("TERN_TOKEN")) token = std::getenv("TERN_TOKEN");
+  const bool as_json = vm["json"].as<bool>();
+  uint32_t deadline_ms = 0;
+  if (!parseDurationMs(vm["deadline"].as<std::string>(), &deadline_ms)) {
+    std::cerr << "ternctl: bad --deadline\n";
+    return kUsage;
+  }
+
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+  if (vm["tls"].as<bool>()) {
+    grpc::SslCredentialsOptions so;
+    if (const auto& ca = vm["ca-file"].as<std::string>(); !ca.empty()) {
+      std::ifstream in(ca);
+      so.pem_root_certs.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    creds = grpc::SslCredentials(so);
+  }
+  auto stub = v1::PurgeService::NewStub(grpc::CreateChannel(address, creds));
+  auto context = [&](grpc::ClientContext* ctx) {
+    if (!token.empty()) ctx->AddMetadata("authorization", "Bearer " + token);
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(deadline_ms));
+  };
+
+  const std::string command = vm["command"].as<std::string>();
+  if (command == "purge") {
+    v1::PurgeRequest req;
+    auto add = [&](const char* name, auto set) {
+      if (!vm.count(name)) return;
+      for (const auto& v : vm[name].as<std::vector<std::string>>()) set(req.add_selectors(), v);
+    };
+    add("url", [](v1::Selector* s, const std::string& v) { s->set_url(v); });
+    add("prefix", [](v1::Selector* s, const std::string& v) { s->set_prefix(v); });
+    add("host", [](v1::Selector* s, const std::string& v) { s->set_host(v); });
+    add("tag", [](v1::Selector* s, const std::string& v) { s->set_tag(v); });
+    if (vm["all"].as<bool>()) req.add_selectors()->set_all(true);
+    if (req.selectors().empty()) {
+      std::cerr << "ternctl: purge needs --url, --prefix, --host, --tag or --all\n";
+      return kUsage;
+    }
+    req.set_mode(vm["soft"].as<bool>() ? v1::PURGE_MODE_SOFT : v1::PURGE_MODE_HARD);
+    req.set_wait(vm["wait"].as<bool>() ? v1::WAIT_MODE_ALL : v1::WAIT_MODE_NONE);
+    uint32_t timeout = 0;
+    if (!parseDurationMs(vm["timeout"].as<std::string>(), &timeout)) {
+      std::cerr << "ternctl: bad --timeout\n";
+      return kUsage;
+    }
+    req.set_timeout_ms(timeout);
+    req.set_idempotency_key(vm["idempotency-key"].as<std::string>());
+    grpc::ClientContext ctx;
+    context(&ctx);
+    v1::PurgeResult result;
+    grpc::Status s = stub->Purge(&ctx, req, &result);
+    if (!s.ok()) return failed(s, as_json);
+    if (as_json)
+      std::cout << tern::coordinator::purgeResultJson(result);
+    else
+      printPurge(result);
+    if (req.wait() == v1::WAIT_MODE_ALL && result.state() != v1::PURGE_STATE_COMPLETE)
+      return kTimeout;
+    return kOk;
+  }
+  if (command == "purges") {
+    grpc::ClientContext ctx;
+    context(&ctx);
+    if (vm.count("arg")) {
+      char* end = nullptr;
+      const std::string& arg = vm["arg"].as<std::string>();
+      unsigned long long seq = std::strtoull(arg.c_str(), &end, 10);
+      if (arg.empty() || *end != '\0' || seq == 0) {
+        std::cerr << "ternctl: purge id must be a positive integer\n";
+        return kUsage;
+      }
+      v1::GetPurgeRequest req;
+      req.set_seq(seq);
+      v1::PurgeResult r;
+      grpc::Status s = stub->GetPurge(&ctx, req, &r);
+      if (!s.ok()) return failed(s, as_json);
+      if (as_json)
+        std::cout << tern::coordinator::purgeResultJson(r);
+      else
+        printPurge(r);
+      return kOk;
+    }
+    v1::ListPurgesRequest req;
+    req.set_limit(50);
+    v1::ListPurgesResponse resp;
+    grpc::Status s = stub->ListPurges(&ctx, req, &resp);
+    if (!s.ok()) return failed(s, as_json);
+    if (as_json) {
+      std::cout << tern::coordinator::purgesJson({resp.purges().begin(), resp.purges().end()});
+      return kOk;
+    }
+    std::printf("%-8s %-9s %-5s %10s  %s\n", "ID", "STATE", "MODE", "LATENCY", "SELECTORS");
+    for (const auto& r : resp.purges()) {
+      std::string sel = r.selectors_size() ? selectorText(r.selectors(0)) : "";
+      if (r.selectors_size() > 1) sel += " (+" + std::to_string(r.selectors_size() - 1) + ")";
+      char lat[32] = "-";
+      if (r.state() == v1::PURGE_STATE_COMPLETE)
+        std::snprintf(lat, sizeof lat, "%.2fms",
+                      static_cast<double>(r.complete_latency_us()) / 1000);
+      std::printf("%-8llu %-9s %-5s %10s  %s\n", static_cast<unsigned long long>(r.seq()),
+                  std::string(purgeStateName(r.state())).c_str(),
+                  r.mode() == v1::PURGE_MODE_SOFT ? "soft" : "hard", lat, sel.c_str());
+    }
+    return kOk;
+  }
+  if (command == "edges") {
+    grpc::ClientContext ctx;
+    context(&ctx);
+    v1::ListEdgesResponse resp;
+    grpc::Status s = stub->ListEdges(&ctx, v1::ListEdgesRequest(), &resp);
+    if (!s.ok()) return failed(s, as_json);
+    if (as_json) {
+      std::cout << tern::coordinator::edgesJson(resp);
+      return kOk;
+    }
+    std::printf("log head %llu\n", static_cast<unsigned long long>(resp.head_seq()));
+    std::printf("%-24s %-22s %-12s %8s %6s\n", "EDGE", "ADDRESS", "STATE", "APPLIED", "LAG");
+    for (const auto& e : resp.edges())
+      std::printf("%-24s %-22s %-12s %8llu %6llu\n", e.edge_id().c_str(), e.address().c_str(),
+                  std::string(edgeStateName(e.state())).c_str(),
+                  static_cast<unsigned long long>(e.applied_seq()),
+                  static_cast<unsigned long long>(e.lag()));
+    return kOk;
+  }
+  std::cerr << "ternctl: unknown command '" << command << "' (purge, purges, edges)\n";
+  return kUsage;
+}

@@ -1,0 +1,169 @@
+// tern-coordinator: wiring only. Opens the purge log, starts the engine, the
+// gRPC services (purge API + edge link) and the HTTP/JSON API, and waits for
+// SIGTERM/SIGINT.
+
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "coordinator/server/grpc_service.h"
+#include "coordinator/server/http_server.h"
+
+using namespace tern;
+using namespace tern::coordinator;
+
+namespace {
+
+Config makeConfig() {
+  Config c("tern-coordinator", "TERN_COORDINATOR_");
+  c.add({"listen", "127.0.0.1:8470", "HTTP/JSON API, status page and /metrics (port 0: any)"});
+  c.add({"grpc_listen", "127.0.0.1:8471", "gRPC purge API and edge link (port 0: any)"});
+  c.add({"grpc_tls.cert", "", "PEM certificate chain for the gRPC listener (empty: plaintext)"});
+  c.add({"grpc_tls.key", "", "PEM private key for the gRPC listener"});
+  c.add({"data_dir", "./data/coordinator", "folder of the durable purge log"});
+  c.add({"lease", "3s", "edge lease: an edge silent this long is fenced"});
+  c.add({"wait_timeout", "10s", "default wait of a purge with wait=all"});
+  c.add({"max_wait_timeout", "120s", "longest wait a purge may ask for"});
+  c.add({"retire_after", "24h", "forget edges disconnected this long"});
+  c.add({"log_retain_count", "1000000", "purges kept in the log (older: edges soft-purge all)"});
+  c.add({"log_retain_age", "168h", "age after which purges leave the log"});
+  c.add({"rate.purges_per_sec", "2000", "purge calls per second (0: unlimited); above: 429"});
+  c.add({"rate.burst", "4000", "purge calls allowed in a burst"});
+  c.add(
+      {"auth.token", "", "bearer token accepted by the APIs and the edge link (repeatable)", true});
+  c.add({"auth.token_file", "", "file with one accepted token per line"});
+  c.add({"http.threads", "2", "threads of the HTTP listener"});
+  c.add({"log.level", "info", "debug | info | warn | error"});
+  return c;
+}
+
+int fail(const Status& s) {
+  std::fprintf(stderr, "tern-coordinator: %s\n", s.toString().c_str());
+  return 2;
+}
+
+Result<std::string> readFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::invalidArgument("cannot read " + path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Config cfg = makeConfig();
+  bool help = false;
+  if (Status s = cfg.load(argc, argv, &help); !s.isOk()) return fail(s);
+  if (help) {
+    std::cout << cfg.usage();
+    return 0;
+  }
+  log::Level level;
+  if (!log::parseLevel(cfg.str("log.level"), &level))
+    return fail(Status::invalidArgument("log.level: unknown level"));
+  log::setLevel(level);
+  auto get = [&](auto r) {
+    if (!r.ok()) {
+      fail(r.status());
+      std::exit(2);
+    }
+    return *r;
+  };
+
+  std::vector<std::string> tokens = cfg.list("auth.token");
+  if (!cfg.str("auth.token_file").empty()) {
+    std::string text = get(readFile(cfg.str("auth.token_file")));
+    size_t pos = 0;
+    while (pos < text.size()) {
+      size_t nl = text.find('\n', pos);
+      std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+      while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+      if (!line.empty() && line[0] != '#') tokens.push_back(line);
+      if (nl == std::string::npos) break;
+      pos = nl + 1;
+    }
+  }
+  TokenSet token_set(tokens);
+  if (token_set.open())
+    TERN_LOG(kWarn, "no auth.token configured: the purge APIs are open to anyone who can connect");
+
+  PurgeLogOptions lo;
+  lo.path = cfg.str("data_dir");
+  lo.retain_count = static_cast<uint64_t>(get(cfg.integer("log_retain_count")));
+  lo.retain_age_ms = get(cfg.durationMs("log_retain_age"));
+  std::error_code ec;
+  std::filesystem::create_directories(lo.path, ec);
+  auto log = PurgeLog::open(lo);
+  if (!log.ok()) return fail(log.status());
+
+  CoordinatorOptions co;
+  co.lease_ms = static_cast<uint32_t>(get(cfg.durationMs("lease")));
+  co.default_wait_timeout_ms = static_cast<uint32_t>(get(cfg.durationMs("wait_timeout")));
+  co.max_wait_timeout_ms = static_cast<uint32_t>(get(cfg.durationMs("max_wait_timeout")));
+  co.retire_after_ms = get(cfg.durationMs("retire_after"));
+  co.rate_per_sec = static_cast<double>(get(cfg.integer("rate.purges_per_sec")));
+  co.rate_burst = static_cast<double>(get(cfg.integer("rate.burst")));
+  if (co.lease_ms < 100) return fail(Status::invalidArgument("lease must be at least 100ms"));
+
+  metrics::Registry registry;
+  Coordinator coordinator(log->get(), co, &registry);
+  if (Status s = coordinator.start(); !s.isOk()) return fail(s);
+
+  HttpApi api(&coordinator, &token_set, &registry);
+  HttpServerOptions ho;
+  ho.listen = cfg.str("listen");
+  ho.threads = static_cast<int>(get(cfg.integer("http.threads")));
+  HttpServer http(ho, &api);
+  if (Status s = http.start(); !s.isOk()) return fail(s);
+
+  PurgeServiceImpl purge_service(&coordinator, &token_set);
+  EdgeLinkImpl edge_link(&coordinator, &token_set);
+  grpc::ServerBuilder builder;
+  std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
+  if (!cfg.str("grpc_tls.cert").empty()) {
+    grpc::SslServerCredentialsOptions so;
+    so.pem_key_cert_pairs.push_back(
+        {get(readFile(cfg.str("grpc_tls.key"))), get(readFile(cfg.str("grpc_tls.cert")))});
+    creds = grpc::SslServerCredentials(so);
+  }
+  int grpc_port = 0;
+  builder.AddListeningPort(cfg.str("grpc_listen"), creds, &grpc_port);
+  builder.RegisterService(&purge_service);
+  builder.RegisterService(&edge_link);
+  // Detect dead edge connections even when nothing is being sent.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.SetMaxReceiveMessageSize(32 << 20);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || grpc_port == 0)
+    return fail(Status::ioError("cannot listen for gRPC on " + cfg.str("grpc_listen")));
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::printf("tern-coordinator listening on port %d (grpc %d)\n", http.port(), grpc_port);
+  std::fflush(stdout);
+  TERN_LOG(kInfo, "coordinator listening",
+           {{"http", std::to_string(http.port())}, {"grpc", std::to_string(grpc_port)}});
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  TERN_LOG(kInfo, "stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  coordinator.stop();  // answers waiting purge calls
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  http.stop();
+  TERN_LOG(kInfo, "stopped");
+  return 0;
+}
