@@ -3,11 +3,14 @@
 
 #include <signal.h>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <iostream>
 
 #include "common/config.h"
 #include "common/log.h"
+#include "edge/agent/purge_agent.h"
 #include "edge/server/server.h"
 #include "storage/rocksdb/rocks_store.h"
 
@@ -46,6 +49,17 @@ Config makeConfig() {
   c.add({"server.header_timeout", "10s", "time to receive a request head"});
   c.add({"server.idle_timeout", "60s", "keep-alive idle time"});
   c.add({"server.body_timeout", "30s", "time for each body write"});
+  c.add({"coordinator.address", "",
+         "host:port of the coordinator's gRPC listener (empty: standalone, no global purge)"});
+  c.add({"coordinator.token", "", "bearer token for the coordinator"});
+  c.add({"coordinator.tls", "false", "TLS to the coordinator"});
+  c.add({"coordinator.ca_file", "", "PEM roots for coordinator.tls (default: the system's)"});
+  c.add({"coordinator.edge_id", "", "this edge's stable identity (default: the host name)"});
+  c.add({"coordinator.advertise", "", "address shown for this edge (default: listen)"});
+  c.add({"coordinator.fenced_policy", "revalidate",
+         "when the lease lapses: revalidate (every hit asks the origin) | serve-stale"});
+  c.add({"purge.enabled", "false", "answer the PURGE method by forwarding it to the coordinator"});
+  c.add({"purge.token", "", "bearer token required on PURGE requests"});
   c.add({"log.access", "true",
          "one log line per response (client, method, target, status, bytes, us, cache)"});
   c.add({"log.level", "info", "debug | info | warn | error (debug includes the access log)"});
@@ -160,9 +174,44 @@ int main(int argc, char** argv) {
   cache::FlowConfig flow;
   flow.expose_cache_key = get(cfg.boolean("cache.expose_key"));
 
+  // The purge agent (when a coordinator is configured): fenced until it has
+  // caught up with the coordinator's log.
+  cache::LeaseGate lease_gate(cache::LeaseGate::kForever);
+  std::unique_ptr<agent::PurgeAgent> purge_agent;
+  const std::string fenced_policy = cfg.str("coordinator.fenced_policy");
+  if (fenced_policy != "revalidate" && fenced_policy != "serve-stale")
+    return fail(Status::invalidArgument("coordinator.fenced_policy: revalidate or serve-stale"));
+  if (!cfg.str("coordinator.address").empty()) {
+    agent::AgentOptions ao;
+    ao.coordinator = cfg.str("coordinator.address");
+    ao.token = cfg.str("coordinator.token");
+    ao.tls = get(cfg.boolean("coordinator.tls"));
+    ao.ca_file = cfg.str("coordinator.ca_file");
+    ao.edge_id = cfg.str("coordinator.edge_id");
+    if (ao.edge_id.empty()) {
+      char host[256] = {};
+      gethostname(host, sizeof host - 1);
+      ao.edge_id = host;
+    }
+    lease_gate.openUntil(0);
+    flow.lease = &lease_gate;
+    flow.serve_stale_when_fenced = fenced_policy == "serve-stale";
+    purge_agent = std::make_unique<agent::PurgeAgent>(ao, &store, &lease_gate, &registry);
+  }
+  if (get(cfg.boolean("purge.enabled"))) {
+    if (!purge_agent)
+      return fail(
+          Status::invalidArgument("purge.enabled needs coordinator.address: a PURGE is global"));
+    flow.purge_token = cfg.str("purge.token");
+    flow.purge_forwarder = [a = purge_agent.get()](cache::PurgeForward f,
+                                                   std::function<void(int, std::string)> done) {
+      a->forwardPurge(std::move(f), std::move(done));
+    };
+  }
+
   admin::AdminState admin_state;
   admin_state.registry = &registry;
-  admin_state.ready = [](std::string*) { return true; };
+  admin_state.ready = [a = purge_agent.get()](std::string* why) { return !a || a->ready(why); };
 
   // Block the stop signals in every thread; the main thread waits for them.
   sigset_t signals;
@@ -174,6 +223,12 @@ int main(int argc, char** argv) {
 
   server::EdgeServer server(sc, origins, &store, flow, &registry, admin_state);
   if (Status s = server.start(); !s.isOk()) return fail(s);
+  if (purge_agent) {
+    std::string advertise = cfg.str("coordinator.advertise");
+    if (advertise.empty())
+      advertise = sc.listen.substr(0, sc.listen.rfind(':')) + ":" + std::to_string(server.port());
+    if (Status s = purge_agent->start(advertise); !s.isOk()) return fail(s);
+  }
   std::printf("tern-edge listening on port %d (admin %d) (tls %d)\n", server.port(),
               server.adminPort(), server.tlsPort());
   std::fflush(stdout);
@@ -182,6 +237,7 @@ int main(int argc, char** argv) {
   sigwait(&signals, &sig);
   TERN_LOG(kInfo, "stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   server.stop(10000);
+  if (purge_agent) purge_agent->stop();
   TERN_LOG(kInfo, "stopped");
   return 0;
 }

@@ -98,6 +98,12 @@ class ObjectStore {
   // Applies a purge and durably records spec.seq as the applied sequence, in
   // one atomic step. A spec with seq <= appliedSeq() is a no-op (idempotent).
   virtual Status applyPurge(const PurgeSpec& spec) = 0;
+  // Several consecutive purges; stores that can make them durable with one
+  // sync override this.
+  virtual Status applyPurges(const std::vector<PurgeSpec>& specs) {
+    for (const auto& spec : specs) TERN_RETURN_IF_ERROR(applyPurge(spec));
+    return Status::ok();
+  }
   virtual uint64_t appliedSeq() const = 0;
 
   virtual StoreStats stats() const = 0;

@@ -35,6 +35,9 @@ FlowMetrics::FlowMetrics(metrics::Registry& r)
                               "Origin fetches that failed (connect, timeout, reset)")),
       not_modified(
           r.counter("tern_edge_not_modified_total", "304 responses sent to clients from cache")),
+      fenced_revalidations(
+          r.counter("tern_edge_fenced_revalidations_total",
+                    "Stored responses revalidated because the edge was fenced (lease lapsed)")),
       origin_latency(
           r.histogram("tern_edge_origin_latency_seconds", "Time to the origin response head")) {}
 
@@ -108,6 +111,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     if (!key.ok()) return error(400, key.status().message());
     key_.url = *key;
     if (req_->method == "GET" || req_->method == "HEAD") return lookup();
+    if (req_->method == "PURGE" && ctx_.config.purge_forwarder) return purge();
     pass();
   }
 
@@ -148,9 +152,10 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     stored_ = std::move(r);
     stored_fields_ = toHttp(stored_->meta.headers);  // converted once, reused to deliver
     const http::Fields& fields = stored_fields_;
-    const bool fenced =
-        ctx_.config.fenced && ctx_.config.fenced->load() && !ctx_.config.serve_stale_when_fenced;
-    bool force = stored_->must_revalidate || fenced;
+    fenced_ = ctx_.config.lease && !ctx_.config.serve_stale_when_fenced &&
+              ctx_.config.lease->fenced(steadyNowUs());
+    if (fenced_) ctx_.metrics->fenced_revalidations.inc();
+    bool force = stored_->must_revalidate || fenced_;
     reuse_ = http::decideReuse(req_->headers, stored_->meta.status, fields,
                                stored_->meta.request_time_ms, stored_->meta.response_time_ms,
                                wallNowMs(), force, ctx_.config.policy);
@@ -489,7 +494,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   }
 
   bool staleIfErrorAllowed() const {
-    return stored_ && stored_->body && -reuse_.ttl_ms <= reuse_.stale_if_error_ms &&
+    return !fenced_ && stored_ && stored_->body && -reuse_.ttl_ms <= reuse_.stale_if_error_ms &&
            reuse_.stale_if_error_ms > 0;
   }
 
@@ -503,6 +508,61 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   }
 
   // ---- kPass ----
+  // ---- PURGE (forwarded to the coordinator: global, never node-local) ----
+  void purge() {
+    status_.fwd = "bypass";
+    status_.detail = "purge";
+    if (!ctx_.config.purge_token.empty()) {
+      auto auth = http::findField(req_->headers, "authorization");
+      const std::string expected = "Bearer " + ctx_.config.purge_token;
+      if (!auth || !constantTimeEqual(http::trim(*auth), expected)) {
+        http::Fields h = {{"Content-Type", "application/json"},
+                          {"Cache-Control", "no-store"},
+                          {"WWW-Authenticate", "Bearer realm=\"tern-edge\""}};
+        std::string body =
+            "{\"error\":{\"code\":\"unauthenticated\",\"message\":\"missing or wrong bearer "
+            "token\"}}\n";
+        return send(401, std::move(h), stringSource(body), body.size());
+      }
+    }
+    PurgeForward f;
+    const std::string keys = http::combinedField(req_->headers, "surrogate-key");
+    for (size_t i = 0; i < keys.size();) {
+      while (i < keys.size() && (keys[i] == ' ' || keys[i] == '\t')) ++i;
+      size_t j = i;
+      while (j < keys.size() && keys[j] != ' ' && keys[j] != '\t') ++j;
+      if (j > i) f.selectors.push_back({storage::SelectorKind::kTag, keys.substr(i, j - i)});
+      i = j;
+    }
+    if (f.selectors.empty()) {
+      auto prefix = http::findField(req_->headers, "tern-purge-prefix");
+      const bool is_prefix = prefix && http::trim(*prefix) == "1";
+      f.selectors.push_back(
+          {is_prefix ? storage::SelectorKind::kPrefix : storage::SelectorKind::kUrl,
+           key_.url.urlId()});
+    }
+    auto mode = http::findField(req_->headers, "tern-purge-mode");
+    auto fastly_soft = http::findField(req_->headers, "fastly-soft-purge");
+    if ((mode && http::trim(*mode) == "soft") || (fastly_soft && http::trim(*fastly_soft) == "1"))
+      f.mode = storage::PurgeMode::kSoft;
+    auto wait = http::findField(req_->headers, "tern-purge-wait");
+    f.wait_all = wait && http::trim(*wait) == "all";
+    auto self = shared_from_this();
+    ctx_.config.purge_forwarder(std::move(f), [self](int status, std::string json) {
+      self->ctx_.loop([self, status, json = std::move(json)] {
+        http::Fields h = {{"Content-Type", "application/json"}, {"Cache-Control", "no-store"}};
+        self->send(status, std::move(h), stringSource(json), json.size());
+      });
+    });
+  }
+
+  static bool constantTimeEqual(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    unsigned char diff = 0;
+    for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+    return diff == 0;
+  }
+
   void pass() {
     ctx_.metrics->passes.inc();
     status_.fwd = "request";
@@ -611,6 +671,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   http::ReuseDecision reuse_;
   http::CacheStatus status_;
   bool sent_ = false;
+  bool fenced_ = false;  // the lease had lapsed when the entry was found
   std::string background_key_;
   std::shared_ptr<Inflight> background_inflight_;
 };

@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,10 +24,12 @@
 #include "edge/cache/body_source.h"
 #include "edge/cache/collapser.h"
 #include "edge/cache/executor.h"
+#include "edge/cache/lease_gate.h"
 #include "edge/cache/tiered_store.h"
 #include "edge/http/fields.h"
 #include "edge/http/freshness.h"
 #include "edge/origin/origin_client.h"
+#include "storage/purge_spec.h"
 
 namespace tern::edge::cache {
 
@@ -52,14 +55,30 @@ class Responder {
   virtual void interim(int /*status*/, http::Fields /*headers*/) {}
 };
 
+// A PURGE request at the edge, as forwarded to the coordinator. Selector
+// values are as the client gave them (the coordinator normalizes them).
+struct PurgeForward {
+  std::vector<storage::PurgeSelector> selectors;
+  storage::PurgeMode mode = storage::PurgeMode::kHard;
+  bool wait_all = false;
+};
+
 struct FlowConfig {
   std::string via = "1.1 tern";
   http::CachePolicy policy;
   bool expose_cache_key = false;
-  // Fenced (lease lapsed): every stored response is revalidated first,
-  // unless serve_stale_when_fenced.
-  const std::atomic<bool>* fenced = nullptr;
+  // Fenced (lease lapsed): every stored response is revalidated first and
+  // nothing stale is served on origin errors, unless serve_stale_when_fenced.
+  // Null: never fenced (no coordinator).
+  const LeaseGate* lease = nullptr;
   bool serve_stale_when_fenced = false;
+  // The PURGE method: when set, it is answered here by forwarding to the
+  // coordinator (a global purge); when not, PURGE goes to the origin like
+  // any other method.
+  std::function<void(PurgeForward, std::function<void(int status, std::string json)>)>
+      purge_forwarder;
+  // Required as "Authorization: Bearer <token>" on PURGE (empty: none).
+  std::string purge_token;
 };
 
 struct FlowMetrics {
@@ -77,6 +96,7 @@ struct FlowMetrics {
   metrics::Counter& store_failures;
   metrics::Counter& origin_errors;
   metrics::Counter& not_modified;
+  metrics::Counter& fenced_revalidations;
   metrics::Histogram& origin_latency;
 };
 

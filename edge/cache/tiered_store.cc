@@ -78,6 +78,13 @@ Status TieredStore::applyPurge(const storage::PurgeSpec& spec) {
   return memory_->applyPurge(spec);
 }
 
+Status TieredStore::applyPurges(const std::vector<storage::PurgeSpec>& specs) {
+  // Disk first: the memory tier never holds an entry the disk would serve
+  // again after a restart.
+  if (disk_) TERN_RETURN_IF_ERROR(disk_->applyPurges(specs));
+  return memory_->applyPurges(specs);
+}
+
 uint64_t TieredStore::appliedSeq() const {
   return disk_ ? disk_->appliedSeq() : memory_->appliedSeq();
 }

@@ -32,6 +32,8 @@ class TieredStore {
   Status updateMeta(const storage::ObjectKey& key, const storage::EntryMeta& meta);
   Status removeUrl(const storage::CacheKey& url);
   Status applyPurge(const storage::PurgeSpec& spec);
+  // Consecutive purges, made durable on disk with one sync.
+  Status applyPurges(const std::vector<storage::PurgeSpec>& specs);
   uint64_t appliedSeq() const;
 
   storage::StoreStats memoryStats() const { return memory_->stats(); }

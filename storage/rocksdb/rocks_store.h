@@ -85,7 +85,7 @@ class RocksStore final : public ObjectStore {
   Status removeUrl(const CacheKey& url) override;
   Status applyPurge(const PurgeSpec& spec) override;
   // Applies several purges with one synced write.
-  Status applyPurges(const std::vector<PurgeSpec>& specs);
+  Status applyPurges(const std::vector<PurgeSpec>& specs) override;
   uint64_t appliedSeq() const override { return applied_seq_.load(std::memory_order_acquire); }
   StoreStats stats() const override;
   void runMaintenanceForTesting() override;
