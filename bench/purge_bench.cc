@@ -1,0 +1,332 @@
+// Purge propagation benchmark: a real tern-coordinator and either real
+// tern-edge processes or simulated edge streams (real gRPC, in this process,
+// that apply nothing and ack at once), on loopback.
+//
+//   purge_bench --edges 3                 real edges (serving hit traffic if
+//                                         --hit-load is set: wrk on each edge)
+//   purge_bench --simulated 1000          1,000 edge streams
+//   options: --purges N (latency samples, default 1000)
+//            --throughput-seconds S (default 5) --keys-per-purge K (default 100)
+//            --clients C (concurrent purge callers, default 16)
+//
+// Latency: sequential purges with wait=all, measured by the caller from the
+// call to the answer "complete" (API in -> last edge applied), reported as
+// P50/P99/P99.9/max. Throughput: C callers issue purges of K tag selectors
+// with wait=none for S seconds; purges/s and keys/s, then the time until every
+// edge has applied the last one. Processes are started from the build tree.
+
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tern/v1/edge_link.grpc.pb.h"
+#include "tern/v1/purge.grpc.pb.h"
+#include "tests/support/coordinator_process.h"
+#include "tests/support/edge_process.h"
+#include "tests/support/http_client.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/test_origin.h"
+
+namespace v1 = tern::v1;
+using namespace tern::testing;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// A simulated edge: hello, ack every batch at once, heartbeat every 250 ms.
+class SimEdge final : public grpc::ClientBidiReactor<v1::EdgeMessage, v1::CoordinatorMessage> {
+ public:
+  SimEdge(v1::EdgeLink::Stub* stub, std::string id) : id_(std::move(id)) {
+    stub->async()->Connect(&ctx_, this);
+    out_.mutable_hello()->set_edge_id(id_);
+    out_.mutable_hello()->set_protocol_version(1);
+    out_.mutable_hello()->set_incarnation(1);
+    writing_ = true;
+    StartWrite(&out_);
+    StartRead(&in_);
+    StartCall();
+  }
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    if (in_.has_purges() && in_.purges().purges_size() > 0) {
+      queueAck(in_.purges().purges(in_.purges().purges_size() - 1).seq());
+    } else if (in_.has_reset_soft_all()) {
+      queueAck(in_.reset_soft_all().seq());
+    }
+    StartRead(&in_);
+  }
+  void OnWriteDone(bool ok) override {
+    std::lock_guard lock(mu_);
+    writing_ = false;
+    if (ok) flushLocked();
+  }
+  void OnDone(const grpc::Status&) override {
+    std::lock_guard lock(mu_);
+    done_ = true;
+  }
+  void heartbeat() {
+    std::lock_guard lock(mu_);
+    pending_hb_ = true;
+    flushLocked();
+  }
+  void cancel() { ctx_.TryCancel(); }
+  bool done() {
+    std::lock_guard lock(mu_);
+    return done_;
+  }
+
+ private:
+  void queueAck(uint64_t seq) {
+    std::lock_guard lock(mu_);
+    ack_seq_ = std::max(ack_seq_, seq);
+    flushLocked();
+  }
+  void flushLocked() {
+    if (writing_) return;
+    out_.Clear();
+    if (ack_seq_ > acked_) {
+      out_.mutable_ack()->set_applied_seq(ack_seq_);
+      acked_ = ack_seq_;
+    } else if (pending_hb_) {
+      out_.mutable_heartbeat()->set_id(++hb_id_);
+      out_.mutable_heartbeat()->set_applied_seq(acked_);
+      pending_hb_ = false;
+    } else {
+      return;
+    }
+    writing_ = true;
+    StartWrite(&out_);
+  }
+
+  std::string id_;
+  grpc::ClientContext ctx_;
+  v1::EdgeMessage out_;
+  v1::CoordinatorMessage in_;
+  std::mutex mu_;
+  bool writing_ = false;
+  bool pending_hb_ = false;
+  bool done_ = false;
+  uint64_t ack_seq_ = 0, acked_ = 0, hb_id_ = 0;
+};
+
+double pct(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t i = static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5);
+  return v[std::min(i, v.size() - 1)];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int real_edges = 0, simulated = 0, purges = 1000, seconds = 5, keys = 100, clients = 16;
+  bool hit_load = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&] { return i + 1 < argc ? std::atoi(argv[++i]) : 0; };
+    if (a == "--edges")
+      real_edges = next();
+    else if (a == "--simulated")
+      simulated = next();
+    else if (a == "--purges")
+      purges = next();
+    else if (a == "--throughput-seconds")
+      seconds = next();
+    else if (a == "--keys-per-purge")
+      keys = next();
+    else if (a == "--clients")
+      clients = next();
+    else if (a == "--hit-load")
+      hit_load = true;
+    else {
+      std::fprintf(stderr, "unknown option %s\n", a.c_str());
+      return 2;
+    }
+  }
+  signal(SIGPIPE, SIG_IGN);
+  TempDir dir;
+  CoordinatorProcess coordinator(dir.sub("coordinator"), {"--rate.purges_per_sec", "0",
+                                                          "--log.level", "warn", "--lease", "3s"});
+  if (!coordinator.ok()) {
+    std::fprintf(stderr, "coordinator did not start:\n%s\n", coordinator.log().c_str());
+    return 1;
+  }
+  auto channel = grpc::CreateChannel(coordinator.grpcAddress(), grpc::InsecureChannelCredentials());
+  auto purge_stub = v1::PurgeService::NewStub(channel);
+
+  // Edges.
+  TestOrigin origin;
+  tern::testing::OriginResponse obj;
+  obj.body = std::string(1024, 'x');
+  obj.headers = {{"Cache-Control", "max-age=3600"}, {"Surrogate-Key", "hot"}};
+  origin.set("/hot", obj);
+  std::vector<std::unique_ptr<EdgeProcess>> edges;
+  std::vector<std::unique_ptr<Process>> loads;
+  for (int i = 0; i < real_edges; ++i) {
+    edges.push_back(std::make_unique<EdgeProcess>(
+        dir.sub("edge" + std::to_string(i)), origin.url(),
+        std::vector<std::string>{"--coordinator.address", coordinator.grpcAddress(),
+                                 "--coordinator.edge_id", "edge-" + std::to_string(i),
+                                 "--log.access", "false", "--server.loops", "1"}));
+    if (!edges.back()->ok()) {
+      std::fprintf(stderr, "edge did not start\n");
+      return 1;
+    }
+  }
+  std::vector<std::unique_ptr<grpc::ClientContext>> unused;
+  std::vector<std::shared_ptr<grpc::Channel>> sim_channels;
+  std::vector<std::unique_ptr<v1::EdgeLink::Stub>> sim_stubs;
+  std::vector<std::unique_ptr<SimEdge>> sims;
+  for (int i = 0; i < simulated; ++i) {
+    // A channel per 50 streams: like separate edges, without 1,000 sockets.
+    if (i % 50 == 0) {
+      grpc::ChannelArguments args;
+      args.SetInt("grpc.channel_id", i);  // distinct channels, not shared subchannels
+      sim_channels.push_back(grpc::CreateCustomChannel(coordinator.grpcAddress(),
+                                                       grpc::InsecureChannelCredentials(), args));
+      sim_stubs.push_back(v1::EdgeLink::NewStub(sim_channels.back()));
+    }
+    sims.push_back(std::make_unique<SimEdge>(sim_stubs.back().get(), "sim-" + std::to_string(i)));
+  }
+  std::atomic<bool> stop_hb{false};
+  std::thread hb([&] {
+    while (!stop_hb) {
+      for (auto& s : sims) s->heartbeat();
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+  });
+  // Wait until every edge is registered and connected.
+  const size_t expected = static_cast<size_t>(real_edges + simulated);
+  for (int i = 0; i < 1000; ++i) {
+    grpc::ClientContext ctx;
+    v1::ListEdgesResponse resp;
+    purge_stub->ListEdges(&ctx, v1::ListEdgesRequest(), &resp);
+    size_t connected = 0;
+    for (const auto& e : resp.edges()) connected += e.state() == v1::EDGE_STATE_CONNECTED;
+    if (connected == expected) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (hit_load) {
+    for (auto& e : edges) {
+      // Warm, then wrk on each edge for the whole run (bounded by a long duration; killed at the
+      // end).
+      for (int k = 0; k < 3; ++k) httpGet(e->port(), "/hot");
+      loads.push_back(std::make_unique<Process>(
+          std::vector<std::string>{"wrk", "-t1", "-c16", "-d600s",
+                                   "http://127.0.0.1:" + std::to_string(e->port()) + "/hot"},
+          dir.sub("wrk" + std::to_string(loads.size()) + ".log")));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+
+  std::printf("purge_bench: %d real edges%s, %d simulated streams, coordinator lease 3s\n",
+              real_edges, hit_load ? " (serving hits)" : "", simulated);
+  // --- latency ---
+  std::vector<double> client_ms, server_ms;
+  int incomplete = 0;
+  for (int i = 0; i < purges; ++i) {
+    v1::PurgeRequest req;
+    req.add_selectors()->set_tag("lat-" + std::to_string(i));
+    req.set_wait(v1::WAIT_MODE_ALL);
+    req.set_timeout_ms(10000);
+    grpc::ClientContext ctx;
+    v1::PurgeResult res;
+    auto t0 = Clock::now();
+    auto st = purge_stub->Purge(&ctx, req, &res);
+    double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    if (!st.ok() || res.state() != v1::PURGE_STATE_COMPLETE) {
+      ++incomplete;
+      continue;
+    }
+    for (const auto& e : res.edges())
+      if (e.state() != v1::EDGE_PURGE_STATE_APPLIED) ++incomplete;
+    client_ms.push_back(ms);
+    server_ms.push_back(static_cast<double>(res.complete_latency_us()) / 1000);
+  }
+  std::printf(
+      "latency (wait=all, %zu purges, ms)   p50 %.2f  p99 %.2f  p99.9 %.2f  max %.2f  "
+      "[coordinator-measured p50 %.2f p99 %.2f]  not-applied %d\n",
+      client_ms.size(), pct(client_ms, 0.5), pct(client_ms, 0.99), pct(client_ms, 0.999),
+      client_ms.empty() ? 0 : *std::max_element(client_ms.begin(), client_ms.end()),
+      pct(server_ms, 0.5), pct(server_ms, 0.99), incomplete);
+
+  // --- throughput ---
+  std::atomic<uint64_t> done{0}, failed{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> callers;
+  auto t0 = Clock::now();
+  for (int c = 0; c < clients; ++c) {
+    callers.emplace_back([&, c] {
+      uint64_t n = 0;
+      while (!stop) {
+        v1::PurgeRequest req;
+        for (int k = 0; k < keys; ++k)
+          req.add_selectors()->set_tag("t" + std::to_string(c) + "-" + std::to_string(n) + "-" +
+                                       std::to_string(k));
+        grpc::ClientContext ctx;
+        v1::PurgeResult res;
+        if (purge_stub->Purge(&ctx, req, &res).ok())
+          done++;
+        else
+          failed++;
+        ++n;
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(seconds));
+  stop = true;
+  for (auto& t : callers) t.join();
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  // Until every edge applied the last one.
+  auto drain0 = Clock::now();
+  uint64_t head = 0;
+  bool drained = false;
+  for (int i = 0; i < 3000 && !drained; ++i) {
+    grpc::ClientContext ctx;
+    v1::ListEdgesResponse resp;
+    purge_stub->ListEdges(&ctx, v1::ListEdgesRequest(), &resp);
+    head = resp.head_seq();
+    drained = true;
+    for (const auto& e : resp.edges()) drained = drained && e.lag() == 0;
+    if (!drained) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  double drain_ms = std::chrono::duration<double, std::milli>(Clock::now() - drain0).count();
+  std::printf(
+      "throughput (%d callers, %d keys/purge, %.1fs)  %.0f purges/s  %.0f keys/s  "
+      "failed %llu  all edges applied %s %.0f ms after the last call (head %llu)\n",
+      clients, keys, secs, static_cast<double>(done) / secs,
+      static_cast<double>(done) * keys / secs, static_cast<unsigned long long>(failed.load()),
+      drained ? "within" : "NOT within", drain_ms, static_cast<unsigned long long>(head));
+  if (hit_load) {
+    for (auto& l : loads) l->signal(SIGINT);
+    for (auto& l : loads) l->wait(5000);
+    for (size_t i = 0; i < loads.size(); ++i) {
+      std::string text = readText(dir.sub("wrk" + std::to_string(i) + ".log"));
+      auto at = text.find("Requests/sec:");
+      if (at != std::string::npos)
+        std::printf("edge-%zu hit traffic during the run: %s", i,
+                    text.substr(at, text.find('\n', at) - at + 1).c_str());
+    }
+  }
+  stop_hb = true;
+  hb.join();
+  for (auto& s : sims) s->cancel();
+  for (int i = 0; i < 200; ++i) {
+    bool all = true;
+    for (auto& s : sims) all = all && s->done();
+    if (all) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return incomplete == 0 && drained ? 0 : 1;
+}

@@ -1,0 +1,388 @@
+// The cluster end to end: a real tern-coordinator and three real tern-edge
+// processes on loopback, a real origin, real RocksDB, real gRPC. Covers every
+// selector x mode, catch-up after an edge is killed, a coordinator SIGKILLed
+// right after acknowledging a purge, a stopped (SIGSTOP) edge being fenced,
+// a fetch that started before a purge, PURGE at the edge, tokens, bad input
+// and ternctl.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <filesystem>
+#include <future>
+#include <thread>
+
+#include "tests/support/coordinator_process.h"
+#include "tests/support/edge_process.h"
+#include "tests/support/http_client.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/test_origin.h"
+
+namespace tern::testing {
+namespace {
+
+namespace json = boost::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kToken = "cluster-test-token";
+constexpr const char* kEdgePurgeToken = "edge-purge-secret";
+
+int64_t msSince(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+}
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    coordinator_ = std::make_unique<CoordinatorProcess>(
+        dir_.sub("coordinator"),
+        std::vector<std::string>{"--lease", "1s", "--auth.token", kToken, "--log.level", "debug"});
+    ASSERT_TRUE(coordinator_->ok()) << coordinator_->log();
+    for (int i = 0; i < 3; ++i) edges_.push_back(startEdge("e" + std::to_string(i + 1)));
+    for (auto& e : edges_) ASSERT_TRUE(e->ok()) << e->log();
+    waitAllReady();
+  }
+
+  std::unique_ptr<EdgeProcess> startEdge(const std::string& id, const std::string& token = kToken) {
+    return std::make_unique<EdgeProcess>(
+        dir_.sub(id), origin_.url(),
+        std::vector<std::string>{"--coordinator.address", coordinator_->grpcAddress(),
+                                 "--coordinator.edge_id", id, "--coordinator.token", token,
+                                 "--purge.enabled", "true", "--purge.token", kEdgePurgeToken,
+                                 "--log.access", "false"});
+  }
+
+  bool ready(EdgeProcess& e) { return httpGet(e.adminPort(), "/readyz").status == 200; }
+
+  void waitAllReady() {
+    for (auto& e : edges_) {
+      for (int i = 0; i < 500 && !ready(*e); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      ASSERT_TRUE(ready(*e)) << e->log();
+    }
+  }
+
+  HttpResponse api(const std::string& method, const std::string& target,
+                   const std::string& body = {}, bool auth = true) {
+    HeaderList h = {{"Content-Type", "application/json"}};
+    if (auth) h.push_back({"Authorization", std::string("Bearer ") + kToken});
+    return httpRequest(coordinator_->httpPort(), method, target, h, body, 30000);
+  }
+
+  json::object purge(const std::string& body_json) {
+    auto r = api("POST", "/v1/purge", body_json);
+    EXPECT_TRUE(r.status == 200 || r.status == 202) << r.status << " " << r.body;
+    boost::system::error_code ec;
+    auto v = json::parse(r.body, ec);
+    if (ec || !v.is_object()) return {};
+    return v.as_object();
+  }
+
+  static OriginResponse object(const std::string& body, const std::string& tag) {
+    OriginResponse r;
+    r.body = body;
+    r.headers = {{"Cache-Control", "max-age=300"},
+                 {"ETag", "\"" + body + "\""},
+                 {"Surrogate-Key", tag},
+                 {"Content-Type", "text/plain"}};
+    return r;
+  }
+
+  // GETs until the edge answers from cache (stores complete just after the
+  // response).
+  void prime(EdgeProcess& e, const std::string& path, const std::string& host = "test.example") {
+    for (int i = 0; i < 100; ++i) {
+      auto r = httpGet(e.port(), path, {{"Host", host}});
+      if (r.header("cache-status").find("; hit") != std::string::npos) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ADD_FAILURE() << "never a hit: " << path;
+  }
+
+  static bool isHit(const HttpResponse& r) {
+    return r.header("cache-status").find("; hit") != std::string::npos;
+  }
+
+  TempDir dir_;
+  TestOrigin origin_;
+  std::unique_ptr<CoordinatorProcess> coordinator_;
+  std::vector<std::unique_ptr<EdgeProcess>> edges_;
+};
+
+TEST_F(ClusterTest, EverySelectorAndModeEndToEnd) {
+  struct Case {
+    std::string kind;
+    bool soft;
+  };
+  std::vector<Case> cases;
+  for (std::string kind : {"url", "prefix", "host", "tag", "all"})
+    for (bool soft : {false, true}) cases.push_back({kind, soft});
+  int n = 0;
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.kind + (c.soft ? " soft" : " hard"));
+    const std::string host = "case" + std::to_string(n++) + ".example";
+    const std::string tag = "tag-" + host;
+    const std::string p1 = "/" + host + "/in/1", p2 = "/" + host + "/out/2";
+    origin_.set(p1, object("one-" + host, tag));
+    origin_.set(p2, object("two-" + host, "other"));
+    for (auto& e : edges_) {
+      prime(*e, p1, host);
+      prime(*e, p2, host);
+    }
+    const int before1 = origin_.count(p1), before2 = origin_.count(p2);
+    std::string sel;
+    if (c.kind == "url") sel = R"({"url":")" + host + p1 + R"("})";
+    if (c.kind == "prefix") sel = R"({"prefix":")" + host + "/" + host + R"(/in/"})";
+    if (c.kind == "host") sel = R"({"host":")" + host + R"("})";
+    if (c.kind == "tag") sel = R"({"tag":")" + tag + R"("})";
+    if (c.kind == "all") sel = R"({"all":true})";
+    auto result = purge(R"({"selectors":[)" + sel + R"(],"wait":"all","mode":")" +
+                        (c.soft ? "soft" : "hard") + R"("})");
+    ASSERT_EQ(result["state"], "complete") << json::serialize(result);
+    ASSERT_EQ(result["edges"].as_array().size(), 3u);
+    for (const auto& e : result["edges"].as_array())
+      EXPECT_EQ(e.as_object().at("state"), "applied") << json::serialize(result);
+    const bool p2_matched = c.kind == "host" || c.kind == "all";
+    for (auto& e : edges_) {
+      auto r1 = httpGet(e->port(), p1, {{"Host", host}});
+      EXPECT_EQ(r1.status, 200);
+      EXPECT_EQ(r1.body, "one-" + host);
+      EXPECT_FALSE(isHit(r1)) << "served from cache after a completed purge: "
+                              << r1.header("cache-status");
+      auto r2 = httpGet(e->port(), p2, {{"Host", host}});
+      EXPECT_EQ(isHit(r2), !p2_matched) << r2.header("cache-status");
+    }
+    EXPECT_EQ(origin_.count(p1), before1 + 3);
+    EXPECT_EQ(origin_.count(p2), before2 + (p2_matched ? 3 : 0));
+    // Soft: the origin was asked conditionally (it answered 304); hard: not.
+    auto reqs = origin_.requests();
+    int conditional = 0;
+    for (const auto& r : reqs)
+      if (r.target == p1 && r.headers.count("if-none-match")) ++conditional;
+    EXPECT_EQ(conditional, c.soft ? 3 : 0);
+  }
+}
+
+TEST_F(ClusterTest, KilledEdgeCatchesUpWhenRestarted) {
+  origin_.set("/k", object("k1", "k"));
+  for (auto& e : edges_) prime(*e, "/k");
+  edges_[2]->process().kill();
+  const auto t0 = Clock::now();
+  auto r = purge(R"({"tags":["k"],"wait":"all"})");
+  EXPECT_EQ(r["state"], "complete") << json::serialize(r);
+  EXPECT_LT(msSince(t0), 3000) << "completes once the dead edge's lease (1s) is over";
+  for (int i = 0; i < 3; ++i) purge(R"({"tags":["filler"]})");
+  const uint64_t head = 4;
+  edges_[2]->restart(false);
+  ASSERT_TRUE(edges_[2]->ok()) << edges_[2]->log();
+  waitAllReady();
+  const int before = origin_.count("/k");
+  auto got = httpGet(edges_[2]->port(), "/k");
+  EXPECT_EQ(got.body, "k1");
+  EXPECT_FALSE(isHit(got)) << got.header("cache-status");
+  EXPECT_EQ(origin_.count("/k"), before + 1);
+  // The coordinator sees it caught up.
+  auto edges = json::parse(api("GET", "/v1/edges").body).as_object();
+  for (const auto& e : edges["edges"].as_array()) {
+    if (e.as_object().at("edge_id") == "e3") {
+      EXPECT_EQ(e.as_object().at("applied_seq").to_number<uint64_t>(), head);
+      EXPECT_EQ(e.as_object().at("lag").to_number<uint64_t>(), 0u);
+    }
+  }
+}
+
+TEST_F(ClusterTest, CoordinatorKilledRightAfterAckingStillDelivers) {
+  origin_.set("/c", object("c1", "c"));
+  for (auto& e : edges_) prime(*e, "/c");
+  // Edges cannot receive anything while the purge is acknowledged and the
+  // coordinator dies.
+  for (auto& e : edges_) e->process().signal(SIGSTOP);
+  auto r = purge(R"({"tags":["c"]})");
+  ASSERT_EQ(r["state"], "accepted") << json::serialize(r);
+  const uint64_t seq = r["id"].to_number<uint64_t>();
+  coordinator_->process().kill();
+  coordinator_->restart(false);
+  ASSERT_TRUE(coordinator_->ok()) << coordinator_->log();
+  for (auto& e : edges_) e->process().signal(SIGCONT);
+  // Every edge reconnects, is replayed the purge, and applies it.
+  bool applied = false;
+  for (int i = 0; i < 500 && !applied; ++i) {
+    if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    auto s = api("GET", "/v1/purges/" + std::to_string(seq));
+    if (s.status != 200) continue;
+    const json::value v = json::parse(s.body);
+    applied = v.at("state") == "complete";
+    for (const auto& e : v.at("edges").as_array()) applied = applied && e.at("state") == "applied";
+  }
+  EXPECT_TRUE(applied) << coordinator_->log();
+  for (auto& e : edges_) {
+    auto got = httpGet(e->port(), "/c");
+    EXPECT_FALSE(isHit(got)) << got.header("cache-status");
+  }
+}
+
+TEST_F(ClusterTest, StoppedEdgeIsFencedAndThePurgeCompletesWithinTheLease) {
+  origin_.set("/s", object("s1", "s"));
+  for (auto& e : edges_) prime(*e, "/s");
+  edges_[1]->process().signal(SIGSTOP);
+  const auto t0 = Clock::now();
+  auto r = purge(R"({"tags":["s"],"wait":"all","timeout_ms":10000})");
+  const auto took = msSince(t0);
+  EXPECT_EQ(r["state"], "complete") << json::serialize(r);
+  EXPECT_LT(took, 2500) << "lease is 1s";
+  for (const auto& e : r["edges"].as_array()) {
+    const auto& o = e.as_object();
+    EXPECT_EQ(o.at("state"), o.at("edge_id") == "e2" ? "fenced" : "applied") << json::serialize(r);
+  }
+  edges_[1]->process().signal(SIGCONT);
+  // Fenced: its first answer for /s is not from cache, whatever it has caught up.
+  const int before = origin_.count("/s");
+  auto got = httpGet(edges_[1]->port(), "/s");
+  EXPECT_EQ(got.body, "s1");
+  EXPECT_FALSE(isHit(got)) << got.header("cache-status");
+  EXPECT_EQ(origin_.count("/s"), before + 1);
+}
+
+TEST_F(ClusterTest, ResponseFetchedBeforeAPurgeIsNotServedAfterIt) {
+  OriginResponse slow = object("old", "slow");
+  slow.delay_ms = 700;
+  origin_.set("/slow", slow);
+  auto fetch = std::async(std::launch::async, [&] { return httpGet(edges_[0]->port(), "/slow"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto r = purge(R"({"tags":["slow"],"wait":"all"})");
+  EXPECT_EQ(r["state"], "complete");
+  origin_.set("/slow", object("new", "slow"));
+  auto first = fetch.get();
+  EXPECT_EQ(first.body, "old");  // it was already on its way
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto after = httpGet(edges_[0]->port(), "/slow");
+  EXPECT_EQ(after.body, "new") << after.header("cache-status");
+  EXPECT_FALSE(isHit(after));
+}
+
+TEST_F(ClusterTest, PurgeMethodAtAnEdgeIsGlobal) {
+  origin_.set("/pm", object("pm", "pm-tag"));
+  origin_.set("/pt", object("pt", "pt-tag"));
+  for (auto& e : edges_) {
+    prime(*e, "/pm");
+    prime(*e, "/pt");
+  }
+  auto denied = httpRequest(edges_[0]->port(), "PURGE", "/pm");
+  EXPECT_EQ(denied.status, 401);
+  auto wrong = httpRequest(edges_[0]->port(), "PURGE", "/pm", {{"Authorization", "Bearer nope"}});
+  EXPECT_EQ(wrong.status, 401);
+  EXPECT_EQ(origin_.count("/pm"), 3) << "PURGE is never forwarded to the origin";
+  const HeaderList auth = {{"Authorization", std::string("Bearer ") + kEdgePurgeToken},
+                           {"Tern-Purge-Wait", "all"}};
+  auto ok = httpRequest(edges_[0]->port(), "PURGE", "/pm", auth);
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  EXPECT_NE(ok.body.find("\"complete\""), std::string::npos) << ok.body;
+  for (auto& e : edges_) EXPECT_FALSE(isHit(httpGet(e->port(), "/pm")));
+  // By surrogate key, soft.
+  HeaderList by_tag = auth;
+  by_tag.push_back({"Surrogate-Key", "pt-tag"});
+  by_tag.push_back({"Tern-Purge-Mode", "soft"});
+  auto tagged = httpRequest(edges_[1]->port(), "PURGE", "/", by_tag);
+  EXPECT_EQ(tagged.status, 200) << tagged.body;
+  for (auto& e : edges_) EXPECT_FALSE(isHit(httpGet(e->port(), "/pt")));
+}
+
+TEST_F(ClusterTest, TokensAreRequired) {
+  EXPECT_EQ(api("POST", "/v1/purge", R"({"tags":["x"]})", false).status, 401);
+  EXPECT_EQ(api("GET", "/v1/edges", "", false).status, 401);
+  auto intruder = startEdge("intruder", "wrong-token");
+  ASSERT_TRUE(intruder->ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(httpGet(intruder->adminPort(), "/readyz").status, 503)
+      << "an edge the coordinator refuses never reports ready";
+  auto edges = json::parse(api("GET", "/v1/edges").body).as_object();
+  EXPECT_EQ(edges["edges"].as_array().size(), 3u);
+}
+
+TEST_F(ClusterTest, BadPurgeRequestsGetClearErrors) {
+  auto bad_json = api("POST", "/v1/purge", "{not json");
+  EXPECT_EQ(bad_json.status, 400);
+  EXPECT_NE(bad_json.body.find("not valid JSON"), std::string::npos) << bad_json.body;
+  auto bad_sel = api("POST", "/v1/purge", R"({"selectors":[{"regex":".*"}]})");
+  EXPECT_EQ(bad_sel.status, 400);
+  EXPECT_NE(bad_sel.body.find("unknown selector"), std::string::npos);
+  auto bad_tag = api("POST", "/v1/purge", R"({"tags":["has space"]})");
+  EXPECT_EQ(bad_tag.status, 400);
+  EXPECT_NE(bad_tag.body.find("selectors[0]"), std::string::npos) << bad_tag.body;
+  EXPECT_EQ(api("GET", "/v1/purges/999").status, 404);
+  EXPECT_EQ(api("GET", "/v1/purges/abc").status, 400);
+  EXPECT_EQ(api("GET", "/v1/purge").status, 405);
+  EXPECT_EQ(api("GET", "/v1/nothing").status, 404);
+  // 1,000 selectors in one call are fine.
+  std::string many = R"({"tags":[)";
+  for (int i = 0; i < 1000; ++i) many += (i ? ",\"k" : "\"k") + std::to_string(i) + "\"";
+  many += "]}";
+  auto big = api("POST", "/v1/purge", many);
+  EXPECT_EQ(big.status, 202) << big.body.substr(0, 200);  // accepted (wait=none)
+  // Nothing was lost: the coordinator still answers.
+  EXPECT_EQ(httpGet(coordinator_->httpPort(), "/healthz").status, 200);
+}
+
+TEST(ClusterRateLimitTest, AnswersTooManyRequestsWithRetryAfter) {
+  TempDir dir;
+  CoordinatorProcess c(dir.sub("c"), {"--rate.purges_per_sec", "1", "--rate.burst", "2"});
+  ASSERT_TRUE(c.ok()) << c.log();
+  auto post = [&] {
+    return httpRequest(c.httpPort(), "POST", "/v1/purge", {{"Content-Type", "application/json"}},
+                       R"({"tags":["x"]})");
+  };
+  EXPECT_EQ(post().status, 200);
+  EXPECT_EQ(post().status, 200);
+  auto limited = post();
+  EXPECT_EQ(limited.status, 429);
+  EXPECT_EQ(limited.header("retry-after"), "1");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  EXPECT_EQ(post().status, 200);
+}
+
+int runCtl(const std::string& log, std::vector<std::string> args) {
+  args.insert(args.begin(), buildBinary("coordinator/ternctl"));
+  std::filesystem::remove(log);
+  Process p(args, log);
+  int st = p.wait(60000);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+TEST_F(ClusterTest, TernctlPurgesAndListsWithReliableExitCodes) {
+  const std::string out = dir_.sub("ctl.out");
+  const std::vector<std::string> base = {"--coordinator", coordinator_->grpcAddress(), "--token",
+                                         kToken};
+  auto with = [&](std::vector<std::string> extra) {
+    auto a = base;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  EXPECT_EQ(
+      runCtl(out, with({"--json", "purge", "--tag", "x", "--url", "test.example/y", "--wait"})), 0);
+  auto j = json::parse(readText(out)).as_object();
+  EXPECT_EQ(j["state"], "complete");
+  EXPECT_EQ(j["selectors"].as_array().size(), 2u);
+  EXPECT_EQ(runCtl(out, with({"edges"})), 0);
+  std::string edges = readText(out);
+  for (auto id : {"e1", "e2", "e3"}) EXPECT_NE(edges.find(id), std::string::npos) << edges;
+  EXPECT_EQ(runCtl(out, with({"purges"})), 0);
+  EXPECT_NE(readText(out).find("url test.example/y (+1)"), std::string::npos) << readText(out);
+  EXPECT_EQ(runCtl(out, with({"purges", "1"})), 0);
+  EXPECT_EQ(runCtl(out, with({"purges", "99"})), 8);
+  EXPECT_EQ(runCtl(out, with({"purge"})), 2) << "no selector";
+  EXPECT_EQ(runCtl(out, with({"purge", "--tag", "bad tag"})), 6);
+  EXPECT_EQ(
+      runCtl(out, {"--coordinator", coordinator_->grpcAddress(), "--token", "wrong", "edges"}), 4);
+  EXPECT_EQ(runCtl(out, {"--coordinator", "127.0.0.1:1", "--deadline", "2s", "edges"}), 5);
+  // Timeout with a stopped edge and a short wait: exit 3.
+  edges_[0]->process().signal(SIGSTOP);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(runCtl(out, with({"purge", "--tag", "z", "--wait", "--timeout", "100ms"})), 3);
+  edges_[0]->process().signal(SIGCONT);
+}
+
+}  // namespace
+}  // namespace tern::testing

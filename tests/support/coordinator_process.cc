@@ -1,0 +1,83 @@
+#include "tests/support/coordinator_process.h"
+
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "tests/support/edge_process.h"
+
+namespace tern::testing {
+
+std::string readText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+CoordinatorProcess::CoordinatorProcess(const std::string& data_dir,
+                                       std::vector<std::string> extra_flags) {
+  log_path_ = data_dir + ".log";
+  args_ = {buildBinary("coordinator/tern-coordinator"),
+           "--listen",
+           "127.0.0.1:0",
+           "--grpc_listen",
+           "127.0.0.1:0",
+           "--data_dir",
+           data_dir};
+  args_.insert(args_.end(), extra_flags.begin(), extra_flags.end());
+  start();
+}
+
+CoordinatorProcess::~CoordinatorProcess() {
+  if (process_ && process_->running()) {
+    process_->signal(SIGTERM);
+    if (process_->wait(5000) < 0) process_->kill();
+  }
+}
+
+std::string CoordinatorProcess::log() const { return readText(log_path_); }
+
+void CoordinatorProcess::start() {
+  // Keep earlier output (restarts append to a numbered log).
+  if (std::filesystem::exists(log_path_))
+    std::filesystem::rename(log_path_,
+                            log_path_ + "." + std::to_string(process_ ? process_->pid() : 0));
+  process_ = std::make_unique<Process>(args_, log_path_);
+  http_port_ = grpc_port_ = 0;
+  for (int i = 0; i < 1000 && process_->running(); ++i) {
+    std::string text = log();
+    auto at = text.find("listening on port ");
+    if (at != std::string::npos && text.find('\n', at) != std::string::npos) {
+      int h = 0, g = 0;
+      if (std::sscanf(text.c_str() + at, "listening on port %d (grpc %d)", &h, &g) == 2) {
+        http_port_ = h;
+        grpc_port_ = g;
+        return;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+void CoordinatorProcess::restart(bool kill) {
+  if (kill) {
+    process_->kill();
+  } else {
+    process_->signal(SIGTERM);
+    process_->wait(10000);
+  }
+  // Same ports: replace the port-0 listen flags by the ports it had.
+  for (size_t i = 0; i + 1 < args_.size(); ++i) {
+    if (args_[i] == "--listen") args_[i + 1] = "127.0.0.1:" + std::to_string(http_port_);
+    if (args_[i] == "--grpc_listen") args_[i + 1] = "127.0.0.1:" + std::to_string(grpc_port_);
+  }
+  start();
+}
+
+}  // namespace tern::testing
