@@ -8,6 +8,7 @@
 //   options: --purges N (latency samples, default 1000)
 //            --throughput-seconds S (default 5) --keys-per-purge K (default 100)
 //            --clients C (concurrent purge callers, default 16)
+//            --no-pin (let the scheduler place everything)
 //
 // Latency: sequential purges with wait=all, measured by the caller from the
 // call to the answer "complete" (API in -> last edge applied), reported as
@@ -17,6 +18,7 @@
 
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
+#include <sched.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -131,7 +133,7 @@ double pct(std::vector<double> v, double q) {
 
 int main(int argc, char** argv) {
   int real_edges = 0, simulated = 0, purges = 1000, seconds = 5, keys = 100, clients = 16;
-  bool hit_load = false;
+  bool hit_load = false, no_pin = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::atoi(argv[++i]) : 0; };
@@ -149,12 +151,25 @@ int main(int argc, char** argv) {
       clients = next();
     else if (a == "--hit-load")
       hit_load = true;
+    else if (a == "--no-pin")
+      no_pin = true;
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
     }
   }
   signal(SIGPIPE, SIG_IGN);
+  // Pinning: the coordinator (and the edges) inherit CPU 0 from this process
+  // at fork; then this process (the simulated edges and the purge callers)
+  // moves to CPU 1.
+  auto pin = [](int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    sched_setaffinity(0, sizeof set, &set);
+  };
+  const bool two_cpus = !no_pin && std::thread::hardware_concurrency() >= 2;
+  if (two_cpus) pin(0);
   TempDir dir;
   CoordinatorProcess coordinator(dir.sub("coordinator"), {"--rate.purges_per_sec", "0",
                                                           "--log.level", "warn", "--lease", "3s"});
@@ -184,7 +199,7 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  std::vector<std::unique_ptr<grpc::ClientContext>> unused;
+  if (two_cpus) pin(1);
   std::vector<std::shared_ptr<grpc::Channel>> sim_channels;
   std::vector<std::unique_ptr<v1::EdgeLink::Stub>> sim_stubs;
   std::vector<std::unique_ptr<SimEdge>> sims;
@@ -203,7 +218,8 @@ int main(int argc, char** argv) {
   std::thread hb([&] {
     while (!stop_hb) {
       for (auto& s : sims) s->heartbeat();
-      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      // As the edge's agent does with a 3 s lease: a heartbeat every lease/4.
+      std::this_thread::sleep_for(std::chrono::milliseconds(750));
     }
   });
   // Wait until every edge is registered and connected.
@@ -230,8 +246,10 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
 
-  std::printf("purge_bench: %d real edges%s, %d simulated streams, coordinator lease 3s\n",
-              real_edges, hit_load ? " (serving hits)" : "", simulated);
+  std::printf("purge_bench: %d real edges%s, %d simulated streams, coordinator lease 3s, %s\n",
+              real_edges, hit_load ? " (serving hits)" : "", simulated,
+              two_cpus ? "coordinator+edges pinned to CPU 0, callers+simulated edges+wrk to CPU 1"
+                       : "not pinned");
   // --- latency ---
   std::vector<double> client_ms, server_ms;
   int incomplete = 0;

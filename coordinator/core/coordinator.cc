@@ -548,10 +548,10 @@ void Coordinator::onMessage(uint64_t session, const v1::EdgeMessage& m) {
         break;
       }
       case v1::EdgeMessage::kAck: {
-        const uint64_t before = e.applied_seq;
+        // (The registry is persisted on connect and disconnect only: after a
+        // restart an edge reports its own applied_seq.)
         onAck(e, s.edge, std::min(m.ack().applied_seq(), s.sent_seq), m.ack().apply_time_us(),
               &deferred);
-        if (e.applied_seq / 1000 != before / 1000 || !e.catching_up) persistEdge(e);
         break;
       }
       default:
