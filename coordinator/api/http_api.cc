@@ -164,7 +164,8 @@ std::string HttpApi::statusPage() {
        "td,th{border-bottom:1px solid #ddd;padding:4px 12px;text-align:left}"
        ".connected{color:#1a7f37}.fenced{color:#cf222e}.catching_up{color:#9a6700}"
        "</style></head><body><h1>Tern coordinator</h1>";
-  h += "<p>Log head: <b id=\"head-seq\">" + std::to_string(edges.head_seq()) + "</b></p>";
+  h += "<p id=\"summary\"></p><p>Log head: <b id=\"head-seq\">" + std::to_string(edges.head_seq()) +
+       "</b></p>";
   h += "<h2>Edges</h2><table id=\"edges\"><tr><th>edge</th><th>address</th><th>state</th>"
        "<th>applied</th><th>lag</th><th>last seen</th></tr>";
   for (const auto& e : edges.edges()) {
@@ -193,7 +194,14 @@ std::string HttpApi::statusPage() {
          "</td><td>" + std::string(purgeStateName(p.state())) + "</td><td class=\"latency\">" +
          lat + "</td></tr>";
   }
-  h += "</table></body></html>\n";
+  // A one-line summary computed in the browser from the tables.
+  h += "</table><script>"
+       "const rows=[...document.querySelectorAll('#edges tr[data-edge]')];"
+       "const up=rows.filter(r=>r.querySelector('.connected')).length;"
+       "const lag=Math.max(0,...rows.map(r=>+r.querySelector('.lag').textContent));"
+       "document.getElementById('summary').textContent="
+       "`${up} of ${rows.length} edges connected, max lag ${lag}`;"
+       "</script></body></html>\n";
   return h;
 }
 

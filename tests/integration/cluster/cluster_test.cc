@@ -343,6 +343,37 @@ TEST(ClusterRateLimitTest, AnswersTooManyRequestsWithRetryAfter) {
   EXPECT_EQ(post().status, 200);
 }
 
+TEST_F(ClusterTest, StatusPageShowsEdgesLagAndPurgesInHeadlessChromium) {
+  auto r = purge(R"({"tags":["page"],"wait":"all"})");
+  ASSERT_EQ(r["state"], "complete");
+  edges_[2]->process().signal(SIGSTOP);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1300));  // lease 1s: e3 fenced
+  purge(R"({"tags":["while-e3-stopped"]})");
+  const std::string dom_path = dir_.sub("dom.html");
+  {
+    std::string browser;
+    for (const char* candidate : {"/usr/bin/chromium", "/usr/bin/chromium-browser"})
+      if (std::filesystem::exists(candidate)) browser = candidate;
+    ASSERT_FALSE(browser.empty()) << "chromium is missing: tools/deps installs it";
+    Process chromium(
+        {browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         "--user-data-dir=" + dir_.sub("chromium"), "--virtual-time-budget=1000", "--dump-dom",
+         "http://127.0.0.1:" + std::to_string(coordinator_->httpPort()) + "/"},
+        dom_path);
+    ASSERT_GE(chromium.wait(60000), 0) << "chromium did not finish";
+  }
+  edges_[2]->process().signal(SIGCONT);
+  const std::string dom = readText(dom_path);
+  // Computed by the page's script, so only a browser shows it.
+  EXPECT_NE(dom.find("2 of 3 edges connected, max lag 1"), std::string::npos) << dom;
+  EXPECT_NE(dom.find("<tr data-edge=\"e3\"><td>e3</td>"), std::string::npos);
+  EXPECT_NE(dom.find("class=\"fenced\">fenced</td>"), std::string::npos) << dom;
+  EXPECT_NE(dom.find("<tr data-seq=\"1\">"), std::string::npos);
+  EXPECT_NE(dom.find("tag page"), std::string::npos);
+  EXPECT_NE(dom.find("tag while-e3-stopped"), std::string::npos);
+  EXPECT_NE(dom.find(" ms</td>"), std::string::npos) << "latency of completed purges";
+}
+
 int runCtl(const std::string& log, std::vector<std::string> args) {
   args.insert(args.begin(), buildBinary("coordinator/ternctl"));
   std::filesystem::remove(log);
