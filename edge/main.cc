@@ -209,6 +209,31 @@ int main(int argc, char** argv) {
     };
   }
 
+  if (purge_agent) {
+    flow.group_invalidator = [a = purge_agent.get()](std::vector<std::string> groups) {
+      cache::PurgeForward f;
+      f.mode = storage::PurgeMode::kSoft;
+      for (auto& g : groups) f.selectors.push_back({storage::SelectorKind::kTag, std::move(g)});
+      a->forwardPurge(std::move(f), [](int status, std::string body) {
+        if (status >= 300)
+          TERN_LOG(kWarn, "Cache-Group-Invalidation not forwarded",
+                   {{"status", std::to_string(status)}, {"body", body}});
+      });
+    };
+  } else {
+    flow.group_invalidator = [&store](std::vector<std::string> groups) {
+      storage::PurgeSpec spec;
+      spec.mode = storage::PurgeMode::kSoft;
+      for (auto& g : groups) {
+        if (storage::isValidTag(g))
+          spec.selectors.push_back({storage::SelectorKind::kTag, std::move(g)});
+      }
+      if (spec.selectors.empty()) return;
+      if (Status s = store.applyLocal(std::move(spec)); !s.isOk())
+        TERN_LOG(kWarn, "Cache-Group-Invalidation failed", {{"error", s.toString()}});
+    };
+  }
+
   admin::AdminState admin_state;
   admin_state.registry = &registry;
   admin_state.ready = [a = purge_agent.get()](std::string* why) { return !a || a->ready(why); };

@@ -598,9 +598,12 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
         urls.push_back(other);
       }
     }
+    auto groups = http::groupInvalidations(headers);
     auto self = shared_from_this();
-    ctx_.pool([self, urls] {
+    ctx_.pool([self, urls, groups = std::move(groups)]() mutable {
       for (const auto& u : urls) (void)self->ctx_.store->removeUrl(u);
+      if (!groups.empty() && self->ctx_.config.group_invalidator)
+        self->ctx_.config.group_invalidator(std::move(groups));
     });
   }
 

@@ -79,6 +79,10 @@ struct FlowConfig {
       purge_forwarder;
   // Required as "Authorization: Bearer <token>" on PURGE (empty: none).
   std::string purge_token;
+  // RFC 9875 Cache-Group-Invalidation on a response to an unsafe request:
+  // called (on the blocking pool) with the groups to mark stale. With a
+  // coordinator it is a global soft purge of those keys; standalone, local.
+  std::function<void(std::vector<std::string> groups)> group_invalidator;
 };
 
 struct FlowMetrics {

@@ -85,6 +85,12 @@ Status TieredStore::applyPurges(const std::vector<storage::PurgeSpec>& specs) {
   return memory_->applyPurges(specs);
 }
 
+Status TieredStore::applyLocal(storage::PurgeSpec spec) {
+  std::lock_guard lock(local_mu_);
+  spec.seq = appliedSeq() + 1;
+  return applyPurge(spec);
+}
+
 uint64_t TieredStore::appliedSeq() const {
   return disk_ ? disk_->appliedSeq() : memory_->appliedSeq();
 }

@@ -6,6 +6,7 @@
 // Thread-safety: thread-safe (both tiers are).
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,9 @@ class TieredStore {
   // Consecutive purges, made durable on disk with one sync.
   Status applyPurges(const std::vector<storage::PurgeSpec>& specs);
   uint64_t appliedSeq() const;
+  // A purge decided by this edge alone (standalone edges: no coordinator
+  // assigns sequences); it takes the next sequence number.
+  Status applyLocal(storage::PurgeSpec spec);
 
   storage::StoreStats memoryStats() const { return memory_->stats(); }
   storage::StoreStats diskStats() const;
@@ -43,6 +47,7 @@ class TieredStore {
   std::unique_ptr<storage::MemoryStore> memory_;
   std::unique_ptr<storage::ObjectStore> disk_;
   uint64_t memory_max_object_bytes_;
+  std::mutex local_mu_;  // serializes applyLocal
 };
 
 }  // namespace tern::edge::cache

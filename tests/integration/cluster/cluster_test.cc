@@ -290,6 +290,29 @@ TEST_F(ClusterTest, PurgeMethodAtAnEdgeIsGlobal) {
   for (auto& e : edges_) EXPECT_FALSE(isHit(httpGet(e->port(), "/pt")));
 }
 
+TEST_F(ClusterTest, CacheGroupInvalidationIsGlobal) {
+  OriginResponse g = object("g", "unused");
+  g.headers.push_back({"Cache-Groups", "\"news\""});
+  origin_.set("/news/1", g);
+  for (auto& e : edges_) prime(*e, "/news/1");
+  OriginResponse done;
+  done.body = "saved";
+  done.headers = {{"Cache-Group-Invalidation", "\"news\""}};
+  origin_.set("/news/edit", done);
+  EXPECT_EQ(httpRequest(edges_[0]->port(), "POST", "/news/edit", {}, "x").status, 200);
+  // Every edge, not only the one that saw the POST, revalidates.
+  for (auto& e : edges_) {
+    HttpResponse r;
+    for (int i = 0; i < 100; ++i) {
+      r = httpGet(e->port(), "/news/1");
+      if (!isHit(r)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_NE(r.header("cache-status").find("fwd=stale"), std::string::npos)
+        << r.header("cache-status");
+  }
+}
+
 TEST_F(ClusterTest, TokensAreRequired) {
   EXPECT_EQ(api("POST", "/v1/purge", R"({"tags":["x"]})", false).status, 401);
   EXPECT_EQ(api("GET", "/v1/edges", "", false).status, 401);

@@ -539,3 +539,36 @@ TEST_F(EdgeTest, GracefulShutdownOnSigterm) {
 
 }  // namespace
 }  // namespace tern::testing
+
+namespace tern::testing {
+namespace {
+
+// RFC 9875: a response to an unsafe request names groups to invalidate; a
+// standalone edge marks that group's responses stale (revalidated next).
+TEST_F(EdgeTest, CacheGroupInvalidationMarksTheGroupStale) {
+  origin_.set("/g/a", resp("a", {{"Cache-Control", "max-age=60"},
+                                 {"ETag", "\"a\""},
+                                 {"Cache-Groups", "\"g1\", \"shared\""}}));
+  origin_.set(
+      "/g/b",
+      resp("b", {{"Cache-Control", "max-age=60"}, {"ETag", "\"b\""}, {"Cache-Groups", "\"g2\""}}));
+  waitForHit(this, [&] { return get("/g/a"); });
+  waitForHit(this, [&] { return get("/g/b"); });
+  origin_.set("/g/update", resp("done", {{"Cache-Group-Invalidation", "\"g1\""}}));
+  auto post = httpRequest(edge_->port(), "POST", "/g/update", {}, "x=1");
+  EXPECT_EQ(post.status, 200);
+  HttpResponse a;
+  for (int i = 0; i < 50; ++i) {
+    a = get("/g/a");
+    if (a.header("cache-status").find("hit") == std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_NE(a.header("cache-status").find("fwd=stale; fwd-status=304"), std::string::npos)
+      << a.header("cache-status");
+  EXPECT_EQ(a.body, "a");
+  EXPECT_NE(get("/g/b").header("cache-status").find("hit"), std::string::npos)
+      << "another group is untouched";
+}
+
+}  // namespace
+}  // namespace tern::testing
