@@ -3,7 +3,9 @@
 // that apply nothing and ack at once), on loopback.
 //
 //   purge_bench --edges 3                 real edges (serving hit traffic if
-//                                         --hit-load is set: wrk on each edge)
+//                                         --hit-load is set: wrk on each edge,
+//                                         --hit-rate R requests/s each, default
+//                                         2000; 0: as fast as wrk can)
 //   purge_bench --simulated 1000          1,000 edge streams
 //   options: --purges N (latency samples, default 1000)
 //            --throughput-seconds S (default 5) --keys-per-purge K (default 100)
@@ -17,8 +19,8 @@
 // edge has applied the last one. Processes are started from the build tree.
 
 #include <grpcpp/grpcpp.h>
-#include <signal.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -134,6 +136,7 @@ double pct(std::vector<double> v, double q) {
 int main(int argc, char** argv) {
   int real_edges = 0, simulated = 0, purges = 1000, seconds = 5, keys = 100, clients = 16;
   bool hit_load = false, no_pin = false;
+  int hit_rate = 2000;  // requests/s per edge with --hit-load (0: as fast as wrk can)
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::atoi(argv[++i]) : 0; };
@@ -151,6 +154,8 @@ int main(int argc, char** argv) {
       clients = next();
     else if (a == "--hit-load")
       hit_load = true;
+    else if (a == "--hit-rate")
+      hit_rate = next();
     else if (a == "--no-pin")
       no_pin = true;
     else {
@@ -238,10 +243,18 @@ int main(int argc, char** argv) {
       // Warm, then wrk on each edge for the whole run (bounded by a long duration; killed at the
       // end).
       for (int k = 0; k < 3; ++k) httpGet(e->port(), "/hot");
-      loads.push_back(std::make_unique<Process>(
-          std::vector<std::string>{"wrk", "-t1", "-c16", "-d600s",
-                                   "http://127.0.0.1:" + std::to_string(e->port()) + "/hot"},
-          dir.sub("wrk" + std::to_string(loads.size()) + ".log")));
+      // 16 connections; with a rate, each waits between requests (wrk's Lua delay()).
+      std::vector<std::string> cmd = {"/usr/bin/wrk", "-t1", "-c16", "-d600s"};
+      if (hit_rate > 0) {
+        const std::string script = dir.sub("rate.lua");
+        std::FILE* f = std::fopen(script.c_str(), "w");
+        std::fprintf(f, "function delay() return %d end\n", std::max(1, 16 * 1000 / hit_rate));
+        std::fclose(f);
+        cmd.insert(cmd.end(), {"-s", script});
+      }
+      cmd.push_back("http://127.0.0.1:" + std::to_string(e->port()) + "/hot");
+      loads.push_back(
+          std::make_unique<Process>(cmd, dir.sub("wrk" + std::to_string(loads.size()) + ".log")));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
