@@ -429,6 +429,7 @@ Result<uint64_t> Coordinator::attach(const v1::Hello& hello, std::shared_ptr<Edg
                                      metrics::latencyBuckets(), "edge=\"" + hello.edge_id() + "\"");
   Deferred deferred;
   uint64_t sid;
+  uint64_t raise_to = 0;
   {
     std::lock_guard lock(mu_);
     const int64_t t = now();
@@ -451,10 +452,14 @@ Result<uint64_t> Coordinator::attach(const v1::Hello& hello, std::shared_ptr<Edg
     e.last_seen_us = t;
     e.last_seen_ms = wallNowMs();
     if (hello.applied_seq() > logged_head_) {
-      TERN_LOG(kError, "edge is ahead of the purge log (was the log replaced?)",
+      // The log was replaced (lost volume): this edge would ignore purges
+      // numbered at or below what it applied. Move the log's head past it;
+      // every edge is then told to soft-purge everything (a gap in the log).
+      TERN_LOG(kError, "edge is ahead of the purge log (was the log replaced?): raising the head",
                {{"edge", e.id},
                 {"edge_applied_seq", std::to_string(hello.applied_seq())},
                 {"head_seq", std::to_string(logged_head_)}});
+      raise_to = hello.applied_seq() + 1;
     }
     // The edge's own applied_seq is the truth (it may have lost its cache).
     const uint64_t applied = hello.applied_seq();
@@ -496,6 +501,27 @@ Result<uint64_t> Coordinator::attach(const v1::Hello& hello, std::shared_ptr<Edg
     persistEdge(e);
   }
   run(deferred);
+  if (raise_to > 0) {
+    log_->raiseHead(raise_to, [this](Result<LogEntry> r) {
+      if (!r.ok()) {
+        TERN_LOG(kError, "cannot raise the log head", {{"error", r.status().toString()}});
+        return;
+      }
+      Deferred d;
+      {
+        std::lock_guard lock(mu_);
+        logged_head_ = std::max(logged_head_, r->seq());
+        // Tracked purges are consecutive; a gap starts the tracking over.
+        for (auto& tr : tracked_) {
+          v1::PurgeResult res = resultOf(tr);
+          for (auto& w : tr.waiters) d.push_back([dn = std::move(w.done), res] { dn(res); });
+        }
+        tracked_.clear();
+        wakeAll(&d);
+      }
+      run(d);
+    });
+  }
   return sid;
 }
 
@@ -596,12 +622,13 @@ bool Coordinator::nextMessage(uint64_t session, v1::CoordinatorMessage* out) {
   if (s.sent_seq >= logged_head_) return false;
   std::vector<LogEntry> entries;
   Status st = log_->read(s.sent_seq + 1, options_.batch_max, &entries);
-  if (!st.isOk() || entries.empty()) {
-    if (!st.isOk()) TERN_LOG(kError, "cannot read purge log", {{"error", st.toString()}});
+  if (!st.isOk()) {
+    TERN_LOG(kError, "cannot read purge log", {{"error", st.toString()}});
     return false;
   }
-  if (entries.front().seq() != s.sent_seq + 1) {
-    // Trimmed while the edge was behind: it must start over from a reset.
+  if (entries.empty() || entries.front().seq() != s.sent_seq + 1) {
+    // Trimmed while the edge was behind, or a gap (the head was raised): it
+    // must start over from a reset.
     out->mutable_reset_soft_all()->set_seq(logged_head_);
     s.sent_seq = logged_head_;
     return true;

@@ -120,6 +120,20 @@ void PurgeLog::append(LogEntry entry, AppendDone done) {
   done(Status::unavailable("purge log closed"));
 }
 
+void PurgeLog::raiseHead(uint64_t seq, AppendDone done) {
+  LogEntry e;
+  e.set_seq(seq);
+  {
+    std::lock_guard lock(mu_);
+    if (!stopping_) {
+      queue_.push_back({std::move(e), std::move(done), true});
+      cv_.notify_one();
+      return;
+    }
+  }
+  done(Status::unavailable("purge log closed"));
+}
+
 void PurgeLog::commitLoop() {
   for (;;) {
     std::vector<Pending> group;
@@ -154,11 +168,20 @@ Status PurgeLog::commit(std::vector<Pending>* group, std::vector<Result<LogEntry
     std::lock_guard lock(mu_);
     head = head_;
   }
+  const uint64_t head_before = head;
+  bool raised = false;  // a gap in the sequence: the memory tail starts over
   const int64_t now_ms = wallNowMs();
   std::unordered_map<std::string, LogEntry> keys_in_group;
   std::vector<LogEntry> added;
   results->clear();
   for (auto& p : *group) {
+    if (p.raise) {
+      if (p.entry.seq() > head) raised = true;
+      head = std::max(head, p.entry.seq());
+      p.entry.set_seq(head);
+      results->emplace_back(p.entry);
+      continue;
+    }
     const std::string& key = p.entry.idempotency_key();
     if (!key.empty()) {
       if (auto it = keys_in_group.find(key); it != keys_in_group.end()) {
@@ -189,7 +212,7 @@ Status PurgeLog::commit(std::vector<Pending>* group, std::vector<Result<LogEntry
     added.push_back(p.entry);
     results->emplace_back(p.entry);
   }
-  if (added.empty()) return Status::ok();
+  if (added.empty() && head == head_before) return Status::ok();
   batch.Put(kHeadKey, be64(head));
   rocksdb::WriteOptions wo;
   wo.sync = true;
@@ -199,7 +222,12 @@ Status PurgeLog::commit(std::vector<Pending>* group, std::vector<Result<LogEntry
     head_ = head;
     ++syncs_;
     appended_ += added.size();
-    for (auto& e : added) recent_.push_back(std::move(e));
+    if (raised) recent_.clear();
+    for (auto& e : added) {
+      // The memory tail holds consecutive sequences only.
+      if (!recent_.empty() && recent_.back().seq() + 1 != e.seq()) recent_.clear();
+      recent_.push_back(std::move(e));
+    }
     while (recent_.size() > options_.memory_entries) recent_.pop_front();
   }
   Status t = trim(now_ms);

@@ -74,6 +74,11 @@ class PurgeLog {
   // An idempotency key already in the log answers with the logged entry.
   void append(LogEntry entry, AppendDone done);
 
+  // Makes the next sequence at least seq + 1 (for an edge that has applied
+  // more than this log holds: the log was replaced). `done` gets an entry
+  // whose seq is the head afterwards. Durable like append().
+  void raiseHead(uint64_t seq, AppendDone done);
+
   uint64_t headSeq() const;
   // Lowest retained sequence (head + 1 when the log is empty).
   uint64_t firstSeq() const;
@@ -96,6 +101,7 @@ class PurgeLog {
   struct Pending {
     LogEntry entry;
     AppendDone done;
+    bool raise = false;  // raiseHead(): entry.seq is the new head, nothing is logged
   };
   explicit PurgeLog(PurgeLogOptions options);
   void commitLoop();

@@ -368,6 +368,23 @@ TEST_F(EngineTest, EdgeBehindTheLogIsToldToSoftPurgeEverything) {
   EXPECT_EQ(mb[2].purges().purges(0).seq(), 4u);
 }
 
+TEST_F(EngineTest, EdgeAheadOfAReplacedLogMovesTheHeadAndIsReset) {
+  ASSERT_TRUE(purge(tagPurge("a")).ok());  // a fresh log: head 1
+  uint64_t a = connect("a", 10);           // applied 10 from a log that is gone
+  auto msgs = drain(a, 3);
+  ASSERT_EQ(msgs.size(), 3u);
+  ASSERT_TRUE(msgs[2].has_reset_soft_all()) << msgs[2].DebugString();
+  EXPECT_EQ(msgs[2].reset_soft_all().seq(), 11u);
+  EXPECT_GE(log_->headSeq(), 11u);
+  auto next = purge(tagPurge("b"));
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->seq(), 12u) << "new purges are numbered past what the edge applied";
+  auto more = drain(a, 1);
+  ASSERT_EQ(more.size(), 1u);
+  ASSERT_TRUE(more[0].has_purges()) << more[0].DebugString();
+  EXPECT_EQ(more[0].purges().purges(0).seq(), 12u);
+}
+
 TEST_F(EngineTest, RestartedCoordinatorWaitsOneLeaseForKnownEdges) {
   uint64_t a = connect("a", 0);
   ack(a, 0);
