@@ -19,7 +19,11 @@ class Collapser {
     std::shared_ptr<Inflight> inflight;
     bool leader = false;
   };
-  Joined join(const std::string& key);
+  // `applied_seq`: the purge sequence applied now. A fetch that began before
+  // a later purge is not shared (its response may be what the purge removed):
+  // the caller becomes the leader of a new fetch; the old one finishes for
+  // the clients that were already waiting on it.
+  Joined join(const std::string& key, uint64_t applied_seq = 0);
   // The leader calls this once the response head is known: later requests
   // no longer join (they look up the cache, or fetch on their own).
   void release(const std::string& key, const std::shared_ptr<Inflight>& inflight);

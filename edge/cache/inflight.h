@@ -22,6 +22,12 @@ namespace tern::edge::cache {
 
 class Inflight {
  public:
+  // `start_seq`: the purge sequence the edge had applied when the fetch
+  // began. A request may only share a fetch that began after every purge
+  // it has to respect (see Collapser::join).
+  explicit Inflight(uint64_t start_seq = 0) : start_seq_(start_seq) {}
+  uint64_t startSeq() const { return start_seq_; }
+
   struct Head {
     int status = 0;
     http::Fields headers;
@@ -46,6 +52,7 @@ class Inflight {
 
  private:
   void notifyLocked(std::vector<std::pair<Executor, std::function<void()>>>* out) const;
+  const uint64_t start_seq_;
   mutable std::mutex mu_;
   std::optional<Head> head_;                                      // GUARDED_BY(mu_)
   std::vector<std::shared_ptr<const std::string>> chunks_;        // GUARDED_BY(mu_)

@@ -236,7 +236,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   // ---- kFetch ----
   void fetch(bool revalidation) {
     std::string ckey = collapseKey(revalidation);
-    auto joined = ctx_.collapser->join(ckey);
+    auto joined = ctx_.collapser->join(ckey, ctx_.store->appliedSeq());
     if (joined.leader && !revalidation && !rechecked_) {
       // Between our lookup and joining, the previous leader may have stored
       // the object and left: look again before going to the origin. Anyone

@@ -252,9 +252,12 @@ TEST_F(ClusterTest, ResponseFetchedBeforeAPurgeIsNotServedAfterIt) {
   origin_.set("/slow", slow);
   auto fetch = std::async(std::launch::async, [&] { return httpGet(edges_[0]->port(), "/slow"); });
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  origin_.set("/slow", object("new", "slow"));
   auto r = purge(R"({"tags":["slow"],"wait":"all"})");
   EXPECT_EQ(r["state"], "complete");
-  origin_.set("/slow", object("new", "slow"));
+  // A request after the purge does not join the fetch that began before it.
+  auto joiner = httpGet(edges_[0]->port(), "/slow");
+  EXPECT_EQ(joiner.body, "new") << joiner.header("cache-status");
   auto first = fetch.get();
   EXPECT_EQ(first.body, "old");  // it was already on its way
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
