@@ -13,7 +13,7 @@ Cache-Tag) and a Cache-Control you can change:
   GET  /admin/stats              requests seen, by path and by kind (200 / 304)
 
 Conditional requests with a matching ETag get 304, so a soft purge of
-unchanged content costs one 304. Listens on 127.0.0.1 only.
+unchanged content costs one 304. Listens on 127.0.0.1 unless --bind says otherwise.
 """
 import argparse
 import hashlib
@@ -124,8 +124,9 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--port", type=int, default=8081)
+    ap.add_argument("--bind", default="127.0.0.1", help="address to listen on (0.0.0.0 in containers)")
     args = ap.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server = ThreadingHTTPServer((args.bind, args.port), Handler)
     print(f"demo origin on http://127.0.0.1:{args.port}", flush=True)
     try:
         server.serve_forever()
