@@ -213,6 +213,7 @@ void PurgeAgent::Impl::connectOnce() {
   connects->inc();
 
   // Heartbeats and the lease watchdog.
+  const int64_t connect_started = steadyNowUs();
   std::thread heartbeats([&] {
     uint64_t id = 0;
     for (;;) {
@@ -223,6 +224,12 @@ void PurgeAgent::Impl::connectOnce() {
         hb_cv.wait_for(lock, std::chrono::milliseconds(interval), [&] { return ended.load(); });
         if (ended) return;
         const int64_t now = steadyNowUs();
+        if (lease_until == 0 && now - connect_started > 5'000'000) {
+          TERN_LOG(kWarn, "no answer from the coordinator; reconnecting",
+                   {{"coordinator", options.coordinator}});
+          ctx.TryCancel();
+          return;
+        }
         if (lease_until > 0 && now >= lease_until) {
           TERN_LOG(kWarn, "lease lapsed: fenced until the coordinator is back and caught up",
                    {{"coordinator", options.coordinator}});

@@ -235,6 +235,11 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
 
   // ---- kFetch ----
   void fetch(bool revalidation) {
+    // Fenced, a purge may have completed without this edge: a fetch already
+    // in flight may carry what it removed. Only a fetch of our own is safe.
+    if (ctx_.config.lease && !ctx_.config.serve_stale_when_fenced &&
+        ctx_.config.lease->fenced(steadyNowUs()))
+      return fetchAlone(revalidation);
     std::string ckey = collapseKey(revalidation);
     auto joined = ctx_.collapser->join(ckey, ctx_.store->appliedSeq());
     if (joined.leader && !revalidation && !rechecked_) {

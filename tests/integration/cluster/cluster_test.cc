@@ -266,6 +266,41 @@ TEST_F(ClusterTest, ResponseFetchedBeforeAPurgeIsNotServedAfterIt) {
   EXPECT_FALSE(isHit(after));
 }
 
+TEST_F(ClusterTest, FencedEdgeNeverSharesAnOriginFetch) {
+  // Fenced, a purge may complete without this edge: a fetch that is already
+  // in flight may carry what it removed, so every request fetches alone.
+  OriginResponse slow = object("f", "f");
+  slow.delay_ms = 400;
+  origin_.set("/fenced", slow);
+  coordinator_->process().signal(SIGSTOP);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1300));  // lease 1s
+  auto a = std::async(std::launch::async, [&] { return httpGet(edges_[0]->port(), "/fenced"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto b = std::async(std::launch::async, [&] { return httpGet(edges_[0]->port(), "/fenced"); });
+  EXPECT_EQ(a.get().body, "f");
+  auto rb = b.get();
+  EXPECT_EQ(rb.body, "f");
+  EXPECT_EQ(rb.header("cache-status").find("collapsed"), std::string::npos)
+      << rb.header("cache-status");
+  EXPECT_EQ(origin_.count("/fenced"), 2);
+  coordinator_->process().signal(SIGCONT);
+  // Connected again: concurrent misses share one fetch.
+  for (int i = 0; i < 300; ++i) {
+    if (httpGet(edges_[0]->adminPort(), "/metrics").body.find("\ntern_edge_fenced 0") !=
+        std::string::npos)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  origin_.set("/unfenced", slow);
+  auto c = std::async(std::launch::async, [&] { return httpGet(edges_[0]->port(), "/unfenced"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto d = httpGet(edges_[0]->port(), "/unfenced");
+  EXPECT_EQ(c.get().body, "f");
+  EXPECT_NE(d.header("cache-status").find("collapsed"), std::string::npos)
+      << d.header("cache-status");
+  EXPECT_EQ(origin_.count("/unfenced"), 1);
+}
+
 TEST_F(ClusterTest, PurgeMethodAtAnEdgeIsGlobal) {
   origin_.set("/pm", object("pm", "pm-tag"));
   origin_.set("/pt", object("pt", "pt-tag"));
