@@ -9,12 +9,15 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <grpcpp/grpcpp.h>
+
 #include <boost/json.hpp>
 #include <chrono>
 #include <filesystem>
 #include <future>
 #include <thread>
 
+#include "tern/v1/purge.grpc.pb.h"
 #include "tests/support/coordinator_process.h"
 #include "tests/support/edge_process.h"
 #include "tests/support/http_client.h"
@@ -349,6 +352,46 @@ TEST_F(ClusterTest, CacheGroupInvalidationIsGlobal) {
     EXPECT_NE(r.header("cache-status").find("fwd=stale"), std::string::npos)
         << r.header("cache-status");
   }
+}
+
+TEST_F(ClusterTest, GrpcApiPurgesAndWatchesCompletions) {
+  auto channel =
+      grpc::CreateChannel(coordinator_->grpcAddress(), grpc::InsecureChannelCredentials());
+  auto stub = tern::v1::PurgeService::NewStub(channel);
+  grpc::ClientContext watch_ctx;
+  watch_ctx.AddMetadata("authorization", std::string("Bearer ") + kToken);
+  tern::v1::WatchPurgesRequest wreq;
+  auto watch = stub->WatchPurges(&watch_ctx, wreq);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the watch is registered
+
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", std::string("Bearer ") + kToken);
+  tern::v1::PurgeRequest req;
+  req.add_selectors()->set_prefix("test.example/grpc/");
+  req.set_mode(tern::v1::PURGE_MODE_SOFT);
+  req.set_wait(tern::v1::WAIT_MODE_ALL);
+  tern::v1::PurgeResult res;
+  ASSERT_TRUE(stub->Purge(&ctx, req, &res).ok());
+  EXPECT_EQ(res.state(), tern::v1::PURGE_STATE_COMPLETE);
+  EXPECT_EQ(res.edges_size(), 3);
+  EXPECT_EQ(res.selectors(0).prefix(), "test.example/grpc/");
+
+  tern::v1::PurgeResult seen;
+  ASSERT_TRUE(watch->Read(&seen)) << "the watcher gets the completed purge";
+  EXPECT_EQ(seen.seq(), res.seq());
+  EXPECT_EQ(seen.state(), tern::v1::PURGE_STATE_COMPLETE);
+  watch_ctx.TryCancel();
+  (void)watch->Finish();
+
+  grpc::ClientContext bad;
+  bad.AddMetadata("authorization", "Bearer wrong");
+  tern::v1::ListEdgesResponse edges;
+  EXPECT_EQ(stub->ListEdges(&bad, tern::v1::ListEdgesRequest(), &edges).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  grpc::ClientContext rate;
+  rate.AddMetadata("authorization", std::string("Bearer ") + kToken);
+  tern::v1::PurgeRequest empty;
+  EXPECT_EQ(stub->Purge(&rate, empty, &res).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(ClusterTest, TokensAreRequired) {
