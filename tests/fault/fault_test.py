@@ -22,11 +22,13 @@ and fault is recorded; the checker then verifies:
 
   tests/fault/fault_test.py --bin build-asan --duration 90     (the test command runs this)
   tests/fault/fault_test.py --bin build --duration 1800        (a long run)
+  tests/fault/fault_test.py check --dir /tmp/tern-fault-XXXX   (check a run kept with --keep)
 
 Needs root (network namespaces, iptables). Exit 0: no violation; 1: a
 violation or the run failed; 77: not root (skipped).
 """
 import argparse
+import bisect
 import hashlib
 import http.client
 import json
@@ -303,31 +305,52 @@ def check(history_path, faults):
             h, p = spec.split(":", 1)
             history[(h, p)].append((b["t"], v))
 
-    def version_at(obj, t):
-        v = 1
-        for tb, vb in history[obj]:
-            if tb <= t:
-                v = max(v, vb)
-        return v
+    bump_times = {o: [tb for tb, _ in h] for o, h in history.items()}
+    bump_max = {}
+    for o, h in history.items():
+        acc, m = [], 0
+        for _, vb in h:
+            m = max(m, vb)
+            acc.append(m)
+        bump_max[o] = acc
 
-    # Guarantee 1.
+    def version_at(obj, t):
+        i = bisect.bisect_right(bump_times[obj], t)
+        return bump_max[obj][i - 1] if i > 0 else 1
+
+    # Guarantee 1. Per object, reads sorted by start time with the minimum
+    # version from each read on: a purge is violated if some read that
+    # started after it completed has a version below what it required.
     completed = [p for p in purges if p.get("state") == "complete"]
     by_obj = {o: [] for o in OBJECTS}
     for r in reads:
         if r.get("status") == 200 and r.get("version") is not None:
             by_obj[(r["host"], r["path"])].append(r)
+    starts, suffix_min = {}, {}
+    for obj, rs in by_obj.items():
+        rs.sort(key=lambda r: r["t0"])
+        starts[obj] = [r["t0"] for r in rs]
+        mins, m = [0] * len(rs), 1 << 62
+        for i in range(len(rs) - 1, -1, -1):
+            m = min(m, rs[i]["version"])
+            mins[i] = m
+        suffix_min[obj] = mins
     for p in completed:
         for obj in OBJECTS:
             if not matches(p["selector"], obj):
                 continue
             need = version_at(obj, p["t0"])
-            for r in by_obj[obj]:
-                if r["t0"] > p["t1"] and r["version"] < need:
+            i = bisect.bisect_right(starts[obj], p["t1"])
+            if i >= len(by_obj[obj]) or suffix_min[obj][i] >= need:
+                continue
+            for r in by_obj[obj][i:]:
+                if r["version"] < need:
                     violations.append(
                         f"stale read: {obj[0]}{obj[1]} v{r['version']} from {r['edge']} at "
                         f"{r['t0']:.3f}, after purge {p['seq']} ({p['selector']}, {p['mode']}) "
                         f"completed at {p['t1']:.3f} when the origin had v{need} "
                         f"[cache-status: {r.get('cache')}]")
+                    break
     # Guarantee 4.
     corrupt = [r for r in reads if r.get("corrupt")]
     for r in corrupt:
@@ -561,7 +584,8 @@ def orchestrate(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("role", nargs="?", default="run", choices=["run", "origin", "workload"])
+    ap.add_argument("role", nargs="?", default="run", choices=["run", "origin", "workload", "check"])
+    ap.add_argument("--dir", help="with 'check': a run kept with --keep")
     ap.add_argument("--bin", default="build", help="build tree with edge/ and coordinator/")
     ap.add_argument("--duration", type=int, default=90, help="seconds of workload")
     ap.add_argument("--readers", type=int, default=6)
@@ -580,6 +604,10 @@ def main():
     if args.role == "workload":
         run_workload(args)
         return 0
+    if args.role == "check":
+        with open(os.path.join(args.dir, "faults.json")) as f:
+            faults = json.load(f)
+        return 0 if check(os.path.join(args.dir, "history.jsonl"), faults) else 1
     print(f"fault test: seed {args.seed}, {args.duration}s")
     return orchestrate(args)
 
