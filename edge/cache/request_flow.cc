@@ -118,6 +118,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
  private:
   // ---- kLookup ----
   void lookup() {
+    lookup_seq_ = ctx_.store->appliedSeq();
     auto r = ctx_.store->lookupMemory(key_);
     if (r.ok()) return found(std::move(*r), false);
     lookupDisk();
@@ -141,6 +142,14 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   }
 
   void found(LookupResult r, bool from_disk) {
+    // A purge applied while the entry was being looked up (a disk read on the
+    // pool) may have matched it: look again, through the new markers.
+    // (Under a purge storm, after three tries: ask the origin instead.)
+    const bool raced = ctx_.store->appliedSeq() != lookup_seq_;
+    if (raced && relookups_ < 3) {
+      ++relookups_;
+      return lookup();
+    }
     if (r.meta.kind == storage::EntryKind::kVaryRecord) {
       if (!key_.variant.empty()) return miss();  // a record where a variant was expected
       vary_fields_ = r.meta.vary_fields;
@@ -155,7 +164,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     fenced_ = ctx_.config.lease && !ctx_.config.serve_stale_when_fenced &&
               ctx_.config.lease->fenced(steadyNowUs());
     if (fenced_) ctx_.metrics->fenced_revalidations.inc();
-    bool force = stored_->must_revalidate || fenced_;
+    bool force = stored_->must_revalidate || fenced_ || raced;
     reuse_ = http::decideReuse(req_->headers, stored_->meta.status, fields,
                                stored_->meta.request_time_ms, stored_->meta.response_time_ms,
                                wallNowMs(), force, ctx_.config.policy);
@@ -247,6 +256,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
       // the object and left: look again before going to the origin. Anyone
       // who joined us meanwhile is sent back to lookup.
       rechecked_ = true;
+      lookup_seq_ = ctx_.store->appliedSeq();
       auto again = ctx_.store->lookupMemory(key_);
       if (again.ok()) {
         ctx_.collapser->release(ckey, joined.inflight);
@@ -674,7 +684,9 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   std::optional<LookupResult> stored_;
   http::Fields stored_fields_;  // stored_->meta.headers as HTTP fields
   bool rechecked_ = false;      // the leader's second look before fetching
-  bool relooked_ = false;       // a waiter sent back to lookup once
+  uint64_t lookup_seq_ = 0;     // purges applied when the current lookup began
+  int relookups_ = 0;
+  bool relooked_ = false;  // a waiter sent back to lookup once
   bool from_disk_ = false;
   http::ReuseDecision reuse_;
   http::CacheStatus status_;
