@@ -294,9 +294,11 @@ TEST_F(ClusterTest, FencedEdgeNeverSharesAnOriginFetch) {
       break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  origin_.set("/unfenced", slow);
+  OriginResponse slower = slow;
+  slower.delay_ms = 1500;  // the second request surely arrives while the first is in flight
+  origin_.set("/unfenced", slower);
   auto c = std::async(std::launch::async, [&] { return httpGet(edges_[0]->port(), "/unfenced"); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
   auto d = httpGet(edges_[0]->port(), "/unfenced");
   EXPECT_EQ(c.get().body, "f");
   EXPECT_NE(d.header("cache-status").find("collapsed"), std::string::npos)
