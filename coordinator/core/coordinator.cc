@@ -604,22 +604,43 @@ void Coordinator::detach(uint64_t session) {
 }
 
 bool Coordinator::nextMessage(uint64_t session, v1::CoordinatorMessage* out) {
+  std::shared_ptr<const v1::CoordinatorMessage> m;
+  if (!nextMessage(session, &m)) return false;
+  if (out) *out = *m;
+  return true;
+}
+
+bool Coordinator::nextMessage(uint64_t session,
+                              std::shared_ptr<const v1::CoordinatorMessage>* out) {
   std::lock_guard lock(mu_);
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return false;
   Session& s = it->second;
   if (!s.control.empty()) {
-    *out = std::move(s.control.front());
+    *out = std::make_shared<const v1::CoordinatorMessage>(std::move(s.control.front()));
     s.control.pop_front();
     return true;
   }
-  if (s.reset_to > 0) {
-    out->mutable_reset_soft_all()->set_seq(s.reset_to);
-    s.sent_seq = s.reset_to;
-    s.reset_to = 0;
+  auto reset = [&](uint64_t seq) {
+    auto m = std::make_shared<v1::CoordinatorMessage>();
+    m->mutable_reset_soft_all()->set_seq(seq);
+    s.sent_seq = seq;
+    *out = std::move(m);
     return true;
+  };
+  if (s.reset_to > 0) {
+    const uint64_t to = s.reset_to;
+    s.reset_to = 0;
+    return reset(to);
   }
   if (s.sent_seq >= logged_head_) return false;
+  // Most streams ask for the same purges at the same time: build once.
+  if (shared_batch_ && shared_from_ == s.sent_seq + 1 && shared_to_ == logged_head_ &&
+      logged_head_ >= edges_[s.edge].catch_up_to) {
+    *out = shared_batch_;
+    s.sent_seq = shared_to_;
+    return true;
+  }
   std::vector<LogEntry> entries;
   Status st = log_->read(s.sent_seq + 1, options_.batch_max, &entries);
   if (!st.isOk()) {
@@ -629,11 +650,11 @@ bool Coordinator::nextMessage(uint64_t session, v1::CoordinatorMessage* out) {
   if (entries.empty() || entries.front().seq() != s.sent_seq + 1) {
     // Trimmed while the edge was behind, or a gap (the head was raised): it
     // must start over from a reset.
-    out->mutable_reset_soft_all()->set_seq(logged_head_);
-    s.sent_seq = logged_head_;
-    return true;
+    return reset(logged_head_);
   }
-  auto* batch = out->mutable_purges();
+  auto m = std::make_shared<v1::CoordinatorMessage>();
+  auto* batch = m->mutable_purges();
+  const uint64_t from = s.sent_seq + 1;
   for (auto& e : entries) {
     if (e.seq() > logged_head_) break;
     auto* p = batch->add_purges();
@@ -643,6 +664,12 @@ bool Coordinator::nextMessage(uint64_t session, v1::CoordinatorMessage* out) {
     s.sent_seq = e.seq();
   }
   batch->set_catching_up(s.sent_seq < edges_[s.edge].catch_up_to);
+  if (!batch->catching_up() && s.sent_seq == logged_head_) {
+    shared_batch_ = m;
+    shared_from_ = from;
+    shared_to_ = s.sent_seq;
+  }
+  *out = std::move(m);
   return true;
 }
 

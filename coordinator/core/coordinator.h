@@ -108,6 +108,10 @@ class Coordinator {
   Result<uint64_t> attach(const tern::v1::Hello& hello, std::shared_ptr<EdgeStream> stream);
   void onMessage(uint64_t session, const tern::v1::EdgeMessage& message);
   void detach(uint64_t session);
+  // The message is shared and immutable: streams at the same position get
+  // the same batch, built once.
+  bool nextMessage(uint64_t session, std::shared_ptr<const tern::v1::CoordinatorMessage>* out);
+  // A copy (tests).
   bool nextMessage(uint64_t session, tern::v1::CoordinatorMessage* out);
 
   // Runs the periodic checks once (tests drive time with their own clock).
@@ -198,6 +202,10 @@ class Coordinator {
   uint64_t next_watcher_ = 1;  // GUARDED_BY(mu_)
   double tokens_ = 0;          // GUARDED_BY(mu_)
   int64_t tokens_at_us_ = 0;   // GUARDED_BY(mu_)
+  // The last batch built, for the next stream at the same position.
+  std::shared_ptr<const tern::v1::CoordinatorMessage> shared_batch_;  // GUARDED_BY(mu_)
+  uint64_t shared_from_ = 0;                                          // GUARDED_BY(mu_)
+  uint64_t shared_to_ = 0;                                            // GUARDED_BY(mu_)
 
   std::mutex tick_mu_;
   std::condition_variable tick_cv_;

@@ -299,7 +299,7 @@ class EdgeReactor final : public grpc::ServerBidiReactor<v1::EdgeMessage, v1::Co
     if (writing_ || finished_ || session_ == 0) return;
     if (!coordinator_->nextMessage(session_, &out_)) return;
     writing_ = true;
-    StartWrite(&out_);
+    StartWrite(out_.get());
   }
 
   void close(const std::string& reason) {
@@ -334,7 +334,7 @@ class EdgeReactor final : public grpc::ServerBidiReactor<v1::EdgeMessage, v1::Co
   std::string peer_;
   std::shared_ptr<StreamHandle> handle_;
   v1::EdgeMessage in_;
-  v1::CoordinatorMessage out_;
+  std::shared_ptr<const v1::CoordinatorMessage> out_;  // alive until OnWriteDone
   std::mutex mu_;
   uint64_t session_ = 0;
   bool writing_ = false;

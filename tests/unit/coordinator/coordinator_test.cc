@@ -289,7 +289,8 @@ TEST_F(EngineTest, SilentEdgeIsFencedWhenItsLeaseExpires) {
   EXPECT_EQ(states["a"], v1::EDGE_PURGE_STATE_FENCED);
   EXPECT_EQ(states["b"], v1::EDGE_PURGE_STATE_APPLIED);
   EXPECT_EQ(stream->closed, "lease expired");
-  EXPECT_FALSE(engine_->nextMessage(a, nullptr)) << "the fenced stream is gone";
+  v1::CoordinatorMessage none;
+  EXPECT_FALSE(engine_->nextMessage(a, &none)) << "the fenced stream is gone";
   // b heartbeated? no: b is fenced too now, but it had applied.
   auto edges = engine_->listEdges();
   ASSERT_EQ(edges.edges_size(), 2);
