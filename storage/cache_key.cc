@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
 #include <vector>
 
 namespace tern::storage {
@@ -113,10 +114,90 @@ Result<CacheKey> fromParsed(urls::url u) {
   return key;
 }
 
+// The common request, already in normal form: a lower-case host name with
+// an optional numeric port, and an origin-form target made of characters
+// that need no decoding (no '%'), with no dot segments and no fragment.
+// Normalization would leave such a key unchanged, so it is built directly,
+// without parsing the URL (the hot path of every cache hit). Anything else
+// returns nullopt and takes the full parse.
+bool isPlainHostChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+}
+
+// pchar (RFC 3986 section 3.3) without pct-encoded, plus '/'.
+bool isPlainPathChar(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  switch (c) {
+    case '-':
+    case '.':
+    case '_':
+    case '~':  // unreserved
+    case '!':
+    case '$':
+    case '&':
+    case '\'':
+    case '(':
+    case ')':  // sub-delims
+    case '*':
+    case '+':
+    case ',':
+    case ';':
+    case '=':
+    case ':':
+    case '@':
+    case '/':
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::optional<CacheKey> plainKey(std::string_view scheme, std::string_view authority,
+                                 std::string_view target) {
+  if (scheme != "http" && scheme != "https") return std::nullopt;
+  size_t colon = authority.find(':');
+  std::string_view host = authority.substr(0, colon);
+  if (host.empty() || !std::all_of(host.begin(), host.end(), isPlainHostChar)) return std::nullopt;
+  std::string_view port;
+  if (colon != std::string_view::npos) {
+    port = authority.substr(colon + 1);
+    if (port.empty() || port.size() > 5 ||
+        !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return std::nullopt;
+    }
+  }
+  if (target.empty() || target.front() != '/') return std::nullopt;
+  size_t qmark = target.find('?');
+  std::string_view path = target.substr(0, qmark);
+  std::string_view query = qmark == std::string_view::npos ? "" : target.substr(qmark + 1);
+  if (!std::all_of(path.begin(), path.end(), isPlainPathChar)) return std::nullopt;
+  // Query: pchar / "/" / "?" (RFC 3986 section 3.4).
+  if (!std::all_of(query.begin(), query.end(),
+                   [](char c) { return c == '?' || isPlainPathChar(c); })) {
+    return std::nullopt;
+  }
+  // Dot segments ("." or "..") would be removed by normalization.
+  for (size_t pos = 1; pos <= path.size();) {
+    size_t next = std::min(path.find('/', pos), path.size());
+    std::string_view seg = path.substr(pos, next - pos);
+    if (seg == "." || seg == "..") return std::nullopt;
+    pos = next + 1;
+  }
+  CacheKey key;
+  key.scheme = std::string(scheme);
+  key.host =
+      port.empty() || isDefaultPort(scheme, port) ? std::string(host) : std::string(authority);
+  key.path = std::string(path);
+  key.has_query = qmark != std::string_view::npos;
+  key.query = std::string(query);
+  return key;
+}
+
 }  // namespace
 
 Result<CacheKey> CacheKey::fromRequest(std::string_view scheme, std::string_view authority,
                                        std::string_view target) {
+  if (auto plain = plainKey(scheme, authority, target)) return std::move(*plain);
   if (!target.empty() && target.front() != '/') {
     // absolute-form (RFC 9112 section 3.2.2): the target wins over Host.
     return fromUrl(target);

@@ -22,6 +22,14 @@ using Fields = std::vector<Field>;
 bool iequals(std::string_view a, std::string_view b);
 std::string toLower(std::string_view s);
 std::string_view trim(std::string_view s);
+// True if `s` holds a CR or LF (a value that would split a message head).
+// One pass; std::string::find_first_of("\r\n") calls memchr per character.
+inline bool hasLineBreak(std::string_view s) {
+  for (char c : s) {
+    if (c == '\r' || c == '\n') return true;
+  }
+  return false;
+}
 
 // The first value of `name`, if present.
 std::optional<std::string_view> findField(const Fields& fields, std::string_view name);

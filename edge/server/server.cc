@@ -130,8 +130,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     auto text = std::make_shared<std::string>("HTTP/1.1 " + std::to_string(status) + " " +
                                               std::string(reasonPhrase(status)) + "\r\n");
     for (const auto& f : headers) {
-      if (f.value.find_first_of("\r\n") == std::string::npos)
-        text->append(f.name + ": " + f.value + "\r\n");
+      if (!http::hasLineBreak(f.value)) text->append(f.name + ": " + f.value + "\r\n");
     }
     text->append("\r\n");
     ++interim_writes_;
@@ -212,7 +211,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     head->append("HTTP/1.1 ").append(std::to_string(status)).push_back(' ');
     head->append(reasonPhrase(status)).append("\r\n");
     for (const auto& f : headers) {
-      if (f.value.find_first_of("\r\n") != std::string::npos) continue;  // never split a head
+      if (http::hasLineBreak(f.value)) continue;  // never split a head
       if (srv_.config.access_log && f.name == "Cache-Status") cache_status_ = f.value;
       head->append(f.name).append(": ").append(f.value).append("\r\n");
     }
@@ -378,7 +377,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     req->received_ms = wallNowMs();
     for (const auto& f : msg) {
       // obs-fold (RFC 9112 section 5.2) and stray CR/LF: refused, never forwarded.
-      if (f.value().find_first_of("\r\n") != std::string_view::npos) {
+      if (http::hasLineBreak(f.value())) {
         return reject(400, "bad request: obsolete line folding");
       }
       req->headers.push_back({std::string(f.name_string()), std::string(f.value())});

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 namespace tern::storage {
 namespace {
 
@@ -67,6 +69,49 @@ TEST(CacheKeyTest, FromUrlWithoutScheme) {
   auto https = CacheKey::fromUrl("https://example.com/a?b");
   ASSERT_TRUE(https.ok());
   EXPECT_EQ(https->urlId(), k->urlId());  // the purge unit ignores the scheme
+}
+
+// Requests already in normal form skip the URL parser; every request must
+// get the key the full parse gives (fromUrl always parses).
+TEST(CacheKeyTest, PlainRequestsGetTheKeyOfTheFullParse) {
+  std::mt19937 rng(20261123);
+  const std::string target_chars = "abcXYZ019-._~!$&'()*+,;=:@/?%#. []\"<>";
+  const std::vector<std::string> hosts = {"example.com",
+                                          "example.com:80",
+                                          "example.com:443",
+                                          "example.com:8080",
+                                          "Example.com",
+                                          "a-b.c",
+                                          "h:",
+                                          "h:99999",
+                                          "10.0.0.1:80",
+                                          "[::1]:8080",
+                                          "x_y"};
+  auto pick = [&](size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(rng); };
+  int plain = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string target = "/";
+    size_t len = pick(12);
+    for (size_t j = 0; j < len; ++j) target.push_back(target_chars[pick(target_chars.size())]);
+    if (pick(4) == 0) target += "/../x";
+    const std::string& host = hosts[pick(hosts.size())];
+    for (std::string scheme : {"http", "https"}) {
+      auto fast = CacheKey::fromRequest(scheme, host, target);
+      auto full = CacheKey::fromUrl(scheme + "://" + host + target);
+      if (target.find('#') != std::string::npos) {
+        EXPECT_FALSE(fast.ok()) << target;  // fromUrl drops fragments, requests refuse them
+        continue;
+      }
+      ASSERT_EQ(fast.ok(), full.ok()) << scheme << "://" << host << target;
+      if (!fast.ok()) continue;
+      ++plain;
+      EXPECT_EQ(fast->toString(), full->toString()) << host << target;
+      EXPECT_EQ(fast->path, full->path);
+      EXPECT_EQ(fast->has_query, full->has_query);
+      EXPECT_EQ(fast->query, full->query);
+    }
+  }
+  EXPECT_GT(plain, 10000);  // the comparison ran on many accepted keys
 }
 
 }  // namespace
