@@ -63,6 +63,7 @@ class SimEdge final : public grpc::ClientBidiReactor<v1::EdgeMessage, v1::Coordi
   }
   void OnReadDone(bool ok) override {
     if (!ok) return;
+    reads_++;
     if (in_.has_purges() && in_.purges().purges_size() > 0) {
       queueAck(in_.purges().purges(in_.purges().purges_size() - 1).seq());
     } else if (in_.has_reset_soft_all()) {
@@ -72,12 +73,14 @@ class SimEdge final : public grpc::ClientBidiReactor<v1::EdgeMessage, v1::Coordi
   }
   void OnWriteDone(bool ok) override {
     std::lock_guard lock(mu_);
+    writes_done_++;
     writing_ = false;
     if (ok) flushLocked();
   }
-  void OnDone(const grpc::Status&) override {
+  void OnDone(const grpc::Status& status) override {
     std::lock_guard lock(mu_);
     done_ = true;
+    end_ = std::to_string(status.error_code()) + " " + status.error_message();
   }
   void heartbeat() {
     std::lock_guard lock(mu_);
@@ -99,20 +102,38 @@ class SimEdge final : public grpc::ClientBidiReactor<v1::EdgeMessage, v1::Coordi
   void flushLocked() {
     if (writing_) return;
     out_.Clear();
-    if (ack_seq_ > acked_) {
+    // A due heartbeat goes first (it carries the applied sequence, so it
+    // acks too): behind a steady stream of acks it would starve, and the
+    // lease would lapse.
+    if (pending_hb_) {
+      out_.mutable_heartbeat()->set_id(++hb_id_);
+      out_.mutable_heartbeat()->set_applied_seq(ack_seq_);
+      acked_ = ack_seq_;
+      pending_hb_ = false;
+    } else if (ack_seq_ > acked_) {
       out_.mutable_ack()->set_applied_seq(ack_seq_);
       acked_ = ack_seq_;
-    } else if (pending_hb_) {
-      out_.mutable_heartbeat()->set_id(++hb_id_);
-      out_.mutable_heartbeat()->set_applied_seq(acked_);
-      pending_hb_ = false;
     } else {
       return;
     }
     writing_ = true;
+    writes_++;
     StartWrite(&out_);
   }
 
+ public:
+  std::string state() {
+    std::lock_guard lock(mu_);
+    return id_ + " reads " + std::to_string(reads_.load()) + " writes " + std::to_string(writes_) +
+           "/" + std::to_string(writes_done_) + " writing " + std::to_string(writing_) + " acked " +
+           std::to_string(acked_) + " ack_seq " + std::to_string(ack_seq_) + " done " +
+           std::to_string(done_) + " " + end_;
+  }
+
+ private:
+  std::atomic<uint64_t> reads_{0};
+  uint64_t writes_ = 0, writes_done_ = 0;
+  std::string end_;
   std::string id_;
   grpc::ClientContext ctx_;
   v1::EdgeMessage out_;
@@ -323,7 +344,7 @@ int main(int argc, char** argv) {
   auto drain0 = Clock::now();
   uint64_t head = 0;
   bool drained = false;
-  for (int i = 0; i < 3000 && !drained; ++i) {
+  while (!drained && Clock::now() - drain0 < std::chrono::seconds(120)) {
     grpc::ClientContext ctx;
     v1::ListEdgesResponse resp;
     purge_stub->ListEdges(&ctx, v1::ListEdgesRequest(), &resp);
@@ -333,12 +354,34 @@ int main(int argc, char** argv) {
     if (!drained) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   double drain_ms = std::chrono::duration<double, std::milli>(Clock::now() - drain0).count();
+  // Accepted: what the callers got acknowledged (durable in the log).
+  // Delivered: the same purges over the time until every edge applied them.
+  const double delivered_secs = secs + drain_ms / 1000.0;
   std::printf(
-      "throughput (%d callers, %d keys/purge, %.1fs)  %.0f purges/s  %.0f keys/s  "
-      "failed %llu  all edges applied %s %.0f ms after the last call (head %llu)\n",
+      "throughput (%d callers, %d keys/purge, %.1fs)  accepted %.0f purges/s  %.0f keys/s  "
+      "failed %llu;  delivered to every edge %.0f purges/s  %.0f keys/s  "
+      "(all edges applied %s %.0f ms after the last call, head %llu)\n",
       clients, keys, secs, static_cast<double>(done) / secs,
       static_cast<double>(done) * keys / secs, static_cast<unsigned long long>(failed.load()),
+      drained ? static_cast<double>(done) / delivered_secs : 0.0,
+      drained ? static_cast<double>(done) * keys / delivered_secs : 0.0,
       drained ? "within" : "NOT within", drain_ms, static_cast<unsigned long long>(head));
+  if (!drained) {
+    grpc::ClientContext ctx;
+    v1::ListEdgesResponse resp;
+    purge_stub->ListEdges(&ctx, v1::ListEdgesRequest(), &resp);
+    int shown = 0;
+    for (const auto& e : resp.edges()) {
+      if (e.lag() == 0 || shown++ >= 5) continue;
+      std::printf("behind: %s applied %llu lag %llu\n", e.edge_id().c_str(),
+                  static_cast<unsigned long long>(e.applied_seq()),
+                  static_cast<unsigned long long>(e.lag()));
+      for (auto& sim : sims) {
+        std::string st = sim->state();
+        if (st.starts_with(e.edge_id() + " ")) std::printf("  %s\n", st.c_str());
+      }
+    }
+  }
   if (hit_load) {
     for (auto& l : loads) l->signal(SIGINT);
     for (auto& l : loads) l->wait(5000);
