@@ -58,7 +58,10 @@ class ObjectWriter {
 };
 
 struct LookupResult {
-  EntryMeta meta;
+  // Shared with the store, never copied per lookup (an object may carry
+  // 1,000 surrogate keys). `meta->stale` is the flag as stored; whether a
+  // purge applied since then is `must_revalidate`.
+  std::shared_ptr<const EntryMeta> meta;
   // A soft purge (or an unknown one, see docs/storage.md) matched the object:
   // it may be served only after revalidation with the origin.
   bool must_revalidate = false;

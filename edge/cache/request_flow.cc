@@ -150,23 +150,23 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
       ++relookups_;
       return lookup();
     }
-    if (r.meta.kind == storage::EntryKind::kVaryRecord) {
+    if (r.meta->kind == storage::EntryKind::kVaryRecord) {
       if (!key_.variant.empty()) return miss();  // a record where a variant was expected
-      vary_fields_ = r.meta.vary_fields;
+      vary_fields_ = r.meta->vary_fields;
       key_.variant = http::variantId(req_->headers, vary_fields_);
       status_.fwd = "vary-miss";
       return lookup();
     }
     from_disk_ = from_disk;
     stored_ = std::move(r);
-    stored_fields_ = toHttp(stored_->meta.headers);  // converted once, reused to deliver
+    stored_fields_ = toHttp(stored_->meta->headers);  // converted once, reused to deliver
     const http::Fields& fields = stored_fields_;
     fenced_ = ctx_.config.lease && !ctx_.config.serve_stale_when_fenced &&
               ctx_.config.lease->fenced(steadyNowUs());
     if (fenced_) ctx_.metrics->fenced_revalidations.inc();
     bool force = stored_->must_revalidate || fenced_ || raced;
-    reuse_ = http::decideReuse(req_->headers, stored_->meta.status, fields,
-                               stored_->meta.request_time_ms, stored_->meta.response_time_ms,
+    reuse_ = http::decideReuse(req_->headers, stored_->meta->status, fields,
+                               stored_->meta->request_time_ms, stored_->meta->response_time_ms,
                                wallNowMs(), force, ctx_.config.policy);
     switch (reuse_.reuse) {
       case http::Reuse::kFresh:
@@ -301,7 +301,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
       }
     }
     if (revalidation && stored_) {
-      for (auto& v : http::validatorsFor(toHttp(stored_->meta.headers))) o.headers.push_back(v);
+      for (auto& v : http::validatorsFor(toHttp(stored_->meta->headers))) o.headers.push_back(v);
     }
     std::string xff = http::combinedField(req_->headers, "x-forwarded-for");
     http::setField(o.headers, "X-Forwarded-For",
@@ -364,7 +364,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
       if (!status.isOk()) return release();
       if (revalidation && st->head.status == 304 && self->stored_) {
         self->ctx_.metrics->revalidated_304.inc();
-        EntryMeta meta = self->stored_->meta;
+        EntryMeta meta = *self->stored_->meta;
         http::Fields merged = toHttp(meta.headers);
         http::mergeNotModified(merged, st->head.headers);
         auto tags = http::surrogateKeys(merged);
@@ -479,15 +479,17 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     status_.fwd_status = head->status;
     if (revalidation && head->status == 304 && stored_) {
       // Merge the 304 into what we serve; the leader updates the store.
-      http::Fields merged = toHttp(stored_->meta.headers);
+      auto refreshed = std::make_shared<EntryMeta>(*stored_->meta);
+      http::Fields merged = toHttp(refreshed->headers);
       http::mergeNotModified(merged, head->headers);
-      stored_->meta.headers = toStorage(merged);
+      refreshed->headers = toStorage(merged);
       stored_fields_ = merged;
-      stored_->meta.response_time_ms = wallNowMs();
-      stored_->meta.request_time_ms = stored_->meta.response_time_ms;
+      refreshed->response_time_ms = wallNowMs();
+      refreshed->request_time_ms = refreshed->response_time_ms;
+      stored_->meta = refreshed;
       reuse_.age_ms = 0;
-      reuse_.ttl_ms = http::freshnessLifetimeMs(stored_->meta.status, merged,
-                                                stored_->meta.response_time_ms, ctx_.config.policy);
+      reuse_.ttl_ms = http::freshnessLifetimeMs(refreshed->status, merged,
+                                                refreshed->response_time_ms, ctx_.config.policy);
       status_.ttl_s = reuse_.ttl_ms / 1000;
       return deliverStored(std::move(*stored_), from_disk_);
     }
@@ -626,7 +628,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   void deliverStored(LookupResult r, bool from_disk) {
     http::Fields headers = std::move(stored_fields_);
     http::setField(headers, "Age", std::to_string(std::max<int64_t>(0, reuse_.age_ms / 1000)));
-    const uint64_t length = r.meta.body_size;
+    const uint64_t length = r.meta->body_size;
     if (http::notModified(req_->method, req_->headers, headers)) {
       ctx_.metrics->not_modified.inc();
       return send(304, http::headersFor304(headers), nullptr, std::nullopt);
@@ -635,17 +637,17 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     if (req_->method != "HEAD" && r.body)
       body = storedSource(std::move(r.body), from_disk, ctx_.loop, ctx_.pool);
     auto range = http::decideRange(req_->method, req_->headers, headers, length);
-    if (r.meta.status == 200 && range.outcome == http::RangeOutcome::kPartial) {
+    if (r.meta->status == 200 && range.outcome == http::RangeOutcome::kPartial) {
       http::setField(headers, "Content-Range", range.content_range);
       uint64_t n = range.range.last - range.range.first + 1;
       return send(206, std::move(headers),
                   rangeSource(std::move(body), range.range.first, range.range.last), n);
     }
-    if (r.meta.status == 200 && range.outcome == http::RangeOutcome::kUnsatisfiable) {
+    if (r.meta->status == 200 && range.outcome == http::RangeOutcome::kUnsatisfiable) {
       http::Fields h = {{"Content-Range", range.content_range}};
       return send(416, std::move(h), stringSource(""), 0);
     }
-    send(r.meta.status, std::move(headers), std::move(body), length);
+    send(r.meta->status, std::move(headers), std::move(body), length);
   }
 
   void error(int code, const std::string& why) {
@@ -682,7 +684,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   ObjectKey key_;
   std::vector<std::string> vary_fields_;
   std::optional<LookupResult> stored_;
-  http::Fields stored_fields_;  // stored_->meta.headers as HTTP fields
+  http::Fields stored_fields_;  // stored_->meta->headers as HTTP fields
   bool rechecked_ = false;      // the leader's second look before fetching
   uint64_t lookup_seq_ = 0;     // purges applied when the current lookup began
   int relookups_ = 0;

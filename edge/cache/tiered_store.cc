@@ -28,7 +28,7 @@ Status writeWhole(storage::ObjectStore& st, const storage::ObjectKey& key,
 Result<storage::LookupResult> TieredStore::lookupDisk(const storage::ObjectKey& key) {
   if (!disk_) return Status::notFound();
   auto r = disk_->lookup(key);
-  if (!r.ok() || r->meta.body_size > memory_max_object_bytes_) return r;
+  if (!r.ok() || r->meta->body_size > memory_max_object_bytes_) return r;
   // Promote: read the body once, store it in memory, and serve from there.
   std::vector<std::shared_ptr<const std::string>> chunks;
   if (r->body) {
@@ -39,7 +39,7 @@ Result<storage::LookupResult> TieredStore::lookupDisk(const storage::ObjectKey& 
       chunks.push_back(std::make_shared<const std::string>(*c));
     }
   }
-  storage::EntryMeta meta = r->meta;
+  storage::EntryMeta meta = *r->meta;
   meta.stale = meta.stale || r->must_revalidate;
   (void)writeWhole(*memory_, key, meta, chunks);  // a refused promotion is not an error
   auto m = memory_->lookup(key);

@@ -152,9 +152,8 @@ Result<LookupResult> MemoryStore::lookup(const ObjectKey& key) {
     if (lock.owns_lock()) policy_->touch(hash64(meta_key));
   }
   LookupResult out;
-  out.meta = object->meta;
-  out.meta.stale = object->meta.stale || object->stale.load();
-  out.must_revalidate = out.meta.stale;
+  out.meta = std::shared_ptr<const EntryMeta>(object, &object->meta);  // no copy
+  out.must_revalidate = object->meta.stale || object->stale.load();
   if (object->meta.kind == EntryKind::kResponse)
     out.body = std::make_unique<MemoryBodyReader>(object);
   return out;

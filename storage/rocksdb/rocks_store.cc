@@ -546,7 +546,7 @@ Result<LookupResult> RocksStore::lookup(const ObjectKey& key) {
   if (record->meta.kind == EntryKind::kResponse) {
     out.body = std::make_unique<RocksBodyReader>(this, meta_key, *record);
   }
-  out.meta = std::move(record->meta);
+  out.meta = std::make_shared<const EntryMeta>(std::move(record->meta));
   return out;
 }
 

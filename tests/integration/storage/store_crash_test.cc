@@ -46,8 +46,8 @@ TEST(StoreCrashTest, KilledWriterNeverLeavesATornOrCorruptObject) {
       auto r = (*store)->lookup({CacheKey::fromUrl(tern::testing::crashUrl(k)).value(), {}});
       if (r.status().isNotFound()) continue;
       ASSERT_TRUE(r.ok()) << "iteration " << iter << " key " << k << ": " << r.status().toString();
-      uint64_t version = std::stoull(r->meta.headers.at(0).value);
-      size_t size = std::stoull(r->meta.headers.at(1).value);
+      uint64_t version = std::stoull(r->meta->headers.at(0).value);
+      size_t size = std::stoull(r->meta->headers.at(1).value);
       std::string body;
       while (true) {
         auto c = r->body->next();

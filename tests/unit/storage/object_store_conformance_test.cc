@@ -134,8 +134,8 @@ TEST_P(ObjectStoreConformance, StoresAndStreamsBodies) {
     EXPECT_EQ(get(k), body) << size;
     auto r = store_->lookup(k);
     ASSERT_TRUE(r.ok());
-    EXPECT_EQ(r->meta.body_size, size);
-    EXPECT_EQ(r->meta.headers[0].name, "content-type");
+    EXPECT_EQ(r->meta->body_size, size);
+    EXPECT_EQ(r->meta->headers[0].name, "content-type");
   }
   EXPECT_EQ(get(key("http://example.com/none")), "<miss>");
 }
@@ -205,8 +205,8 @@ TEST_P(ObjectStoreConformance, VaryRecordHasNoBody) {
   ASSERT_TRUE((*w)->commit().isOk());
   auto r = store_->lookup(key("http://example.com/r"));
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->meta.kind, EntryKind::kVaryRecord);
-  EXPECT_EQ(r->meta.vary_fields, m.vary_fields);
+  EXPECT_EQ(r->meta->kind, EntryKind::kVaryRecord);
+  EXPECT_EQ(r->meta->vary_fields, m.vary_fields);
   EXPECT_EQ(r->body, nullptr);
 }
 
@@ -234,7 +234,7 @@ TEST_P(ObjectStoreConformance, UpdateMetaKeepsBodyAndReplacesTags) {
   ASSERT_TRUE(store_->updateMeta(k, m).isOk());
   auto r = store_->lookup(k);
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->meta.headers[0].name, "x-new");
+  EXPECT_EQ(r->meta->headers[0].name, "x-new");
   EXPECT_EQ(get(k), "payload");
   ASSERT_TRUE(purge(1, PurgeMode::kHard, SelectorKind::kTag, "old").isOk());
   store_->runMaintenanceForTesting();
@@ -242,6 +242,32 @@ TEST_P(ObjectStoreConformance, UpdateMetaKeepsBodyAndReplacesTags) {
   ASSERT_TRUE(purge(2, PurgeMode::kHard, SelectorKind::kTag, "new").isOk());
   EXPECT_EQ(get(k), "<miss>");
   EXPECT_TRUE(store_->updateMeta(key("http://example.com/gone"), m).isNotFound());
+}
+
+// A lookup's metadata is shared with the store, not copied: it must stay
+// what it was when later writes, metadata updates and purges change the
+// stored object.
+TEST_P(ObjectStoreConformance, LookupResultIsASnapshot) {
+  auto k = key("http://example.com/snap");
+  ASSERT_TRUE(put(k, "v1", 0, {"t"}).isOk());
+  auto first = store_->lookup(k);
+  ASSERT_TRUE(first.ok());
+  const auto before = *first->meta;
+  EntryMeta m;
+  m.status = 200;
+  m.headers = {{"x-new", "1"}};
+  m.tags = {"t2"};
+  ASSERT_TRUE(store_->updateMeta(k, m).isOk());
+  ASSERT_TRUE(purge(1, PurgeMode::kSoft, SelectorKind::kTag, "t2").isOk());
+  auto second = store_->lookup(k);
+  ASSERT_TRUE(second.ok());
+  EXPECT_TRUE(second->must_revalidate);
+  EXPECT_EQ(second->meta->headers[0].name, "x-new");
+  EXPECT_EQ(*first->meta, before);
+  EXPECT_FALSE(first->must_revalidate);
+  ASSERT_TRUE(put(k, "v2", 2, {"t3"}).isOk());
+  EXPECT_EQ(*first->meta, before);
+  EXPECT_EQ(get(k), "v2");
 }
 
 struct SelectorCase {
