@@ -31,7 +31,8 @@ stats = {"paths": {}, "200": 0, "304": 0}
 
 
 def version_of(tags):
-    return sum(versions.get(t, 1) for t in tags)
+    # Starts at 1; every bump of any of the page's tags adds one.
+    return 1 + sum(versions.get(t, 1) - 1 for t in tags)
 
 
 def modified_of(tags):
