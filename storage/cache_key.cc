@@ -4,6 +4,7 @@
 #include <boost/url/url.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <optional>
 #include <vector>
@@ -114,44 +115,29 @@ Result<CacheKey> fromParsed(urls::url u) {
   return key;
 }
 
+bool isPlainHostChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+}
+
+// pchar (RFC 3986 section 3.3) without pct-encoded, plus '/': unreserved,
+// sub-delims, ':' and '@'.
+constexpr std::array<bool, 256> kPlainPathChars = [] {
+  std::array<bool, 256> t{};
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (char c : std::string_view("-._~!$&'()*+,;=:@/")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+
+bool isPlainPathChar(char c) { return kPlainPathChars[static_cast<unsigned char>(c)]; }
+
 // The common request, already in normal form: a lower-case host name with
 // an optional numeric port, and an origin-form target made of characters
 // that need no decoding (no '%'), with no dot segments and no fragment.
 // Normalization would leave such a key unchanged, so it is built directly,
 // without parsing the URL (the hot path of every cache hit). Anything else
 // returns nullopt and takes the full parse.
-bool isPlainHostChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
-}
-
-// pchar (RFC 3986 section 3.3) without pct-encoded, plus '/'.
-bool isPlainPathChar(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '-':
-    case '.':
-    case '_':
-    case '~':  // unreserved
-    case '!':
-    case '$':
-    case '&':
-    case '\'':
-    case '(':
-    case ')':  // sub-delims
-    case '*':
-    case '+':
-    case ',':
-    case ';':
-    case '=':
-    case ':':
-    case '@':
-    case '/':
-      return true;
-    default:
-      return false;
-  }
-}
-
 std::optional<CacheKey> plainKey(std::string_view scheme, std::string_view authority,
                                  std::string_view target) {
   if (scheme != "http" && scheme != "https") return std::nullopt;
