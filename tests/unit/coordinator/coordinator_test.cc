@@ -297,6 +297,42 @@ TEST_F(EngineTest, SilentEdgeIsFencedWhenItsLeaseExpires) {
   EXPECT_EQ(edges.edges(0).state(), v1::EDGE_STATE_FENCED);
 }
 
+// Streams at the same position get one batch message, built once; a stream
+// elsewhere in the log gets its own.
+TEST_F(EngineTest, StreamsAtTheSamePositionShareOneBatch) {
+  uint64_t a = connect("a", 0), b = connect("b", 0);
+  drainNow(a);
+  drainNow(b);  // the welcomes
+  auto next = [&](uint64_t sid) {
+    std::shared_ptr<const v1::CoordinatorMessage> m;
+    for (int i = 0; i < 400 && !engine_->nextMessage(sid, &m); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return m;
+  };
+  ASSERT_TRUE(purge(tagPurge("one")).ok());
+  auto ma = next(a), mb = next(b);
+  ASSERT_TRUE(ma && mb);
+  EXPECT_EQ(ma.get(), mb.get()) << "one message for both streams";
+  ASSERT_EQ(ma->purges().purges_size(), 1);
+  EXPECT_EQ(ma->purges().purges(0).seq(), 1u);
+
+  ASSERT_TRUE(purge(tagPurge("two")).ok());
+  uint64_t c = connect("c", 0);
+  auto welcome = next(c), grant = next(c);  // the control messages go first
+  ASSERT_TRUE(welcome && welcome->has_welcome());
+  ASSERT_TRUE(grant && grant->has_lease());
+  auto mc = next(c);  // replays 1..2
+  ASSERT_TRUE(mc);
+  ASSERT_EQ(mc->purges().purges_size(), 2);
+  auto ma2 = next(a);
+  ASSERT_TRUE(ma2);
+  EXPECT_NE(ma2.get(), mc.get());
+  ASSERT_EQ(ma2->purges().purges_size(), 1);
+  EXPECT_EQ(ma2->purges().purges(0).seq(), 2u);
+  auto mb2 = next(b);
+  EXPECT_EQ(mb2.get(), ma2.get());
+}
+
 TEST_F(EngineTest, HeartbeatsRenewTheLease) {
   uint64_t a = connect("a", 0);
   auto f = purgeAsync(tagPurge("x", true));
