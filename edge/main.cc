@@ -32,6 +32,9 @@ Config makeConfig() {
   c.add({"origin_ca_file", "", "PEM CA bundle for https origins (default: the system's)"});
   c.add({"origin_connect_timeout", "3s", "timeout to connect to an origin"});
   c.add({"origin_read_timeout", "30s", "timeout for each read from an origin"});
+  c.add({"origin_idle_timeout", "4s",
+         "idle keep-alive connections to origins are closed after this (keep it below the "
+         "origins' own keep-alive timeout)"});
   c.add({"cache.dir", "./data/edge", "folder of the persistent cache"});
   c.add({"cache.disk_budget", "1GiB", "bytes kept on disk at most"});
   c.add({"cache.memory_budget", "256MiB", "bytes kept in memory at most"});
@@ -50,7 +53,9 @@ Config makeConfig() {
   c.add({"server.idle_timeout", "60s", "keep-alive idle time"});
   c.add({"server.body_timeout", "30s", "time for each body write"});
   c.add({"coordinator.address", "",
-         "host:port of the coordinator's gRPC listener (empty: standalone, no global purge)"});
+         "host:port of the coordinator's gRPC listener; several replicas: repeat, or separate "
+         "with commas (empty: standalone, no global purge)",
+         true});
   c.add({"coordinator.token", "", "bearer token for the coordinator"});
   c.add({"coordinator.tls", "false", "TLS to the coordinator"});
   c.add({"coordinator.ca_file", "", "PEM roots for coordinator.tls (default: the system's)"});
@@ -59,7 +64,8 @@ Config makeConfig() {
   c.add({"coordinator.fenced_policy", "revalidate",
          "when the lease lapses: revalidate (every hit asks the origin) | serve-stale"});
   c.add({"purge.enabled", "false", "answer the PURGE method by forwarding it to the coordinator"});
-  c.add({"purge.token", "", "bearer token required on PURGE requests"});
+  c.add(
+      {"purge.token", "", "bearer token required on PURGE requests (required when purge.enabled)"});
   c.add({"log.access", "true",
          "one log line per response (client, method, target, status, bytes, us, cache)"});
   c.add({"log.level", "info", "debug | info | warn | error (debug includes the access log)"});
@@ -110,6 +116,7 @@ int main(int argc, char** argv) {
   }
   origins.connect_timeout_ms = get(cfg.durationMs("origin_connect_timeout"));
   origins.read_timeout_ms = get(cfg.durationMs("origin_read_timeout"));
+  origins.idle_timeout_ms = get(cfg.durationMs("origin_idle_timeout"));
   origins.tls_verify = get(cfg.boolean("origin_tls_verify"));
   origins.tls_ca_file = cfg.str("origin_ca_file");
 
@@ -173,6 +180,7 @@ int main(int argc, char** argv) {
 
   cache::FlowConfig flow;
   flow.expose_cache_key = get(cfg.boolean("cache.expose_key"));
+  flow.max_object_bytes = disk.max_object_bytes;
 
   // The purge agent (when a coordinator is configured): fenced until it has
   // caught up with the coordinator's log.
@@ -181,9 +189,19 @@ int main(int argc, char** argv) {
   const std::string fenced_policy = cfg.str("coordinator.fenced_policy");
   if (fenced_policy != "revalidate" && fenced_policy != "serve-stale")
     return fail(Status::invalidArgument("coordinator.fenced_policy: revalidate or serve-stale"));
-  if (!cfg.str("coordinator.address").empty()) {
+  std::vector<std::string> coordinators;
+  for (const auto& v : cfg.list("coordinator.address")) {
+    for (size_t i = 0; i <= v.size();) {
+      size_t j = std::min(v.find(',', i), v.size());
+      std::string a = v.substr(i, j - i);
+      std::erase_if(a, [](char ch) { return ch == ' ' || ch == '\t'; });
+      if (!a.empty()) coordinators.push_back(a);
+      i = j + 1;
+    }
+  }
+  if (!coordinators.empty()) {
     agent::AgentOptions ao;
-    ao.coordinator = cfg.str("coordinator.address");
+    ao.coordinators = coordinators;
     ao.token = cfg.str("coordinator.token");
     ao.tls = get(cfg.boolean("coordinator.tls"));
     ao.ca_file = cfg.str("coordinator.ca_file");
@@ -202,6 +220,11 @@ int main(int argc, char** argv) {
     if (!purge_agent)
       return fail(
           Status::invalidArgument("purge.enabled needs coordinator.address: a PURGE is global"));
+    // A PURGE is forwarded with this edge's coordinator credentials: open
+    // to anyone it would let any client purge the whole cluster.
+    if (cfg.str("purge.token").empty())
+      return fail(Status::invalidArgument(
+          "purge.enabled needs purge.token: PURGE without a token would let anyone purge"));
     flow.purge_token = cfg.str("purge.token");
     flow.purge_forwarder = [a = purge_agent.get()](cache::PurgeForward f,
                                                    std::function<void(int, std::string)> done) {

@@ -25,9 +25,14 @@ struct PurgeAgent::Impl {
   cache::LeaseGate* gate;
   uint64_t incarnation = 0;
   std::string address;  // this edge's HTTP address, for status pages
-  std::shared_ptr<grpc::Channel> channel;
-  std::unique_ptr<v1::EdgeLink::Stub> link;
-  std::unique_ptr<v1::PurgeService::Stub> purge;
+  struct Replica {
+    std::string address;
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<v1::EdgeLink::Stub> link;
+    std::unique_ptr<v1::PurgeService::Stub> purge;
+  };
+  std::vector<Replica> replicas;
+  std::atomic<size_t> active{0};  // the replica of the current (or last) stream
 
   metrics::Counter* purges_applied;
   metrics::Counter* batches_applied;
@@ -46,7 +51,7 @@ struct PurgeAgent::Impl {
   std::atomic<uint64_t> head_seen{0};
 
   void run();
-  void connectOnce();
+  void connectOnce(Replica& r);
   bool sleepFor(uint32_t ms) {
     std::unique_lock lock(mu);
     return !cv.wait_for(lock, std::chrono::milliseconds(ms), [&] { return stopping; });
@@ -112,9 +117,19 @@ Status PurgeAgent::start(const std::string& address) {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(o.reconnect_min_ms));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(o.reconnect_max_ms));
   args.SetMaxReceiveMessageSize(64 << 20);
-  impl_->channel = grpc::CreateCustomChannel(o.coordinator, creds, args);
-  impl_->link = v1::EdgeLink::NewStub(impl_->channel);
-  impl_->purge = v1::PurgeService::NewStub(impl_->channel);
+  // The channel's own reconnection backoff: while it waits, a new call
+  // fails at once with the last error ("Connection refused"), so a long
+  // backoff would keep the edge fenced after the coordinator is back.
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(o.reconnect_min_ms));
+  if (o.coordinators.empty()) return Status::invalidArgument("no coordinator address");
+  for (const auto& a : o.coordinators) {
+    Impl::Replica r;
+    r.address = a;
+    r.channel = grpc::CreateCustomChannel(a, creds, args);
+    r.link = v1::EdgeLink::NewStub(r.channel);
+    r.purge = v1::PurgeService::NewStub(r.channel);
+    impl_->replicas.push_back(std::move(r));
+  }
   impl_->thread = std::thread([this] { impl_->run(); });
   return Status::ok();
 }
@@ -141,22 +156,45 @@ void PurgeAgent::Impl::run() {
   // (CAP_SYS_NICE), run this thread ahead of the event loops.
   if (setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), -10) != 0)
     TERN_LOG(kDebug, "purge agent runs at normal priority (no CAP_SYS_NICE)");
-  uint32_t backoff = options.reconnect_min_ms;
+  // The wait for a connection is each channel's own: it retries with a
+  // short backoff (reconnect_min_ms .. reconnect_max_ms) and
+  // WaitForConnected returns as soon as it is up, so an edge is back within
+  // about reconnect_max_ms of a coordinator listening again.
+  size_t next = 0;
+  size_t failed_in_round = 0;
+  uint32_t refused_backoff_ms = 100;  // a coordinator that answers and ends the stream
   for (;;) {
     {
       std::lock_guard lock(mu);
       if (stopping) return;
     }
-    const int64_t started = steadyNowUs();
-    connectOnce();
-    // A stream that lived a while resets the backoff.
-    if (steadyNowUs() - started > 5'000'000) backoff = options.reconnect_min_ms;
-    if (!sleepFor(backoff)) return;
-    backoff = std::min(options.reconnect_max_ms, backoff * 2);
+    Replica& r = replicas[next];
+    const bool up = r.channel->WaitForConnected(std::chrono::system_clock::now() +
+                                                std::chrono::milliseconds(options.connect_wait_ms));
+    if (up) {
+      active = next;
+      failed_in_round = 0;
+      const int64_t started = steadyNowUs();
+      connectOnce(r);
+      // A stream that lived a while: start over with the same replica.
+      if (steadyNowUs() - started > 5'000'000) {
+        refused_backoff_ms = 100;
+        continue;
+      }
+      // Connected but ended at once (a wrong token, a replica shutting
+      // down): do not hammer it.
+      if (!sleepFor(refused_backoff_ms)) return;
+      refused_backoff_ms = std::min<uint32_t>(refused_backoff_ms * 2, 2000);
+    }
+    next = (next + 1) % replicas.size();
+    if (++failed_in_round < replicas.size()) continue;  // try the others first
+    failed_in_round = 0;
+    if (!sleepFor(10)) return;
   }
 }
 
-void PurgeAgent::Impl::connectOnce() {
+void PurgeAgent::Impl::connectOnce(Replica& r) {
+  auto& link = r.link;
   grpc::ClientContext ctx;
   if (!options.token.empty()) ctx.AddMetadata("authorization", "Bearer " + options.token);
   {
@@ -205,7 +243,7 @@ void PurgeAgent::Impl::connectOnce() {
   if (!write(hello)) {
     auto st = stream->Finish();
     TERN_LOG(kWarn, "coordinator unreachable",
-             {{"coordinator", options.coordinator}, {"error", st.error_message()}});
+             {{"coordinator", r.address}, {"error", st.error_message()}});
     std::lock_guard lock(mu);
     current = nullptr;
     return;
@@ -226,13 +264,13 @@ void PurgeAgent::Impl::connectOnce() {
         const int64_t now = steadyNowUs();
         if (lease_until == 0 && now - connect_started > 5'000'000) {
           TERN_LOG(kWarn, "no answer from the coordinator; reconnecting",
-                   {{"coordinator", options.coordinator}});
+                   {{"coordinator", r.address}});
           ctx.TryCancel();
           return;
         }
         if (lease_until > 0 && now >= lease_until) {
           TERN_LOG(kWarn, "lease lapsed: fenced until the coordinator is back and caught up",
-                   {{"coordinator", options.coordinator}});
+                   {{"coordinator", r.address}});
           ctx.TryCancel();
           return;
         }
@@ -258,7 +296,7 @@ void PurgeAgent::Impl::connectOnce() {
           catch_up_to = msg.welcome().head_seq();
         }
         TERN_LOG(kInfo, "connected to the coordinator",
-                 {{"coordinator", options.coordinator},
+                 {{"coordinator", r.address},
                   {"head_seq", std::to_string(msg.welcome().head_seq())},
                   {"applied_seq", std::to_string(store->appliedSeq())}});
         markCaughtUp(store->appliedSeq());
@@ -336,7 +374,7 @@ void PurgeAgent::Impl::connectOnce() {
     if (stopping) return;
   }
   TERN_LOG(kWarn, "coordinator stream ended",
-           {{"coordinator", options.coordinator},
+           {{"coordinator", r.address},
             {"code", std::to_string(static_cast<int>(st.error_code()))},
             {"error", st.error_message()}});
 }
@@ -374,7 +412,7 @@ void PurgeAgent::forwardPurge(cache::PurgeForward f, std::function<void(int, std
     call->ctx.AddMetadata("authorization", "Bearer " + impl_->options.token);
   call->ctx.set_deadline(std::chrono::system_clock::now() +
                          std::chrono::seconds(f.wait_all ? 130 : 10));
-  impl_->purge->async()->Purge(
+  impl_->replicas[impl_->active.load()].purge->async()->Purge(
       &call->ctx, &call->request, &call->result, [call, done = std::move(done)](grpc::Status s) {
         namespace json = boost::json;
         if (!s.ok()) {

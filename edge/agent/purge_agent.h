@@ -1,7 +1,7 @@
 #pragma once
 // PurgeAgent: the edge's side of the edge link (tern.v1.EdgeLink).
 //
-// One thread keeps a stream to the coordinator open: it says hello with the
+// One thread keeps a stream to a coordinator open: it says hello with the
 // store's applied_seq, applies every purge batch through the storage
 // primitives (applied_seq is persisted atomically with each batch), acks,
 // and renews its lease with heartbeats. The lease is timed from the moment a
@@ -24,6 +24,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/metrics.h"
 #include "common/result.h"
@@ -34,13 +35,21 @@
 namespace tern::edge::agent {
 
 struct AgentOptions {
-  std::string coordinator;  // host:port of the coordinator's gRPC listener
-  std::string token;        // bearer token for the coordinator
-  bool tls = false;         // TLS to the coordinator
-  std::string ca_file;      // PEM roots for TLS (empty: the system's)
+  // host:port of each coordinator replica's gRPC listener (or one DNS name
+  // with several addresses: gRPC tries them in turn). On a failure the
+  // agent moves to the next one and resumes from its applied_seq.
+  std::vector<std::string> coordinators;
+  std::string token;    // bearer token for the coordinator
+  bool tls = false;     // TLS to the coordinator
+  std::string ca_file;  // PEM roots for TLS (empty: the system's)
   std::string edge_id;
-  uint32_t reconnect_min_ms = 100;
-  uint32_t reconnect_max_ms = 2000;
+  // Each channel's reconnection backoff (kept short: an edge reconnects
+  // within a few hundred milliseconds of a coordinator being reachable).
+  uint32_t reconnect_min_ms = 50;
+  uint32_t reconnect_max_ms = 250;
+  // How long one coordinator may take to accept a connection before the
+  // agent tries the next.
+  uint32_t connect_wait_ms = 300;
 };
 
 class PurgeAgent {

@@ -56,9 +56,10 @@ class StoredSource final : public BodySource {
 
 class InflightSource final : public BodySource {
  public:
-  InflightSource(std::shared_ptr<Inflight> inflight, Executor loop)
+  InflightSource(Inflight::Reader reader, Executor loop)
       : shared_(std::make_shared<Shared>()), loop_(std::move(loop)) {
-    shared_->inflight = std::move(inflight);
+    shared_->inflight = reader.inflight()->shared_from_this();
+    shared_->reader = std::move(reader);
     std::weak_ptr<Shared> weak = shared_;
     shared_->inflight->subscribe(loop_, [weak] {
       if (auto s = weak.lock()) s->poke();
@@ -72,12 +73,13 @@ class InflightSource final : public BodySource {
  private:
   struct Shared {
     std::shared_ptr<Inflight> inflight;
+    Inflight::Reader reader;  // holds back what this client has not read yet
     std::function<void(Result<std::string_view>)> pending;
     std::shared_ptr<const std::string> current;
     size_t index = 0;
     void poke() {
       if (!pending) return;
-      if (auto c = inflight->chunk(index)) {
+      if (auto c = reader.chunk(index)) {
         ++index;
         current = c;
         auto cb = std::move(pending);
@@ -86,9 +88,10 @@ class InflightSource final : public BodySource {
         return;
       }
       Status st;
-      if (inflight->finished(&st) && inflight->chunk(index) == nullptr) {
+      if (inflight->finished(&st) && reader.chunk(index) == nullptr) {
         auto cb = std::move(pending);
         pending = nullptr;
+        reader.release();
         if (st.isOk()) {
           cb(std::string_view());
         } else {
@@ -135,8 +138,8 @@ std::unique_ptr<BodySource> storedSource(std::unique_ptr<storage::BodyReader> re
   return std::make_unique<StoredSource>(std::move(reader), blocking, std::move(loop),
                                         std::move(pool));
 }
-std::unique_ptr<BodySource> inflightSource(std::shared_ptr<Inflight> inflight, Executor loop) {
-  return std::make_unique<InflightSource>(std::move(inflight), std::move(loop));
+std::unique_ptr<BodySource> inflightSource(Inflight::Reader reader, Executor loop) {
+  return std::make_unique<InflightSource>(std::move(reader), std::move(loop));
 }
 std::unique_ptr<BodySource> rangeSource(std::unique_ptr<BodySource> inner, uint64_t first,
                                         uint64_t last) {

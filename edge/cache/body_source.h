@@ -30,7 +30,9 @@ std::unique_ptr<BodySource> stringSource(std::string body);
 // Reads a stored object; `blocking` reads run on `pool` and complete on `loop`.
 std::unique_ptr<BodySource> storedSource(std::unique_ptr<storage::BodyReader> reader, bool blocking,
                                          Executor loop, Executor pool);
-std::unique_ptr<BodySource> inflightSource(std::shared_ptr<Inflight> inflight, Executor loop);
+// Streams an in-flight origin response; `reader` (valid) holds back the
+// chunks this client has not read yet.
+std::unique_ptr<BodySource> inflightSource(Inflight::Reader reader, Executor loop);
 // Bytes [first, last] of `inner`.
 std::unique_ptr<BodySource> rangeSource(std::unique_ptr<BodySource> inner, uint64_t first,
                                         uint64_t last);

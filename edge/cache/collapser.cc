@@ -5,7 +5,8 @@ namespace tern::edge::cache {
 Collapser::Joined Collapser::join(const std::string& key, uint64_t applied_seq) {
   std::lock_guard lock(mu_);
   auto& slot = inflight_[key];
-  if (auto existing = slot.lock(); existing && existing->startSeq() >= applied_seq)
+  if (auto existing = slot.lock();
+      existing && existing->startSeq() >= applied_seq && existing->joinable())
     return {existing, false};
   auto fresh = std::make_shared<Inflight>(applied_seq);
   slot = fresh;

@@ -22,7 +22,8 @@ class Collapser {
   // `applied_seq`: the purge sequence applied now. A fetch that began before
   // a later purge is not shared (its response may be what the purge removed):
   // the caller becomes the leader of a new fetch; the old one finishes for
-  // the clients that were already waiting on it.
+  // the clients that were already waiting on it. So is a fetch whose first
+  // bytes are gone (a large body streaming, see Inflight::joinable).
   Joined join(const std::string& key, uint64_t applied_seq = 0);
   // The leader calls this once the response head is known: later requests
   // no longer join (they look up the cache, or fetch on their own).

@@ -1,42 +1,142 @@
 #include "edge/cache/inflight.h"
 
+#include <algorithm>
+
 namespace tern::edge::cache {
 
-void Inflight::notifyLocked(std::vector<std::pair<Executor, std::function<void()>>>* out) const {
-  *out = subs_;
+Inflight::Reader::Reader(Reader&& other) noexcept
+    : inflight_(std::move(other.inflight_)), id_(other.id_) {
+  other.inflight_ = nullptr;
+}
+
+Inflight::Reader& Inflight::Reader::operator=(Reader&& other) noexcept {
+  if (this != &other) {
+    release();
+    inflight_ = std::move(other.inflight_);
+    id_ = other.id_;
+    other.inflight_ = nullptr;
+  }
+  return *this;
+}
+
+void Inflight::Reader::release() {
+  if (!inflight_) return;
+  inflight_->releaseReader(id_);
+  inflight_ = nullptr;
+}
+
+std::shared_ptr<const std::string> Inflight::Reader::chunk(size_t i) {
+  if (!inflight_) return nullptr;
+  Inflight& f = *inflight_;
+  std::shared_ptr<const std::string> out;
+  std::function<void()> resume;
+  {
+    std::lock_guard lock(f.mu_);
+    for (auto& [id, next] : f.readers_) {
+      if (id == id_ && next < i) {
+        next = i;
+        resume = f.trimLocked();
+      }
+    }
+    // A reader's own unread chunks are never dropped.
+    if (i >= f.base_ && i - f.base_ < f.chunks_.size()) out = f.chunks_[i - f.base_].data;
+  }
+  if (resume) resume();
+  return out;
+}
+
+Inflight::Reader Inflight::read() {
+  Reader r;
+  std::lock_guard lock(mu_);
+  if (base_ > 0) return r;
+  r.inflight_ = shared_from_this();
+  r.id_ = next_reader_id_++;
+  readers_.emplace_back(r.id_, 0);
+  return r;
+}
+
+void Inflight::releaseReader(int id) {
+  std::function<void()> resume;
+  {
+    std::lock_guard lock(mu_);
+    std::erase_if(readers_, [id](const auto& r) { return r.first == id; });
+    resume = trimLocked();
+  }
+  if (resume) resume();
+}
+
+bool Inflight::joinable() const {
+  std::lock_guard lock(mu_);
+  return base_ == 0;
+}
+
+uint64_t Inflight::slowestOffsetLocked() const {
+  size_t slowest = base_ + chunks_.size();
+  for (const auto& r : readers_) slowest = std::min(slowest, r.second);
+  if (slowest <= base_) return dropped_bytes_;
+  return chunks_[slowest - base_ - 1].end;
+}
+
+std::function<void()> Inflight::trimLocked() {
+  if (bytes_ > kShareablePrefixBytes) {
+    size_t slowest = base_ + chunks_.size();
+    for (const auto& r : readers_) slowest = std::min(slowest, r.second);
+    while (base_ < slowest) {
+      dropped_bytes_ = chunks_.front().end;
+      chunks_.pop_front();
+      ++base_;
+    }
+  }
+  if (resume_ && (done_ || bytes_ - slowestOffsetLocked() <= kWindowBytes ||
+                  bytes_ <= kShareablePrefixBytes)) {
+    return std::exchange(resume_, nullptr);
+  }
+  return nullptr;
+}
+
+bool Inflight::mayReadMore(std::function<void()> resume) {
+  std::lock_guard lock(mu_);
+  if (done_ || bytes_ <= kShareablePrefixBytes || bytes_ - slowestOffsetLocked() <= kWindowBytes)
+    return true;
+  resume_ = std::move(resume);
+  return false;
 }
 
 void Inflight::setHead(Head head) {
-  std::vector<std::pair<Executor, std::function<void()>>> subs;
+  Subscribers subs;
   {
     std::lock_guard lock(mu_);
     head_ = std::move(head);
-    notifyLocked(&subs);
+    subs = subs_;
   }
   for (auto& [exec, wake] : subs) exec(wake);
 }
 
 void Inflight::append(std::string chunk) {
   if (chunk.empty()) return;
-  std::vector<std::pair<Executor, std::function<void()>>> subs;
+  Subscribers subs;
   {
     std::lock_guard lock(mu_);
     bytes_ += chunk.size();
-    chunks_.push_back(std::make_shared<const std::string>(std::move(chunk)));
-    notifyLocked(&subs);
+    chunks_.push_back({std::make_shared<const std::string>(std::move(chunk)), bytes_});
+    (void)trimLocked();  // the fetcher asks mayReadMore() next
+    subs = subs_;
   }
   for (auto& [exec, wake] : subs) exec(wake);
 }
 
 void Inflight::finish(Status status) {
-  std::vector<std::pair<Executor, std::function<void()>>> subs;
+  Subscribers subs;
+  std::function<void()> resume;
   {
     std::lock_guard lock(mu_);
     if (done_) return;
     done_ = true;
     status_ = std::move(status);
     subs.swap(subs_);  // nothing more will happen: drop the subscriptions
+    resume = std::exchange(resume_, nullptr);
   }
+  if (resume) resume();
   for (auto& [exec, wake] : subs) exec(wake);
 }
 
@@ -55,25 +155,20 @@ std::optional<Inflight::Head> Inflight::head() const {
   return head_;
 }
 
-std::shared_ptr<const std::string> Inflight::chunk(size_t i) const {
-  std::lock_guard lock(mu_);
-  return i < chunks_.size() ? chunks_[i] : nullptr;
-}
-
 bool Inflight::finished(Status* status) const {
   std::lock_guard lock(mu_);
   if (done_ && status != nullptr) *status = status_;
   return done_;
 }
 
-size_t Inflight::chunks() const {
-  std::lock_guard lock(mu_);
-  return chunks_.size();
-}
-
 uint64_t Inflight::bytes() const {
   std::lock_guard lock(mu_);
   return bytes_;
+}
+
+uint64_t Inflight::heldBytes() const {
+  std::lock_guard lock(mu_);
+  return bytes_ - dropped_bytes_;
 }
 
 }  // namespace tern::edge::cache

@@ -2,6 +2,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "edge/cache/fill.h"
 #include "edge/http/cache_status.h"
 #include "edge/http/conditional.h"
 #include "edge/http/range.h"
@@ -321,13 +322,14 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     const int64_t started_us = steadyNowUs();
     struct FetchState {
       bool storable = false;
+      bool filling = false;  // a Fill writes the body and releases when done
       uint64_t bytes = 0;
       origin::OriginHead head;
     };
     auto st = std::make_shared<FetchState>();
     origin::OriginClient::Callbacks cb;
-    cb.on_head = [self, inflight, ckey, st, revalidation, pass,
-                  started_us](Result<origin::OriginHead> head) {
+    cb.on_head = [self, inflight, ckey, st, revalidation, pass, started_us,
+                  store_seq](Result<origin::OriginHead> head) {
       self->ctx_.metrics->origin_latency.observe(static_cast<double>(steadyNowUs() - started_us) /
                                                  1e6);
       if (!head.ok()) return;  // on_done reports the error
@@ -343,14 +345,23 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
           st->storable = d.store && vf.has_value();
           h.cacheable = st->storable;
           if (vf) h.variant = http::variantId(self->req_->headers, *vf);
+          // Larger than the store takes: streamed (and shared), not stored.
+          if (auto n = contentLength(head->headers); n && *n > self->ctx_.config.max_object_bytes)
+            st->storable = false;
         }
       }
       if (!h.cacheable && !ckey.empty()) self->ctx_.collapser->release(ckey, inflight);
+      if (st->storable) {
+        h.stored = true;
+        st->filling = true;
+        self->startFill(inflight, st->head, store_seq, ckey);
+      }
       inflight->setHead(std::move(h));
     };
-    cb.on_data = [inflight, st, self](std::string data) {
+    cb.on_data = [inflight, st](std::string data, std::function<void()> more) {
       st->bytes += data.size();
       inflight->append(std::move(data));
+      if (inflight->mayReadMore(more)) more();
     };
     cb.on_done = [self, inflight, ckey, st, store_seq, revalidation](Status status) {
       if (!status.isOk()) self->ctx_.metrics->origin_errors.inc();
@@ -361,6 +372,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
           self->ctx_.background->release(self->background_key_, self->background_inflight_);
         }
       };
+      if (st->filling) return;  // the fill releases once the body is stored (or not)
       if (!status.isOk()) return release();
       if (revalidation && st->head.status == 304 && self->stored_) {
         self->ctx_.metrics->revalidated_304.inc();
@@ -381,11 +393,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
         });
         return;
       }
-      if (!st->storable) return release();
-      self->ctx_.pool([self, inflight, st, store_seq, release] {
-        self->storeResponse(*inflight, st->head, store_seq);
-        release();
-      });
+      release();
     };
     if (!background_key_.empty()) {
       // A background refresh answers nobody: no hints.
@@ -398,8 +406,9 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     ctx_.origin->fetch(originRequest(revalidation, pass), std::move(cb));
   }
 
-  // ---- kStore (on the pool) ----
-  void storeResponse(const Inflight& inflight, const origin::OriginHead& head, uint64_t store_seq) {
+  // ---- kStore (on the pool, while the body streams) ----
+  void startFill(const std::shared_ptr<Inflight>& inflight, const origin::OriginHead& head,
+                 uint64_t store_seq, const std::string& ckey) {
     auto vf = http::varyFields(head.headers).value_or(std::vector<std::string>{});
     ObjectKey key = key_;
     key.variant = http::variantId(req_->headers, vf);
@@ -415,46 +424,57 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
       meta.last_modified = std::string(*lm);
     meta.tags = http::surrogateKeys(head.headers);
     meta.store_seq = store_seq;
-    std::vector<std::shared_ptr<const std::string>> chunks;
-    for (size_t i = 0; i < inflight.chunks(); ++i) chunks.push_back(inflight.chunk(i));
-    // The variant first, then the record that points lookups to it: until
-    // the collapser is released, a lookup without the record still joins
-    // this fetch instead of going to the origin.
-    Status s = ctx_.store->store(key, meta, chunks);
-    if (s.isOk() && !vf.empty()) {
-      EntryMeta record;
-      record.kind = storage::EntryKind::kVaryRecord;
-      record.vary_fields = vf;
-      record.store_seq = store_seq;
-      record.response_time_ms = head.response_time_ms;
-      (void)ctx_.store->store({key_.url, ""}, record, {});
-    }
-
-    if (s.isOk()) {
-      ctx_.metrics->stored.inc();
-    } else if (s.code() != StatusCode::kFailedPrecondition) {
-      ctx_.metrics->store_failures.inc();
-      TERN_LOG(kDebug, "response not stored",
-               {{"key", key_.url.toString()}, {"reason", s.toString()}});
-    }
+    auto self = shared_from_this();
+    const int64_t response_time_ms = head.response_time_ms;
+    cache::startFill(ctx_.store, ctx_.pool, inflight, key, std::move(meta),
+                     [self, inflight, ckey, vf, store_seq, response_time_ms](Status s) {
+                       // The variant first, then the record that points lookups to it:
+                       // until the collapser is released, a lookup without the record
+                       // still joins this fetch instead of going to the origin.
+                       if (s.isOk() && !vf.empty()) {
+                         EntryMeta record;
+                         record.kind = storage::EntryKind::kVaryRecord;
+                         record.vary_fields = vf;
+                         record.store_seq = store_seq;
+                         record.response_time_ms = response_time_ms;
+                         (void)self->ctx_.store->store({self->key_.url, ""}, record, {});
+                       }
+                       if (s.isOk()) {
+                         self->ctx_.metrics->stored.inc();
+                       } else if (s.code() != StatusCode::kFailedPrecondition &&
+                                  s.source() != ErrorSource::kOrigin) {
+                         self->ctx_.metrics->store_failures.inc();
+                         TERN_LOG(kDebug, "response not stored",
+                                  {{"key", self->key_.url.toString()}, {"reason", s.toString()}});
+                       }
+                       if (!ckey.empty()) self->ctx_.collapser->release(ckey, inflight);
+                       if (!self->background_key_.empty())
+                         self->ctx_.background->release(self->background_key_,
+                                                        self->background_inflight_);
+                     });
   }
 
   void awaitHead(std::shared_ptr<Inflight> inflight, bool leader, bool revalidation) {
+    // Registered now, before any body chunk can be dropped; handed to the
+    // body source, or released when this request does not read the body.
+    auto reader = std::make_shared<Inflight::Reader>(inflight->read());
+    if (!reader->valid()) return fetchAlone(revalidation);  // joined too late to share
     auto self = shared_from_this();
     auto fired = std::make_shared<bool>(false);
-    inflight->subscribe(ctx_.loop, [self, inflight, leader, revalidation, fired] {
+    inflight->subscribe(ctx_.loop, [self, inflight, leader, revalidation, fired, reader] {
       if (*fired) return;
       auto head = inflight->head();
       Status st;
       bool done = inflight->finished(&st);
       if (!head && !done) return;
       *fired = true;
-      self->onHead(inflight, head, st, leader, revalidation);
+      self->onHead(head, st, leader, revalidation, std::move(*reader));
     });
   }
 
-  void onHead(const std::shared_ptr<Inflight>& inflight, const std::optional<Inflight::Head>& head,
-              const Status& st, bool leader, bool revalidation) {
+  // `reader` is released on every path that does not stream the body.
+  void onHead(const std::optional<Inflight::Head>& head, const Status& st, bool leader,
+              bool revalidation, Inflight::Reader reader) {
     if (!head) {
       // The leader found the object stored after all: look it up again.
       if (st.isNotFound() && !relooked_) {
@@ -493,7 +513,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
       status_.ttl_s = reuse_.ttl_ms / 1000;
       return deliverStored(std::move(*stored_), from_disk_);
     }
-    status_.stored = head->cacheable;
+    status_.stored = head->stored;
     http::Fields headers = head->headers;
     if (auto ttl =
             http::freshnessLifetimeMs(head->status, headers, wallNowMs(), ctx_.config.policy);
@@ -507,7 +527,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
       return send(304, http::headersFor304(headers), nullptr, std::nullopt);
     }
     if (req_->method == "HEAD") return send(head->status, std::move(headers), nullptr, length);
-    send(head->status, std::move(headers), inflightSource(inflight, ctx_.loop), length);
+    send(head->status, std::move(headers), inflightSource(std::move(reader), ctx_.loop), length);
   }
 
   bool staleIfErrorAllowed() const {
@@ -529,7 +549,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   void purge() {
     status_.fwd = "bypass";
     status_.detail = "purge";
-    if (!ctx_.config.purge_token.empty()) {
+    {  // purge_token is never empty here (the edge refuses to start so)
       auto auth = http::findField(req_->headers, "authorization");
       const std::string expected = "Bearer " + ctx_.config.purge_token;
       if (!auth || !constantTimeEqual(http::trim(*auth), expected)) {
@@ -584,29 +604,38 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     ctx_.metrics->passes.inc();
     status_.fwd = "request";
     auto inflight = std::make_shared<Inflight>();
+    auto reader = std::make_shared<Inflight::Reader>(inflight->read());
     startOrigin(inflight, "", false, /*pass=*/true);
     auto self = shared_from_this();
     auto fired = std::make_shared<bool>(false);
-    inflight->subscribe(ctx_.loop, [self, inflight, fired] {
+    inflight->subscribe(ctx_.loop, [self, inflight, fired, reader] {
       if (*fired) return;
       auto head = inflight->head();
       Status st;
       bool done = inflight->finished(&st);
       if (!head && !done) return;
       *fired = true;
-      if (!head) return self->error(st.code() == StatusCode::kTimeout ? 504 : 502, st.message());
+      if (!head) {
+        reader->release();
+        return self->error(st.code() == StatusCode::kTimeout ? 504 : 502, st.message());
+      }
       self->status_.fwd_status = head->status;
-      self->invalidateAfterUnsafe(head->status, head->headers);
-      auto length = contentLength(head->headers);
-      self->send(head->status, head->headers, inflightSource(inflight, self->ctx_.loop), length);
+      // The response goes out only once the invalidation is done: a GET
+      // sent right after it must never hit the old entry.
+      self->invalidateAfterUnsafe(head->status, head->headers, [self, head, reader] {
+        auto length = contentLength(head->headers);
+        self->send(head->status, head->headers, inflightSource(std::move(*reader), self->ctx_.loop),
+                   length);
+      });
     });
   }
 
   // RFC 9111 4.4: a non-error response to an unsafe method invalidates the
   // target URI and same-origin Location / Content-Location.
-  void invalidateAfterUnsafe(int status, const http::Fields& headers) {
+  // Calls `then` on the loop when done.
+  void invalidateAfterUnsafe(int status, const http::Fields& headers, Task then) {
     const std::string& m = req_->method;
-    if (m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || status >= 400) return;
+    if (m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || status >= 400) return then();
     std::vector<storage::CacheKey> urls = {key_.url};
     for (auto name : {"location", "content-location"}) {
       storage::CacheKey other;
@@ -617,10 +646,11 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     }
     auto groups = http::groupInvalidations(headers);
     auto self = shared_from_this();
-    ctx_.pool([self, urls, groups = std::move(groups)]() mutable {
+    ctx_.pool([self, urls, groups = std::move(groups), then = std::move(then)]() mutable {
       for (const auto& u : urls) (void)self->ctx_.store->removeUrl(u);
       if (!groups.empty() && self->ctx_.config.group_invalidator)
         self->ctx_.config.group_invalidator(std::move(groups));
+      self->ctx_.loop(std::move(then));
     });
   }
 

@@ -67,6 +67,9 @@ struct FlowConfig {
   std::string via = "1.1 tern";
   http::CachePolicy policy;
   bool expose_cache_key = false;
+  // Responses larger than this stream to the client without being stored
+  // (the disk tier's max_object_bytes).
+  uint64_t max_object_bytes = 64ULL << 20;
   // Fenced (lease lapsed): every stored response is revalidated first and
   // nothing stale is served on origin errors, unless serve_stale_when_fenced.
   // Null: never fenced (no coordinator).
@@ -77,7 +80,8 @@ struct FlowConfig {
   // any other method.
   std::function<void(PurgeForward, std::function<void(int status, std::string json)>)>
       purge_forwarder;
-  // Required as "Authorization: Bearer <token>" on PURGE (empty: none).
+  // Required as "Authorization: Bearer <token>" on PURGE; with an empty
+  // token every PURGE is refused.
   std::string purge_token;
   // RFC 9875 Cache-Group-Invalidation on a response to an unsafe request:
   // called (on the blocking pool) with the groups to mark stale. With a

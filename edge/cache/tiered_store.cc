@@ -61,6 +61,42 @@ Status TieredStore::store(const storage::ObjectKey& key, const storage::EntryMet
   return s;
 }
 
+Result<std::unique_ptr<TieredStore::Writer>> TieredStore::beginWrite(
+    const storage::ObjectKey& key, const storage::EntryMeta& meta) {
+  auto w = std::make_unique<Writer>();
+  w->store_ = this;
+  w->key_ = key;
+  w->meta_ = meta;
+  if (disk_) {
+    TERN_ASSIGN_OR_RETURN(w->disk_, disk_->beginWrite(key, meta));
+  }
+  return w;
+}
+
+Status TieredStore::Writer::append(std::shared_ptr<const std::string> chunk) {
+  size_ += chunk->size();
+  if (disk_) TERN_RETURN_IF_ERROR(disk_->append(*chunk));
+  if (size_ <= store_->memory_max_object_bytes_) {
+    small_.push_back(std::move(chunk));
+  } else if (!small_.empty()) {
+    small_.clear();
+    small_.shrink_to_fit();
+  }
+  if (!disk_ && size_ > store_->memory_max_object_bytes_)
+    return Status::resourceExhausted("object larger than the memory tier's max_object_bytes");
+  return Status::ok();
+}
+
+Status TieredStore::Writer::commit() {
+  Status s;
+  if (disk_) s = disk_->commit();
+  if (size_ <= store_->memory_max_object_bytes_) {
+    Status m = writeWhole(*store_->memory_, key_, meta_, small_);
+    if (!disk_) s = m;
+  }
+  return s;
+}
+
 Status TieredStore::updateMeta(const storage::ObjectKey& key, const storage::EntryMeta& meta) {
   Status m = memory_->updateMeta(key, meta);
   if (!disk_) return m;

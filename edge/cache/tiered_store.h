@@ -26,6 +26,30 @@ class TieredStore {
   Result<storage::LookupResult> lookupDisk(const storage::ObjectKey& key);
   bool hasDisk() const { return disk_ != nullptr; }
 
+  // One object written as it arrives: the disk tier takes every chunk at
+  // once, the memory tier a copy at commit() when the object is small
+  // enough (so at most memory_max_object_bytes are held per writer).
+  // Used by one thread at a time; every call may block.
+  class Writer {
+   public:
+    // ResourceExhausted past the store's max_object_bytes (nothing stored).
+    Status append(std::shared_ptr<const std::string> chunk);
+    // FailedPrecondition if a hard purge matched the object meanwhile.
+    Status commit();
+
+   private:
+    friend class TieredStore;
+    TieredStore* store_ = nullptr;
+    storage::ObjectKey key_;
+    storage::EntryMeta meta_;
+    std::unique_ptr<storage::ObjectWriter> disk_;
+    std::vector<std::shared_ptr<const std::string>> small_;  // for the memory tier
+    uint64_t size_ = 0;
+  };
+  // REQUIRES: may block.
+  Result<std::unique_ptr<Writer>> beginWrite(const storage::ObjectKey& key,
+                                             const storage::EntryMeta& meta);
+
   // Stores a whole response in both tiers. REQUIRES: may block.
   Status store(const storage::ObjectKey& key, const storage::EntryMeta& meta,
                const std::vector<std::shared_ptr<const std::string>>& chunks);

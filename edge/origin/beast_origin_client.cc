@@ -1,12 +1,17 @@
 #include "edge/origin/beast_origin_client.h"
 
+#include <sys/socket.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/url/parse.hpp>
+
+#include <cerrno>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -17,6 +22,10 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+
+bool isIdempotent(std::string_view m) {
+  return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
+}
 
 Result<Upstream> parseUpstream(const std::string& url) {
   auto u = boost::urls::parse_uri(url);
@@ -50,11 +59,23 @@ struct Conn {
   std::unique_ptr<beast::tcp_stream> plain;
   std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
   beast::flat_buffer buffer;
+  int64_t idle_since_us = 0;  // when it was put back in the pool
+
+  // Whether an idle connection can carry a request: the origin has not
+  // closed it (a read would see EOF) and sent nothing unasked (a TLS
+  // close_notify, a stray response). Never blocks.
+  bool stillOpen() {
+    auto& sock = lowest().socket();
+    if (!sock.is_open() || buffer.size() > 0) return false;
+    char c;
+    ssize_t n = ::recv(sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
 };
 
 struct BeastOriginClient::Impl : std::enable_shared_from_this<Impl> {
   Impl(asio::io_context& ioc_, const OriginConfig& config_)
-      : ioc(ioc_), config(config_), resolver(ioc_) {
+      : ioc(ioc_), config(config_), resolver(ioc_), sweeper(ioc_) {
     tls_ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                         asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
                         asio::ssl::context::no_tlsv1_1);
@@ -76,8 +97,51 @@ struct BeastOriginClient::Impl : std::enable_shared_from_this<Impl> {
   asio::ssl::context tls_ctx{asio::ssl::context::tls_client};
   OriginConfig config;
   tcp::resolver resolver;
+  // Idle connections per upstream, oldest first.
   std::map<std::string, std::vector<std::shared_ptr<Conn>>> idle;
   size_t round_robin = 0;
+  asio::steady_timer sweeper;
+  bool sweeping = false;
+
+  // A pooled connection that is still usable, or null.
+  std::shared_ptr<Conn> takeIdle(const std::string& key) {
+    auto& pool = idle[key];
+    const int64_t now = steadyNowUs();
+    while (!pool.empty()) {
+      auto c = std::move(pool.back());
+      pool.pop_back();
+      if (now - c->idle_since_us < config.idle_timeout_ms * 1000 && c->stillOpen()) return c;
+    }
+    return nullptr;
+  }
+
+  void putIdle(const std::string& key, std::shared_ptr<Conn> c) {
+    auto& pool = idle[key];
+    if (pool.size() >= config.max_idle_per_upstream) return;
+    c->lowest().expires_never();
+    c->idle_since_us = steadyNowUs();
+    pool.push_back(std::move(c));
+    if (!sweeping) armSweeper();
+  }
+
+  // Closes connections idle for longer than idle_timeout_ms.
+  void armSweeper() {
+    sweeping = true;
+    sweeper.expires_after(std::chrono::milliseconds(std::max<int64_t>(config.idle_timeout_ms, 10)));
+    std::weak_ptr<Impl> weak = shared_from_this();
+    sweeper.async_wait([weak](beast::error_code ec) {
+      auto self = weak.lock();
+      if (!self || ec) return;
+      self->sweeping = false;
+      const int64_t cutoff = steadyNowUs() - self->config.idle_timeout_ms * 1000;
+      bool any = false;
+      for (auto& [key, pool] : self->idle) {
+        std::erase_if(pool, [cutoff](const auto& c) { return c->idle_since_us <= cutoff; });
+        any = any || !pool.empty();
+      }
+      if (any) self->armSweeper();
+    });
+  }
 
   const Upstream* pick(const std::string& authority) {
     std::string host = authority;
@@ -142,10 +206,8 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
         request.method == "PATCH") {
       req.prepare_payload();
     }
-    auto& pool = impl->idle[pool_key];
-    if (!pool.empty()) {
-      conn = pool.back();
-      pool.pop_back();
+    if (auto c = impl->takeIdle(pool_key)) {
+      conn = std::move(c);
       reused = true;
       return write();
     }
@@ -185,8 +247,11 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
   }
 
   void retryOrFail(const beast::error_code& ec, const char* what) {
-    // A pooled connection the origin closed meanwhile: one fresh attempt.
-    if (reused && !retried && !head_sent) {
+    // A pooled connection the origin closed meanwhile: one fresh attempt,
+    // only if the request may be sent twice and no response byte arrived
+    // (the origin may have acted on it otherwise).
+    const bool received = conn->buffer.size() > 0 || (parser && parser->got_some());
+    if (reused && !retried && !head_sent && !received && isIdempotent(request.method)) {
       retried = true;
       conn.reset();
       impl->idle[pool_key].clear();
@@ -261,8 +326,11 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
         if (ec == bhttp::error::need_buffer) ec = {};
         if (ec) return self->fail(self->errorStatus(ec, "read body"));
         size_t n = self->buf.size() - self->parser->get().body().size;
-        if (n > 0) self->cb.on_data(std::string(self->buf.data(), n));
-        self->readBody();
+        if (n == 0) return self->readBody();
+        // Read on once the receiver asks for more (it may ask from another
+        // thread: come back to this loop).
+        self->cb.on_data(std::string(self->buf.data(), n),
+                         [self] { asio::post(self->impl->ioc, [self] { self->readBody(); }); });
       });
     });
   }
@@ -270,13 +338,7 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
   void finish() {
     bool keep = parser->get().keep_alive();
     parser.reset();
-    if (keep) {
-      auto& pool = impl->idle[pool_key];
-      if (pool.size() < impl->config.max_idle_per_upstream) {
-        conn->lowest().expires_never();
-        pool.push_back(conn);
-      }
-    }
+    if (keep) impl->putIdle(pool_key, conn);
     conn.reset();
     auto done = std::move(cb.on_done);
     cb = {};

@@ -1,9 +1,11 @@
 #pragma once
 // BeastOriginClient: the OriginClient of one event loop, on Boost.Beast.
-// Keeps idle keep-alive connections per upstream address, connects with a
-// timeout, bounds every read with a timeout, and retries once on a fresh
-// connection when a reused one turns out to be closed before any response
-// byte arrived.
+// Keeps idle keep-alive connections per upstream address (closed after
+// idle_timeout_ms, below the keep-alive timeouts origins commonly use, and
+// checked for a close by the origin before each reuse), connects with a
+// timeout, bounds every read with a timeout, and retries an idempotent
+// request once on a fresh connection when a reused one fails before any
+// response byte arrived. Non-idempotent requests are never retried.
 //
 // Thread-safety: one instance per event loop; call fetch() on that loop.
 
@@ -30,9 +32,16 @@ struct OriginConfig {
   int64_t connect_timeout_ms = 3000;
   int64_t read_timeout_ms = 30000;
   size_t max_idle_per_upstream = 64;
+  // An idle pooled connection is closed after this long (origins commonly
+  // close theirs after 5 s or more; sending on one they just closed loses
+  // the request).
+  int64_t idle_timeout_ms = 4000;
   bool tls_verify = true;   // verify origin certificates and host names
   std::string tls_ca_file;  // PEM bundle; empty: the system's CA store
 };
+
+// RFC 9110 9.2.2: methods that may be sent again after a failure.
+bool isIdempotent(std::string_view method);
 
 // Parses "http://host[:port]" or "https://host[:port]" into an upstream.
 Result<Upstream> parseUpstream(const std::string& url);

@@ -8,6 +8,11 @@
 // most once; then on_data for each piece of the body; then on_done exactly
 // once (OK, or the error: Timeout, Unavailable for connect/read failures,
 // all tagged ErrorSource::kOrigin).
+//
+// Retries: a request goes out again (once, on a new connection) only when
+// it is idempotent (RFC 9110 9.2.2) and nothing of the response arrived; a
+// POST or PATCH whose connection failed is answered with the error, never
+// sent twice.
 
 #include <cstdint>
 #include <functional>
@@ -37,7 +42,10 @@ class OriginClient {
  public:
   struct Callbacks {
     std::function<void(Result<OriginHead>)> on_head;
-    std::function<void(std::string)> on_data;
+    // A piece of the body. The client reads on only once `more` has been
+    // called (from any thread, once): that is the backpressure that keeps a
+    // slow client from making the edge buffer the origin's body.
+    std::function<void(std::string data, std::function<void()> more)> on_data;
     std::function<void(Status)> on_done;
     // Optional: 103 Early Hints received before the final response.
     std::function<void(int, http::Fields)> on_interim;

@@ -65,13 +65,14 @@ void CoordinatorProcess::start() {
   }
 }
 
-void CoordinatorProcess::restart(bool kill) {
+void CoordinatorProcess::restart(bool kill, int down_ms) {
   if (kill) {
     process_->kill();
   } else {
     process_->signal(SIGTERM);
     process_->wait(10000);
   }
+  if (down_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(down_ms));
   // Same ports: replace the port-0 listen flags by the ports it had.
   for (size_t i = 0; i + 1 < args_.size(); ++i) {
     if (args_[i] == "--listen") args_[i + 1] = "127.0.0.1:" + std::to_string(http_port_);

@@ -22,8 +22,8 @@ class CoordinatorProcess {
   Process& process() { return *process_; }
   std::string log() const;
   // Stops (SIGKILL if `kill`, else SIGTERM) and starts again on the SAME
-  // ports, so that edges find it where it was.
-  void restart(bool kill = true);
+  // ports, so that edges find it where it was, after `down_ms`.
+  void restart(bool kill = true, int down_ms = 0);
 
  private:
   void start();

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +20,8 @@ Process::Process(std::vector<std::string> argv, const std::string& log_path) {
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
+    // A test that dies (crash, timeout) takes its processes with it.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (!log_path.empty()) {
       int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       if (fd >= 0) {

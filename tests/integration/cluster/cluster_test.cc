@@ -227,6 +227,38 @@ TEST_F(ClusterTest, CoordinatorKilledRightAfterAckingStillDelivers) {
   }
 }
 
+// After a coordinator outage long enough for every reconnection backoff to
+// grow, edges are back within a few hundred milliseconds of the coordinator
+// listening again (each edge is fenced until then: every hit costs the
+// origin a request).
+TEST_F(ClusterTest, EdgesReconnectPromptlyWhenTheCoordinatorIsBack) {
+  auto connected = [](EdgeProcess& e) {
+    auto m = httpGet(e.adminPort(), "/metrics");
+    return m.body.find("\ntern_edge_coordinator_connected 1") != std::string::npos;
+  };
+  for (auto& e : edges_) ASSERT_TRUE(connected(*e));
+  coordinator_->restart(/*kill=*/true, /*down_ms=*/4000);
+  ASSERT_TRUE(coordinator_->ok()) << coordinator_->log();
+  const auto back = Clock::now();  // it prints its ports once listening
+  std::vector<int64_t> took(edges_.size(), -1);
+  for (int i = 0; i < 1000; ++i) {
+    bool all = true;
+    for (size_t k = 0; k < edges_.size(); ++k) {
+      if (took[k] < 0 && connected(*edges_[k])) took[k] = msSince(back);
+      all = all && took[k] >= 0;
+    }
+    if (all) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  for (size_t k = 0; k < edges_.size(); ++k) {
+    std::printf("edge %zu connected %lld ms after the coordinator was back\n", k + 1,
+                static_cast<long long>(took[k]));
+    EXPECT_GE(took[k], 0) << edges_[k]->log();
+    EXPECT_LT(took[k], 1000) << "reconnect backoff kept the edge fenced";
+  }
+  waitAllReady();
+}
+
 TEST_F(ClusterTest, StoppedEdgeIsFencedAndThePurgeCompletesWithinTheLease) {
   origin_.set("/s", object("s1", "s"));
   for (auto& e : edges_) prime(*e, "/s");

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""A real origin server process for edge tests (loopback only).
+
+Paths:
+  /big?size=N[&cc=...]  N bytes, byte i = i % 256, Content-Length, cacheable
+                        (Cache-Control: max-age=60 unless cc= is given);
+                        written in 64 KiB pieces, counted in /admin/sent
+  /drop...              answered on the first request of a connection; on a
+                        later one the connection is closed without a response
+                        (an origin that went away as the request arrived)
+  /close-soon...        answered with keep-alive, then the origin closes the
+                        connection 200 ms later (a short keep-alive timeout)
+  anything else         200 "ok METHOD PATH", Cache-Control: no-store
+  /admin/count?key=METHOD%20PATH  how many such requests arrived (incl. dropped)
+  /admin/connections    connections accepted
+  /admin/sent           body bytes of /big written to sockets
+
+Prints "port N" on stdout once listening (port 0: chosen by the kernel).
+"""
+import argparse
+import collections
+import socket
+import sys
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+LOCK = threading.Lock()
+COUNTS = collections.Counter()
+STATE = {"connections": 0, "sent": 0}
+BLOCK = bytes(range(256)) * 256  # 64 KiB; byte i of a body is i % 256
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        super().setup()
+        self.on_conn = 0
+        with LOCK:
+            STATE["connections"] += 1
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, status, body, headers=()):
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _handle(self):
+        self.on_conn += 1
+        url = urllib.parse.urlsplit(self.path)
+        q = urllib.parse.parse_qs(url.query)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        if url.path.startswith("/admin/"):
+            with LOCK:
+                if url.path == "/admin/count":
+                    value = COUNTS[q.get("key", [""])[0]]
+                elif url.path == "/admin/connections":
+                    value = STATE["connections"]
+                else:
+                    value = STATE["sent"]
+            return self._send(200, str(value).encode(), [("Cache-Control", "no-store")])
+        with LOCK:
+            COUNTS[self.command + " " + url.path] += 1
+        if url.path.startswith("/drop") and self.on_conn > 1:
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if url.path == "/big":
+            size = int(q.get("size", ["0"])[0])
+            self.send_response(200)
+            self.send_header("Content-Length", str(size))
+            self.send_header("Cache-Control", q.get("cc", ["max-age=60"])[0])
+            self.end_headers()
+            if self.command == "HEAD":
+                return
+            left = size
+            while left > 0:
+                piece = BLOCK if left >= len(BLOCK) else BLOCK[:left]
+                self.wfile.write(piece)
+                left -= len(piece)
+                with LOCK:
+                    STATE["sent"] += len(piece)
+            return
+        body = ("ok %s %s" % (self.command, url.path)).encode()
+        self._send(200, body, [("Cache-Control", "no-store")])
+        if url.path.startswith("/close-soon"):
+            conn = self.connection
+            threading.Timer(0.2, lambda: _shutdown(conn)).start()
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+
+
+def _shutdown(conn):
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=0)
+    args = ap.parse_args()
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server.daemon_threads = True
+    print("port", server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
