@@ -12,6 +12,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "coordinator/log/rocks_purge_log.h"
 #include "coordinator/server/grpc_service.h"
 #include "coordinator/server/http_server.h"
 
@@ -99,7 +100,7 @@ int main(int argc, char** argv) {
   lo.retain_age_ms = get(cfg.durationMs("log_retain_age"));
   std::error_code ec;
   std::filesystem::create_directories(lo.path, ec);
-  auto log = PurgeLog::open(lo);
+  auto log = RocksPurgeLog::open(lo);
   if (!log.ok()) return fail(log.status());
 
   CoordinatorOptions co;

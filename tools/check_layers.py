@@ -29,6 +29,8 @@ RULES = [
 ]
 # Only these folders may include RocksDB at all.
 ROCKSDB_ALLOWED = ("storage/rocksdb/", "coordinator/log/")
+# Only the etcd client and its tests see etcd's API.
+ETCD_ALLOWED = ("coordinator/etcd/", "tests/")
 
 
 def files():
@@ -48,6 +50,8 @@ def main():
             inc = m.group(1)
             if inc.startswith("rocksdb/") and not rel.startswith(ROCKSDB_ALLOWED):
                 errors.append(f"{rel}:{n}: only {', '.join(ROCKSDB_ALLOWED)} may include {inc}")
+            if inc.startswith("etcd/") and not rel.startswith(ETCD_ALLOWED):
+                errors.append(f"{rel}:{n}: only {', '.join(ETCD_ALLOWED)} may include {inc}")
             if rule is None:
                 continue
             folder, allowed, forbidden = rule

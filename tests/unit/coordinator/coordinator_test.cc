@@ -1,7 +1,6 @@
-// The purge log (real RocksDB in a temp folder) and the purge engine with a
-// clock the test drives: sequence numbers, durability, group commit,
-// idempotency, retention, leases, fencing, wait=all, catch-up, resets,
-// validation and rate limiting.
+// The purge engine on a real RocksDB log in a temp folder, with a clock the
+// test drives: leases, fencing, wait=all, catch-up, resets, validation and
+// rate limiting. (The log itself: purge_log_conformance_test.cc.)
 
 #include <gtest/gtest.h>
 
@@ -11,126 +10,13 @@
 #include "common/clock.h"
 #include "coordinator/api/json.h"
 #include "coordinator/core/coordinator.h"
-#include "coordinator/log/purge_log.h"
+#include "coordinator/log/rocks_purge_log.h"
 #include "tests/support/temp_dir.h"
 
 namespace tern::coordinator {
 namespace {
 
 namespace v1 = tern::v1;
-
-LogEntry tagEntry(const std::string& tag, const std::string& key = {}) {
-  LogEntry e;
-  e.set_mode(v1::PURGE_MODE_HARD);
-  e.add_selectors()->set_tag(tag);
-  e.set_idempotency_key(key);
-  return e;
-}
-
-LogEntry appendSync(PurgeLog& log, LogEntry e) {
-  std::promise<Result<LogEntry>> p;
-  log.append(std::move(e), [&](Result<LogEntry> r) { p.set_value(std::move(r)); });
-  auto r = p.get_future().get();
-  EXPECT_TRUE(r.ok()) << r.status().toString();
-  return r.ok() ? *r : LogEntry();
-}
-
-TEST(PurgeLogTest, AssignsSequencesAndSurvivesReopen) {
-  testing::TempDir dir;
-  PurgeLogOptions o;
-  o.path = dir.sub("log");
-  {
-    auto log = PurgeLog::open(o);
-    ASSERT_TRUE(log.ok()) << log.status().toString();
-    EXPECT_EQ((*log)->headSeq(), 0u);
-    EXPECT_EQ(appendSync(**log, tagEntry("a")).seq(), 1u);
-    EXPECT_EQ(appendSync(**log, tagEntry("b")).seq(), 2u);
-    EdgeRecord edge;
-    edge.set_edge_id("edge-1");
-    edge.set_applied_seq(2);
-    ASSERT_TRUE((*log)->saveEdge(edge).isOk());
-  }
-  auto log = PurgeLog::open(o);
-  ASSERT_TRUE(log.ok());
-  EXPECT_EQ((*log)->headSeq(), 2u);
-  EXPECT_EQ((*log)->firstSeq(), 1u);
-  std::vector<LogEntry> entries;
-  ASSERT_TRUE((*log)->read(1, 10, &entries).isOk());
-  ASSERT_EQ(entries.size(), 2u);
-  EXPECT_EQ(entries[1].selectors(0).tag(), "b");
-  EXPECT_GT(entries[0].accepted_at_ms(), 0);
-  EXPECT_EQ(appendSync(**log, tagEntry("c")).seq(), 3u);
-  auto edges = (*log)->loadEdges();
-  ASSERT_TRUE(edges.ok());
-  ASSERT_EQ(edges->size(), 1u);
-  EXPECT_EQ((*edges)[0].applied_seq(), 2u);
-}
-
-TEST(PurgeLogTest, ConcurrentAppendsShareSyncs) {
-  testing::TempDir dir;
-  PurgeLogOptions o;
-  o.path = dir.sub("log");
-  auto log = PurgeLog::open(o);
-  ASSERT_TRUE(log.ok());
-  constexpr int kThreads = 8, kEach = 50;
-  std::vector<std::thread> threads;
-  std::mutex mu;
-  std::vector<uint64_t> seqs;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < kEach; ++i) {
-        uint64_t s = appendSync(**log, tagEntry("t" + std::to_string(t))).seq();
-        std::lock_guard lock(mu);
-        seqs.push_back(s);
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  std::sort(seqs.begin(), seqs.end());
-  ASSERT_EQ(seqs.size(), static_cast<size_t>(kThreads * kEach));
-  for (size_t i = 0; i < seqs.size(); ++i) EXPECT_EQ(seqs[i], i + 1);  // dense, unique
-  auto st = (*log)->stats();
-  EXPECT_EQ(st.appended, static_cast<uint64_t>(kThreads * kEach));
-  EXPECT_LT(st.syncs, st.appended) << "appends waiting together share one sync";
-}
-
-TEST(PurgeLogTest, IdempotencyKeyReturnsTheLoggedPurge) {
-  testing::TempDir dir;
-  PurgeLogOptions o;
-  o.path = dir.sub("log");
-  auto log = PurgeLog::open(o);
-  ASSERT_TRUE(log.ok());
-  EXPECT_EQ(appendSync(**log, tagEntry("a", "key-1")).seq(), 1u);
-  EXPECT_EQ(appendSync(**log, tagEntry("b")).seq(), 2u);
-  LogEntry again = appendSync(**log, tagEntry("other", "key-1"));
-  EXPECT_EQ(again.seq(), 1u);
-  EXPECT_EQ(again.selectors(0).tag(), "a");
-  EXPECT_EQ((*log)->headSeq(), 2u);
-}
-
-TEST(PurgeLogTest, RetentionByCountAndAge) {
-  testing::TempDir dir;
-  PurgeLogOptions o;
-  o.path = dir.sub("log");
-  o.retain_count = 3;
-  o.memory_entries = 2;  // reads below the memory tail go to RocksDB
-  auto log = PurgeLog::open(o);
-  ASSERT_TRUE(log.ok());
-  for (int i = 0; i < 10; ++i)
-    appendSync(**log, tagEntry("t" + std::to_string(i), "k" + std::to_string(i)));
-  EXPECT_EQ((*log)->headSeq(), 10u);
-  EXPECT_EQ((*log)->firstSeq(), 8u);
-  std::vector<LogEntry> entries;
-  ASSERT_TRUE((*log)->read(1, 100, &entries).isOk());
-  ASSERT_EQ(entries.size(), 3u);
-  EXPECT_EQ(entries[0].seq(), 8u);
-  // A dropped purge's idempotency key is gone with it: it is logged anew.
-  EXPECT_EQ(appendSync(**log, tagEntry("t0", "k0")).seq(), 11u);
-  // Age (7 days by default): eight days later everything but the head goes.
-  ASSERT_TRUE((*log)->trimForTesting(wallNowMs() + 8 * 86'400'000LL).isOk());
-  EXPECT_EQ((*log)->firstSeq(), 11u);
-  EXPECT_EQ((*log)->headSeq(), 11u);
-}
 
 // ---------------------------------------------------------------------------
 
@@ -152,7 +38,7 @@ class EngineTest : public ::testing::Test {
     PurgeLogOptions o;
     o.path = dir_.sub("log");
     o.retain_count = retain_count_;
-    auto log = PurgeLog::open(o);
+    auto log = RocksPurgeLog::open(o);
     ASSERT_TRUE(log.ok());
     log_ = std::move(*log);
     co.lease_ms = 1000;

@@ -1,4 +1,4 @@
-#include "coordinator/log/purge_log.h"
+#include "coordinator/log/rocks_purge_log.h"
 
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
@@ -49,11 +49,11 @@ int64_t wallNowMs() {
 
 }  // namespace
 
-PurgeLog::PurgeLog(PurgeLogOptions options) : options_(std::move(options)) {}
+RocksPurgeLog::RocksPurgeLog(PurgeLogOptions options) : options_(std::move(options)) {}
 
-Result<std::unique_ptr<PurgeLog>> PurgeLog::open(const PurgeLogOptions& options) {
+Result<std::unique_ptr<PurgeLog>> RocksPurgeLog::open(const PurgeLogOptions& options) {
   if (options.retain_count == 0) return Status::invalidArgument("log retention count must be > 0");
-  std::unique_ptr<PurgeLog> log(new PurgeLog(options));
+  std::unique_ptr<RocksPurgeLog> log(new RocksPurgeLog(options));
   rocksdb::Options ro;
   ro.create_if_missing = true;
   ro.max_open_files = 256;
@@ -95,10 +95,10 @@ Result<std::unique_ptr<PurgeLog>> PurgeLog::open(const PurgeLogOptions& options)
            {{"path", options.path},
             {"head_seq", std::to_string(log->head_)},
             {"first_seq", std::to_string(log->first_)}});
-  return log;
+  return std::unique_ptr<PurgeLog>(std::move(log));
 }
 
-PurgeLog::~PurgeLog() {
+RocksPurgeLog::~RocksPurgeLog() {
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
@@ -108,7 +108,7 @@ PurgeLog::~PurgeLog() {
   for (auto& p : queue_) p.done(Status::unavailable("purge log closed"));
 }
 
-void PurgeLog::append(LogEntry entry, AppendDone done) {
+void RocksPurgeLog::append(LogEntry entry, AppendDone done) {
   {
     std::lock_guard lock(mu_);
     if (!stopping_) {
@@ -120,7 +120,7 @@ void PurgeLog::append(LogEntry entry, AppendDone done) {
   done(Status::unavailable("purge log closed"));
 }
 
-void PurgeLog::raiseHead(uint64_t seq, AppendDone done) {
+void RocksPurgeLog::raiseHead(uint64_t seq, AppendDone done) {
   LogEntry e;
   e.set_seq(seq);
   {
@@ -134,7 +134,7 @@ void PurgeLog::raiseHead(uint64_t seq, AppendDone done) {
   done(Status::unavailable("purge log closed"));
 }
 
-void PurgeLog::commitLoop() {
+void RocksPurgeLog::commitLoop() {
   for (;;) {
     std::vector<Pending> group;
     {
@@ -161,7 +161,7 @@ void PurgeLog::commitLoop() {
   }
 }
 
-Status PurgeLog::commit(std::vector<Pending>* group, std::vector<Result<LogEntry>>* results) {
+Status RocksPurgeLog::commit(std::vector<Pending>* group, std::vector<Result<LogEntry>>* results) {
   rocksdb::WriteBatch batch;
   uint64_t head;
   {
@@ -235,9 +235,9 @@ Status PurgeLog::commit(std::vector<Pending>* group, std::vector<Result<LogEntry
   return Status::ok();
 }
 
-Status PurgeLog::trimForTesting(int64_t now_ms) { return trim(now_ms); }
+Status RocksPurgeLog::trimForTesting(int64_t now_ms) { return trim(now_ms); }
 
-Status PurgeLog::trim(int64_t now_ms) {
+Status RocksPurgeLog::trim(int64_t now_ms) {
   uint64_t first, head;
   {
     std::lock_guard lock(mu_);
@@ -275,17 +275,17 @@ Status PurgeLog::trim(int64_t now_ms) {
   return Status::ok();
 }
 
-uint64_t PurgeLog::headSeq() const {
+uint64_t RocksPurgeLog::headSeq() const {
   std::lock_guard lock(mu_);
   return head_;
 }
 
-uint64_t PurgeLog::firstSeq() const {
+uint64_t RocksPurgeLog::firstSeq() const {
   std::lock_guard lock(mu_);
   return first_;
 }
 
-PurgeLogStats PurgeLog::stats() const {
+PurgeLogStats RocksPurgeLog::stats() const {
   std::lock_guard lock(mu_);
   PurgeLogStats s;
   s.head_seq = head_;
@@ -296,7 +296,7 @@ PurgeLogStats PurgeLog::stats() const {
   return s;
 }
 
-Status PurgeLog::read(uint64_t from, size_t max, std::vector<LogEntry>* out) const {
+Status RocksPurgeLog::read(uint64_t from, size_t max, std::vector<LogEntry>* out) const {
   uint64_t head;
   {
     std::lock_guard lock(mu_);
@@ -321,7 +321,7 @@ Status PurgeLog::read(uint64_t from, size_t max, std::vector<LogEntry>* out) con
   return fromRocks(it->status(), "read purge log");
 }
 
-Result<std::optional<LogEntry>> PurgeLog::get(uint64_t seq) const {
+Result<std::optional<LogEntry>> RocksPurgeLog::get(uint64_t seq) const {
   {
     std::lock_guard lock(mu_);
     if (seq < first_ || seq > head_) return std::optional<LogEntry>();
@@ -331,7 +331,7 @@ Result<std::optional<LogEntry>> PurgeLog::get(uint64_t seq) const {
   return getFromDisk(seq);
 }
 
-Result<std::optional<LogEntry>> PurgeLog::getFromDisk(uint64_t seq) const {
+Result<std::optional<LogEntry>> RocksPurgeLog::getFromDisk(uint64_t seq) const {
   std::string value;
   auto s = db_->Get(rocksdb::ReadOptions(), purgeKey(seq), &value);
   if (s.IsNotFound()) return std::optional<LogEntry>();
@@ -341,7 +341,7 @@ Result<std::optional<LogEntry>> PurgeLog::getFromDisk(uint64_t seq) const {
   return std::optional<LogEntry>(std::move(e));
 }
 
-Status PurgeLog::saveEdge(const EdgeRecord& edge) {
+Status RocksPurgeLog::saveEdge(const EdgeRecord& edge) {
   std::string value;
   edge.SerializeToString(&value);
   return fromRocks(
@@ -349,12 +349,12 @@ Status PurgeLog::saveEdge(const EdgeRecord& edge) {
       "save edge");
 }
 
-Status PurgeLog::removeEdge(const std::string& edge_id) {
+Status RocksPurgeLog::removeEdge(const std::string& edge_id) {
   return fromRocks(db_->Delete(rocksdb::WriteOptions(), std::string(1, kEdgePrefix) + edge_id),
                    "remove edge");
 }
 
-Result<std::vector<EdgeRecord>> PurgeLog::loadEdges() const {
+Result<std::vector<EdgeRecord>> RocksPurgeLog::loadEdges() const {
   std::vector<EdgeRecord> out;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   const std::string prefix(1, kEdgePrefix);

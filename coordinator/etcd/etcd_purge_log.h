@@ -1,0 +1,128 @@
+#pragma once
+// EtcdPurgeLog: the PurgeLog of coordinator replicas, kept in etcd so that
+// every replica is active and interchangeable and the log survives the loss
+// of any one process or etcd member.
+//
+// Keys under `prefix` (default "/tern/"):
+//   head               decimal seq   highest sequence ever assigned
+//   log/<16 hex seq>   LogEntry      the purges, in order
+//   idem/<key>         decimal seq   idempotency keys of retained purges
+//   edges/<edge id>    EdgeRecord    edges known to the cluster
+//
+// A commit is one etcd transaction guarded by compares: the head's
+// mod_revision is the one this replica last saw, and no idempotency key of
+// the group exists yet. So sequence numbers stay gap-free and totally
+// ordered across replicas (a replica that lost the race re-reads the head
+// and tries again), an idempotency key used through two replicas logs one
+// purge, and an append is acknowledged only once etcd (a quorum) committed
+// it. Concurrent appends share one transaction (group commit). When a
+// commit fails ambiguously (a member died after receiving it), the replica
+// looks for its commit id in the log before answering.
+//
+// Every replica watches head and log/ and keeps the newest entries in
+// memory, so entries logged by other replicas become visible through
+// headSeq()/read() within a watch round trip; a watch whose revision etcd
+// compacted away is restarted after re-reading the state. Retention
+// deletes the oldest entries and their idempotency keys; the history of
+// revisions is compacted every `compact_every_ms`, keeping that much.
+//
+// Thread-safety: thread-safe. Callbacks run on the committer thread.
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "coordinator/etcd/etcd_client.h"
+#include "coordinator/log/purge_log.h"
+
+namespace tern::coordinator::etcd {
+
+struct EtcdLogOptions {
+  PurgeLogOptions log;  // retention, memory window, group size
+  std::string prefix = "/tern/";
+  std::string replica_id;  // names this replica's commits (default: random)
+  int64_t compact_every_ms = 60'000;
+  // etcd's limits per transaction (--max-txn-ops, default 128; requests up
+  // to --max-request-bytes, default 1.5 MiB). A single purge larger than
+  // max_txn_bytes is still tried alone.
+  size_t max_txn_ops = 128;
+  size_t max_txn_bytes = 1 << 20;
+};
+
+class EtcdPurgeLog final : public PurgeLog {
+ public:
+  // Reads the head and the retained range; Unavailable when no etcd member
+  // answers.
+  static Result<std::unique_ptr<EtcdPurgeLog>> open(EtcdClient* client, EtcdLogOptions options);
+  ~EtcdPurgeLog() override;
+  EtcdPurgeLog(const EtcdPurgeLog&) = delete;
+  EtcdPurgeLog& operator=(const EtcdPurgeLog&) = delete;
+
+  void append(LogEntry entry, AppendDone done) override;
+  void raiseHead(uint64_t seq, AppendDone done) override;
+  uint64_t headSeq() const override;
+  uint64_t firstSeq() const override;
+  PurgeLogStats stats() const override;
+  Status read(uint64_t from, size_t max, std::vector<LogEntry>* out) const override;
+  Result<std::optional<LogEntry>> get(uint64_t seq) const override;
+  Status saveEdge(const EdgeRecord& edge) override;
+  Status removeEdge(const std::string& edge_id) override;
+  Result<std::vector<EdgeRecord>> loadEdges() const override;
+  Status trimForTesting(int64_t now_ms) override;
+
+  // Called (on the watch thread) whenever the head moved, whichever replica
+  // moved it; set before entries are expected.
+  void setOnHead(std::function<void(uint64_t head)> fn);
+
+ private:
+  struct Pending {
+    LogEntry entry;
+    AppendDone done;
+    bool raise = false;
+  };
+  EtcdPurgeLog(EtcdClient* client, EtcdLogOptions options);
+  Status load();
+  void startWatch(int64_t from_revision);
+  void onWatch(const pb::WatchResponse& r);
+  void commitLoop();
+  // Commits the group; results[i] answers group[i].
+  Status commit(std::vector<Pending>* group, std::vector<Result<LogEntry>>* results);
+  Status trim(int64_t now_ms);
+  Status trimRound(int64_t now_ms, bool* more);
+  void learn(const std::vector<LogEntry>& entries, uint64_t head);  // REQUIRES: !mu_
+  std::string logKey(uint64_t seq) const;
+  Result<uint64_t> readHead(int64_t* mod_revision);
+
+  EtcdClient* client_;
+  EtcdLogOptions options_;
+  const std::string head_key_, log_prefix_, idem_prefix_, edge_prefix_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Pending> queue_;             // GUARDED_BY(mu_)
+  bool stopping_ = false;                  // GUARDED_BY(mu_)
+  bool reload_ = false;                    // GUARDED_BY(mu_): the watch was compacted away
+  uint64_t head_ = 0;                      // GUARDED_BY(mu_)
+  int64_t head_rev_ = 0;                   // GUARDED_BY(mu_): mod_revision of the head key
+  uint64_t first_ = 1;                     // GUARDED_BY(mu_)
+  uint64_t entries_ = 0;                   // GUARDED_BY(mu_): at the last count, plus appends
+  uint64_t syncs_ = 0;                     // GUARDED_BY(mu_)
+  uint64_t appended_ = 0;                  // GUARDED_BY(mu_)
+  uint64_t commits_ = 0;                   // GUARDED_BY(mu_)
+  std::deque<LogEntry> recent_;            // GUARDED_BY(mu_); the newest entries, consecutive
+  std::function<void(uint64_t)> on_head_;  // GUARDED_BY(mu_)
+  int64_t last_trim_ms_ = 0;               // committer thread only
+  int64_t last_compact_ms_ = 0;            // committer thread only
+  int64_t compact_to_rev_ = 0;             // committer thread only: revision seen one period ago
+
+  std::unique_ptr<EtcdClient::Watcher> watcher_;  // committer thread / open only
+  std::thread committer_;
+};
+
+}  // namespace tern::coordinator::etcd
