@@ -17,6 +17,11 @@
 
 namespace tern::metrics {
 
+// One label `name="value"`, the value escaped as the text format requires
+// (backslash, double quote and line feed), for values that come from
+// clients (edge ids).
+std::string label(const std::string& name, const std::string& value);
+
 class Counter {
  public:
   void inc(uint64_t n = 1) { v_.fetch_add(n, std::memory_order_relaxed); }

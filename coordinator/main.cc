@@ -40,6 +40,10 @@ Config makeConfig() {
       {"auth.token", "", "bearer token accepted by the APIs and the edge link (repeatable)", true});
   c.add({"auth.token_file", "", "file with one accepted token per line"});
   c.add({"http.threads", "2", "threads of the HTTP listener"});
+  c.add({"http.max_connections", "1024",
+         "open HTTP connections at most (more are closed as they arrive)"});
+  c.add({"max_waiting_purges", "10000",
+         "purge calls with wait=all held at once (more get 429 / RESOURCE_EXHAUSTED)"});
   c.add({"log.level", "info", "debug | info | warn | error"});
   return c;
 }
@@ -108,6 +112,7 @@ int main(int argc, char** argv) {
   co.default_wait_timeout_ms = static_cast<uint32_t>(get(cfg.durationMs("wait_timeout")));
   co.max_wait_timeout_ms = static_cast<uint32_t>(get(cfg.durationMs("max_wait_timeout")));
   co.retire_after_ms = get(cfg.durationMs("retire_after"));
+  co.max_waiting_calls = static_cast<size_t>(get(cfg.integer("max_waiting_purges")));
   co.rate_per_sec = static_cast<double>(get(cfg.integer("rate.purges_per_sec")));
   co.rate_burst = static_cast<double>(get(cfg.integer("rate.burst")));
   if (co.lease_ms < 100) return fail(Status::invalidArgument("lease must be at least 100ms"));
@@ -120,6 +125,7 @@ int main(int argc, char** argv) {
   HttpServerOptions ho;
   ho.listen = cfg.str("listen");
   ho.threads = static_cast<int>(get(cfg.integer("http.threads")));
+  ho.max_connections = static_cast<size_t>(get(cfg.integer("http.max_connections")));
   HttpServer http(ho, &api);
   if (Status s = http.start(); !s.isOk()) return fail(s);
 

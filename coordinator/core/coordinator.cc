@@ -77,10 +77,10 @@ Status Coordinator::start(bool run_ticker) {
   for (const auto& r : records) {
     auto* lag = &registry_->gauge("tern_coordinator_edge_lag",
                                   "Purges logged but not yet applied by the edge",
-                                  "edge=\"" + r.edge_id() + "\"");
-    auto* hist = &registry_->histogram("tern_coordinator_edge_apply_seconds",
-                                       "From a purge entering the log to the edge's ack",
-                                       metrics::latencyBuckets(), "edge=\"" + r.edge_id() + "\"");
+                                  metrics::label("edge", r.edge_id()));
+    auto* hist = &registry_->histogram(
+        "tern_coordinator_edge_apply_seconds", "From a purge entering the log to the edge's ack",
+        metrics::latencyBuckets(), metrics::label("edge", r.edge_id()));
     std::lock_guard lock(mu_);
     size_t i = edgeIndex(r.edge_id(), r.address());
     Edge& e = edges_[i];
@@ -178,6 +178,19 @@ void Coordinator::purge(const v1::PurgeRequest& request, PurgeDone done) {
     return done(Status::invalidArgument("idempotency_key longer than 256 bytes"));
   if (!v1::PurgeMode_IsValid(request.mode()) || !v1::WaitMode_IsValid(request.wait()))
     return done(Status::invalidArgument("unknown mode or wait"));
+  if (request.wait() == v1::WAIT_MODE_ALL) {
+    // Bounded holds: each waiting call is counted until it is answered.
+    if (waiting_calls_.fetch_add(1) >= options_.max_waiting_calls) {
+      --waiting_calls_;
+      rate_limited_->inc();
+      return done(Status::resourceExhausted(
+          "too many purge calls waiting for completion; retry later or use wait=none"));
+    }
+    done = [this, d = std::move(done)](Result<v1::PurgeResult> r) {
+      --waiting_calls_;
+      d(std::move(r));
+    };
+  }
   if (options_.rate_per_sec > 0) {
     bool limited = false;
     {
@@ -257,15 +270,11 @@ void Coordinator::onLogged(Result<LogEntry> logged, int64_t api_in_us, v1::WaitM
         v1::PurgeResult r = resultOf(ref);
         deferred.push_back([done = std::move(done), r] { done(r); });
       }
-      while (tracked_.size() > options_.tracked_purges) {
-        Tracked& old = tracked_.front();
-        if (!old.waiters.empty()) {
-          v1::PurgeResult r = resultOf(old);
-          r.set_state(v1::PURGE_STATE_TIMEOUT);
-          for (auto& w : old.waiters) deferred.push_back([d = std::move(w.done), r] { d(r); });
-        }
+      // Forget the oldest tracked purges, but never one that a wait=all call
+      // still waits on (it is answered when it completes or its own timeout
+      // passes; waiting calls are capped by max_waiting_calls).
+      while (tracked_.size() > options_.tracked_purges && tracked_.front().waiters.empty())
         tracked_.pop_front();
-      }
       wakeAll(&deferred);
     }
   }
@@ -423,10 +432,10 @@ Result<uint64_t> Coordinator::attach(const v1::Hello& hello, std::shared_ptr<Edg
   // Metrics are registered before taking mu_ (the registry calls back into us).
   auto* lag = &registry_->gauge("tern_coordinator_edge_lag",
                                 "Purges logged but not yet applied by the edge",
-                                "edge=\"" + hello.edge_id() + "\"");
-  auto* hist = &registry_->histogram("tern_coordinator_edge_apply_seconds",
-                                     "From a purge entering the log to the edge's ack",
-                                     metrics::latencyBuckets(), "edge=\"" + hello.edge_id() + "\"");
+                                metrics::label("edge", hello.edge_id()));
+  auto* hist = &registry_->histogram(
+      "tern_coordinator_edge_apply_seconds", "From a purge entering the log to the edge's ack",
+      metrics::latencyBuckets(), metrics::label("edge", hello.edge_id()));
   Deferred deferred;
   uint64_t sid;
   uint64_t raise_to = 0;

@@ -53,6 +53,9 @@ struct CoordinatorOptions {
   // Purge calls per second (token bucket) and burst; 0 disables the limit.
   double rate_per_sec = 2000;
   double rate_burst = 4000;
+  // Purge calls with wait=all held at once; more are refused with
+  // ResourceExhausted (429) until some are answered.
+  size_t max_waiting_calls = 10000;
   // How often leases, wait deadlines and retirement are checked.
   uint32_t tick_ms = 5;
 };
@@ -206,6 +209,8 @@ class Coordinator {
   std::shared_ptr<const tern::v1::CoordinatorMessage> shared_batch_;  // GUARDED_BY(mu_)
   uint64_t shared_from_ = 0;                                          // GUARDED_BY(mu_)
   uint64_t shared_to_ = 0;                                            // GUARDED_BY(mu_)
+
+  std::atomic<size_t> waiting_calls_{0};  // wait=all calls not answered yet
 
   std::mutex tick_mu_;
   std::condition_variable tick_cv_;

@@ -1,5 +1,6 @@
 #include "coordinator/server/http_server.h"
 
+#include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -23,8 +24,10 @@ namespace {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(tcp::socket socket, HttpApi* api, const HttpServerOptions& options)
-      : stream_(std::move(socket)), api_(api), options_(options) {}
+  Connection(tcp::socket socket, HttpApi* api, const HttpServerOptions& options,
+             std::shared_ptr<std::atomic<size_t>> open)
+      : stream_(std::move(socket)), api_(api), options_(options), open_(std::move(open)) {}
+  ~Connection() { --*open_; }
 
   void start() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
@@ -117,6 +120,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   beast::tcp_stream stream_;
   HttpApi* api_;
   const HttpServerOptions& options_;
+  std::shared_ptr<std::atomic<size_t>> open_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   bool keep_alive_ = true;
@@ -131,13 +135,24 @@ struct HttpServer::Impl {
   HttpApi* api;
   asio::io_context io;
   tcp::acceptor acceptor{io};
+  std::shared_ptr<std::atomic<size_t>> open = std::make_shared<std::atomic<size_t>>(0);
   std::vector<std::thread> threads;
   int port = 0;
 
   void accept() {
     acceptor.async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket s) {
       if (ec == asio::error::operation_aborted) return;
-      if (!ec) std::make_shared<Connection>(std::move(s), api, options)->start();
+      if (!ec) {
+        if (open->fetch_add(1) >= options.max_connections) {
+          --*open;
+          TERN_LOG(kWarn, "HTTP connection refused: server.max_connections reached",
+                   {{"max_connections", std::to_string(options.max_connections)}});
+          beast::error_code ignored;
+          s.close(ignored);
+        } else {
+          std::make_shared<Connection>(std::move(s), api, options, open)->start();
+        }
+      }
       accept();
     });
   }

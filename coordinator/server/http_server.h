@@ -18,6 +18,9 @@ struct HttpServerOptions {
   uint64_t body_limit_bytes = 16 << 20;
   uint32_t read_timeout_ms = 30000;
   uint32_t idle_timeout_ms = 60000;
+  // Open connections at most; more are closed as they are accepted (a
+  // wait=all call holds its connection until it is answered).
+  size_t max_connections = 1024;
 };
 
 class HttpServer {

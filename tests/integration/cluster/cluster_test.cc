@@ -5,8 +5,11 @@
 // a fetch that started before a purge, PURGE at the edge, tokens, bad input
 // and ternctl.
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <grpcpp/grpcpp.h>
@@ -479,6 +482,47 @@ TEST(ClusterRateLimitTest, AnswersTooManyRequestsWithRetryAfter) {
   EXPECT_EQ(limited.header("retry-after"), "1");
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   EXPECT_EQ(post().status, 200);
+}
+
+// Connections over http.max_connections are closed as they arrive; the
+// coordinator stays up and serves again once connections are released.
+TEST(ClusterConnectionCapTest, ExtraConnectionsAreClosedAndTheServerStaysUp) {
+  TempDir dir;
+  CoordinatorProcess c(dir.sub("c"), {"--http.max_connections", "3"});
+  ASSERT_TRUE(c.ok()) << c.log();
+  auto openConn = [&] {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(c.httpPort()));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    return fd;
+  };
+  std::vector<int> held;
+  for (int i = 0; i < 3; ++i) held.push_back(openConn());
+  // Held connections are counted once accepted: the next one is closed.
+  bool refused = false;
+  for (int i = 0; i < 50 && !refused; ++i) {
+    int fd = openConn();
+    timeval tv{2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    const std::string req = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    (void)::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+    char buf[256];
+    refused = ::recv(fd, buf, sizeof buf, 0) <= 0;
+    ::close(fd);
+  }
+  EXPECT_TRUE(refused) << "a fourth connection was served";
+  EXPECT_NE(c.log().find("max_connections reached"), std::string::npos);
+  for (int fd : held) ::close(fd);
+  bool served = false;
+  for (int i = 0; i < 100 && !served; ++i) {
+    served = httpGet(c.httpPort(), "/healthz").status == 200;
+    if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(served);
+  EXPECT_TRUE(c.process().running());
 }
 
 TEST_F(ClusterTest, StatusPageShowsEdgesLagAndPurgesInHeadlessChromium) {

@@ -32,5 +32,16 @@ TEST(MetricsTest, RendersPrometheusText) {
             &r.counter("req_total", "x", "tier=\"memory\""));
 }
 
+// Label values that come from clients cannot break the exposition format.
+TEST(MetricsTest, LabelValuesAreEscaped) {
+  EXPECT_EQ(label("edge", "e1"), "edge=\"e1\"");
+  EXPECT_EQ(label("edge", "a\"b\\c\nd"), "edge=\"a\\\"b\\\\c\\nd\"");
+  Registry r;
+  r.gauge("lag", "x", label("edge", "x\"} 1\nfake_metric 2")).set(3);
+  const std::string text = r.render();
+  EXPECT_EQ(text.find("\nfake_metric"), std::string::npos) << text;
+  EXPECT_NE(text.find("lag{edge=\"x\\\"} 1\\nfake_metric 2\"} 3"), std::string::npos) << text;
+}
+
 }  // namespace
 }  // namespace tern::metrics

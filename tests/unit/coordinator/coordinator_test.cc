@@ -346,6 +346,42 @@ TEST_F(EngineTest, InvalidPurgesAreRejectedWithReasons) {
   EXPECT_EQ(log_->headSeq(), 1u) << "rejected purges are not logged";
 }
 
+// A wait=all call is answered when its purge completes or its own timeout
+// passes, never early because newer purges filled the tracking table; and
+// the calls held at once are capped.
+TEST_F(EngineTest, WaitingCallsAreBoundedAndNeverAnsweredEarly) {
+  CoordinatorOptions co;
+  co.tracked_purges = 4;
+  co.max_waiting_calls = 2;
+  co.rate_per_sec = 0;
+  open(co);
+  uint64_t a = connect("a", 0);
+  drain(a);
+  auto waiting = purgeAsync(tagPurge("w", true));
+  auto second = purgeAsync(tagPurge("w2", true));
+  drain(a, 1);
+  // A third waiting call is refused, clearly.
+  auto third = purge(tagPurge("w3", true));
+  EXPECT_EQ(third.status().code(), StatusCode::kResourceExhausted) << third.status().toString();
+  // Many newer purges (wait=none) pass through the table of 4.
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(purge(tagPurge("n" + std::to_string(i))).ok());
+  EXPECT_EQ(waiting.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout)
+      << "answered before its purge completed";
+  ack(a, 1);
+  auto r = waiting.get();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->state(), v1::PURGE_STATE_COMPLETE);
+  ack(a, 22);
+  auto r2 = second.get();
+  ASSERT_TRUE(r2.ok());
+  EXPECT_EQ(r2->state(), v1::PURGE_STATE_COMPLETE);
+  // Answered calls free their places.
+  auto f = purgeAsync(tagPurge("w4", true));
+  drain(a, 1);
+  ack(a, 23);
+  EXPECT_TRUE(f.get().ok());
+}
+
 TEST_F(EngineTest, RateLimitAnswersWithRetryAfter) {
   CoordinatorOptions co;
   co.rate_per_sec = 1;
