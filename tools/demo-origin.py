@@ -90,8 +90,8 @@ class Handler(BaseHTTPRequestHandler):
         etag = '"' + hashlib.sha1(body.encode()).hexdigest()[:16] + '"'
         headers = [("Content-Type", ctype), ("Cache-Control", cc), ("ETag", etag),
                    ("Last-Modified", formatdate(modified_of(tags), usegmt=True)),
-                   ("Surrogate-Key", " ".join(tags)), ("Cache-Tag", ",".join(tags)),
-                   ("Date", formatdate(usegmt=True))]
+                   ("Surrogate-Key", " ".join(tags)), ("Cache-Tag", ",".join(tags))]
+        # (Date comes from send_response: one per response.)
         inm = self.headers.get("If-None-Match", "")
         status = 304 if etag in inm else 200
         with lock:

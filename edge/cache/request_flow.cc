@@ -63,13 +63,15 @@ std::vector<storage::Header> toStorage(const http::Fields& h) {
 }
 
 // Fields a shared cache must not store (RFC 9111 5.2.2.4, 5.2.2.7) or that
-// belong to one client only.
+// belong to one client only. Age stays: it is the age the response already
+// had when it arrived (RFC 9111 4.2.3, corrected initial age), and the Age
+// sent on a hit replaces it.
 http::Fields storableHeaders(const http::Fields& headers) {
   http::CacheControl cc = http::effectiveResponseCacheControl(headers);
   http::Fields out;
   for (const auto& f : headers) {
     std::string lower = http::toLower(f.name);
-    if (lower == "set-cookie" || lower == "age" || http::isSurrogateKeyField(lower)) continue;
+    if (lower == "set-cookie" || http::isSurrogateKeyField(lower)) continue;
     bool drop = false;
     for (const auto& n : cc.private_fields) drop = drop || n == lower;
     for (const auto& n : cc.no_cache_fields) drop = drop || n == lower;
@@ -527,6 +529,23 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
       return send(304, http::headersFor304(headers), nullptr, std::nullopt);
     }
     if (req_->method == "HEAD") return send(head->status, std::move(headers), nullptr, length);
+    // Range on a miss: the whole object is fetched (and stored); the client
+    // gets its range, as on a hit.
+    if (head->status == 200 && length) {
+      auto range = http::decideRange(req_->method, req_->headers, headers, *length);
+      if (range.outcome == http::RangeOutcome::kPartial) {
+        http::setField(headers, "Content-Range", range.content_range);
+        const uint64_t n = range.range.last - range.range.first + 1;
+        return send(206, std::move(headers),
+                    rangeSource(inflightSource(std::move(reader), ctx_.loop), range.range.first,
+                                range.range.last),
+                    n);
+      }
+      if (range.outcome == http::RangeOutcome::kUnsatisfiable) {
+        http::Fields h = {{"Content-Range", range.content_range}};
+        return send(416, std::move(h), stringSource(""), 0);
+      }
+    }
     send(head->status, std::move(headers), inflightSource(std::move(reader), ctx_.loop), length);
   }
 

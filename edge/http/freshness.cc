@@ -139,7 +139,9 @@ ReuseDecision decideReuse(const Fields& request_headers, int status, const Field
   }
   bool fresh = d.ttl_ms > 0;
   // Request max-age / min-fresh narrow what counts as fresh (5.2.1.1, 5.2.1.3).
-  if (req.max_age && d.age_ms > *req.max_age * 1000) fresh = false;
+  // A reload (max-age=0) does not revalidate a fresh immutable response
+  // (RFC 8246 2); a forced reload (no-cache, above) still does.
+  if (req.max_age && d.age_ms > *req.max_age * 1000 && !(cc.immutable && fresh)) fresh = false;
   if (req.min_fresh && d.ttl_ms < *req.min_fresh * 1000) fresh = false;
   if (fresh) {
     d.reuse = Reuse::kFresh;

@@ -290,8 +290,10 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
     auto& msg = parser->get();
     int status = static_cast<int>(msg.result_int());
     if (status >= 100 && status < 200) {
-      // Interim response: pass 103 Early Hints on, then wait for the final one.
-      if (status == 103 && cb.on_interim) {
+      // Interim responses (102 Processing, 103 Early Hints, ...): passed on
+      // in order, then the final one is awaited. 100 Continue is the edge's
+      // own business with its client; 101 is never forwarded.
+      if (status != 100 && status != 101 && cb.on_interim) {
         http::Fields hints;
         for (const auto& f : msg)
           hints.push_back({std::string(f.name_string()), std::string(f.value())});

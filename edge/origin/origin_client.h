@@ -47,7 +47,8 @@ class OriginClient {
     // slow client from making the edge buffer the origin's body.
     std::function<void(std::string data, std::function<void()> more)> on_data;
     std::function<void(Status)> on_done;
-    // Optional: 103 Early Hints received before the final response.
+    // Optional: interim responses (102, 103, ...) received before the final
+    // response, in order.
     std::function<void(int, http::Fields)> on_interim;
   };
   virtual ~OriginClient() = default;

@@ -8,6 +8,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <deque>
 #include <thread>
 #include <vector>
 
@@ -133,12 +134,20 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       if (!http::hasLineBreak(f.value)) text->append(f.name + ": " + f.value + "\r\n");
     }
     text->append("\r\n");
-    ++interim_writes_;
+    // One write at a time on a stream: interim responses queue up, in the
+    // order the origin sent them.
+    interim_queue_.push_back(std::move(text));
+    if (interim_queue_.size() == 1) writeInterim();
+  }
+
+  void writeInterim() {
     auto self = this->shared_from_this();
+    auto text = interim_queue_.front();
     asio::async_write(stream_, asio::buffer(*text), [self, text](beast::error_code ec, size_t) {
-      --self->interim_writes_;
+      self->interim_queue_.pop_front();
       if (ec) return self->close();
-      if (self->interim_writes_ == 0 && self->deferred_) {
+      if (!self->interim_queue_.empty()) return self->writeInterim();
+      if (self->deferred_) {
         auto run = std::move(self->deferred_);
         self->deferred_ = nullptr;
         run();
@@ -148,7 +157,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void respond(int status, http::Fields headers, std::unique_ptr<cache::BodySource> body,
                std::optional<uint64_t> length) {
-    if (interim_writes_ > 0) {
+    if (!interim_queue_.empty()) {
       // One write at a time on a stream: the final response waits for the hints.
       auto held = std::make_shared<std::unique_ptr<cache::BodySource>>(std::move(body));
       deferred_ = [this, status, headers = std::move(headers), held, length]() mutable {
@@ -469,7 +478,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   bool lingering_ = false;
   bool started_ = false;  // the final response of the current request began
   bool http10_ = false;
-  int interim_writes_ = 0;
+  std::deque<std::shared_ptr<std::string>> interim_queue_;  // the first is being written
   std::function<void()> deferred_;
   std::string client_ip_, method_, target_, cache_status_;
   uint64_t bytes_ = 0;

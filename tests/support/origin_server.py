@@ -8,9 +8,12 @@ Paths:
   /drop...              answered on the first request of a connection; on a
                         later one the connection is closed without a response
                         (an origin that went away as the request arrived)
+  /hints?n=N            102 Processing, then N 103 Early Hints (Link: </sI.css>),
+                        then 200
   /close-soon...        answered with keep-alive, then the origin closes the
                         connection 200 ms later (a short keep-alive timeout)
-  anything else         200 "ok METHOD PATH", Cache-Control: no-store
+  anything else         200 "ok METHOD PATH", Cache-Control: no-store, or
+                        ?cc=... as Cache-Control and ?age=N as Age
   /admin/count?key=METHOD%20PATH  how many such requests arrived (incl. dropped)
   /admin/connections    connections accepted
   /admin/sent           body bytes of /big written to sockets
@@ -74,6 +77,13 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
+        if url.path == "/hints":
+            out = b"HTTP/1.1 102 Processing\r\n\r\n"
+            for i in range(int(q.get("n", ["1"])[0])):
+                out += b"HTTP/1.1 103 Early Hints\r\nLink: </s%d.css>; rel=preload\r\n\r\n" % i
+            self.wfile.write(out)
+            self.wfile.flush()
+            return self._send(200, b"final", [("Cache-Control", "no-store")])
         if url.path == "/big":
             size = int(q.get("size", ["0"])[0])
             self.send_response(200)
@@ -91,7 +101,10 @@ class Handler(BaseHTTPRequestHandler):
                     STATE["sent"] += len(piece)
             return
         body = ("ok %s %s" % (self.command, url.path)).encode()
-        self._send(200, body, [("Cache-Control", "no-store")])
+        headers = [("Cache-Control", q.get("cc", ["no-store"])[0])]
+        if "age" in q:
+            headers.append(("Age", q["age"][0]))
+        self._send(200, body, headers)
         if url.path.startswith("/close-soon"):
             conn = self.connection
             threading.Timer(0.2, lambda: _shutdown(conn)).start()

@@ -247,6 +247,76 @@ TEST_F(OriginLinkTest, ResponsesWithinMaxObjectSizeAreStoredWhileStreaming) {
   EXPECT_EQ(origin_->count("GET /big"), misses) << "a hit is served from the disk tier";
 }
 
+// RFC 9111 4.2.3: a response that was already 30 s old at the origin is 30
+// s old in the cache, not new.
+TEST_F(OriginLinkTest, AgeFromUpstreamCountsTowardsFreshness) {
+  startEdge();
+  auto first = httpGet(edge_->port(), "/aged?cc=max-age%3D60&age=30");
+  ASSERT_EQ(first.status, 200);
+  auto hit = httpGet(edge_->port(), "/aged?cc=max-age%3D60&age=30");
+  EXPECT_NE(hit.header("cache-status").find("hit"), std::string::npos)
+      << hit.header("cache-status");
+  EXPECT_GE(std::stoi(hit.header("age")), 30) << "the upstream Age was dropped";
+  auto ttl = hit.header("cache-status").find("ttl=");
+  ASSERT_NE(ttl, std::string::npos);
+  EXPECT_LE(std::stoi(hit.header("cache-status").substr(ttl + 4)), 30);
+  // Older than its lifetime on arrival: stored, but stale at once.
+  ASSERT_EQ(httpGet(edge_->port(), "/old?cc=max-age%3D60&age=100").status, 200);
+  auto again = httpGet(edge_->port(), "/old?cc=max-age%3D60&age=100");
+  EXPECT_EQ(again.header("cache-status").find("; hit"), std::string::npos)
+      << again.header("cache-status");
+  EXPECT_EQ(origin_->count("GET /old"), 2);
+}
+
+// Every interim response is forwarded, in order, each written whole before
+// the next (several 103s once raced each other on one stream).
+TEST_F(OriginLinkTest, InterimResponsesAreForwardedInOrder) {
+  startEdge();
+  for (int round = 0; round < 20; ++round) {
+    const std::string out = rawExchange(
+        edge_->port(), "GET /hints?n=4 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    size_t at = out.find("HTTP/1.1 102 ");
+    ASSERT_EQ(at, 0u) << out;
+    for (int i = 0; i < 4; ++i) {
+      size_t next = out.find("HTTP/1.1 103 ", at + 1);
+      ASSERT_NE(next, std::string::npos) << out;
+      const std::string link = "Link: </s" + std::to_string(i) + ".css>; rel=preload\r\n\r\n";
+      EXPECT_EQ(out.find(link, next), out.find("\r\n", next) + 2) << out;
+      at = next;
+    }
+    size_t final_at = out.find("HTTP/1.1 200 ", at);
+    ASSERT_NE(final_at, std::string::npos) << out;
+    EXPECT_EQ(out.find("HTTP/1.1 103 ", final_at), std::string::npos);
+    EXPECT_NE(out.find("final", final_at), std::string::npos);
+  }
+}
+
+// A Range request that misses is answered 206 (or 416) as on a hit, while
+// the whole object is fetched and stored.
+TEST_F(OriginLinkTest, RangeOnAMissIsAnsweredPartially) {
+  startEdge();
+  auto part = httpRequest(edge_->port(), "GET", "/big?size=100000", {{"Range", "bytes=10-19"}});
+  EXPECT_EQ(part.status, 206);
+  EXPECT_EQ(part.header("content-range"), "bytes 10-19/100000");
+  ASSERT_EQ(part.body.size(), 10u);
+  for (size_t i = 0; i < 10; ++i) EXPECT_EQ(static_cast<unsigned char>(part.body[i]), 10 + i);
+  EXPECT_NE(part.header("cache-status").find("fwd=uri-miss"), std::string::npos);
+  auto beyond = httpRequest(edge_->port(), "GET", "/big?size=5000", {{"Range", "bytes=9000-"}});
+  EXPECT_EQ(beyond.status, 416);
+  EXPECT_EQ(beyond.header("content-range"), "bytes */5000");
+  // The whole object was stored: the next range is a hit.
+  HttpResponse hit;
+  for (int i = 0; i < 100; ++i) {
+    hit = httpRequest(edge_->port(), "GET", "/big?size=100000", {{"Range", "bytes=99990-"}});
+    if (hit.header("cache-status").find("; hit") != std::string::npos) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(hit.status, 206);
+  EXPECT_NE(hit.header("cache-status").find("; hit"), std::string::npos);
+  EXPECT_EQ(hit.header("content-range"), "bytes 99990-99999/100000");
+  EXPECT_EQ(hit.body.size(), 10u);
+}
+
 TEST_F(OriginLinkTest, PurgeMethodWithoutTokenRefusesToStart) {
   Process edge({buildBinary("edge/tern-edge"), "--listen", "127.0.0.1:0", "--admin_listen",
                 "127.0.0.1:0", "--origin", origin_->url(), "--cache.dir", dir_.sub("c2"),

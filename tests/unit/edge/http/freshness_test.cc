@@ -30,6 +30,39 @@ TEST(HttpDateTest, ParsesAllThreeFormatsAndRoundTrips) {
   EXPECT_FALSE(parseHttpDate("Sun, 06 Nov 1994 08:49:37 GMT trailing").has_value());
 }
 
+// RFC 9110 5.6.7 exactly: nothing lenient may turn a malformed value into
+// a date (an Expires that is not a date means "already expired").
+TEST(HttpDateTest, RejectsEverythingButTheThreeForms) {
+  for (const char* bad : {"Sun,  06 Nov 1994 08:49:37 GMT",    // two spaces
+                          "Sun, 06 Nov 1994 8:49:37 GMT",      // one-digit hour
+                          "Sun, 6 Nov 1994 08:49:37 GMT",      // one-digit day
+                          "sun, 06 nov 1994 08:49:37 gmt",     // case
+                          "Sun, 06 Nov 1994 08:49:37 UTC",     // not GMT
+                          "Sun, 06 Nov 1994 08:49:37",         // no zone
+                          " Sun, 06 Nov 1994 08:49:37 GMT",    // leading space
+                          "Foo, 06 Nov 1994 08:49:37 GMT",     // day name
+                          "Sun, 31 Nov 1994 08:49:37 GMT",     // no 31 November
+                          "Sun, 29 Feb 1900 08:49:37 GMT",     // 1900 is no leap year
+                          "Sun, 06 Nov 1994 24:00:00 GMT",     // hour 24
+                          "Sunday, 06-Nov-1994 08:49:37 GMT",  // RFC 850 with four digits
+                          "Sun, 06-Nov-94 08:49:37 GMT",       // RFC 850 with a short day name
+                          "Sun Nov 6 08:49:37 1994",           // asctime without the padding space
+                          "Sun Nov  6 08:49:37 1994 ",         // trailing space
+                          "0", "-1", "", "2024-01-01T00:00:00Z"}) {
+    EXPECT_FALSE(parseHttpDate(bad).has_value()) << bad;
+  }
+  EXPECT_EQ(parseHttpDate("Sun Nov 16 08:49:37 1994"),
+            parseHttpDate("Wed, 16 Nov 1994 08:49:37 GMT"));
+  EXPECT_EQ(parseHttpDate("Thursday, 01-Jan-70 00:00:00 GMT"), 0);
+  EXPECT_EQ(parseHttpDate("Saturday, 01-Jan-00 00:00:00 GMT"), 946684800000);
+}
+
+// An Expires that is not a valid date means the response is already stale.
+TEST(FreshnessTest, InvalidExpiresIsAlreadyExpired) {
+  Fields r = {{"Date", date(kNow)}, {"Expires", "Sun,  06 Nov 2094 08:49:37 GMT"}};
+  EXPECT_LE(freshnessLifetimeMs(200, r, kNow, {}), 0);
+}
+
 // RFC 9111 section 3.
 TEST(StoreTest, WhatASharedCacheMayStore) {
   EXPECT_TRUE(decideStore("GET", {}, 200, {{"Cache-Control", "max-age=60"}}).store);
@@ -120,6 +153,17 @@ TEST(ReuseTest, RequestDirectives) {
   EXPECT_EQ(reuse({{"Cache-Control", "max-stale=30"}}, r, 80000).reuse, Reuse::kStaleAllowed);
   EXPECT_EQ(reuse({{"Cache-Control", "max-stale=10"}}, r, 80000).reuse, Reuse::kRevalidate);
   EXPECT_EQ(reuse({{"Cache-Control", "max-stale"}}, r, 8000000).reuse, Reuse::kStaleAllowed);
+}
+
+// RFC 8246: a reload (max-age=0) does not revalidate a fresh immutable
+// response; a forced reload (no-cache) does, and a stale one is revalidated.
+TEST(ReuseTest, ImmutableIsNotRevalidatedOnReload) {
+  Fields r = {{"Date", date(kNow)}, {"Cache-Control", "max-age=60, immutable"}};
+  EXPECT_EQ(reuse({{"Cache-Control", "max-age=0"}}, r, 10000).reuse, Reuse::kFresh);
+  EXPECT_EQ(reuse({{"Cache-Control", "no-cache"}}, r, 10000).reuse, Reuse::kRevalidate);
+  EXPECT_EQ(reuse({{"Cache-Control", "max-age=0"}}, r, 61000).reuse, Reuse::kRevalidate);
+  Fields plain = {{"Date", date(kNow)}, {"Cache-Control", "max-age=60"}};
+  EXPECT_EQ(reuse({{"Cache-Control", "max-age=0"}}, plain, 10000).reuse, Reuse::kRevalidate);
 }
 
 // must-revalidate, proxy-revalidate and s-maxage forbid serving stale.
