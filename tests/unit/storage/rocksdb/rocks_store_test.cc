@@ -200,6 +200,13 @@ TEST_F(RocksStoreTest, UnknownFormatVersionIsMovedAside) {
   ::testing::internal::GetCapturedStderr();
   ASSERT_NE(st, nullptr);
   EXPECT_TRUE(st->openReport().recreated);
+  // The control for the check above: a broken store IS moved aside, under
+  // the name that check looks for.
+  const std::string aside = fs::path(opts().path).filename().string() + ".broken-";
+  int moved = 0;
+  for (const auto& e : fs::directory_iterator(fs::path(opts().path).parent_path()))
+    moved += e.path().filename().string().rfind(aside, 0) == 0;
+  EXPECT_EQ(moved, 1);
 }
 
 TEST_F(RocksStoreTest, StoreInUseIsNotMovedAside) {
@@ -207,7 +214,13 @@ TEST_F(RocksStoreTest, StoreInUseIsNotMovedAside) {
   auto second = RocksStore::open(opts());
   EXPECT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_FALSE(fs::exists(opts().path + ".broken"));
+  // Nothing named "<path>.broken-<ms>" (how a broken store is moved aside).
+  const fs::path dir = fs::path(opts().path).parent_path();
+  const std::string aside = fs::path(opts().path).filename().string() + ".broken";
+  int moved = 0;
+  for (const auto& e : fs::directory_iterator(dir))
+    moved += e.path().filename().string().rfind(aside, 0) == 0;
+  EXPECT_EQ(moved, 0) << "a store in use was moved aside";
   EXPECT_TRUE(put(*first, key("http://a.example/ok"), "ok").isOk());
 }
 
