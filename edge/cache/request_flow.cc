@@ -1,5 +1,7 @@
 #include "edge/cache/request_flow.h"
 
+#include <algorithm>
+
 #include "common/clock.h"
 #include "common/log.h"
 #include "edge/cache/fill.h"
@@ -164,6 +166,18 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     stored_ = std::move(r);
     stored_fields_ = toHttp(stored_->meta->headers);  // converted once, reused to deliver
     const http::Fields& fields = stored_fields_;
+    // Never a content-coding the request does not accept (an origin that
+    // ignored Accept-Encoding, or a variant from before normalization).
+    if (std::find(vary_fields_.begin(), vary_fields_.end(), "accept-encoding") !=
+        vary_fields_.end()) {
+      if (auto ce = http::findField(fields, "content-encoding");
+          ce && !http::acceptsCoding(http::combinedField(req_->headers, "accept-encoding"), *ce)) {
+        stored_.reset();
+        stored_fields_.clear();
+        status_.fwd = "vary-miss";
+        return miss();
+      }
+    }
     fenced_ = ctx_.config.lease && !ctx_.config.serve_stale_when_fenced &&
               ctx_.config.lease->fenced(steadyNowUs());
     if (fenced_) ctx_.metrics->fenced_revalidations.inc();

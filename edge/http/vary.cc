@@ -57,9 +57,22 @@ std::optional<std::vector<std::string>> varyFields(const Fields& h) {
 }
 
 std::string normalizeAcceptEncoding(std::string_view value) {
-  if (qualityOf(value, "br") > 0) return "br";
-  if (qualityOf(value, "gzip") > 0) return "gzip";
-  return "identity";
+  // The set, not a single choice: an origin may answer "gzip, br" with gzip,
+  // which a client that accepts only br must never get.
+  std::string out;
+  for (const char* coding : {"br", "deflate", "gzip", "zstd"}) {
+    if (qualityOf(value, coding) > 0) {
+      if (!out.empty()) out.push_back(',');
+      out.append(coding);
+    }
+  }
+  return out.empty() ? "identity" : out;
+}
+
+bool acceptsCoding(std::string_view accept_encoding, std::string_view content_coding) {
+  const std::string_view c = trim(content_coding);
+  if (c.empty() || iequals(c, "identity")) return true;
+  return qualityOf(accept_encoding, c) > 0;
 }
 
 std::string variantId(const Fields& req, const std::vector<std::string>& vary_fields) {
@@ -69,6 +82,19 @@ std::string variantId(const Fields& req, const std::vector<std::string>& vary_fi
     material.append(name).push_back('=');
     if (name == "accept-encoding") {
       material.append(normalizeAcceptEncoding(combinedField(req, name)));
+    } else if (hasField(req, name) &&
+               (name == "accept" || name == "accept-language" || name == "accept-charset")) {
+      // Lists: items trimmed, one comma between them; language tags and
+      // charsets are case-insensitive (RFC 9110 12.5.4, 12.5.2).
+      const std::string value = combinedField(req, name);
+      bool first = true;
+      for (auto item : splitList(value)) {
+        if (!first) material.push_back(',');
+        first = false;
+        std::string v = collapseSpaces(item);
+        std::erase(v, ' ');  // "en; q=0.5" and "en;q=0.5"
+        material.append(name == "accept" ? v : toLower(v));
+      }
     } else if (hasField(req, name)) {
       material.append(collapseSpaces(combinedField(req, name)));
     } else {

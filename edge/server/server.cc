@@ -385,9 +385,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     req->scheme = kTls ? "https" : "http";
     req->received_ms = wallNowMs();
     for (const auto& f : msg) {
-      // obs-fold (RFC 9112 section 5.2) and stray CR/LF: refused, never forwarded.
+      // obs-fold (RFC 9112 section 5.2): Beast's parser replaces each one
+      // with spaces, one of the two behaviours the RFC allows; a CR or LF
+      // left in a value would be a parser bug, and is refused.
       if (http::hasLineBreak(f.value())) {
-        return reject(400, "bad request: obsolete line folding");
+        return reject(400, "bad request: line break in a field value");
       }
       req->headers.push_back({std::string(f.name_string()), std::string(f.value())});
     }

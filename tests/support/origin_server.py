@@ -10,6 +10,9 @@ Paths:
                         (an origin that went away as the request arrived)
   /hints?n=N            102 Processing, then N 103 Early Hints (Link: </sI.css>),
                         then 200
+  /enc                  Vary: Accept-Encoding, cacheable; Content-Encoding gzip
+                        when the request accepts gzip, else br when it accepts
+                        br, else none (an origin that prefers gzip)
   /close-soon...        answered with keep-alive, then the origin closes the
                         connection 200 ms later (a short keep-alive timeout)
   anything else         200 "ok METHOD PATH", Cache-Control: no-store, or
@@ -77,6 +80,13 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
+        if url.path == "/enc":
+            ae = self.headers.get("Accept-Encoding", "")
+            coding = "gzip" if "gzip" in ae else "br" if "br" in ae else ""
+            headers = [("Cache-Control", "max-age=60"), ("Vary", "Accept-Encoding")]
+            if coding:
+                headers.append(("Content-Encoding", coding))
+            return self._send(200, ("body in %s" % (coding or "identity")).encode(), headers)
         if url.path == "/hints":
             out = b"HTTP/1.1 102 Processing\r\n\r\n"
             for i in range(int(q.get("n", ["1"])[0])):

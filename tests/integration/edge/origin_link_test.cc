@@ -317,6 +317,23 @@ TEST_F(OriginLinkTest, RangeOnAMissIsAnsweredPartially) {
   EXPECT_EQ(hit.body.size(), 10u);
 }
 
+// A client that accepts only br never gets the gzip body stored for one
+// that accepts both (they used to select the same variant).
+TEST_F(OriginLinkTest, NeverAContentCodingTheRequestDidNotAccept) {
+  startEdge();
+  auto both = httpRequest(edge_->port(), "GET", "/enc", {{"Accept-Encoding", "gzip, br"}});
+  EXPECT_EQ(both.header("content-encoding"), "gzip");
+  auto both_again = httpRequest(edge_->port(), "GET", "/enc", {{"Accept-Encoding", "br, gzip"}});
+  EXPECT_NE(both_again.header("cache-status").find("; hit"), std::string::npos)
+      << "the same set of codings, spelled otherwise, shares the variant";
+  auto br = httpRequest(edge_->port(), "GET", "/enc", {{"Accept-Encoding", "br"}});
+  EXPECT_EQ(br.header("content-encoding"), "br") << br.header("cache-status");
+  auto none = httpRequest(edge_->port(), "GET", "/enc");
+  EXPECT_EQ(none.header("content-encoding"), "");
+  EXPECT_EQ(none.body, "body in identity");
+  EXPECT_EQ(origin_->count("GET /enc"), 3);
+}
+
 TEST_F(OriginLinkTest, PurgeMethodWithoutTokenRefusesToStart) {
   Process edge({buildBinary("edge/tern-edge"), "--listen", "127.0.0.1:0", "--admin_listen",
                 "127.0.0.1:0", "--origin", origin_->url(), "--cache.dir", dir_.sub("c2"),

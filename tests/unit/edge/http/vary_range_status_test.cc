@@ -18,15 +18,44 @@ TEST(VaryTest, FieldsAndStar) {
 }
 
 TEST(VaryTest, AcceptEncodingNormalization) {
-  EXPECT_EQ(normalizeAcceptEncoding("gzip, deflate, br"), "br");
+  EXPECT_EQ(normalizeAcceptEncoding("gzip, deflate, br"), "br,deflate,gzip");
+  EXPECT_EQ(normalizeAcceptEncoding("br, gzip ,deflate"), "br,deflate,gzip");
   EXPECT_EQ(normalizeAcceptEncoding("gzip;q=1.0, br;q=0"), "gzip");
-  EXPECT_EQ(normalizeAcceptEncoding("*"), "br");
+  EXPECT_EQ(normalizeAcceptEncoding("*"), "br,deflate,gzip,zstd");
+  EXPECT_EQ(normalizeAcceptEncoding("*, gzip;q=0"), "br,deflate,zstd");
   EXPECT_EQ(normalizeAcceptEncoding(""), "identity");
-  std::vector<std::string> ae = {"accept-encoding"};
+  const std::vector<std::string> ae = {"accept-encoding"};
+  // Spellings of one set share a variant...
   EXPECT_EQ(variantId({{"Accept-Encoding", "gzip, deflate, br"}}, ae),
+            variantId({{"Accept-Encoding", "br,gzip, deflate"}}, ae));
+  // ...but a client that accepts only br never shares with one that also
+  // takes gzip (the origin may answer that one with gzip).
+  EXPECT_NE(variantId({{"Accept-Encoding", "gzip, br"}}, ae),
             variantId({{"Accept-Encoding", "br"}}, ae));
   EXPECT_NE(variantId({{"Accept-Encoding", "gzip"}}, ae),
             variantId({{"Accept-Encoding", "br"}}, ae));
+}
+
+TEST(VaryTest, ContentCodingMustBeAccepted) {
+  EXPECT_TRUE(acceptsCoding("gzip, br", "br"));
+  EXPECT_FALSE(acceptsCoding("br", "gzip"));
+  EXPECT_FALSE(acceptsCoding("gzip;q=0, br", "gzip"));
+  EXPECT_TRUE(acceptsCoding("*", "zstd"));
+  EXPECT_TRUE(acceptsCoding("", ""));
+  EXPECT_TRUE(acceptsCoding("", "identity"));
+  EXPECT_FALSE(acceptsCoding("", "br")) << "no Accept-Encoding: identity only";
+}
+
+TEST(VaryTest, ListFieldsAreNormalizedBeforeMatching) {
+  const std::vector<std::string> al = {"accept-language"};
+  EXPECT_EQ(variantId({{"Accept-Language", "en-US, fr;q=0.5"}}, al),
+            variantId({{"Accept-Language", "EN-us,fr; q=0.5"}}, al));
+  EXPECT_NE(variantId({{"Accept-Language", "en-US, fr"}}, al),
+            variantId({{"Accept-Language", "fr, en-US"}}, al))
+      << "order carries preference";
+  const std::vector<std::string> a = {"accept"};
+  EXPECT_EQ(variantId({{"Accept", "text/html, application/json"}}, a),
+            variantId({{"Accept", "text/html,application/json"}}, a));
 }
 
 TEST(VaryTest, VariantIdIsStableAndTellsAbsentFromEmpty) {
