@@ -71,14 +71,9 @@ Result<std::unique_ptr<EtcdPurgeLog>> EtcdPurgeLog::open(EtcdClient* client,
 }
 
 EtcdPurgeLog::~EtcdPurgeLog() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
+  queue_.close();
   if (committer_.joinable()) committer_.join();
   watcher_.reset();
-  for (auto& p : queue_) p.done(Status::unavailable("purge log closed"));
 }
 
 Result<uint64_t> EtcdPurgeLog::readHead(int64_t* mod_revision) {
@@ -125,9 +120,8 @@ void EtcdPurgeLog::startWatch(int64_t from_revision) {
       head_key_, prefixEnd(log_prefix_), from_revision,
       [this](const pb::WatchResponse& r) { onWatch(r); },
       [this](int64_t) {
-        std::lock_guard lock(mu_);
         reload_ = true;
-        cv_.notify_all();
+        queue_.wake();
       });
 }
 
@@ -176,59 +170,38 @@ void EtcdPurgeLog::setOnHead(std::function<void(uint64_t)> fn) {
 }
 
 void EtcdPurgeLog::append(LogEntry entry, AppendDone done) {
-  {
-    std::lock_guard lock(mu_);
-    if (!stopping_) {
-      queue_.push_back({std::move(entry), std::move(done)});
-      cv_.notify_all();
-      return;
-    }
-  }
-  done(Status::unavailable("purge log closed"));
+  queue_.push({std::move(entry), std::move(done)});
 }
 
 void EtcdPurgeLog::raiseHead(uint64_t seq, AppendDone done) {
   LogEntry e;
   e.set_seq(seq);
-  {
-    std::lock_guard lock(mu_);
-    if (!stopping_) {
-      queue_.push_back({std::move(e), std::move(done), true});
-      cv_.notify_all();
-      return;
-    }
-  }
-  done(Status::unavailable("purge log closed"));
+  queue_.push({std::move(e), std::move(done), true});
 }
 
 void EtcdPurgeLog::commitLoop() {
-  for (;;) {
-    std::vector<Pending> group;
-    bool reload = false;
-    {
-      std::unique_lock lock(mu_);
-      cv_.wait_for(lock, std::chrono::seconds(1),
-                   [&] { return stopping_ || reload_ || !queue_.empty(); });
-      if (stopping_ && queue_.empty()) return;
-      reload = std::exchange(reload_, false);
-      // One transaction: within etcd's --max-txn-ops (two puts per entry,
-      // one for the head) and well within its request size limit.
-      size_t n = 0, ops = 1, bytes = 0;
-      while (n < queue_.size() && n < options_.log.max_group) {
-        const size_t b = queue_[n].entry.ByteSizeLong();
-        if (n > 0 && (ops + 2 > options_.max_txn_ops || bytes + b > options_.max_txn_bytes)) break;
-        ops += 2;
-        bytes += b;
-        ++n;
-      }
-      group.assign(std::make_move_iterator(queue_.begin()),
-                   std::make_move_iterator(queue_.begin() + static_cast<std::ptrdiff_t>(n)));
-      queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+  // One transaction: within etcd's --max-txn-ops (two puts per entry, one
+  // for the head) and well within its request size limit.
+  size_t ops = 0, bytes = 0;
+  const auto fits = [&](size_t n, const Pending& next) {
+    if (n == 1) {  // a new group, holding its first entry (alone, any size)
+      ops = 3;
+      bytes = 0;
     }
+    const size_t b = next.entry.ByteSizeLong();
+    if (n >= options_.log.max_group || ops + 2 > options_.max_txn_ops ||
+        bytes + b > options_.max_txn_bytes)
+      return false;
+    ops += 2;
+    bytes += b;
+    return true;
+  };
+  std::vector<Pending> group;
+  while (queue_.take(&group, std::chrono::seconds(1), fits)) {
+    const bool reload = reload_.exchange(false);
     if (reload) {
       if (Status s = load(); !s.isOk()) {
         TERN_LOG(kWarn, "cannot reload the purge log from etcd", {{"error", s.toString()}});
-        std::lock_guard lock(mu_);
         reload_ = true;
       }
     }
@@ -243,6 +216,7 @@ void EtcdPurgeLog::commitLoop() {
           group[i].done(std::move(results[i]));
         }
       }
+      group.clear();
     }
     if (now_ms - last_trim_ms_ >= 1000) {
       last_trim_ms_ = now_ms;

@@ -28,7 +28,7 @@
 //
 // Thread-safety: thread-safe. Callbacks run on the committer thread.
 
-#include <condition_variable>
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "coordinator/etcd/etcd_client.h"
+#include "coordinator/log/append_queue.h"
 #include "coordinator/log/purge_log.h"
 
 namespace tern::coordinator::etcd {
@@ -81,11 +82,7 @@ class EtcdPurgeLog final : public PurgeLog {
   void setOnHead(std::function<void(uint64_t head)> fn);
 
  private:
-  struct Pending {
-    LogEntry entry;
-    AppendDone done;
-    bool raise = false;
-  };
+  using Pending = AppendQueue::Pending;
   EtcdPurgeLog(EtcdClient* client, EtcdLogOptions options);
   Status load();
   void startWatch(int64_t from_revision);
@@ -104,10 +101,8 @@ class EtcdPurgeLog final : public PurgeLog {
   const std::string head_key_, log_prefix_, idem_prefix_, edge_prefix_;
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<Pending> queue_;             // GUARDED_BY(mu_)
-  bool stopping_ = false;                  // GUARDED_BY(mu_)
-  bool reload_ = false;                    // GUARDED_BY(mu_): the watch was compacted away
+  AppendQueue queue_;
+  std::atomic<bool> reload_{false};        // the watch was compacted away
   uint64_t head_ = 0;                      // GUARDED_BY(mu_)
   int64_t head_rev_ = 0;                   // GUARDED_BY(mu_): mod_revision of the head key
   uint64_t first_ = 1;                     // GUARDED_BY(mu_)

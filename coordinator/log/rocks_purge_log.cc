@@ -99,56 +99,25 @@ Result<std::unique_ptr<PurgeLog>> RocksPurgeLog::open(const PurgeLogOptions& opt
 }
 
 RocksPurgeLog::~RocksPurgeLog() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
+  queue_.close();
   if (committer_.joinable()) committer_.join();
-  for (auto& p : queue_) p.done(Status::unavailable("purge log closed"));
 }
 
 void RocksPurgeLog::append(LogEntry entry, AppendDone done) {
-  {
-    std::lock_guard lock(mu_);
-    if (!stopping_) {
-      queue_.push_back({std::move(entry), std::move(done)});
-      cv_.notify_one();
-      return;
-    }
-  }
-  done(Status::unavailable("purge log closed"));
+  queue_.push({std::move(entry), std::move(done)});
 }
 
 void RocksPurgeLog::raiseHead(uint64_t seq, AppendDone done) {
   LogEntry e;
   e.set_seq(seq);
-  {
-    std::lock_guard lock(mu_);
-    if (!stopping_) {
-      queue_.push_back({std::move(e), std::move(done), true});
-      cv_.notify_one();
-      return;
-    }
-  }
-  done(Status::unavailable("purge log closed"));
+  queue_.push({std::move(e), std::move(done), true});
 }
 
 void RocksPurgeLog::commitLoop() {
-  for (;;) {
-    std::vector<Pending> group;
-    {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping, nothing left
-      if (queue_.size() <= options_.max_group) {
-        group.swap(queue_);
-      } else {
-        auto end = queue_.begin() + static_cast<std::ptrdiff_t>(options_.max_group);
-        group.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(end));
-        queue_.erase(queue_.begin(), end);
-      }
-    }
+  std::vector<Pending> group;
+  const auto fits = [this](size_t n, const Pending&) { return n < options_.max_group; };
+  while (queue_.take(&group, std::chrono::hours(1), fits)) {
+    if (group.empty()) continue;
     std::vector<Result<LogEntry>> results;
     Status s = commit(&group, &results);
     for (size_t i = 0; i < group.size(); ++i) {
@@ -158,6 +127,7 @@ void RocksPurgeLog::commitLoop() {
         group[i].done(std::move(results[i]));
       }
     }
+    group.clear();
   }
 }
 

@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "coordinator/log/append_queue.h"
 #include "coordinator/log/purge_log.h"
 
 namespace rocksdb {
@@ -69,11 +70,7 @@ class RocksPurgeLog final : public PurgeLog {
   Status trimForTesting(int64_t now_ms) override;
 
  private:
-  struct Pending {
-    LogEntry entry;
-    AppendDone done;
-    bool raise = false;  // raiseHead(): entry.seq is the new head, nothing is logged
-  };
+  using Pending = AppendQueue::Pending;
   explicit RocksPurgeLog(PurgeLogOptions options);
   void commitLoop();
   Status commit(std::vector<Pending>* group, std::vector<Result<LogEntry>>* results);
@@ -84,9 +81,7 @@ class RocksPurgeLog final : public PurgeLog {
   std::unique_ptr<rocksdb::DB> db_;
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<Pending> queue_;   // GUARDED_BY(mu_)
-  bool stopping_ = false;        // GUARDED_BY(mu_)
+  AppendQueue queue_;
   uint64_t head_ = 0;            // GUARDED_BY(mu_)
   uint64_t first_ = 1;           // GUARDED_BY(mu_)
   uint64_t syncs_ = 0;           // GUARDED_BY(mu_)
