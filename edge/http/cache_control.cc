@@ -1,6 +1,9 @@
 #include "edge/http/cache_control.h"
 
+#include <algorithm>
 #include <charconv>
+
+#include "edge/http/structured_fields.h"
 
 namespace tern::edge::http {
 namespace {
@@ -127,10 +130,73 @@ CacheControl parseCacheControl(std::string_view value) {
   return cc;
 }
 
+CacheControl parseTargetedCacheControl(std::string_view value) {
+  CacheControl cc;
+  auto dict = sf::parseDictionary(value);
+  if (!dict) {
+    cc.invalid = true;
+    return cc;
+  }
+  for (const auto& [key, member] : *dict) {
+    cc.present = true;
+    const sf::Item* item = std::get_if<sf::Item>(&member);
+    // A directive whose value has the wrong type is ignored (RFC 9213 2.1).
+    auto delta = [&](std::optional<int64_t>& slot) {
+      const int64_t* v = item ? std::get_if<int64_t>(&item->value) : nullptr;
+      if (v && *v >= 0) slot = std::min(*v, kMaxDeltaSeconds);
+    };
+    const bool* b = item ? std::get_if<bool>(&item->value) : nullptr;
+    const bool flag = b && *b;
+    // no-cache / private: true, or the field names as a String or a list.
+    auto names = [&](bool& unqualified, std::vector<std::string>& fields) {
+      if (flag) unqualified = true;
+      if (const auto* str = item ? std::get_if<std::string>(&item->value) : nullptr) {
+        for (auto f : parseFieldNames(*str)) fields.push_back(f);
+      } else if (const auto* list = std::get_if<sf::InnerList>(&member)) {
+        for (const auto& i : list->items) {
+          if (const auto* t = std::get_if<sf::Token>(&i.value)) fields.push_back(toLower(t->value));
+          if (const auto* str2 = std::get_if<std::string>(&i.value))
+            fields.push_back(toLower(*str2));
+        }
+      }
+    };
+    if (key == "max-age") {
+      delta(cc.max_age);
+    } else if (key == "s-maxage") {
+      delta(cc.s_maxage);
+    } else if (key == "stale-while-revalidate") {
+      delta(cc.stale_while_revalidate);
+    } else if (key == "stale-if-error") {
+      delta(cc.stale_if_error);
+    } else if (key == "no-store") {
+      cc.no_store = flag;
+    } else if (key == "no-cache") {
+      names(cc.no_cache, cc.no_cache_fields);
+    } else if (key == "private") {
+      names(cc.is_private, cc.private_fields);
+    } else if (key == "public") {
+      cc.is_public = flag;
+    } else if (key == "must-revalidate") {
+      cc.must_revalidate = flag;
+    } else if (key == "proxy-revalidate") {
+      cc.proxy_revalidate = flag;
+    } else if (key == "immutable") {
+      cc.immutable = flag;
+    } else if (key == "no-transform") {
+      cc.no_transform = flag;
+    } else if (key == "must-understand") {
+      cc.must_understand = flag;
+    }
+  }
+  return cc;
+}
+
 CacheControl effectiveResponseCacheControl(const Fields& response_headers) {
   if (hasField(response_headers, "cdn-cache-control")) {
-    CacheControl cdn = parseCacheControl(combinedField(response_headers, "cdn-cache-control"));
-    // RFC 9213 section 2.1: an invalid targeted field is ignored.
+    CacheControl cdn =
+        parseTargetedCacheControl(combinedField(response_headers, "cdn-cache-control"));
+    // RFC 9213 section 2.1: a targeted field that is not a valid Dictionary
+    // is ignored as a whole, and then does not override Cache-Control.
     if (cdn.present && !cdn.invalid) return cdn;
   }
   return parseCacheControl(fieldValue(response_headers, "cache-control"));

@@ -45,6 +45,10 @@ struct CacheControl {
 // Parses the combined field value (all lines joined by commas).
 CacheControl parseCacheControl(std::string_view value);
 
+// CDN-Cache-Control and other targeted fields (RFC 9213): a Structured
+// Fields Dictionary, parsed strictly (RFC 8941); `invalid` when it is not.
+CacheControl parseTargetedCacheControl(std::string_view value);
+
 // The directives a shared cache obeys for a response: CDN-Cache-Control when
 // present (RFC 9213 section 2.1: it then replaces Cache-Control for caching),
 // else Cache-Control.

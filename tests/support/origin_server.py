@@ -16,7 +16,8 @@ Paths:
   /close-soon...        answered with keep-alive, then the origin closes the
                         connection 200 ms later (a short keep-alive timeout)
   anything else         200 "ok METHOD PATH", Cache-Control: no-store, or
-                        ?cc=... as Cache-Control and ?age=N as Age
+                        ?cc=... as Cache-Control, ?age=N as Age, ?cdn=... as
+                        CDN-Cache-Control
   /admin/count?key=METHOD%20PATH  how many such requests arrived (incl. dropped)
   /admin/connections    connections accepted
   /admin/sent           body bytes of /big written to sockets
@@ -114,6 +115,8 @@ class Handler(BaseHTTPRequestHandler):
         headers = [("Cache-Control", q.get("cc", ["no-store"])[0])]
         if "age" in q:
             headers.append(("Age", q["age"][0]))
+        if "cdn" in q:
+            headers.append(("CDN-Cache-Control", q["cdn"][0]))
         self._send(200, body, headers)
         if url.path.startswith("/close-soon"):
             conn = self.connection

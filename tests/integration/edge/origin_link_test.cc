@@ -334,6 +334,29 @@ TEST_F(OriginLinkTest, NeverAContentCodingTheRequestDidNotAccept) {
   EXPECT_EQ(origin_->count("GET /enc"), 3);
 }
 
+// RFC 9213: a valid CDN-Cache-Control replaces Cache-Control; one that is
+// not a Structured Fields Dictionary is ignored as a whole.
+TEST_F(OriginLinkTest, CdnCacheControlWhenValidAndOnlyThen) {
+  startEdge();
+  // Stored objects become hits once committed (on the blocking pool).
+  auto hitSoon = [&](const std::string& target) {
+    for (int i = 0; i < 100; ++i) {
+      if (httpGet(edge_->port(), target).header("cache-status").find("; hit") != std::string::npos)
+        return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  };
+  EXPECT_TRUE(hitSoon("/cdn1?cc=no-store&cdn=max-age%3D60"));
+  EXPECT_TRUE(hitSoon("/cdn2?cc=max-age%3D60&cdn=Max-Age%3D0"))
+      << "an invalid CDN-Cache-Control must not override Cache-Control";
+  auto first = httpGet(edge_->port(), "/cdn3?cc=max-age%3D60&cdn=no-store");
+  EXPECT_EQ(first.header("cache-status").find("stored"), std::string::npos)
+      << first.header("cache-status");
+  EXPECT_EQ(origin_->count("GET /cdn1"), 1);
+  EXPECT_EQ(origin_->count("GET /cdn2"), 1);
+}
+
 TEST_F(OriginLinkTest, PurgeMethodWithoutTokenRefusesToStart) {
   Process edge({buildBinary("edge/tern-edge"), "--listen", "127.0.0.1:0", "--admin_listen",
                 "127.0.0.1:0", "--origin", origin_->url(), "--cache.dir", dir_.sub("c2"),

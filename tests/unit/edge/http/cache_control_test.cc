@@ -51,8 +51,30 @@ TEST(CacheControlTest, CdnCacheControlTakesPrecedence) {
   auto cc = effectiveResponseCacheControl(h);
   EXPECT_FALSE(cc.no_store);
   EXPECT_EQ(cc.max_age, 300);
-  Fields bad = {{"Cache-Control", "max-age=5"}, {"CDN-Cache-Control", "max-age=x"}};
-  EXPECT_EQ(effectiveResponseCacheControl(bad).max_age, 5);
+  // Not a Structured Fields Dictionary: ignored as a whole, Cache-Control
+  // applies.
+  for (const char* bad : {"Max-Age=300", "max-age=300,", "max-age=300 no-store", "max-age=1.2345",
+                          "max-age=\"300", "max-age=?2", ", max-age=300"}) {
+    Fields h2 = {{"Cache-Control", "max-age=5"}, {"CDN-Cache-Control", bad}};
+    EXPECT_EQ(effectiveResponseCacheControl(h2).max_age, 5) << bad;
+  }
+  // A valid Dictionary applies; a directive of the wrong type is ignored.
+  Fields typed = {{"Cache-Control", "max-age=5"}, {"CDN-Cache-Control", "max-age=\"300\", public"}};
+  auto t = effectiveResponseCacheControl(typed);
+  EXPECT_FALSE(t.max_age.has_value());
+  EXPECT_TRUE(t.is_public);
+  auto full = parseTargetedCacheControl(
+      "max-age=60, s-maxage=30, stale-while-revalidate=10, no-store=?0, must-revalidate, "
+      "private=\"Set-Cookie, X-A\", no-cache=(authorization \"X-B\")");
+  EXPECT_FALSE(full.invalid);
+  EXPECT_EQ(full.max_age, 60);
+  EXPECT_EQ(full.s_maxage, 30);
+  EXPECT_EQ(full.stale_while_revalidate, 10);
+  EXPECT_FALSE(full.no_store) << "?0 is false";
+  EXPECT_TRUE(full.must_revalidate);
+  EXPECT_EQ(full.private_fields, (std::vector<std::string>{"set-cookie", "x-a"}));
+  EXPECT_EQ(full.no_cache_fields, (std::vector<std::string>{"authorization", "x-b"}));
+  EXPECT_FALSE(full.no_cache);
 }
 
 // RFC 9111 5.4: Pragma: no-cache only when there is no Cache-Control.
