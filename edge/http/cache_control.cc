@@ -137,7 +137,9 @@ CacheControl parseTargetedCacheControl(std::string_view value) {
     cc.invalid = true;
     return cc;
   }
-  for (const auto& [key, member] : *dict) {
+  for (const auto& entry : *dict) {
+    const std::string& key = entry.first;
+    const sf::Member& member = entry.second;  // (not a structured binding: lambdas use it)
     cc.present = true;
     const sf::Item* item = std::get_if<sf::Item>(&member);
     // A directive whose value has the wrong type is ignored (RFC 9213 2.1).
