@@ -9,6 +9,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <mutex>
@@ -48,6 +49,28 @@ LogEntry appendSync(PurgeLog& log, LogEntry e) {
   auto r = tryAppend(log, std::move(e));
   EXPECT_TRUE(r.ok()) << r.status().toString();
   return r.ok() ? *r : LogEntry();
+}
+
+// `threads` threads, thread t appending `each` purges to logs[t % size];
+// returns every sequence number they were given, sorted.
+std::vector<uint64_t> appendConcurrently(const std::vector<PurgeLog*>& logs, int threads,
+                                         int each) {
+  std::vector<std::thread> workers;
+  std::mutex mu;
+  std::vector<uint64_t> seqs;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      PurgeLog& log = *logs[static_cast<size_t>(t) % logs.size()];
+      for (int i = 0; i < each; ++i) {
+        uint64_t s = appendSync(log, tagEntry("t" + std::to_string(t))).seq();
+        std::lock_guard lock(mu);
+        seqs.push_back(s);
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  std::sort(seqs.begin(), seqs.end());
+  return seqs;
 }
 
 // Opens logs of one implementation; a second open() sees what the first
@@ -162,20 +185,7 @@ TEST_P(PurgeLogConformance, AssignsSequencesAndSurvivesReopen) {
 TEST_P(PurgeLogConformance, ConcurrentAppendsShareCommits) {
   PurgeLog& log = open();
   constexpr int kThreads = 8, kEach = 40;
-  std::vector<std::thread> threads;
-  std::mutex mu;
-  std::vector<uint64_t> seqs;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < kEach; ++i) {
-        uint64_t s = appendSync(log, tagEntry("t" + std::to_string(t))).seq();
-        std::lock_guard lock(mu);
-        seqs.push_back(s);
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  std::sort(seqs.begin(), seqs.end());
+  const auto seqs = appendConcurrently({&log}, kThreads, kEach);
   ASSERT_EQ(seqs.size(), static_cast<size_t>(kThreads * kEach));
   for (size_t i = 0; i < seqs.size(); ++i) EXPECT_EQ(seqs[i], i + 1);  // dense, unique
   auto st = log.stats();
@@ -292,21 +302,7 @@ TEST_F(EtcdLogTest, ReplicasShareOneGapFreeSequence) {
   std::atomic<uint64_t> b_saw{0};
   b.setOnHead([&](uint64_t head) { b_saw = head; });
   constexpr int kThreads = 4, kEach = 30;
-  std::vector<std::thread> threads;
-  std::mutex mu;
-  std::vector<uint64_t> seqs;
-  for (int t = 0; t < 2 * kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      PurgeLog& log = t % 2 ? static_cast<PurgeLog&>(a) : static_cast<PurgeLog&>(b);
-      for (int i = 0; i < kEach; ++i) {
-        uint64_t s = appendSync(log, tagEntry("t" + std::to_string(t))).seq();
-        std::lock_guard lock(mu);
-        seqs.push_back(s);
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  std::sort(seqs.begin(), seqs.end());
+  const auto seqs = appendConcurrently({&a, &b}, 2 * kThreads, kEach);
   const uint64_t n = 2 * kThreads * kEach;
   ASSERT_EQ(seqs.size(), n);
   for (size_t i = 0; i < seqs.size(); ++i) ASSERT_EQ(seqs[i], i + 1) << "gap or duplicate";
