@@ -359,6 +359,38 @@ TEST_F(EtcdLogTest, QuorumLostFailsClearlyAndQuorumBackResumes) {
   EXPECT_EQ(appendSync(log, tagEntry("c")).seq(), 3u);
 }
 
+// The lease calls (for replica sessions) and member status, against real
+// members.
+TEST_F(EtcdLogTest, LeasesAndMemberStatus) {
+  EtcdClient client(EtcdOptions{cluster_->endpoints()});
+  auto id = client.leaseGrant(5);
+  ASSERT_TRUE(id.ok()) << id.status().toString();
+  auto ttl = client.leaseKeepAlive(*id);
+  ASSERT_TRUE(ttl.ok()) << ttl.status().toString();
+  EXPECT_GT(*ttl, 0);
+  EXPECT_LE(*ttl, 5);
+  etcd::pb::PutRequest put;
+  put.set_key("/lease/k");
+  put.set_value("v");
+  put.set_lease(*id);
+  ASSERT_TRUE(client.put(put).ok());
+  ASSERT_TRUE(client.leaseRevoke(*id).isOk());
+  etcd::pb::RangeRequest get;
+  get.set_key("/lease/k");
+  auto r = client.range(get);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->kvs_size(), 0) << "a key on a revoked lease is gone";
+  EXPECT_EQ(client.leaseKeepAlive(*id).status().code(), StatusCode::kNotFound);
+  auto all = client.memberStatus();
+  ASSERT_EQ(all.size(), 3u);
+  for (const auto& st : all) EXPECT_TRUE(st.ok()) << st.status().toString();
+  cluster_->kill(2);
+  auto two = client.memberStatus();
+  EXPECT_TRUE(two[0].ok() && two[1].ok());
+  EXPECT_FALSE(two[2].ok());
+  cluster_->start(2);
+}
+
 TEST_F(EtcdLogTest, WatchFromACompactedRevisionSaysSo) {
   EtcdClient client(EtcdOptions{cluster_->endpoints()});
   int64_t rev = 0;
