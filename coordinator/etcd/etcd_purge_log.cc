@@ -320,11 +320,13 @@ Status EtcdPurgeLog::commit(std::vector<Pending>* group, std::vector<Result<LogE
       r->mutable_header()->set_revision(rev);
     }
     if (r->succeeded()) {
+      std::function<void(uint64_t)> notify;  // the head moved by this commit
       {
         std::lock_guard lock(mu_);
         if (next > head_) {
           head_ = next;
           head_rev_ = r->header().revision();
+          notify = on_head_;
         } else if (head_ == next) {
           head_rev_ = std::max(head_rev_, r->header().revision());
         }
@@ -337,6 +339,7 @@ Status EtcdPurgeLog::commit(std::vector<Pending>* group, std::vector<Result<LogE
         }
         while (recent_.size() > options_.log.memory_entries) recent_.pop_front();
       }
+      if (notify) notify(next);
       size_t k = 0;
       std::unordered_map<std::string, LogEntry> by_key;
       for (size_t i = 0; i < group->size(); ++i) {

@@ -77,8 +77,9 @@ class EtcdPurgeLog final : public PurgeLog {
   Result<std::vector<EdgeRecord>> loadEdges() const override;
   Status trimForTesting(int64_t now_ms) override;
 
-  // Called (on the watch thread) whenever the head moved, whichever replica
-  // moved it; set before entries are expected.
+  // Called whenever the head moved, whichever replica moved it: on the
+  // committer thread for this replica's commits, on the watch thread for
+  // the others'. Set before entries are expected.
   void setOnHead(std::function<void(uint64_t head)> fn);
 
  private:
