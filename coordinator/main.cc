@@ -4,14 +4,18 @@
 
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <random>
 
 #include "common/config.h"
 #include "common/log.h"
+#include "coordinator/etcd/etcd_client.h"
+#include "coordinator/etcd/etcd_purge_log.h"
 #include "coordinator/log/rocks_purge_log.h"
 #include "coordinator/server/grpc_service.h"
 #include "coordinator/server/http_server.h"
@@ -27,7 +31,14 @@ Config makeConfig() {
   c.add({"grpc_listen", "127.0.0.1:8471", "gRPC purge API and edge link (port 0: any)"});
   c.add({"grpc_tls.cert", "", "PEM certificate chain for the gRPC listener (empty: plaintext)"});
   c.add({"grpc_tls.key", "", "PEM private key for the gRPC listener"});
-  c.add({"data_dir", "./data/coordinator", "folder of the durable purge log"});
+  c.add({"data_dir", "./data/coordinator", "folder of the durable purge log (without etcd)"});
+  c.add({"etcd.endpoints", "",
+         "etcd members host:port (comma-separated or repeated): run as one of several replicas "
+         "sharing the log in etcd (empty: one process, log in data_dir)",
+         true});
+  c.add({"etcd.prefix", "/tern/", "key prefix of this cluster in etcd"});
+  c.add({"etcd.timeout", "2s", "etcd request timeout per member"});
+  c.add({"replica.id", "", "name of this replica (default: host name and a random suffix)"});
   c.add({"lease", "3s", "edge lease: an edge silent this long is fenced"});
   c.add({"wait_timeout", "10s", "default wait of a purge with wait=all"});
   c.add({"max_wait_timeout", "120s", "longest wait a purge may ask for"});
@@ -102,10 +113,46 @@ int main(int argc, char** argv) {
   lo.path = cfg.str("data_dir");
   lo.retain_count = static_cast<uint64_t>(get(cfg.integer("log_retain_count")));
   lo.retain_age_ms = get(cfg.durationMs("log_retain_age"));
-  std::error_code ec;
-  std::filesystem::create_directories(lo.path, ec);
-  auto log = RocksPurgeLog::open(lo);
-  if (!log.ok()) return fail(log.status());
+  std::vector<std::string> endpoints;
+  for (const auto& v : cfg.list("etcd.endpoints"))
+    for (size_t pos = 0; pos <= v.size();) {
+      size_t comma = v.find(',', pos);
+      if (comma == std::string::npos) comma = v.size();
+      if (comma > pos) endpoints.push_back(v.substr(pos, comma - pos));
+      pos = comma + 1;
+    }
+  std::unique_ptr<etcd::EtcdClient> etcd_client;
+  std::unique_ptr<PurgeLog> log;
+  etcd::EtcdPurgeLog* etcd_log = nullptr;
+  std::string replica_id = cfg.str("replica.id");
+  if (!endpoints.empty()) {
+    if (replica_id.empty()) {
+      char host[256] = {};
+      gethostname(host, sizeof(host) - 1);
+      std::random_device rd;
+      char suffix[16];
+      std::snprintf(suffix, sizeof(suffix), "-%06x", rd() & 0xffffff);
+      replica_id = std::string(host) + suffix;
+    }
+    etcd::EtcdOptions eo;
+    eo.endpoints = endpoints;
+    eo.timeout_ms = static_cast<uint32_t>(get(cfg.durationMs("etcd.timeout")));
+    etcd_client = std::make_unique<etcd::EtcdClient>(eo);
+    etcd::EtcdLogOptions elo;
+    elo.log = lo;
+    elo.prefix = cfg.str("etcd.prefix");
+    elo.replica_id = replica_id;
+    auto opened = etcd::EtcdPurgeLog::open(etcd_client.get(), elo);
+    if (!opened.ok()) return fail(opened.status());
+    etcd_log = opened->get();
+    log = std::move(*opened);
+  } else {
+    std::error_code ec;
+    std::filesystem::create_directories(lo.path, ec);
+    auto opened = RocksPurgeLog::open(lo);
+    if (!opened.ok()) return fail(opened.status());
+    log = std::move(*opened);
+  }
 
   CoordinatorOptions co;
   co.lease_ms = static_cast<uint32_t>(get(cfg.durationMs("lease")));
@@ -118,8 +165,13 @@ int main(int argc, char** argv) {
   if (co.lease_ms < 100) return fail(Status::invalidArgument("lease must be at least 100ms"));
 
   metrics::Registry registry;
-  Coordinator coordinator(log->get(), co, &registry);
+  Coordinator coordinator(log.get(), co, &registry);
   if (Status s = coordinator.start(); !s.isOk()) return fail(s);
+  // Purges logged through other replicas reach this one's edges.
+  if (etcd_log) {
+    etcd_log->setOnHead([&coordinator](uint64_t head) { coordinator.learnHead(head); });
+    coordinator.learnHead(etcd_log->headSeq());
+  }
 
   HttpApi api(&coordinator, &token_set, &registry);
   HttpServerOptions ho;
@@ -163,7 +215,10 @@ int main(int argc, char** argv) {
   std::printf("tern-coordinator listening on port %d (grpc %d)\n", http.port(), grpc_port);
   std::fflush(stdout);
   TERN_LOG(kInfo, "coordinator listening",
-           {{"http", std::to_string(http.port())}, {"grpc", std::to_string(grpc_port)}});
+           {{"http", std::to_string(http.port())},
+            {"grpc", std::to_string(grpc_port)},
+            {"log", etcd_log ? "etcd" : "rocksdb"},
+            {"replica", replica_id}});
 
   int sig = 0;
   sigwait(&signals, &sig);
@@ -171,6 +226,8 @@ int main(int argc, char** argv) {
   coordinator.stop();  // answers waiting purge calls
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   http.stop();
+  if (etcd_log) etcd_log->setOnHead({});
+  log.reset();  // its threads call into the engine
   TERN_LOG(kInfo, "stopped");
   return 0;
 }

@@ -225,60 +225,122 @@ void Coordinator::onLogged(Result<LogEntry> logged, int64_t api_in_us, v1::WaitM
     TERN_LOG(kError, "purge not logged", {{"error", logged.status().toString()}});
     return done(logged.status());
   }
+  const uint64_t seq = logged->seq();
+  bool learn = false;
+  {
+    std::lock_guard lock(mu_);
+    learn = seq > logged_head_ + 1;
+  }
+  // Purges logged by other replicas come first: they are read from the log
+  // (outside the lock) and tracked in order.
+  if (learn) learnHead(seq - 1);
   Deferred deferred;
   {
     std::lock_guard lock(mu_);
     const int64_t t = now();
-    LogEntry& e = *logged;
-    Tracked* existing = e.seq() <= logged_head_ ? tracked(e.seq()) : nullptr;
-    if (e.seq() <= logged_head_) {
-      // An idempotent retry of a logged purge.
-      if (existing == nullptr) {
-        v1::PurgeResult r = resultFromLog(e);
+    Tracked* tr = nullptr;
+    if (seq == logged_head_ + 1) {
+      tr = track(std::move(*logged), api_in_us, &deferred);
+    } else if (seq <= logged_head_) {
+      // Tracked already (its head was seen before this answer), or an
+      // idempotent retry of a logged purge.
+      tr = tracked(seq);
+      if (tr == nullptr) {
+        v1::PurgeResult r = resultFromLog(*logged);
         deferred.push_back([done = std::move(done), r] { done(r); });
-      } else if (wait != v1::WAIT_MODE_ALL || existing->state != v1::PURGE_STATE_ACCEPTED) {
-        v1::PurgeResult r = resultOf(*existing);
-        deferred.push_back([done = std::move(done), r] { done(r); });
-      } else {
-        existing->waiters.push_back({t + static_cast<int64_t>(timeout_ms) * 1000, std::move(done)});
       }
     } else {
-      logged_head_ = e.seq();
-      for (const auto& s : e.selectors())
-        purges_by_[kindIndex(s)][e.mode() == v1::PURGE_MODE_SOFT]->inc();
-      Tracked tr;
-      tr.entry = std::move(e);
-      tr.api_in_us = api_in_us;
-      tr.logged_us = t;
-      for (size_t i = 0; i < edges_.size(); ++i) {
-        Edge& edge = edges_[i];
-        if (edge.retired) continue;
-        if (edge.lag_gauge)
-          edge.lag_gauge->set(
-              static_cast<int64_t>(logged_head_ - std::min(logged_head_, edge.applied_seq)));
-        const bool fenced = edge.lease_until_us <= t;
-        tr.slots.push_back(
-            {i, fenced ? v1::EDGE_PURGE_STATE_FENCED : v1::EDGE_PURGE_STATE_PENDING, 0});
-        if (!fenced) ++tr.pending;
-      }
-      tracked_.push_back(std::move(tr));
-      Tracked& ref = tracked_.back();
-      if (ref.pending == 0) complete(ref, &deferred);  // no edge to wait for
-      if (wait == v1::WAIT_MODE_ALL && ref.state != v1::PURGE_STATE_COMPLETE) {
-        ref.waiters.push_back({t + static_cast<int64_t>(timeout_ms) * 1000, std::move(done)});
+      // The log could not be read up to it: answer from the log entry.
+      v1::PurgeResult r = resultFromLog(*logged);
+      deferred.push_back([done = std::move(done), r] { done(r); });
+    }
+    if (tr != nullptr) {
+      tr->api_in_us = std::min(tr->api_in_us, api_in_us);
+      tr->local = true;
+      if (wait == v1::WAIT_MODE_ALL && tr->state == v1::PURGE_STATE_ACCEPTED) {
+        tr->waiters.push_back({t + static_cast<int64_t>(timeout_ms) * 1000, std::move(done)});
       } else {
-        v1::PurgeResult r = resultOf(ref);
+        v1::PurgeResult r = resultOf(*tr);
         deferred.push_back([done = std::move(done), r] { done(r); });
       }
-      // Forget the oldest tracked purges, but never one that a wait=all call
-      // still waits on (it is answered when it completes or its own timeout
-      // passes; waiting calls are capped by max_waiting_calls).
-      while (tracked_.size() > options_.tracked_purges && tracked_.front().waiters.empty())
-        tracked_.pop_front();
-      wakeAll(&deferred);
     }
   }
   run(deferred);
+}
+
+Coordinator::Tracked* Coordinator::track(LogEntry e, int64_t api_in_us, Deferred* deferred) {
+  const int64_t t = now();
+  logged_head_ = e.seq();
+  for (const auto& s : e.selectors())
+    purges_by_[kindIndex(s)][e.mode() == v1::PURGE_MODE_SOFT]->inc();
+  Tracked tr;
+  tr.entry = std::move(e);
+  tr.api_in_us = api_in_us;
+  tr.logged_us = t;
+  for (size_t i = 0; i < edges_.size(); ++i) {
+    Edge& edge = edges_[i];
+    if (edge.retired) continue;
+    if (edge.lag_gauge)
+      edge.lag_gauge->set(
+          static_cast<int64_t>(logged_head_ - std::min(logged_head_, edge.applied_seq)));
+    const bool fenced = edge.lease_until_us <= t;
+    tr.slots.push_back({i, fenced ? v1::EDGE_PURGE_STATE_FENCED : v1::EDGE_PURGE_STATE_PENDING, 0});
+    if (!fenced) ++tr.pending;
+  }
+  tracked_.push_back(std::move(tr));
+  if (tracked_.back().pending == 0) complete(tracked_.back(), deferred);  // no edge to wait for
+  // Forget the oldest tracked purges, but never one that a wait=all call
+  // still waits on (it is answered when it completes or its own timeout
+  // passes; waiting calls are capped by max_waiting_calls).
+  while (tracked_.size() > options_.tracked_purges && tracked_.front().waiters.empty())
+    tracked_.pop_front();
+  wakeAll(deferred);
+  return &tracked_.back();
+}
+
+void Coordinator::restartTracking(uint64_t head, Deferred* deferred) {
+  logged_head_ = std::max(logged_head_, head);
+  // Tracked purges are consecutive; a gap starts the tracking over.
+  for (auto& tr : tracked_) {
+    v1::PurgeResult res = resultOf(tr);
+    for (auto& w : tr.waiters) deferred->push_back([dn = std::move(w.done), res] { dn(res); });
+  }
+  tracked_.clear();
+  wakeAll(deferred);
+}
+
+void Coordinator::learnHead(uint64_t head) {
+  constexpr size_t kReadMax = 4096;
+  for (;;) {
+    uint64_t from;
+    {
+      std::lock_guard lock(mu_);
+      if (head <= logged_head_) return;
+      from = logged_head_ + 1;
+    }
+    std::vector<LogEntry> entries;
+    Status st = log_->read(from, std::min<uint64_t>(kReadMax, head - from + 1), &entries);
+    if (!st.isOk()) {
+      // The next head change (or purge) tries again.
+      TERN_LOG(kError, "cannot read purge log", {{"error", st.toString()}});
+      return;
+    }
+    Deferred deferred;
+    {
+      std::lock_guard lock(mu_);
+      for (auto& e : entries) {
+        if (e.seq() <= logged_head_) continue;  // tracked meanwhile
+        if (e.seq() > head) break;
+        if (e.seq() != logged_head_ + 1) break;
+        track(std::move(e), now(), &deferred);
+      }
+      if (logged_head_ < from) {
+        // Nothing at `from`: trimmed before it was read, or a raised head.
+        restartTracking(head, &deferred);
+      }
+    }
+    run(deferred);
+  }
 }
 
 Coordinator::Tracked* Coordinator::tracked(uint64_t seq) {
@@ -301,7 +363,8 @@ void Coordinator::complete(Tracked& t, Deferred* deferred) {
   if (t.state == v1::PURGE_STATE_COMPLETE) return;
   t.state = v1::PURGE_STATE_COMPLETE;
   t.complete_latency_us = static_cast<uint64_t>(std::max<int64_t>(0, now() - t.api_in_us));
-  purge_latency_->observe(static_cast<double>(t.complete_latency_us) / 1e6);
+  // Each purge counts once, at the replica that accepted it.
+  if (t.local) purge_latency_->observe(static_cast<double>(t.complete_latency_us) / 1e6);
   v1::PurgeResult r = resultOf(t);
   for (auto& w : t.waiters) deferred->push_back([d = std::move(w.done), r] { d(r); });
   t.waiters.clear();
@@ -519,14 +582,7 @@ Result<uint64_t> Coordinator::attach(const v1::Hello& hello, std::shared_ptr<Edg
       Deferred d;
       {
         std::lock_guard lock(mu_);
-        logged_head_ = std::max(logged_head_, r->seq());
-        // Tracked purges are consecutive; a gap starts the tracking over.
-        for (auto& tr : tracked_) {
-          v1::PurgeResult res = resultOf(tr);
-          for (auto& w : tr.waiters) d.push_back([dn = std::move(w.done), res] { dn(res); });
-        }
-        tracked_.clear();
-        wakeAll(&d);
+        if (r->seq() > logged_head_) restartTracking(r->seq(), &d);
       }
       run(d);
     });

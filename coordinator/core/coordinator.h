@@ -117,6 +117,10 @@ class Coordinator {
   // A copy (tests).
   bool nextMessage(uint64_t session, tern::v1::CoordinatorMessage* out);
 
+  // The log's head moved to `head` (replicas: another one logged purges):
+  // the new entries are read from the log, tracked and sent to the edges.
+  void learnHead(uint64_t head);
+
   // Runs the periodic checks once (tests drive time with their own clock).
   void tick();
 
@@ -158,6 +162,7 @@ class Coordinator {
     LogEntry entry;
     int64_t api_in_us = 0;
     int64_t logged_us = 0;
+    bool local = false;       // a purge call of this process waits on it or logged it
     std::vector<Slot> slots;  // sorted by edge index
     size_t pending = 0;
     tern::v1::PurgeState state = tern::v1::PURGE_STATE_ACCEPTED;
@@ -170,6 +175,10 @@ class Coordinator {
   void onLogged(Result<LogEntry> entry, int64_t api_in_us, tern::v1::WaitMode wait,
                 uint32_t timeout_ms, PurgeDone done);
   Tracked* tracked(uint64_t seq);
+  // Tracks the next entry of the log (e.seq() == logged_head_ + 1).
+  Tracked* track(LogEntry e, int64_t api_in_us, Deferred* deferred);  // REQUIRES: mu_
+  // The log has a gap up to `head` (trimmed, or the head was raised).
+  void restartTracking(uint64_t head, Deferred* deferred);  // REQUIRES: mu_
   void markSlot(Tracked& t, size_t edge, tern::v1::EdgePurgeState state, uint64_t latency_us,
                 Deferred* deferred);
   void complete(Tracked& t, Deferred* deferred);

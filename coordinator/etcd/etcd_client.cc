@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <thread>
 
 #include "common/log.h"
 
@@ -77,13 +78,22 @@ Status EtcdClient::call(const char* what, Fn&& fn, bool* maybe_applied) {
   if (members_.empty()) return Status::unavailable("etcd: no endpoints configured");
   grpc::Status last;
   std::string tried;
-  const size_t start = current();
-  for (size_t i = 0; i < members_.size(); ++i) {
-    const size_t at = (start + i) % members_.size();
+  using Clock = std::chrono::steady_clock;
+  const auto give_up = Clock::now() + std::chrono::milliseconds(options_.retry_ms);
+  size_t at = current();
+  for (size_t attempt = 0;; ++attempt) {
+    if (attempt > 0 && attempt % members_.size() == 0) {
+      // Once around the members without an answer (a leader election, a
+      // member restarting): keep trying until the retry time is over.
+      if (Clock::now() + std::chrono::milliseconds(50) >= give_up) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
     Member& m = members_[at];
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(give_up - Clock::now());
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() +
-                     std::chrono::milliseconds(options_.timeout_ms));
+                     std::max(std::chrono::milliseconds(100),
+                              std::min(std::chrono::milliseconds(options_.timeout_ms), left)));
     grpc::Status s = fn(m, ctx);
     if (s.ok() || !retryable(s)) {
       current_ = at;
@@ -95,7 +105,8 @@ Status EtcdClient::call(const char* what, Fn&& fn, bool* maybe_applied) {
                           s.error_message().find("connect") == std::string::npos))
       *maybe_applied = true;
     last = s;
-    tried += (tried.empty() ? "" : ", ") + m.endpoint;
+    if (attempt < members_.size()) tried += (tried.empty() ? "" : ", ") + m.endpoint;
+    at = (at + 1) % members_.size();
   }
   return Status::unavailable(std::string("etcd ") + what + ": no member answered (" + tried +
                              "): " + last.error_message());

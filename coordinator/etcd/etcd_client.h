@@ -4,7 +4,7 @@
 //
 // Unary calls go to the member that answered last; when it is unavailable
 // or does not answer within `timeout_ms`, the call moves on to the next
-// member, at most once around the list. Such a retry is only safe for calls
+// member, around the list until `retry_ms` have passed. Such a retry is only safe for calls
 // that may be applied twice: a transaction guards itself with compares (see
 // EtcdPurgeLog), and txn() sets `maybe_applied` when a member failed after
 // the request was sent (it may have been committed).
@@ -36,6 +36,9 @@ namespace pb = ::etcdserverpb;
 struct EtcdOptions {
   std::vector<std::string> endpoints;  // host:port of each member's client URL
   uint32_t timeout_ms = 2000;          // per attempt on one member
+  // A call keeps trying the members this long (a leader election takes
+  // about a second) before it fails with Unavailable.
+  uint32_t retry_ms = 5000;
 };
 
 // The end of the key range that holds every key starting with `prefix`.

@@ -306,18 +306,23 @@ Status EtcdPurgeLog::commit(std::vector<Pending>* group, std::vector<Result<LogE
     *txn.add_success() = putOp(head_key_, std::to_string(next));
     bool maybe_applied = false;
     auto r = client_->txn(txn, &maybe_applied);
-    if (!r.ok()) {
-      if (!maybe_applied || added.empty()) return r.status();
-      // Did it land? Our commit id at the first sequence we used says so.
+    // No member answered within the retry time: it may or may not have
+    // landed; the caller is told Unavailable (a retry with the same
+    // idempotency key logs it once).
+    if (!r.ok()) return r.status();
+    // An attempt that failed after sending may have committed, and then the
+    // retry on another member fails its compare. Did it land? Our commit id
+    // at the first sequence we used says so.
+    if (!r->succeeded() && maybe_applied && !added.empty()) {
       auto landed = get(added.front().seq());
-      if (!landed.ok() || !landed->has_value() || (*landed)->commit_id() != commit_id)
-        return r.status();
-      int64_t rev = 0;
-      auto h = readHead(&rev);
-      if (!h.ok()) return h.status();
-      r = pb::TxnResponse();
-      r->set_succeeded(true);
-      r->mutable_header()->set_revision(rev);
+      if (landed.ok() && landed->has_value() && (*landed)->commit_id() == commit_id) {
+        int64_t rev = 0;
+        auto h = readHead(&rev);
+        if (!h.ok()) return h.status();
+        r = pb::TxnResponse();
+        r->set_succeeded(true);
+        r->mutable_header()->set_revision(rev);
+      }
     }
     if (r->succeeded()) {
       std::function<void(uint64_t)> notify;  // the head moved by this commit

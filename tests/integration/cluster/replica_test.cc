@@ -1,0 +1,224 @@
+// Coordinator replicas end to end: three real etcd members, three real
+// tern-coordinator replicas sharing the purge log in etcd, three real
+// tern-edge processes each connected to a different replica first, a real
+// origin. Purges through any replica reach every edge, sequence numbers are
+// shared, a SIGKILLed replica's edges move to another one and catch up, and
+// without an etcd quorum the purge API answers 503.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <set>
+#include <thread>
+
+#include "tests/support/coordinator_process.h"
+#include "tests/support/edge_process.h"
+#include "tests/support/etcd_cluster.h"
+#include "tests/support/http_client.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/test_origin.h"
+
+namespace tern::testing {
+namespace {
+
+namespace json = boost::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kToken = "replica-test-token";
+constexpr int kReplicas = 3;
+
+int64_t msSince(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+}
+
+class ReplicaTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!etcdAvailable()) GTEST_SKIP() << "etcd is not installed (apt-get install etcd-server)";
+    etcd_ = std::make_unique<EtcdCluster>(dir_.sub("etcd"), 3);
+    ASSERT_TRUE(etcd_->ok()) << etcd_->log(0);
+    for (int i = 0; i < kReplicas; ++i) {
+      replicas_.push_back(std::make_unique<CoordinatorProcess>(
+          dir_.sub("replica" + std::to_string(i)),
+          std::vector<std::string>{"--etcd.endpoints", etcd_->endpointList(), "--replica.id",
+                                   "r" + std::to_string(i), "--lease", "1s", "--auth.token", kToken,
+                                   "--etcd.timeout", "500ms", "--log.level", "debug"}));
+      ASSERT_TRUE(replicas_.back()->ok()) << replicas_.back()->log();
+    }
+    for (int i = 0; i < kReplicas; ++i) edges_.push_back(startEdge(i));
+    for (auto& e : edges_) ASSERT_TRUE(e->ok()) << e->log();
+    waitAllReady();
+  }
+
+  // Edge i lists replica i first, then the others.
+  std::unique_ptr<EdgeProcess> startEdge(int i) {
+    std::string addresses;
+    for (int k = 0; k < kReplicas; ++k) {
+      if (!addresses.empty()) addresses += ",";
+      addresses += replicas_[(i + k) % kReplicas]->grpcAddress();
+    }
+    return std::make_unique<EdgeProcess>(
+        dir_.sub("e" + std::to_string(i)), origin_.url(),
+        std::vector<std::string>{"--coordinator.address", addresses, "--coordinator.edge_id",
+                                 "e" + std::to_string(i), "--coordinator.token", kToken,
+                                 "--log.access", "false"});
+  }
+
+  static bool ready(EdgeProcess& e) { return httpGet(e.adminPort(), "/readyz").status == 200; }
+
+  void waitAllReady() {
+    for (auto& e : edges_) {
+      for (int i = 0; i < 1000 && !ready(*e); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      ASSERT_TRUE(ready(*e)) << e->log();
+    }
+  }
+
+  HttpResponse api(int replica, const std::string& method, const std::string& target,
+                   const std::string& body = {}) {
+    return httpRequest(
+        replicas_[replica]->httpPort(), method, target,
+        {{"Content-Type", "application/json"}, {"Authorization", std::string("Bearer ") + kToken}},
+        body, 30000);
+  }
+
+  json::object purge(int replica, const std::string& body_json) {
+    auto r = api(replica, "POST", "/v1/purge", body_json);
+    EXPECT_TRUE(r.status == 200 || r.status == 202) << r.status << " " << r.body;
+    boost::system::error_code ec;
+    auto v = json::parse(r.body, ec);
+    if (ec || !v.is_object()) return {};
+    return v.as_object();
+  }
+
+  static OriginResponse object(const std::string& body, const std::string& tag) {
+    OriginResponse r;
+    r.body = body;
+    r.headers = {{"Cache-Control", "max-age=300"},
+                 {"ETag", "\"" + body + "\""},
+                 {"Surrogate-Key", tag},
+                 {"Content-Type", "text/plain"}};
+    return r;
+  }
+
+  static bool isHit(const HttpResponse& r) {
+    return r.header("cache-status").find("; hit") != std::string::npos;
+  }
+
+  void prime(EdgeProcess& e, const std::string& path) {
+    for (int i = 0; i < 200; ++i) {
+      if (isHit(httpGet(e.port(), path))) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ADD_FAILURE() << "never a hit: " << path << "\n" << e.log();
+  }
+
+  static uint64_t appliedSeq(EdgeProcess& e) {
+    const std::string body = httpGet(e.adminPort(), "/metrics").body;
+    const std::string name = "\ntern_edge_applied_purge_seq ";
+    auto at = body.find(name);
+    return at == std::string::npos ? 0 : std::stoull(body.substr(at + name.size()));
+  }
+
+  // Waits until the edge has applied purge `seq` (being fenced is not
+  // enough), then checks that `path` is no longer a hit.
+  static bool logged(json::object& r) {
+    return r.contains("id") && (r["state"] == "accepted" || r["state"] == "complete");
+  }
+
+  bool purgedAt(EdgeProcess& e, uint64_t seq, const std::string& path, int timeout_ms = 10000) {
+    const auto start = Clock::now();
+    while (appliedSeq(e) < seq) {
+      if (msSince(start) > timeout_ms) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return !isHit(httpGet(e.port(), path));
+  }
+
+  TempDir dir_;
+  TestOrigin origin_;
+  std::unique_ptr<EtcdCluster> etcd_;
+  std::vector<std::unique_ptr<CoordinatorProcess>> replicas_;
+  std::vector<std::unique_ptr<EdgeProcess>> edges_;
+};
+
+TEST_F(ReplicaTest, PurgesThroughAnyReplicaReachEveryEdgeInOneSequence) {
+  std::set<uint64_t> seqs;
+  for (int via = 0; via < kReplicas; ++via) {
+    const std::string path = "/r" + std::to_string(via);
+    const std::string tag = "t" + std::to_string(via);
+    origin_.set(path, object("v1-" + tag, tag));
+    for (auto& e : edges_) prime(*e, path);
+    origin_.set(path, object("v2-" + tag, tag));
+    auto r = purge(via, R"({"tags":[")" + tag + R"("]})");
+    ASSERT_TRUE(logged(r)) << json::serialize(r);
+    const uint64_t seq = r["id"].to_number<uint64_t>();
+    seqs.insert(seq);
+    for (size_t k = 0; k < edges_.size(); ++k) {
+      EXPECT_TRUE(purgedAt(*edges_[k], seq, path)) << "edge " << k << " via replica " << via;
+      EXPECT_EQ(httpGet(edges_[k]->port(), path).body, "v2-" + tag);
+    }
+  }
+  // One log: three distinct, consecutive sequence numbers.
+  ASSERT_EQ(seqs.size(), 3u);
+  EXPECT_EQ(*seqs.rbegin() - *seqs.begin(), 2u);
+  // Every replica answers for every purge.
+  for (int via = 0; via < kReplicas; ++via)
+    for (uint64_t seq : seqs)
+      EXPECT_EQ(api(via, "GET", "/v1/purges/" + std::to_string(seq)).status, 200);
+}
+
+TEST_F(ReplicaTest, KilledReplicasEdgeMovesToAnotherAndCatchesUp) {
+  origin_.set("/k", object("k1", "k"));
+  for (auto& e : edges_) prime(*e, "/k");
+  replicas_[0]->process().kill();
+  const auto killed = Clock::now();
+  // Purges keep being accepted by the others while edge 0 moves.
+  auto r = purge(1, R"({"tags":["k"]})");
+  ASSERT_TRUE(logged(r)) << json::serialize(r);
+  const uint64_t seq = r["id"].to_number<uint64_t>();
+  for (size_t k = 0; k < edges_.size(); ++k)
+    EXPECT_TRUE(purgedAt(*edges_[k], seq, "/k")) << "edge " << k << "\n" << edges_[k]->log();
+  std::printf("edge of the killed replica purged %lld ms after the kill\n",
+              static_cast<long long>(msSince(killed)));
+  // Edge 0 is connected again (to replica 1 or 2) and ready.
+  for (int i = 0; i < 500 && !ready(*edges_[0]); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_TRUE(ready(*edges_[0])) << edges_[0]->log();
+}
+
+TEST_F(ReplicaTest, OneEtcdMemberDownPurgesContinue) {
+  etcd_->kill(0);
+  origin_.set("/m", object("m1", "m"));
+  for (auto& e : edges_) prime(*e, "/m");
+  uint64_t last = 0;
+  for (int via = 0; via < kReplicas; ++via) {
+    auto r = purge(via, R"({"tags":["m"]})");
+    EXPECT_TRUE(logged(r)) << "via " << via << ": " << json::serialize(r);
+    if (r.contains("id")) last = std::max(last, r["id"].to_number<uint64_t>());
+  }
+  ASSERT_GT(last, 0u);
+  for (auto& e : edges_) EXPECT_TRUE(purgedAt(*e, last, "/m"));
+}
+
+TEST_F(ReplicaTest, WithoutAnEtcdQuorumThePurgeApiAnswers503) {
+  etcd_->kill(0);
+  etcd_->kill(1);
+  auto r = api(2, "POST", "/v1/purge", R"({"tags":["q"]})");
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_NE(r.body.find("rror"), std::string::npos) << r.body;
+  // Quorum back: purges are accepted again.
+  etcd_->start(0);
+  etcd_->start(1);
+  int status = 0;
+  for (int i = 0; i < 100 && status != 202 && status != 200; ++i) {
+    if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    status = api(2, "POST", "/v1/purge", R"({"tags":["q"]})").status;
+  }
+  EXPECT_TRUE(status == 202 || status == 200) << status;
+}
+
+}  // namespace
+}  // namespace tern::testing
