@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "coordinator/etcd/etcd_client.h"
 #include "coordinator/etcd/etcd_purge_log.h"
+#include "coordinator/etcd/replica_session.h"
 #include "coordinator/log/rocks_purge_log.h"
 #include "coordinator/server/grpc_service.h"
 #include "coordinator/server/http_server.h"
@@ -38,6 +39,9 @@ Config makeConfig() {
          true});
   c.add({"etcd.prefix", "/tern/", "key prefix of this cluster in etcd"});
   c.add({"etcd.timeout", "2s", "etcd request timeout per member"});
+  c.add({"etcd.session_ttl", "5s",
+         "etcd session of this replica: cut off from etcd this long, its edges are fenced and "
+         "move to other replicas"});
   c.add({"replica.id", "", "name of this replica (default: host name and a random suffix)"});
   c.add({"lease", "3s", "edge lease: an edge silent this long is fenced"});
   c.add({"wait_timeout", "10s", "default wait of a purge with wait=all"});
@@ -166,9 +170,41 @@ int main(int argc, char** argv) {
 
   metrics::Registry registry;
   Coordinator coordinator(log.get(), co, &registry);
+  std::unique_ptr<etcd::ReplicaSession> session;
+  if (etcd_log) {
+    etcd::SessionOptions so;
+    so.key = etcd_log->replicaPrefix() + replica_id;
+    so.ttl_s = std::max<int64_t>(2, get(cfg.durationMs("etcd.session_ttl")) / 1000);
+    auto opened = etcd::ReplicaSession::open(
+        etcd_client.get(), so,
+        [&coordinator](uint64_t* generation) {
+          return coordinator.summary(generation).SerializeAsString();
+        },
+        [&coordinator](uint64_t generation) { coordinator.summaryPublished(generation); },
+        [etcd_log] { return etcd_log->watchedRevision(); });
+    if (!opened.ok()) return fail(opened.status());
+    session = std::move(*opened);
+    Replication rep;
+    rep.replica_id = replica_id;
+    rep.lease_limit_us = [s = session.get()] { return s->validUntilUs(); };
+    rep.summary_changed = [s = session.get()] { s->changed(); };
+    coordinator.enableReplication(std::move(rep));
+  }
   if (Status s = coordinator.start(); !s.isOk()) return fail(s);
   // Purges logged through other replicas reach this one's edges.
   if (etcd_log) {
+    // The other replicas' edges first, then the log (see Coordinator).
+    Status s = etcd_log->setOnReplica(
+        [&coordinator](const std::string& id, const std::string* value, int64_t revision) {
+          if (value == nullptr) return coordinator.replicaSummary(id, nullptr, revision);
+          tern::internal::v1::ReplicaSummary summary;
+          if (!summary.ParseFromString(*value)) {
+            TERN_LOG(kWarn, "replica summary does not parse", {{"replica", id}});
+            return;
+          }
+          coordinator.replicaSummary(id, &summary, revision);
+        });
+    if (!s.isOk()) return fail(s);
     etcd_log->setOnHead([&coordinator](uint64_t head) { coordinator.learnHead(head); });
     coordinator.learnHead(etcd_log->headSeq());
   }
@@ -204,6 +240,12 @@ int main(int argc, char** argv) {
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || grpc_port == 0)
     return fail(Status::ioError("cannot listen for gRPC on " + cfg.str("grpc_listen")));
+  {
+    const std::string listen = cfg.str("grpc_listen");
+    coordinator.setReplicaAddress(listen.substr(0, listen.rfind(':') + 1) +
+                                  std::to_string(grpc_port));
+    if (session) session->changed();
+  }
 
   sigset_t signals;
   sigemptyset(&signals);
@@ -226,7 +268,11 @@ int main(int argc, char** argv) {
   coordinator.stop();  // answers waiting purge calls
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   http.stop();
-  if (etcd_log) etcd_log->setOnHead({});
+  session.reset();
+  if (etcd_log) {
+    etcd_log->setOnHead({});
+    (void)etcd_log->setOnReplica({});
+  }
   log.reset();  // its threads call into the engine
   TERN_LOG(kInfo, "stopped");
   return 0;

@@ -246,9 +246,20 @@ std::string edgesJson(const v1::ListEdgesResponse& list) {
                                  {"applied_seq", e.applied_seq()},
                                  {"lag", e.lag()},
                                  {"last_seen_ms", e.last_seen_ms()},
-                                 {"incarnation", std::to_string(e.incarnation())}});
-  return json::serialize(json::object{{"head_seq", list.head_seq()}, {"edges", std::move(edges)}}) +
-         "\n";
+                                 {"incarnation", std::to_string(e.incarnation())},
+                                 {"replica_id", e.replica_id()}});
+  json::object out{{"head_seq", list.head_seq()}, {"edges", std::move(edges)}};
+  if (list.replicas_size() > 0) {
+    json::array replicas;
+    for (const auto& r : list.replicas())
+      replicas.push_back(json::object{{"replica_id", r.replica_id()},
+                                      {"address", r.address()},
+                                      {"edges_connected", r.edges_connected()},
+                                      {"head_seq", r.head_seq()},
+                                      {"self", r.self()}});
+    out["replicas"] = std::move(replicas);
+  }
+  return json::serialize(out) + "\n";
 }
 
 }  // namespace tern::coordinator

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -87,8 +88,10 @@ Status Coordinator::start(bool run_ticker) {
     e.applied_seq = r.applied_seq();
     e.last_seen_ms = r.last_seen_ms();
     e.last_seen_us = now();
-    // It may still hold a lease granted before this coordinator started.
-    e.lease_until_us = now() + static_cast<int64_t>(options_.lease_ms) * 1000;
+    // It may still hold a lease granted before this coordinator started
+    // (replicas: a lease of an earlier process is covered by that
+    // process's summary, which outlives it by its session).
+    if (!replicated_) e.lease_until_us = now() + static_cast<int64_t>(options_.lease_ms) * 1000;
     e.lag_gauge = lag;
     e.apply_hist = hist;
     lag->set(static_cast<int64_t>(logged_head_ - std::min(logged_head_, e.applied_seq)));
@@ -125,6 +128,13 @@ void Coordinator::stop() {
         });
       tr.waiters.clear();
     }
+    for (auto& [seq, calls] : parked_)
+      for (auto& c : calls)
+        if (c.done)
+          deferred.push_back([d = std::move(c.done)] {
+            d(Status::unavailable("coordinator stopping; the purge is logged and will be applied"));
+          });
+    parked_.clear();
   }
   run(deferred);
 }
@@ -227,10 +237,24 @@ void Coordinator::onLogged(Result<LogEntry> logged, int64_t api_in_us, v1::WaitM
   }
   const uint64_t seq = logged->seq();
   bool learn = false;
+  std::optional<v1::PurgeResult> answer_now;
   {
     std::lock_guard lock(mu_);
+    if (replicated_ && seq > logged_head_) {
+      // Replicas track purges in the log's order with the summaries, as
+      // the watch delivers them: the call waits for its entry there.
+      const int64_t deadline = now() + static_cast<int64_t>(timeout_ms) * 1000;
+      if (wait == v1::WAIT_MODE_ALL) {
+        parked_[seq].push_back({api_in_us, deadline, std::move(done)});
+        return;
+      }
+      parked_[seq].push_back({api_in_us, deadline, nullptr});
+      answer_now = resultFromLog(*logged);
+      answer_now->set_state(v1::PURGE_STATE_ACCEPTED);
+    }
     learn = seq > logged_head_ + 1;
   }
+  if (answer_now) return done(*answer_now);
   // Purges logged by other replicas come first: they are read from the log
   // (outside the lock) and tracked in order.
   if (learn) learnHead(seq - 1);
@@ -283,19 +307,41 @@ Coordinator::Tracked* Coordinator::track(LogEntry e, int64_t api_in_us, Deferred
     if (edge.lag_gauge)
       edge.lag_gauge->set(
           static_cast<int64_t>(logged_head_ - std::min(logged_head_, edge.applied_seq)));
-    const bool fenced = edge.lease_until_us <= t;
-    tr.slots.push_back({i, fenced ? v1::EDGE_PURGE_STATE_FENCED : v1::EDGE_PURGE_STATE_PENDING, 0});
-    if (!fenced) ++tr.pending;
+    const View v = viewOf(edge, t);
+    const auto state = !v.live                       ? v1::EDGE_PURGE_STATE_FENCED
+                       : v.applied >= tr.entry.seq() ? v1::EDGE_PURGE_STATE_APPLIED
+                                                     : v1::EDGE_PURGE_STATE_PENDING;
+    tr.slots.push_back({i, state, 0});
+    if (state == v1::EDGE_PURGE_STATE_PENDING) ++tr.pending;
   }
   tracked_.push_back(std::move(tr));
-  if (tracked_.back().pending == 0) complete(tracked_.back(), deferred);  // no edge to wait for
+  Tracked& ref = tracked_.back();
+  std::vector<Parked> calls;
+  if (auto p = parked_.find(ref.entry.seq()); p != parked_.end()) {
+    calls = std::move(p->second);
+    parked_.erase(p);
+    for (const auto& c : calls) {
+      ref.local = true;
+      ref.api_in_us = std::min(ref.api_in_us, c.api_in_us);
+    }
+  }
+  if (ref.pending == 0) complete(ref, deferred);  // no edge to wait for
+  for (auto& c : calls) {
+    if (!c.done) continue;
+    if (ref.state == v1::PURGE_STATE_ACCEPTED) {
+      ref.waiters.push_back({c.deadline_us, std::move(c.done)});
+    } else {
+      v1::PurgeResult r = resultOf(ref);
+      deferred->push_back([d = std::move(c.done), r] { d(r); });
+    }
+  }
   // Forget the oldest tracked purges, but never one that a wait=all call
   // still waits on (it is answered when it completes or its own timeout
   // passes; waiting calls are capped by max_waiting_calls).
   while (tracked_.size() > options_.tracked_purges && tracked_.front().waiters.empty())
     tracked_.pop_front();
   wakeAll(deferred);
-  return &tracked_.back();
+  return &ref;
 }
 
 void Coordinator::restartTracking(uint64_t head, Deferred* deferred) {
@@ -306,7 +352,27 @@ void Coordinator::restartTracking(uint64_t head, Deferred* deferred) {
     for (auto& w : tr.waiters) deferred->push_back([dn = std::move(w.done), res] { dn(res); });
   }
   tracked_.clear();
+  answerParked([&](uint64_t seq, int64_t) { return seq <= head; }, v1::PURGE_STATE_ACCEPTED,
+               deferred);
   wakeAll(deferred);
+}
+
+void Coordinator::answerParked(const std::function<bool(uint64_t seq, int64_t deadline)>& which,
+                               v1::PurgeState state, Deferred* deferred) {
+  for (auto it = parked_.begin(); it != parked_.end();) {
+    auto& calls = it->second;
+    auto keep = std::partition(calls.begin(), calls.end(),
+                               [&](const Parked& c) { return !which(it->first, c.deadline_us); });
+    for (auto c = keep; c != calls.end(); ++c) {
+      if (!c->done) continue;
+      v1::PurgeResult r;
+      r.set_seq(it->first);
+      r.set_state(state);
+      deferred->push_back([d = std::move(c->done), r] { d(r); });
+    }
+    calls.erase(keep, calls.end());
+    it = calls.empty() ? parked_.erase(it) : std::next(it);
+  }
 }
 
 void Coordinator::learnHead(uint64_t head) {
@@ -400,9 +466,10 @@ v1::PurgeResult Coordinator::resultFromLog(const LogEntry& e) const {
     if (edge.retired) continue;
     auto* es = r.add_edges();
     es->set_edge_id(edge.id);
-    if (edge.applied_seq >= e.seq()) {
+    const View v = viewOf(edge, t);
+    if (v.applied >= e.seq()) {
       es->set_state(v1::EDGE_PURGE_STATE_APPLIED);
-    } else if (edge.lease_until_us <= t) {
+    } else if (!v.live) {
       es->set_state(v1::EDGE_PURGE_STATE_FENCED);
     } else {
       es->set_state(v1::EDGE_PURGE_STATE_PENDING);
@@ -435,8 +502,9 @@ std::vector<v1::PurgeResult> Coordinator::recentPurges(size_t n) {
 
 v1::EdgeState Coordinator::stateOf(const Edge& e, int64_t now_us) const {
   if (e.retired) return v1::EDGE_STATE_RETIRED;
-  if (e.lease_until_us <= now_us) return v1::EDGE_STATE_FENCED;
-  if (e.catching_up) return v1::EDGE_STATE_CATCHING_UP;
+  const View v = viewOf(e, now_us);
+  if (!v.live) return v1::EDGE_STATE_FENCED;
+  if (v.catching_up) return v1::EDGE_STATE_CATCHING_UP;
   return v1::EDGE_STATE_CONNECTED;
 }
 
@@ -451,10 +519,32 @@ v1::ListEdgesResponse Coordinator::listEdges() {
     info->set_edge_id(e.id);
     info->set_address(e.address);
     info->set_state(stateOf(e, t));
-    info->set_applied_seq(e.applied_seq);
-    info->set_lag(logged_head_ - std::min(logged_head_, e.applied_seq));
+    const View v = viewOf(e, t);
+    info->set_applied_seq(v.applied);
+    info->set_lag(logged_head_ - std::min(logged_head_, v.applied));
     info->set_last_seen_ms(e.last_seen_ms);
     info->set_incarnation(e.incarnation);
+    if (v.connected) info->set_replica_id(v.replica.empty() ? replication_.replica_id : v.replica);
+  }
+  if (replicated_) {
+    auto* self = out.add_replicas();
+    self->set_replica_id(replication_.replica_id);
+    self->set_address(replication_.address);
+    self->set_head_seq(logged_head_);
+    self->set_self(true);
+    uint32_t n = 0;
+    for (const auto& e : edges_) n += (!e.retired && e.session != 0) ? 1 : 0;
+    self->set_edges_connected(n);
+    for (const auto& [id, peer] : peers_) {
+      if (peer.gone) continue;
+      auto* r = out.add_replicas();
+      r->set_replica_id(id);
+      r->set_address(peer.summary.address());
+      r->set_head_seq(peer.summary.head_seq());
+      uint32_t c = 0;
+      for (const auto& h : peer.summary.edges()) c += h.connected() ? 1 : 0;
+      r->set_edges_connected(c);
+    }
   }
   return out;
 }
@@ -505,6 +595,8 @@ Result<uint64_t> Coordinator::attach(const v1::Hello& hello, std::shared_ptr<Edg
   {
     std::lock_guard lock(mu_);
     const int64_t t = now();
+    if (grantableMs(t) == 0)
+      return Status::unavailable("this replica has no etcd session: try another one");
     size_t index = edgeIndex(hello.edge_id(), hello.address());
     Edge& e = edges_[index];
     if (e.session != 0) {
@@ -536,38 +628,19 @@ Result<uint64_t> Coordinator::attach(const v1::Hello& hello, std::shared_ptr<Edg
     // The edge's own applied_seq is the truth (it may have lost its cache).
     const uint64_t applied = hello.applied_seq();
     e.applied_seq = 0;
-    e.lease_until_us = t + static_cast<int64_t>(options_.lease_ms) * 1000;
-    e.fence_seen = false;
     Session s;
     s.edge = index;
     s.stream = std::move(stream);
     s.sent_seq = applied;
-    const uint64_t first = log_->firstSeq();
-    if (applied + 1 < first && logged_head_ >= first) {
-      // The log no longer reaches back to what the edge missed.
-      s.reset_to = logged_head_;
+    s.hello_applied = applied;
+    Session& ref = sessions_[sid] = std::move(s);
+    if (!replicated_) {
+      welcome(ref, &deferred);
+    } else {
+      // Welcomed once the summary naming it is published (see the header).
+      summaryChanged(&deferred);
+      ref.summary_gen = summary_gen_;
     }
-    e.catching_up = applied < logged_head_;
-    e.catch_up_to = logged_head_;
-    v1::CoordinatorMessage welcome;
-    welcome.mutable_welcome()->set_head_seq(logged_head_);
-    welcome.mutable_welcome()->set_first_retained_seq(first);
-    welcome.mutable_welcome()->set_protocol_version(1);
-    s.control.push_back(std::move(welcome));
-    v1::CoordinatorMessage lease;
-    lease.mutable_lease()->set_heartbeat_id(0);
-    lease.mutable_lease()->set_lease_ms(options_.lease_ms);
-    s.control.push_back(std::move(lease));
-    if (e.lag_gauge)
-      e.lag_gauge->set(static_cast<int64_t>(logged_head_ - std::min(logged_head_, applied)));
-    const bool reset = s.reset_to > 0;
-    sessions_[sid] = std::move(s);
-    TERN_LOG(kInfo, "edge connected",
-             {{"edge", e.id},
-              {"address", e.address},
-              {"applied_seq", std::to_string(applied)},
-              {"head_seq", std::to_string(logged_head_)},
-              {"reset", reset ? "soft-all" : "no"}});
     // Purges it acknowledged before (e.g. across a restart) count as applied.
     onAck(e, index, applied, 0, &deferred);
     persistEdge(e);
@@ -590,28 +663,209 @@ Result<uint64_t> Coordinator::attach(const v1::Hello& hello, std::shared_ptr<Edg
   return sid;
 }
 
+uint32_t Coordinator::grantableMs(int64_t now_us) const {
+  if (!replicated_ || !replication_.lease_limit_us) return options_.lease_ms;
+  const int64_t left_ms = (replication_.lease_limit_us() - now_us) / 1000;
+  if (left_ms < 100) return 0;
+  return static_cast<uint32_t>(std::min<int64_t>(options_.lease_ms, left_ms));
+}
+
+void Coordinator::welcome(Session& s, Deferred* deferred) {
+  Edge& e = edges_[s.edge];
+  const int64_t t = now();
+  const uint64_t applied = s.hello_applied;
+  const uint64_t first = log_->firstSeq();
+  // The log no longer reaches back to what the edge missed.
+  if (applied + 1 < first && logged_head_ >= first) s.reset_to = logged_head_;
+  e.catching_up = applied < logged_head_;
+  e.catch_up_to = logged_head_;
+  const uint32_t lease_ms = grantableMs(t);
+  e.lease_until_us = t + static_cast<int64_t>(lease_ms) * 1000;
+  e.fence_seen = false;
+  e.fenced_settled = false;
+  v1::CoordinatorMessage welcome;
+  welcome.mutable_welcome()->set_head_seq(logged_head_);
+  welcome.mutable_welcome()->set_first_retained_seq(first);
+  welcome.mutable_welcome()->set_protocol_version(1);
+  s.control.push_back(std::move(welcome));
+  v1::CoordinatorMessage lease;
+  lease.mutable_lease()->set_heartbeat_id(0);
+  lease.mutable_lease()->set_lease_ms(lease_ms);
+  s.control.push_back(std::move(lease));
+  s.welcomed = true;
+  if (e.lag_gauge)
+    e.lag_gauge->set(static_cast<int64_t>(logged_head_ - std::min(logged_head_, applied)));
+  TERN_LOG(kInfo, "edge connected",
+           {{"edge", e.id},
+            {"address", e.address},
+            {"applied_seq", std::to_string(applied)},
+            {"head_seq", std::to_string(logged_head_)},
+            {"reset", s.reset_to > 0 ? "soft-all" : "no"}});
+  deferred->push_back([st = s.stream] { st->wake(); });
+}
+
+Coordinator::View Coordinator::viewOf(const Edge& e, int64_t now_us) const {
+  View v;
+  const bool local_live = !e.fence_seen && e.lease_until_us > now_us;
+  const bool local_connected = local_live && e.session != 0;
+  bool connected = local_connected;
+  for (const auto& r : e.remote) connected = connected || r.connected;
+  v.connected = connected;
+  // Where its stream is open, that replica's view is the edge's; a lease
+  // that only runs on elsewhere (the stream moved) does not hold it back.
+  uint64_t applied = UINT64_MAX;
+  if (local_live && (!connected || local_connected)) {
+    v.live = true;
+    applied = e.applied_seq;
+    v.catching_up = e.catching_up;
+  }
+  for (const auto& r : e.remote) {
+    if (connected && !r.connected) continue;
+    v.live = true;
+    applied = std::min(applied, r.applied_seq);
+    v.catching_up = v.catching_up || r.catching_up;
+    if (r.connected && !local_connected && v.replica.empty()) v.replica = r.replica;
+  }
+  v.applied = v.live ? applied : e.applied_seq;
+  return v;
+}
+
+void Coordinator::settle(size_t index, Deferred* deferred) {
+  Edge& e = edges_[index];
+  const int64_t t = now();
+  const View v = viewOf(e, t);
+  if (!v.live) {
+    if (e.fenced_settled) return;
+    e.fenced_settled = true;
+    for (auto& tr : tracked_) {
+      if (tr.state == v1::PURGE_STATE_COMPLETE || tr.entry.seq() <= e.settled_to) continue;
+      markSlot(tr, index, v1::EDGE_PURGE_STATE_FENCED, 0, deferred);
+    }
+    return;
+  }
+  e.fenced_settled = false;
+  if (v.applied <= e.settled_to) return;
+  if (!tracked_.empty()) {
+    const uint64_t front = tracked_.front().entry.seq();
+    const uint64_t to = std::min(v.applied, tracked_.back().entry.seq());
+    for (uint64_t seq = std::max(front, e.settled_to + 1); seq <= to; ++seq) {
+      Tracked& tr = tracked_[seq - front];
+      if (tr.state == v1::PURGE_STATE_COMPLETE) continue;
+      const uint64_t lat = static_cast<uint64_t>(std::max<int64_t>(0, t - tr.logged_us));
+      auto before = tr.pending;
+      markSlot(tr, index, v1::EDGE_PURGE_STATE_APPLIED, lat, deferred);
+      if (e.session != 0 && e.apply_hist && tr.pending != before)
+        e.apply_hist->observe(static_cast<double>(lat) / 1e6);
+    }
+  }
+  e.settled_to = v.applied;
+}
+
+void Coordinator::summaryChanged(Deferred* deferred) {
+  ++summary_gen_;
+  if (replicated_ && replication_.summary_changed)
+    deferred->push_back(replication_.summary_changed);
+}
+
+void Coordinator::enableReplication(Replication replication) {
+  replicated_ = true;
+  replication_ = std::move(replication);
+}
+
+void Coordinator::setReplicaAddress(const std::string& address) {
+  std::lock_guard lock(mu_);
+  replication_.address = address;
+}
+
+tern::internal::v1::ReplicaSummary Coordinator::summary(uint64_t* generation) {
+  std::lock_guard lock(mu_);
+  tern::internal::v1::ReplicaSummary out;
+  out.set_replica_id(replication_.replica_id);
+  out.set_address(replication_.address);
+  out.set_head_seq(logged_head_);
+  const int64_t t = now();
+  for (const auto& e : edges_) {
+    const bool leased = !e.fence_seen && e.lease_until_us > t;
+    if (e.retired || (e.session == 0 && !leased)) continue;
+    auto* h = out.add_edges();
+    h->set_edge_id(e.id);
+    h->set_address(e.address);
+    h->set_applied_seq(e.applied_seq);
+    h->set_incarnation(e.incarnation);
+    h->set_connected(e.session != 0);
+    h->set_catching_up(e.catching_up);
+    h->set_last_seen_ms(e.last_seen_ms);
+  }
+  if (generation) *generation = summary_gen_;
+  return out;
+}
+
+void Coordinator::summaryPublished(uint64_t generation) {
+  Deferred deferred;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [sid, s] : sessions_)
+      if (!s.welcomed && s.summary_gen <= generation) welcome(s, &deferred);
+  }
+  run(deferred);
+}
+
+void Coordinator::replicaSummary(const std::string& replica_id,
+                                 const tern::internal::v1::ReplicaSummary* summary,
+                                 int64_t revision) {
+  if (!replicated_ || replica_id == replication_.replica_id) return;
+  Deferred deferred;
+  {
+    std::lock_guard lock(mu_);
+    Peer& peer = peers_[replica_id];
+    if (revision <= peer.revision) return;
+    peer.revision = revision;
+    std::vector<size_t> affected;
+    for (const auto& h : peer.summary.edges()) {
+      auto it = by_id_.find(h.edge_id());
+      if (it == by_id_.end()) continue;
+      auto& remote = edges_[it->second].remote;
+      remote.erase(std::remove_if(remote.begin(), remote.end(),
+                                  [&](const Edge::Remote& r) { return r.replica == replica_id; }),
+                   remote.end());
+      affected.push_back(it->second);
+    }
+    if (summary != nullptr) {
+      peer.summary = *summary;
+      peer.gone = false;
+      const int64_t t = now();
+      for (const auto& h : summary->edges()) {
+        if (h.edge_id().empty()) continue;
+        const size_t i = edgeIndex(h.edge_id(), h.address());
+        Edge& e = edges_[i];
+        e.remote.push_back({replica_id, h.applied_seq(), h.connected(), h.catching_up()});
+        e.last_seen_us = t;
+        e.last_seen_ms = std::max(e.last_seen_ms, h.last_seen_ms());
+        if (e.session == 0 && h.connected()) e.incarnation = h.incarnation();
+        affected.push_back(i);
+      }
+    } else {
+      peer.summary.Clear();
+      peer.gone = true;
+      TERN_LOG(kInfo, "replica gone: its etcd session ended", {{"replica", replica_id}});
+    }
+    for (size_t i : affected) settle(i, &deferred);
+  }
+  run(deferred);
+}
+
 void Coordinator::onAck(Edge& edge, size_t index, uint64_t applied, uint64_t apply_us,
                         Deferred* deferred) {
   const uint64_t previous = edge.applied_seq;
   if (applied > edge.applied_seq) edge.applied_seq = applied;
   if (apply_us) edge.last_apply_us = apply_us;
+  const bool was_catching_up = edge.catching_up;
   if (edge.catching_up && edge.applied_seq >= edge.catch_up_to) edge.catching_up = false;
   if (edge.lag_gauge)
     edge.lag_gauge->set(
         static_cast<int64_t>(logged_head_ - std::min(logged_head_, edge.applied_seq)));
-  if (tracked_.empty()) return;
-  const int64_t t = now();
-  const uint64_t front = tracked_.front().entry.seq();
-  const uint64_t to = std::min(edge.applied_seq, tracked_.back().entry.seq());
-  for (uint64_t seq = std::max(front, previous + 1); seq <= to; ++seq) {
-    Tracked& tr = tracked_[seq - front];
-    if (tr.state == v1::PURGE_STATE_COMPLETE) continue;
-    const uint64_t lat = static_cast<uint64_t>(std::max<int64_t>(0, t - tr.logged_us));
-    auto before = tr.pending;
-    markSlot(tr, index, v1::EDGE_PURGE_STATE_APPLIED, lat, deferred);
-    if (tr.pending != before || tr.state == v1::PURGE_STATE_COMPLETE)
-      if (edge.apply_hist) edge.apply_hist->observe(static_cast<double>(lat) / 1e6);
-  }
+  settle(index, deferred);
+  if (edge.applied_seq != previous || edge.catching_up != was_catching_up) summaryChanged(deferred);
 }
 
 void Coordinator::onMessage(uint64_t session, const v1::EdgeMessage& m) {
@@ -627,11 +881,15 @@ void Coordinator::onMessage(uint64_t session, const v1::EdgeMessage& m) {
     e.last_seen_ms = wallNowMs();
     switch (m.msg_case()) {
       case v1::EdgeMessage::kHeartbeat: {
+        if (!s.welcomed) break;            // not leased yet
         if (e.lease_until_us <= t) break;  // lapsed: the ticker closes the stream
-        e.lease_until_us = t + static_cast<int64_t>(options_.lease_ms) * 1000;
+        // Replicas: never past this replica's etcd session.
+        const uint32_t lease_ms = grantableMs(t);
+        if (lease_ms == 0) break;
+        e.lease_until_us = t + static_cast<int64_t>(lease_ms) * 1000;
         v1::CoordinatorMessage grant;
         grant.mutable_lease()->set_heartbeat_id(m.heartbeat().id());
-        grant.mutable_lease()->set_lease_ms(options_.lease_ms);
+        grant.mutable_lease()->set_lease_ms(lease_ms);
         s.control.push_back(std::move(grant));
         deferred.push_back([st = s.stream] { st->wake(); });
         if (m.heartbeat().applied_seq() > e.applied_seq)
@@ -654,18 +912,25 @@ void Coordinator::onMessage(uint64_t session, const v1::EdgeMessage& m) {
 }
 
 void Coordinator::detach(uint64_t session) {
-  std::lock_guard lock(mu_);
-  auto it = sessions_.find(session);
-  if (it == sessions_.end()) return;
-  Edge& e = edges_[it->second.edge];
-  if (e.session == session) {
-    e.session = 0;
-    persistEdge(e);
-    TERN_LOG(kInfo, "edge disconnected",
-             {{"edge", e.id}, {"applied_seq", std::to_string(e.applied_seq)}});
+  Deferred deferred;
+  {
+    std::lock_guard lock(mu_);
+    auto it = sessions_.find(session);
+    if (it == sessions_.end()) return;
+    const size_t index = it->second.edge;
+    Edge& e = edges_[index];
+    // The lease runs on: the edge may still be serving until it expires.
+    sessions_.erase(it);
+    if (e.session == session) {
+      e.session = 0;
+      persistEdge(e);
+      TERN_LOG(kInfo, "edge disconnected",
+               {{"edge", e.id}, {"applied_seq", std::to_string(e.applied_seq)}});
+      settle(index, &deferred);
+      summaryChanged(&deferred);
+    }
   }
-  // The lease runs on: the edge may still be serving until it expires.
-  sessions_.erase(it);
+  run(deferred);
 }
 
 bool Coordinator::nextMessage(uint64_t session, v1::CoordinatorMessage* out) {
@@ -681,6 +946,7 @@ bool Coordinator::nextMessage(uint64_t session,
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return false;
   Session& s = it->second;
+  if (!s.welcomed) return false;
   if (!s.control.empty()) {
     *out = std::make_shared<const v1::CoordinatorMessage>(std::move(s.control.front()));
     s.control.pop_front();
@@ -744,18 +1010,16 @@ void Coordinator::fence(size_t index, Deferred* deferred) {
   fenced_total_->inc();
   TERN_LOG(kWarn, "edge lease expired: fenced",
            {{"edge", e.id}, {"applied_seq", std::to_string(e.applied_seq)}});
-  for (auto& tr : tracked_) {
-    if (tr.state == v1::PURGE_STATE_COMPLETE || tr.entry.seq() <= e.applied_seq) continue;
-    markSlot(tr, index, v1::EDGE_PURGE_STATE_FENCED, 0, deferred);
-  }
-  if (e.session != 0) {
-    auto it = sessions_.find(e.session);
-    if (it != sessions_.end()) {
-      deferred->push_back([st = it->second.stream] { st->close("lease expired"); });
-      sessions_.erase(it);
-    }
+  auto it = sessions_.find(e.session);
+  // (A stream still waiting for its welcome is the edge coming back.)
+  if (e.session != 0 && it != sessions_.end() && it->second.welcomed) {
+    deferred->push_back([st = it->second.stream] { st->close("lease expired"); });
+    sessions_.erase(it);
     e.session = 0;
   }
+  // Fenced unless another replica holds it.
+  settle(index, deferred);
+  summaryChanged(deferred);
 }
 
 void Coordinator::tick() {
@@ -763,6 +1027,18 @@ void Coordinator::tick() {
   {
     std::lock_guard lock(mu_);
     const int64_t t = now();
+    if (replicated_ && !sessions_.empty() && grantableMs(t) == 0) {
+      // No etcd session: no lease can be extended. Let the edges move to
+      // another replica (their leases run out on their own).
+      TERN_LOG(kWarn, "no etcd session: closing edge streams",
+               {{"streams", std::to_string(sessions_.size())}});
+      for (auto& [sid, s] : sessions_) {
+        deferred.push_back([st = s.stream] { st->close("replica lost its etcd session"); });
+        edges_[s.edge].session = 0;
+      }
+      sessions_.clear();
+      summaryChanged(&deferred);
+    }
     for (size_t i = 0; i < edges_.size(); ++i) {
       Edge& e = edges_[i];
       if (e.retired) continue;
@@ -773,6 +1049,8 @@ void Coordinator::tick() {
         TERN_LOG(kInfo, "edge retired", {{"edge", e.id}});
       }
     }
+    answerParked([&](uint64_t, int64_t deadline) { return deadline <= t; }, v1::PURGE_STATE_TIMEOUT,
+                 &deferred);
     for (auto& tr : tracked_) {
       if (tr.waiters.empty()) continue;
       auto expired = std::partition(tr.waiters.begin(), tr.waiters.end(),

@@ -10,6 +10,20 @@
 // from when it sent the heartbeat, so it always believes itself fenced no
 // later than the coordinator does.
 //
+// Replicas (enableReplication, etcd mode): every replica tracks every purge
+// of the shared log and waits for every edge, wherever it is held. Each
+// replica publishes a summary of the edges it holds (ReplicaSummary) and
+// applies the others'; an edge is "live" while some replica holds an
+// unexpired lease for it, and applied up to the lowest applied_seq among the
+// replicas that hold its open stream (or, with no open stream, all those
+// whose lease for it runs on). A new stream is welcomed, and given its first
+// lease, only once this replica's summary naming it is in etcd and this
+// replica has seen the log up to that revision: a purge logged before is
+// replayed to the edge before it is unfenced, and any replica that logs one
+// after waits for it. Leases never outlast the replica's etcd session
+// (lease_limit_us), so the edges of a replica that loses etcd are fenced by
+// the time its summary expires.
+//
 // Streams are pull-based: the engine calls EdgeStream::wake() when there is
 // something new, and the transport calls nextMessage() whenever it can write,
 // so a slow edge gets larger batches rather than an unbounded queue.
@@ -70,6 +84,17 @@ class EdgeStream {
   virtual void close(const std::string& reason) = 0;
 };
 
+// How an engine takes part in a group of replicas (see above).
+struct Replication {
+  std::string replica_id;
+  std::string address;  // for humans (status page, ListEdges)
+  // Steady-clock microseconds until which this replica may grant leases.
+  std::function<int64_t()> lease_limit_us;
+  // This replica's summary changed: publish it (coalesced) and then call
+  // summaryPublished(). Called without the engine's lock held.
+  std::function<void()> summary_changed;
+};
+
 class Coordinator {
  public:
   using PurgeDone = std::function<void(Result<tern::v1::PurgeResult>)>;
@@ -117,6 +142,21 @@ class Coordinator {
   // A copy (tests).
   bool nextMessage(uint64_t session, tern::v1::CoordinatorMessage* out);
 
+  // --- Replicas ---------------------------------------------------------------
+  // Before start().
+  void enableReplication(Replication replication);
+  // Once the listener's port is known.
+  void setReplicaAddress(const std::string& address);
+  // This replica's summary now; `generation` names it for summaryPublished.
+  tern::internal::v1::ReplicaSummary summary(uint64_t* generation);
+  // The summary of `generation` is in etcd and this replica has seen the
+  // log up to its revision: streams that waited for it are welcomed.
+  void summaryPublished(uint64_t generation);
+  // Another replica's summary at etcd revision `revision` (null: the
+  // replica is gone: its session expired). Older revisions are ignored.
+  void replicaSummary(const std::string& replica_id,
+                      const tern::internal::v1::ReplicaSummary* summary, int64_t revision);
+
   // The log's head moved to `head` (replicas: another one logged purges):
   // the new entries are read from the log, tracked and sent to the edges.
   void learnHead(uint64_t head);
@@ -139,6 +179,17 @@ class Coordinator {
     int64_t last_seen_us = 0;
     uint64_t last_apply_us = 0;
     bool retired = false;
+    // Tracked purges up to here have their slot for this edge settled.
+    uint64_t settled_to = 0;
+    bool fenced_settled = false;  // its pending slots were marked fenced
+    // Held by other replicas (from their summaries).
+    struct Remote {
+      std::string replica;
+      uint64_t applied_seq = 0;
+      bool connected = false;
+      bool catching_up = false;
+    };
+    std::vector<Remote> remote;
     metrics::Gauge* lag_gauge = nullptr;
     metrics::Histogram* apply_hist = nullptr;
   };
@@ -148,6 +199,28 @@ class Coordinator {
     std::deque<tern::v1::CoordinatorMessage> control;
     uint64_t sent_seq = 0;
     uint64_t reset_to = 0;  // > 0: send ResetSoftAll(reset_to) first
+    bool welcomed = false;  // Welcome and the first lease are queued
+    uint64_t hello_applied = 0;
+    uint64_t summary_gen = 0;  // replicas: welcomed once this one is published
+  };
+  // What the cluster knows about one edge, over every replica that holds it.
+  struct View {
+    bool live = false;       // some replica's lease for it runs on
+    bool connected = false;  // its stream is open somewhere
+    uint64_t applied = 0;    // applied everywhere that counts (when live)
+    std::string replica;     // the replica with its stream ("" : this one)
+    bool catching_up = false;
+  };
+  // A purge call of this replica whose entry the watch has not delivered.
+  struct Parked {
+    int64_t api_in_us;
+    int64_t deadline_us;
+    PurgeDone done;  // null: wait=none, answered already
+  };
+  struct Peer {
+    int64_t revision = 0;
+    bool gone = false;
+    tern::internal::v1::ReplicaSummary summary;
   };
   struct Slot {
     size_t edge;
@@ -183,6 +256,16 @@ class Coordinator {
                 Deferred* deferred);
   void complete(Tracked& t, Deferred* deferred);
   void fence(size_t edge, Deferred* deferred);
+  View viewOf(const Edge& e, int64_t now_us) const;  // REQUIRES: mu_
+  // Marks the edge's pending slots applied or fenced as its view says.
+  void settle(size_t edge, Deferred* deferred);  // REQUIRES: mu_
+  // Queues Welcome and the first lease for a stream (and starts its lease).
+  void welcome(Session& s, Deferred* deferred);  // REQUIRES: mu_
+  // Milliseconds of lease that may be granted now (0: none).
+  uint32_t grantableMs(int64_t now_us) const;
+  void summaryChanged(Deferred* deferred);  // REQUIRES: mu_
+  void answerParked(const std::function<bool(uint64_t seq, int64_t deadline)>& which,
+                    tern::v1::PurgeState state, Deferred* deferred);  // REQUIRES: mu_
   void onAck(Edge& edge, size_t index, uint64_t applied, uint64_t apply_us, Deferred* deferred);
   tern::v1::PurgeResult resultOf(const Tracked& t) const;
   tern::v1::PurgeResult resultFromLog(const LogEntry& e) const;
@@ -220,6 +303,12 @@ class Coordinator {
   uint64_t shared_to_ = 0;                                            // GUARDED_BY(mu_)
 
   std::atomic<size_t> waiting_calls_{0};  // wait=all calls not answered yet
+
+  bool replicated_ = false;
+  Replication replication_;
+  std::map<std::string, Peer> peers_;               // GUARDED_BY(mu_)
+  std::map<uint64_t, std::vector<Parked>> parked_;  // GUARDED_BY(mu_)
+  uint64_t summary_gen_ = 0;                        // GUARDED_BY(mu_)
 
   std::mutex tick_mu_;
   std::condition_variable tick_cv_;

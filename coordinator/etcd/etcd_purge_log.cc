@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <random>
+#include <set>
 #include <unordered_map>
 
 #include "common/clock.h"
@@ -47,7 +48,8 @@ EtcdPurgeLog::EtcdPurgeLog(EtcdClient* client, EtcdLogOptions options)
       head_key_(options_.prefix + "head"),
       log_prefix_(options_.prefix + "log/"),
       idem_prefix_(options_.prefix + "idem/"),
-      edge_prefix_(options_.prefix + "edges/") {
+      edge_prefix_(options_.prefix + "edges/"),
+      replica_prefix_(options_.prefix + "replicas/") {
   if (options_.replica_id.empty()) {
     std::random_device rd;
     options_.replica_id = hex16((static_cast<uint64_t>(rd()) << 32) ^ rd());
@@ -110,14 +112,56 @@ Status EtcdPurgeLog::load() {
     recent_.clear();
   }
   startWatch(r.header().revision() + 1);
+  std::function<void(uint64_t)> notify;
+  uint64_t head_now;
+  {
+    std::lock_guard lock(mu_);
+    head_now = head_;
+    if (head_ > delivered_head_) {
+      delivered_head_ = head_;
+      notify = on_head_;
+    }
+  }
+  // After a compacted watch: what changed meanwhile.
+  if (notify) notify(head_now);
+  return deliverReplicas();
+}
+
+Status EtcdPurgeLog::deliverReplicas() {
+  ReplicaEvent on_replica;
+  {
+    std::lock_guard lock(mu_);
+    on_replica = on_replica_;
+  }
+  if (!on_replica) return Status::ok();
+  pb::RangeRequest req;
+  req.set_key(replica_prefix_);
+  req.set_range_end(prefixEnd(replica_prefix_));
+  TERN_ASSIGN_OR_RETURN(auto r, client_->range(req));
+  std::set<std::string> present;
+  for (const auto& kv : r.kvs()) {
+    const std::string id = kv.key().substr(replica_prefix_.size());
+    present.insert(id);
+    on_replica(id, &kv.value(), kv.mod_revision());
+  }
+  std::set<std::string> gone;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& id : replicas_seen_)
+      if (!present.count(id)) gone.insert(id);
+    replicas_seen_.insert(present.begin(), present.end());
+  }
+  // Deleted while the watch could not tell (compacted).
+  for (const auto& id : gone) on_replica(id, nullptr, r.header().revision());
   return Status::ok();
 }
 
 void EtcdPurgeLog::startWatch(int64_t from_revision) {
   watcher_.reset();
-  // head, idem/ and log/ are one key range ("head" < "idem/" < "log/").
+  // head, idem/, log/ and replicas/ are one key range ("head" < "idem/" <
+  // "log/" < "replicas/"): one stream, in etcd's order.
   watcher_ = client_->watch(
-      head_key_, prefixEnd(log_prefix_), from_revision,
+      head_key_, prefixEnd(replica_prefix_), from_revision,
       [this](const pb::WatchResponse& r) { onWatch(r); },
       [this](int64_t) {
         reload_ = true;
@@ -129,6 +173,11 @@ void EtcdPurgeLog::onWatch(const pb::WatchResponse& r) {
   std::vector<LogEntry> added;
   uint64_t head = 0;
   uint64_t trimmed_to = 0;
+  ReplicaEvent on_replica;
+  {
+    std::lock_guard lock(mu_);
+    on_replica = on_replica_;
+  }
   for (const auto& ev : r.events()) {
     const std::string& key = ev.kv().key();
     if (key == head_key_) {
@@ -140,16 +189,34 @@ void EtcdPurgeLog::onWatch(const pb::WatchResponse& r) {
       } else {
         trimmed_to = std::max(trimmed_to, seqOfKey(key) + 1);
       }
+    } else if (key.rfind(replica_prefix_, 0) == 0) {
+      // The purges before it are learned first.
+      applyWatched(std::move(added), head, trimmed_to);
+      added.clear();
+      head = trimmed_to = 0;
+      const std::string id = key.substr(replica_prefix_.size());
+      {
+        std::lock_guard lock(mu_);
+        replicas_seen_.insert(id);
+      }
+      if (on_replica)
+        on_replica(id, ev.type() == pb::Event::PUT ? &ev.kv().value() : nullptr,
+                   ev.kv().mod_revision());
     }
   }
+  applyWatched(std::move(added), head, trimmed_to);
+  if (r.events_size() > 0)
+    watched_rev_ = std::max(watched_rev_.load(), r.events(r.events_size() - 1).kv().mod_revision());
+}
+
+void EtcdPurgeLog::applyWatched(std::vector<LogEntry> added, uint64_t head, uint64_t trimmed_to) {
+  if (added.empty() && head == 0 && trimmed_to == 0) return;
   std::function<void(uint64_t)> notify;
   uint64_t now_head;
   {
     std::lock_guard lock(mu_);
     if (trimmed_to > first_) first_ = trimmed_to;
     while (!recent_.empty() && recent_.front().seq() < first_) recent_.pop_front();
-    const uint64_t before = head_;
-    head = std::max(head, head_);
     for (auto& e : added) {
       head = std::max(head, e.seq());
       if (e.seq() <= (recent_.empty() ? 0 : recent_.back().seq())) continue;  // known
@@ -157,12 +224,27 @@ void EtcdPurgeLog::onWatch(const pb::WatchResponse& r) {
       recent_.push_back(std::move(e));
     }
     while (recent_.size() > options_.log.memory_entries) recent_.pop_front();
-    head_ = head;
-    now_head = head_;
-    if (head_ != before) notify = on_head_;
+    head_ = std::max(head_, head);
+    // The head as of these events (a commit of this replica may be ahead:
+    // it is announced when the watch gets there, in order).
+    now_head = std::min(head_, std::max(head, delivered_head_));
+    if (now_head > delivered_head_) {
+      delivered_head_ = now_head;
+      notify = on_head_;
+    }
   }
   if (notify) notify(now_head);
 }
+
+Status EtcdPurgeLog::setOnReplica(ReplicaEvent fn) {
+  {
+    std::lock_guard lock(mu_);
+    on_replica_ = std::move(fn);
+  }
+  return deliverReplicas();
+}
+
+int64_t EtcdPurgeLog::watchedRevision() const { return watched_rev_.load(); }
 
 void EtcdPurgeLog::setOnHead(std::function<void(uint64_t)> fn) {
   std::lock_guard lock(mu_);
@@ -325,13 +407,11 @@ Status EtcdPurgeLog::commit(std::vector<Pending>* group, std::vector<Result<LogE
       }
     }
     if (r->succeeded()) {
-      std::function<void(uint64_t)> notify;  // the head moved by this commit
       {
         std::lock_guard lock(mu_);
         if (next > head_) {
           head_ = next;
           head_rev_ = r->header().revision();
-          notify = on_head_;
         } else if (head_ == next) {
           head_rev_ = std::max(head_rev_, r->header().revision());
         }
@@ -344,7 +424,6 @@ Status EtcdPurgeLog::commit(std::vector<Pending>* group, std::vector<Result<LogE
         }
         while (recent_.size() > options_.log.memory_entries) recent_.pop_front();
       }
-      if (notify) notify(next);
       size_t k = 0;
       std::unordered_map<std::string, LogEntry> by_key;
       for (size_t i = 0; i < group->size(); ++i) {

@@ -8,6 +8,7 @@
 //   log/<16 hex seq>   LogEntry      the purges, in order
 //   idem/<key>         decimal seq   idempotency keys of retained purges
 //   edges/<edge id>    EdgeRecord    edges known to the cluster
+//   replicas/<id>      ReplicaSummary  each replica's edges (ReplicaSession)
 //
 // A commit is one etcd transaction guarded by compares: the head's
 // mod_revision is the one this replica last saw, and no idempotency key of
@@ -34,6 +35,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -77,17 +79,30 @@ class EtcdPurgeLog final : public PurgeLog {
   Result<std::vector<EdgeRecord>> loadEdges() const override;
   Status trimForTesting(int64_t now_ms) override;
 
-  // Called whenever the head moved, whichever replica moved it: on the
-  // committer thread for this replica's commits, on the watch thread for
-  // the others'. Set before entries are expected.
+  // Called whenever the head moved, whichever replica moved it, on the
+  // watch thread, in etcd's order with the changes under replicas/ (so a
+  // commit of this replica is announced once the watch reaches it).
   void setOnHead(std::function<void(uint64_t head)> fn);
+
+  // Changes under replicas/ arrive on the same watch as the log, so in
+  // etcd's order with the purges: (replica id, value or null when deleted,
+  // mod revision). On the watch thread.
+  using ReplicaEvent =
+      std::function<void(const std::string& id, const std::string* value, int64_t revision)>;
+  // Delivers the replicas there are now, then every change.
+  Status setOnReplica(ReplicaEvent fn);
+  // Highest etcd revision whose changes (log and replicas/) were delivered.
+  int64_t watchedRevision() const;
+  const std::string& replicaPrefix() const { return replica_prefix_; }
 
  private:
   using Pending = AppendQueue::Pending;
   EtcdPurgeLog(EtcdClient* client, EtcdLogOptions options);
   Status load();
+  Status deliverReplicas();
   void startWatch(int64_t from_revision);
   void onWatch(const pb::WatchResponse& r);
+  void applyWatched(std::vector<LogEntry> added, uint64_t head, uint64_t trimmed_to);
   void commitLoop();
   // Commits the group; results[i] answers group[i].
   Status commit(std::vector<Pending>* group, std::vector<Result<LogEntry>>* results);
@@ -99,7 +114,7 @@ class EtcdPurgeLog final : public PurgeLog {
 
   EtcdClient* client_;
   EtcdLogOptions options_;
-  const std::string head_key_, log_prefix_, idem_prefix_, edge_prefix_;
+  const std::string head_key_, log_prefix_, idem_prefix_, edge_prefix_, replica_prefix_;
 
   mutable std::mutex mu_;
   AppendQueue queue_;
@@ -113,9 +128,13 @@ class EtcdPurgeLog final : public PurgeLog {
   uint64_t commits_ = 0;                   // GUARDED_BY(mu_)
   std::deque<LogEntry> recent_;            // GUARDED_BY(mu_); the newest entries, consecutive
   std::function<void(uint64_t)> on_head_;  // GUARDED_BY(mu_)
-  int64_t last_trim_ms_ = 0;               // committer thread only
-  int64_t last_compact_ms_ = 0;            // committer thread only
-  int64_t compact_to_rev_ = 0;             // committer thread only: revision seen one period ago
+  ReplicaEvent on_replica_;                // GUARDED_BY(mu_)
+  uint64_t delivered_head_ = 0;            // GUARDED_BY(mu_): announced to on_head_
+  std::set<std::string> replicas_seen_;    // GUARDED_BY(mu_)
+  std::atomic<int64_t> watched_rev_{0};
+  int64_t last_trim_ms_ = 0;     // committer thread only
+  int64_t last_compact_ms_ = 0;  // committer thread only
+  int64_t compact_to_rev_ = 0;   // committer thread only: revision seen one period ago
 
   std::unique_ptr<EtcdClient::Watcher> watcher_;  // committer thread / open only
   std::thread committer_;

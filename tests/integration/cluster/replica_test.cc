@@ -10,6 +10,7 @@
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -187,6 +188,56 @@ TEST_F(ReplicaTest, KilledReplicasEdgeMovesToAnotherAndCatchesUp) {
   for (int i = 0; i < 500 && !ready(*edges_[0]); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_TRUE(ready(*edges_[0])) << edges_[0]->log();
+}
+
+// wait=all through one replica waits for the edges held by the others.
+TEST_F(ReplicaTest, WaitAllCompletesOnceEveryEdgeOnEveryReplicaApplied) {
+  origin_.set("/w", object("w1", "w"));
+  for (auto& e : edges_) prime(*e, "/w");
+  auto r = purge(0, R"({"tags":["w"],"wait":"all","timeout_ms":10000})");
+  ASSERT_EQ(r["state"], "complete") << json::serialize(r);
+  const uint64_t seq = r["id"].to_number<uint64_t>();
+  std::set<std::string> applied;
+  for (const auto& e : r["edges"].as_array())
+    if (e.at("state") == "applied") applied.insert(std::string(e.at("edge_id").as_string()));
+  EXPECT_EQ(applied, (std::set<std::string>{"e0", "e1", "e2"})) << json::serialize(r);
+  // ... and when it answers, each edge has really applied it.
+  for (auto& e : edges_) EXPECT_GE(appliedSeq(*e), seq);
+  // Every replica lists every edge, and which replica holds it.
+  for (int via = 0; via < kReplicas; ++via) {
+    auto list = api(via, "GET", "/v1/edges");
+    ASSERT_EQ(list.status, 200) << list.body;
+    const json::value v = json::parse(list.body);
+    std::map<std::string, std::string> held;
+    for (const auto& e : v.at("edges").as_array())
+      held[std::string(e.at("edge_id").as_string())] = std::string(e.at("replica_id").as_string());
+    EXPECT_EQ(held, (std::map<std::string, std::string>{{"e0", "r0"}, {"e1", "r1"}, {"e2", "r2"}}))
+        << "via " << via << ": " << list.body;
+    EXPECT_EQ(v.at("replicas").as_array().size(), 3u) << list.body;
+  }
+}
+
+// A stopped edge held by another replica: the purge completes once its lease
+// is over (fenced), not before.
+TEST_F(ReplicaTest, WaitAllThroughOneReplicaFencesAStoppedEdgeOfAnother) {
+  origin_.set("/f", object("f1", "f"));
+  for (auto& e : edges_) prime(*e, "/f");
+  edges_[2]->process().signal(SIGSTOP);
+  const auto t0 = Clock::now();
+  auto r = purge(0, R"({"tags":["f"],"wait":"all","timeout_ms":10000})");
+  const int64_t took = msSince(t0);
+  edges_[2]->process().signal(SIGCONT);
+  ASSERT_EQ(r["state"], "complete") << json::serialize(r);
+  std::map<std::string, std::string> states;
+  for (const auto& e : r["edges"].as_array())
+    states[std::string(e.at("edge_id").as_string())] = std::string(e.at("state").as_string());
+  EXPECT_EQ(states["e0"], "applied");
+  EXPECT_EQ(states["e1"], "applied");
+  EXPECT_EQ(states["e2"], "fenced") << json::serialize(r);
+  std::printf("wait=all with a stopped edge on another replica: %lld ms (lease 1 s)\n",
+              static_cast<long long>(took));
+  EXPECT_GE(took, 500) << "completed before the stopped edge's lease could end";
+  EXPECT_LT(took, 5000);
 }
 
 TEST_F(ReplicaTest, OneEtcdMemberDownPurgesContinue) {
