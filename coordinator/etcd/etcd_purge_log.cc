@@ -65,6 +65,7 @@ Result<std::unique_ptr<EtcdPurgeLog>> EtcdPurgeLog::open(EtcdClient* client,
   std::unique_ptr<EtcdPurgeLog> log(new EtcdPurgeLog(client, std::move(options)));
   TERN_RETURN_IF_ERROR(log->load());
   log->committer_ = std::thread([p = log.get()] { p->commitLoop(); });
+  log->maintenance_ = std::thread([p = log.get()] { p->maintenanceLoop(); });
   TERN_LOG(kInfo, "purge log open in etcd",
            {{"prefix", log->options_.prefix},
             {"head_seq", std::to_string(log->headSeq())},
@@ -73,6 +74,12 @@ Result<std::unique_ptr<EtcdPurgeLog>> EtcdPurgeLog::open(EtcdClient* client,
 }
 
 EtcdPurgeLog::~EtcdPurgeLog() {
+  {
+    std::lock_guard lock(maintenance_mu_);
+    maintenance_stop_ = true;
+  }
+  maintenance_cv_.notify_all();
+  if (maintenance_.joinable()) maintenance_.join();
   queue_.close();
   if (committer_.joinable()) committer_.join();
   watcher_.reset();
@@ -287,7 +294,6 @@ void EtcdPurgeLog::commitLoop() {
         reload_ = true;
       }
     }
-    const int64_t now_ms = wallNowMs();
     if (!group.empty()) {
       std::vector<Result<LogEntry>> results;
       Status s = commit(&group, &results);
@@ -300,23 +306,35 @@ void EtcdPurgeLog::commitLoop() {
       }
       group.clear();
     }
-    if (now_ms - last_trim_ms_ >= 1000) {
-      last_trim_ms_ = now_ms;
-      if (Status t = trim(now_ms); !t.isOk())
-        TERN_LOG(kWarn, "purge log retention failed", {{"error", t.toString()}});
-    }
-    if (options_.compact_every_ms > 0 && now_ms - last_compact_ms_ >= options_.compact_every_ms) {
+  }
+}
+
+// Retention and compaction on their own thread: a slow etcd delays them,
+// not the next purge.
+void EtcdPurgeLog::maintenanceLoop() {
+  int64_t last_compact_ms = wallNowMs();
+  int64_t compact_to_rev = 0;  // revision seen one period ago
+  std::unique_lock lock(maintenance_mu_);
+  while (!maintenance_stop_) {
+    maintenance_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return maintenance_stop_; });
+    if (maintenance_stop_) break;
+    lock.unlock();
+    const int64_t now_ms = wallNowMs();
+    if (Status t = trim(now_ms); !t.isOk())
+      TERN_LOG(kWarn, "purge log retention failed", {{"error", t.toString()}});
+    if (options_.compact_every_ms > 0 && now_ms - last_compact_ms >= options_.compact_every_ms) {
       // Keep one period of history: compact to the revision seen a period ago.
-      last_compact_ms_ = now_ms;
-      if (compact_to_rev_ > 0) {
-        Status c = client_->compact(compact_to_rev_);
+      last_compact_ms = now_ms;
+      if (compact_to_rev > 0) {
+        Status c = client_->compact(compact_to_rev);
         if (!c.isOk() && c.message().find("compacted") == std::string::npos)
           TERN_LOG(kWarn, "etcd compaction failed", {{"error", c.toString()}});
       }
       pb::RangeRequest any;
       any.set_key(head_key_);
-      if (auto r = client_->range(any); r.ok()) compact_to_rev_ = r->header().revision();
+      if (auto r = client_->range(any); r.ok()) compact_to_rev = r->header().revision();
     }
+    lock.lock();
   }
 }
 

@@ -30,6 +30,7 @@
 // Thread-safety: thread-safe. Callbacks run on the committer thread.
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -104,6 +105,7 @@ class EtcdPurgeLog final : public PurgeLog {
   void onWatch(const pb::WatchResponse& r);
   void applyWatched(std::vector<LogEntry> added, uint64_t head, uint64_t trimmed_to);
   void commitLoop();
+  void maintenanceLoop();
   // Commits the group; results[i] answers group[i].
   Status commit(std::vector<Pending>* group, std::vector<Result<LogEntry>>* results);
   Status trim(int64_t now_ms);
@@ -132,12 +134,13 @@ class EtcdPurgeLog final : public PurgeLog {
   uint64_t delivered_head_ = 0;            // GUARDED_BY(mu_): announced to on_head_
   std::set<std::string> replicas_seen_;    // GUARDED_BY(mu_)
   std::atomic<int64_t> watched_rev_{0};
-  int64_t last_trim_ms_ = 0;     // committer thread only
-  int64_t last_compact_ms_ = 0;  // committer thread only
-  int64_t compact_to_rev_ = 0;   // committer thread only: revision seen one period ago
 
   std::unique_ptr<EtcdClient::Watcher> watcher_;  // committer thread / open only
   std::thread committer_;
+  std::mutex maintenance_mu_;
+  std::condition_variable maintenance_cv_;
+  bool maintenance_stop_ = false;  // GUARDED_BY(maintenance_mu_)
+  std::thread maintenance_;
 };
 
 }  // namespace tern::coordinator::etcd

@@ -18,6 +18,7 @@
 #include "tests/support/edge_process.h"
 #include "tests/support/etcd_cluster.h"
 #include "tests/support/http_client.h"
+#include "tests/support/tcp_relay.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_origin.h"
 
@@ -40,11 +41,18 @@ class ReplicaTest : public ::testing::Test {
     if (!etcdAvailable()) GTEST_SKIP() << "etcd is not installed (apt-get install etcd-server)";
     etcd_ = std::make_unique<EtcdCluster>(dir_.sub("etcd"), 3);
     ASSERT_TRUE(etcd_->ok()) << etcd_->log(0);
+    // Replica 0 reaches etcd through relays the test can cut.
+    std::string relayed;
+    for (const auto& ep : etcd_->endpoints()) {
+      relays_.push_back(std::make_unique<TcpRelay>(ep));
+      relayed += (relayed.empty() ? "" : ",") + relays_.back()->address();
+    }
     for (int i = 0; i < kReplicas; ++i) {
       replicas_.push_back(std::make_unique<CoordinatorProcess>(
           dir_.sub("replica" + std::to_string(i)),
-          std::vector<std::string>{"--etcd.endpoints", etcd_->endpointList(), "--replica.id",
-                                   "r" + std::to_string(i), "--lease", "1s", "--auth.token", kToken,
+          std::vector<std::string>{"--etcd.endpoints", i == 0 ? relayed : etcd_->endpointList(),
+                                   "--replica.id", "r" + std::to_string(i), "--lease", "1s",
+                                   "--etcd.session_ttl", "2s", "--auth.token", kToken,
                                    "--etcd.timeout", "500ms", "--log.level", "debug"}));
       ASSERT_TRUE(replicas_.back()->ok()) << replicas_.back()->log();
     }
@@ -141,6 +149,7 @@ class ReplicaTest : public ::testing::Test {
   TempDir dir_;
   TestOrigin origin_;
   std::unique_ptr<EtcdCluster> etcd_;
+  std::vector<std::unique_ptr<TcpRelay>> relays_;
   std::vector<std::unique_ptr<CoordinatorProcess>> replicas_;
   std::vector<std::unique_ptr<EdgeProcess>> edges_;
 };
@@ -238,6 +247,54 @@ TEST_F(ReplicaTest, WaitAllThroughOneReplicaFencesAStoppedEdgeOfAnother) {
               static_cast<long long>(took));
   EXPECT_GE(took, 500) << "completed before the stopped edge's lease could end";
   EXPECT_LT(took, 5000);
+}
+
+// A replica cut off from etcd (the others are not) stops extending its
+// edges' leases: they are fenced within its session TTL and move to another
+// replica; a wait=all purge through another replica meanwhile completes no
+// earlier than that, and never while the cut-off replica's edge may still
+// serve what it purges.
+TEST_F(ReplicaTest, ReplicaCutOffFromEtcdFencesItsEdgesWithinTheSessionAndTheyMove) {
+  origin_.set("/p", object("p1", "p"));
+  for (auto& e : edges_) prime(*e, "/p");
+  for (auto& r : relays_) r->cut();
+  const auto cut = Clock::now();
+  auto r = purge(1, R"({"tags":["p"],"wait":"all","timeout_ms":15000})");
+  const int64_t took = msSince(cut);
+  ASSERT_EQ(r["state"], "complete") << json::serialize(r);
+  const uint64_t seq = r["id"].to_number<uint64_t>();
+  std::map<std::string, std::string> states;
+  for (const auto& e : r["edges"].as_array())
+    states[std::string(e.at("edge_id").as_string())] = std::string(e.at("state").as_string());
+  EXPECT_TRUE(states["e0"] == "applied" || states["e0"] == "fenced") << json::serialize(r);
+  // Complete: edge 0 no longer serves the purged object from its cache.
+  EXPECT_FALSE(isHit(httpGet(edges_[0]->port(), "/p")));
+  std::printf("wait=all with edge 0's replica cut off from etcd: %lld ms (session TTL 2 s)\n",
+              static_cast<long long>(took));
+  EXPECT_LT(took, 2000 + 1000 + 1500) << "session TTL + lease + margin";
+  // Edge 0 is on another replica, caught up and serving again.
+  const auto moved = Clock::now();
+  for (int i = 0; i < 1000 && !(ready(*edges_[0]) && appliedSeq(*edges_[0]) >= seq); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_TRUE(ready(*edges_[0])) << edges_[0]->log();
+  EXPECT_GE(appliedSeq(*edges_[0]), seq);
+  std::printf("edge 0 ready on another replica %lld ms after the purge completed\n",
+              static_cast<long long>(msSince(moved)));
+  auto list = api(1, "GET", "/v1/edges");
+  EXPECT_NE(list.body.find(R"("edge_id":"e0")"), std::string::npos) << list.body;
+  EXPECT_EQ(list.body.find(R"("replica_id":"r0")"), std::string::npos) << list.body;
+  // etcd back: replica 0 takes a new session and sees every edge again.
+  for (auto& relay : relays_) relay->restore();
+  bool back = false;
+  for (int i = 0; i < 200 && !back; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto l = api(0, "GET", "/v1/edges");
+    back = l.status == 200 && l.body.find(R"("replica_id":"r1")") != std::string::npos &&
+           l.body.find(R"("replica_id":"r0","address")") != std::string::npos;
+  }
+  EXPECT_TRUE(back) << replicas_[0]->log().substr(0, 4000);
+  auto again = purge(0, R"({"tags":["p"],"wait":"all","timeout_ms":10000})");
+  EXPECT_EQ(again["state"], "complete") << json::serialize(again);
 }
 
 TEST_F(ReplicaTest, OneEtcdMemberDownPurgesContinue) {
