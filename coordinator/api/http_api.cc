@@ -167,13 +167,23 @@ std::string HttpApi::statusPage() {
   h += "<p id=\"summary\"></p><p>Log head: <b id=\"head-seq\">" + std::to_string(edges.head_seq()) +
        "</b></p>";
   h += "<h2>Edges</h2><table id=\"edges\"><tr><th>edge</th><th>address</th><th>state</th>"
-       "<th>applied</th><th>lag</th><th>last seen</th></tr>";
+       "<th>applied</th><th>lag</th><th>last seen</th><th>replica</th></tr>";
   for (const auto& e : edges.edges()) {
     const std::string state(edgeStateName(e.state()));
     h += "<tr data-edge=\"" + htmlEscape(e.edge_id()) + "\"><td>" + htmlEscape(e.edge_id()) +
          "</td><td>" + htmlEscape(e.address()) + "</td><td class=\"" + state + "\">" + state +
          "</td><td>" + std::to_string(e.applied_seq()) + "</td><td class=\"lag\">" +
-         std::to_string(e.lag()) + "</td><td>" + formatMs(e.last_seen_ms()) + "</td></tr>";
+         std::to_string(e.lag()) + "</td><td>" + formatMs(e.last_seen_ms()) +
+         "</td><td class=\"replica\">" + htmlEscape(e.replica_id()) + "</td></tr>";
+  }
+  if (edges.replicas_size() > 0) {
+    h += "</table><h2>Replicas</h2><table id=\"replicas\"><tr><th>replica</th><th>address</th>"
+         "<th>edges connected</th><th>log head seen</th></tr>";
+    for (const auto& r : edges.replicas())
+      h += "<tr data-replica=\"" + htmlEscape(r.replica_id()) + "\"><td>" +
+           htmlEscape(r.replica_id()) + (r.self() ? " (this one)" : "") + "</td><td>" +
+           htmlEscape(r.address()) + "</td><td>" + std::to_string(r.edges_connected()) +
+           "</td><td>" + std::to_string(r.head_seq()) + "</td></tr>";
   }
   h += "</table><h2>Recent purges</h2><table id=\"purges\"><tr><th>id</th><th>accepted</th>"
        "<th>mode</th><th>selectors</th><th>state</th><th>latency</th></tr>";

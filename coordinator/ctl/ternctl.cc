@@ -284,12 +284,20 @@ int main(int argc, char** argv) {
       return kOk;
     }
     std::printf("log head %llu\n", static_cast<unsigned long long>(resp.head_seq()));
-    std::printf("%-24s %-22s %-12s %8s %6s\n", "EDGE", "ADDRESS", "STATE", "APPLIED", "LAG");
+    std::printf("%-24s %-22s %-12s %8s %6s %s\n", "EDGE", "ADDRESS", "STATE", "APPLIED", "LAG",
+                "REPLICA");
     for (const auto& e : resp.edges())
-      std::printf("%-24s %-22s %-12s %8llu %6llu\n", e.edge_id().c_str(), e.address().c_str(),
+      std::printf("%-24s %-22s %-12s %8llu %6llu %s\n", e.edge_id().c_str(), e.address().c_str(),
                   std::string(edgeStateName(e.state())).c_str(),
                   static_cast<unsigned long long>(e.applied_seq()),
-                  static_cast<unsigned long long>(e.lag()));
+                  static_cast<unsigned long long>(e.lag()), e.replica_id().c_str());
+    if (resp.replicas_size() > 0) {
+      std::printf("\n%-24s %-22s %8s %10s\n", "REPLICA", "ADDRESS", "EDGES", "HEAD SEEN");
+      for (const auto& r : resp.replicas())
+        std::printf("%-24s %-22s %8u %10llu%s\n", r.replica_id().c_str(), r.address().c_str(),
+                    r.edges_connected(), static_cast<unsigned long long>(r.head_seq()),
+                    r.self() ? "  (answering)" : "");
+    }
     return kOk;
   }
   std::cerr << "ternctl: unknown command '" << command << "' (purge, purges, edges)\n";

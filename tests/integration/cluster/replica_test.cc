@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <boost/json.hpp>
 #include <chrono>
@@ -224,6 +225,21 @@ TEST_F(ReplicaTest, WaitAllCompletesOnceEveryEdgeOnEveryReplicaApplied) {
         << "via " << via << ": " << list.body;
     EXPECT_EQ(v.at("replicas").as_array().size(), 3u) << list.body;
   }
+  // The status page and ternctl say the same.
+  auto page = httpGet(replicas_[1]->httpPort(), "/");
+  for (auto id : {"r0", "r1", "r2"})
+    EXPECT_NE(page.body.find(std::string("data-replica=\"") + id + "\""), std::string::npos)
+        << page.body;
+  const std::string out = dir_.sub("ctl.out");
+  Process ctl({buildBinary("coordinator/ternctl"), "--coordinator", replicas_[2]->grpcAddress(),
+               "--token", kToken, "edges"},
+              out);
+  const int st = ctl.wait(60000);
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << readText(out);
+  const std::string table = readText(out);
+  EXPECT_NE(table.find("REPLICA"), std::string::npos) << table;
+  for (auto row : {"e0", "e1", "e2"}) EXPECT_NE(table.find(row), std::string::npos) << table;
+  EXPECT_NE(table.find("(answering)"), std::string::npos) << table;
 }
 
 // A stopped edge held by another replica: the purge completes once its lease
