@@ -31,3 +31,83 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "tern.coordinatorGrpc" -}}
 {{ include "tern.fullname" . }}-coordinator:{{ .Values.coordinator.service.grpcPort }}
 {{- end -}}
+
+{{/* "true" when the coordinator runs as replicas sharing the purge log in etcd. */}}
+{{- define "tern.coordinatorReplicated" -}}
+{{- if or .Values.etcd.enabled .Values.coordinator.etcd.endpoints }}true{{ end -}}
+{{- end -}}
+
+{{/* coordinator.replicas, or its default: 3 with etcd, 1 without. */}}
+{{- define "tern.coordinatorReplicas" -}}
+{{- if kindIs "invalid" .Values.coordinator.replicas -}}
+{{- if include "tern.coordinatorReplicated" . }}3{{ else }}1{{ end -}}
+{{- else -}}
+{{- int .Values.coordinator.replicas -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The etcd members of the coordinator replicas, comma-separated host:port:
+     the chart's own (etcd.enabled) or coordinator.etcd.endpoints. */}}
+{{- define "tern.etcdEndpoints" -}}
+{{- if .Values.etcd.enabled -}}
+{{- $name := printf "%s-etcd" (include "tern.fullname" .) -}}
+{{- $members := list -}}
+{{- range $i := until (int .Values.etcd.replicas) -}}
+{{- $members = append $members (printf "%s-%d.%s.%s.svc.%s:2379" $name $i $name $.Release.Namespace $.Values.clusterDomain) -}}
+{{- end -}}
+{{- join "," $members -}}
+{{- else -}}
+{{- join "," .Values.coordinator.etcd.endpoints -}}
+{{- end -}}
+{{- end -}}
+
+{{/* What values.schema.json cannot say: rules across values. */}}
+{{- define "tern.validate" -}}
+{{- if and .Values.etcd.enabled .Values.coordinator.etcd.endpoints -}}
+{{- fail "etcd.enabled and coordinator.etcd.endpoints: choose one (the chart's etcd members, or your own)" -}}
+{{- end -}}
+{{- $replicas := int (include "tern.coordinatorReplicas" .) -}}
+{{- if include "tern.coordinatorReplicated" . -}}
+{{- if lt $replicas 1 -}}
+{{- fail "coordinator.replicas: at least 1 with etcd (edges need a coordinator to connect to)" -}}
+{{- end -}}
+{{- else if gt $replicas 1 -}}
+{{- fail "coordinator.replicas above 1 needs etcd (coordinator.etcd.endpoints or etcd.enabled): one coordinator keeps its purge log on its own volume" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The headless Service of the coordinator replicas (a DNS label: 63 at most). */}}
+{{- define "tern.coordinatorPods" -}}
+{{- printf "%s-coordinator-pods" (include "tern.fullname" . | trunc 46 | trimSuffix "-") -}}
+{{- end -}}
+
+{{/* The coordinator address given to the edges: with replicas, the headless
+     Service, whose DNS name answers with every replica's pod address. */}}
+{{- define "tern.edgeCoordinatorAddress" -}}
+{{- if include "tern.coordinatorReplicated" . -}}
+{{ include "tern.coordinatorPods" . }}:{{ .Values.coordinator.service.grpcPort }}
+{{- else -}}
+{{ include "tern.coordinatorGrpc" . }}
+{{- end -}}
+{{- end -}}
+
+{{/* Pod anti-affinity across nodes; dict: root, component, mode (soft | hard). */}}
+{{- define "tern.antiAffinity" -}}
+affinity:
+  podAntiAffinity:
+    {{- if eq .mode "hard" }}
+    requiredDuringSchedulingIgnoredDuringExecution:
+      - topologyKey: kubernetes.io/hostname
+        labelSelector:
+          matchLabels:
+            {{- include "tern.selector" . | nindent 12 }}
+    {{- else }}
+    preferredDuringSchedulingIgnoredDuringExecution:
+      - weight: 100
+        podAffinityTerm:
+          topologyKey: kubernetes.io/hostname
+          labelSelector:
+            matchLabels:
+              {{- include "tern.selector" . | nindent 14 }}
+    {{- end }}
+{{- end -}}
