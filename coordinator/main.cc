@@ -43,6 +43,8 @@ Config makeConfig() {
          "etcd session of this replica: cut off from etcd this long, its edges are fenced and "
          "move to other replicas"});
   c.add({"replica.id", "", "name of this replica (default: host name and a random suffix)"});
+  c.add({"replica.address", "",
+         "gRPC address of this replica shown to operators (default: from grpc_listen)"});
   c.add({"lease", "3s", "edge lease: an edge silent this long is fenced"});
   c.add({"wait_timeout", "10s", "default wait of a purge with wait=all"});
   c.add({"max_wait_timeout", "120s", "longest wait a purge may ask for"});
@@ -242,8 +244,11 @@ int main(int argc, char** argv) {
     return fail(Status::ioError("cannot listen for gRPC on " + cfg.str("grpc_listen")));
   {
     const std::string listen = cfg.str("grpc_listen");
-    coordinator.setReplicaAddress(listen.substr(0, listen.rfind(':') + 1) +
-                                  std::to_string(grpc_port));
+    const std::string advertised = cfg.str("replica.address");
+    coordinator.setReplicaAddress(!advertised.empty()
+                                      ? advertised
+                                      : listen.substr(0, listen.rfind(':') + 1) +
+                                            std::to_string(grpc_port));
     if (session) session->changed();
   }
 

@@ -121,6 +121,10 @@ Status PurgeAgent::start(const std::string& address) {
   // fails at once with the last error ("Connection refused"), so a long
   // backoff would keep the edge fenced after the coordinator is back.
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(o.reconnect_min_ms));
+  // One name with several addresses (a Kubernetes headless Service of
+  // coordinator replicas): each new stream goes to the next replica, so a
+  // replica that refuses streams (no etcd session) is passed over.
+  args.SetLoadBalancingPolicyName("round_robin");
   if (o.coordinators.empty()) return Status::invalidArgument("no coordinator address");
   for (const auto& a : o.coordinators) {
     Impl::Replica r;

@@ -38,6 +38,11 @@ spec:
         # The replica's name in etcd and on the status page: the pod's.
         - name: TERN_COORDINATOR_REPLICA_ID
           valueFrom: {fieldRef: {fieldPath: metadata.name}}
+        - name: POD_IP
+          valueFrom: {fieldRef: {fieldPath: status.podIP}}
+        # Shown to humans (status page, ternctl edges) for this replica.
+        - name: TERN_COORDINATOR_REPLICA_ADDRESS
+          value: "$(POD_IP):{{ .Values.coordinator.service.grpcPort }}"
         {{- end }}
       ports:
         - name: http
