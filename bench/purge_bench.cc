@@ -7,7 +7,17 @@
 //                                         --hit-rate R requests/s each, default
 //                                         2000; 0: as fast as wrk can)
 //   purge_bench --simulated 1000          1,000 edge streams
+//   purge_bench --replicas 3 --etcd       3 coordinator replicas sharing the
+//                                         log in 3 real etcd members; edges and
+//                                         streams spread over the replicas,
+//                                         purges sent to each in turn
+//   purge_bench --compare --replicas 3    the single process, then replicas,
+//                                         in one run, side by side
 //   options: --purges N (latency samples, default 1000)
+//            --failover-kills K (replicas, real edges: SIGKILL the replica
+//            holding an edge K times; time until every edge is connected to
+//            another replica and caught up)
+//            --streams-per-connection S (simulated, default 1)
 //            --throughput-seconds S (default 5) --keys-per-purge K (default 100)
 //            --clients C (concurrent purge callers, default 16)
 //            --no-pin (let the scheduler place everything)
@@ -37,6 +47,7 @@
 #include "tern/v1/purge.grpc.pb.h"
 #include "tests/support/coordinator_process.h"
 #include "tests/support/edge_process.h"
+#include "tests/support/etcd_cluster.h"
 #include "tests/support/http_client.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
@@ -152,39 +163,97 @@ double pct(std::vector<double> v, double q) {
   return v[std::min(i, v.size() - 1)];
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+struct Options {
   int real_edges = 0, simulated = 0, purges = 1000, seconds = 5, keys = 100, clients = 16;
   bool hit_load = false, no_pin = false;
   int hit_rate = 2000;  // requests/s per edge with --hit-load (0: as fast as wrk can)
+  int replicas = 0;     // 0: one process, RocksDB log
+  bool compare = false;
+  int failover_kills = 0;
+  int streams_per_connection = 1;
+};
+
+struct Summary {
+  std::string mode;
+  double p50 = 0, p99 = 0, keys_delivered = 0, failover_p99 = -1;
+};
+
+int runMode(const Options& o, int replicas, Summary* summary);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::atoi(argv[++i]) : 0; };
     if (a == "--edges")
-      real_edges = next();
+      o.real_edges = next();
     else if (a == "--simulated")
-      simulated = next();
+      o.simulated = next();
     else if (a == "--purges")
-      purges = next();
+      o.purges = next();
     else if (a == "--throughput-seconds")
-      seconds = next();
+      o.seconds = next();
     else if (a == "--keys-per-purge")
-      keys = next();
+      o.keys = next();
     else if (a == "--clients")
-      clients = next();
+      o.clients = next();
     else if (a == "--hit-load")
-      hit_load = true;
+      o.hit_load = true;
     else if (a == "--hit-rate")
-      hit_rate = next();
+      o.hit_rate = next();
     else if (a == "--no-pin")
-      no_pin = true;
+      o.no_pin = true;
+    else if (a == "--replicas")
+      o.replicas = next();
+    else if (a == "--etcd")
+      o.replicas = std::max(o.replicas, 3);
+    else if (a == "--compare")
+      o.compare = true;
+    else if (a == "--failover-kills")
+      o.failover_kills = next();
+    else if (a == "--streams-per-connection")
+      o.streams_per_connection = std::max(1, next());
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
     }
   }
   signal(SIGPIPE, SIG_IGN);
+  if ((o.replicas > 0 || o.compare) && !etcdAvailable()) {
+    std::fprintf(stderr, "replicas need etcd: apt-get install etcd-server\n");
+    return 2;
+  }
+  if (o.compare && o.replicas == 0) o.replicas = 3;
+  std::vector<Summary> summaries;
+  int rc = 0;
+  if (o.compare) {
+    summaries.emplace_back();
+    rc |= runMode(o, 0, &summaries.back());
+  }
+  summaries.emplace_back();
+  rc |= runMode(o, o.replicas, &summaries.back());
+  if (summaries.size() == 2) {
+    const Summary& a = summaries[0];
+    const Summary& b = summaries[1];
+    std::printf("\nside by side          %-22s %-22s ratio\n", a.mode.c_str(), b.mode.c_str());
+    std::printf("latency p50 (ms)     %-22.2f %-22.2f %.2f\n", a.p50, b.p50,
+                a.p50 > 0 ? b.p50 / a.p50 : 0);
+    std::printf("latency p99 (ms)     %-22.2f %-22.2f %.2f\n", a.p99, b.p99,
+                a.p99 > 0 ? b.p99 / a.p99 : 0);
+    std::printf("keys/s to every edge %-22.0f %-22.0f %.2f\n", a.keys_delivered, b.keys_delivered,
+                a.keys_delivered > 0 ? b.keys_delivered / a.keys_delivered : 0);
+  }
+  return rc;
+}
+
+namespace {
+
+int runMode(const Options& o, int replicas, Summary* summary) {
+  const int real_edges = o.real_edges, simulated = o.simulated, purges = o.purges,
+            seconds = o.seconds, keys = o.keys, clients = o.clients, hit_rate = o.hit_rate;
+  const bool hit_load = o.hit_load, no_pin = o.no_pin;
   // Pinning: the coordinator (and the edges) inherit CPU 0 from this process
   // at fork; then this process (the simulated edges and the purge callers)
   // moves to CPU 1.
@@ -197,14 +266,43 @@ int main(int argc, char** argv) {
   const bool two_cpus = !no_pin && std::thread::hardware_concurrency() >= 2;
   if (two_cpus) pin(0);
   TempDir dir;
-  CoordinatorProcess coordinator(dir.sub("coordinator"), {"--rate.purges_per_sec", "0",
-                                                          "--log.level", "warn", "--lease", "3s"});
-  if (!coordinator.ok()) {
-    std::fprintf(stderr, "coordinator did not start:\n%s\n", coordinator.log().c_str());
-    return 1;
+  std::unique_ptr<EtcdCluster> etcd;
+  if (replicas > 0) {
+    etcd = std::make_unique<EtcdCluster>(dir.sub("etcd"), 3);
+    if (!etcd->ok()) {
+      std::fprintf(stderr, "etcd did not start:\n%s\n", etcd->log(0).c_str());
+      return 1;
+    }
   }
-  auto channel = grpc::CreateChannel(coordinator.grpcAddress(), grpc::InsecureChannelCredentials());
-  auto purge_stub = v1::PurgeService::NewStub(channel);
+  std::vector<std::unique_ptr<CoordinatorProcess>> coordinators;
+  for (int r = 0; r < std::max(1, replicas); ++r) {
+    std::vector<std::string> flags = {
+        "--rate.purges_per_sec", "0", "--log.level", "warn", "--lease", "3s"};
+    if (replicas > 0)
+      flags.insert(flags.end(), {"--etcd.endpoints", etcd->endpointList(), "--replica.id",
+                                 "r" + std::to_string(r)});
+    coordinators.push_back(
+        std::make_unique<CoordinatorProcess>(dir.sub("coordinator" + std::to_string(r)), flags));
+    if (!coordinators.back()->ok()) {
+      std::fprintf(stderr, "coordinator did not start:\n%s\n", coordinators.back()->log().c_str());
+      return 1;
+    }
+  }
+  const size_t n_coord = coordinators.size();
+  std::vector<std::unique_ptr<v1::PurgeService::Stub>> purge_stubs;
+  for (auto& c : coordinators)
+    purge_stubs.push_back(v1::PurgeService::NewStub(
+        grpc::CreateChannel(c->grpcAddress(), grpc::InsecureChannelCredentials())));
+  // Lists and the drain check go to the last replica (the failover test
+  // never kills it).
+  v1::PurgeService::Stub* purge_stub = purge_stubs.back().get();
+  // Edge i lists replica i % n first.
+  auto addresses = [&](int i) {
+    std::string out;
+    for (size_t k = 0; k < n_coord; ++k)
+      out += (out.empty() ? "" : ",") + coordinators[(i + k) % n_coord]->grpcAddress();
+    return out;
+  };
 
   // Edges.
   TestOrigin origin;
@@ -217,9 +315,9 @@ int main(int argc, char** argv) {
   for (int i = 0; i < real_edges; ++i) {
     edges.push_back(std::make_unique<EdgeProcess>(
         dir.sub("edge" + std::to_string(i)), origin.url(),
-        std::vector<std::string>{"--coordinator.address", coordinator.grpcAddress(),
-                                 "--coordinator.edge_id", "edge-" + std::to_string(i),
-                                 "--log.access", "false", "--server.loops", "1"}));
+        std::vector<std::string>{"--coordinator.address", addresses(i), "--coordinator.edge_id",
+                                 "edge-" + std::to_string(i), "--log.access", "false",
+                                 "--server.loops", "1"}));
     if (!edges.back()->ok()) {
       std::fprintf(stderr, "edge did not start\n");
       return 1;
@@ -230,12 +328,14 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<v1::EdgeLink::Stub>> sim_stubs;
   std::vector<std::unique_ptr<SimEdge>> sims;
   for (int i = 0; i < simulated; ++i) {
-    // A channel per 50 streams: like separate edges, without 1,000 sockets.
-    if (i % 50 == 0) {
+    // Its own connection (by default), like a separate edge; stream i on
+    // replica i % n.
+    if (i % o.streams_per_connection == 0) {
       grpc::ChannelArguments args;
       args.SetInt("grpc.channel_id", i);  // distinct channels, not shared subchannels
-      sim_channels.push_back(grpc::CreateCustomChannel(coordinator.grpcAddress(),
-                                                       grpc::InsecureChannelCredentials(), args));
+      sim_channels.push_back(grpc::CreateCustomChannel(
+          coordinators[static_cast<size_t>(i / o.streams_per_connection) % n_coord]->grpcAddress(),
+          grpc::InsecureChannelCredentials(), args));
       sim_stubs.push_back(v1::EdgeLink::NewStub(sim_channels.back()));
     }
     sims.push_back(std::make_unique<SimEdge>(sim_stubs.back().get(), "sim-" + std::to_string(i)));
@@ -280,10 +380,15 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
 
-  std::printf("purge_bench: %d real edges%s, %d simulated streams, coordinator lease 3s, %s\n",
-              real_edges, hit_load ? " (serving hits)" : "", simulated,
-              two_cpus ? "coordinator+edges pinned to CPU 0, callers+simulated edges+wrk to CPU 1"
-                       : "not pinned");
+  summary->mode = replicas > 0 ? std::to_string(replicas) + " replicas + 3 etcd" : "one process";
+  std::printf(
+      "purge_bench [%s]: %d real edges%s, %d simulated streams (%d per connection), "
+      "coordinator lease 3s, %s\n",
+      summary->mode.c_str(), real_edges, hit_load ? " (serving hits)" : "", simulated,
+      o.streams_per_connection,
+      two_cpus ? "coordinator(s)+etcd+edges pinned to CPU 0, callers+simulated edges+wrk "
+                 "to CPU 1"
+               : "not pinned");
   // --- latency ---
   std::vector<double> client_ms, server_ms;
   int incomplete = 0;
@@ -295,7 +400,7 @@ int main(int argc, char** argv) {
     grpc::ClientContext ctx;
     v1::PurgeResult res;
     auto t0 = Clock::now();
-    auto st = purge_stub->Purge(&ctx, req, &res);
+    auto st = purge_stubs[static_cast<size_t>(i) % n_coord]->Purge(&ctx, req, &res);
     double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     if (!st.ok() || res.state() != v1::PURGE_STATE_COMPLETE) {
       ++incomplete;
@@ -312,6 +417,8 @@ int main(int argc, char** argv) {
       client_ms.size(), pct(client_ms, 0.5), pct(client_ms, 0.99), pct(client_ms, 0.999),
       client_ms.empty() ? 0 : *std::max_element(client_ms.begin(), client_ms.end()),
       pct(server_ms, 0.5), pct(server_ms, 0.99), incomplete);
+  summary->p50 = pct(client_ms, 0.5);
+  summary->p99 = pct(client_ms, 0.99);
 
   // --- throughput ---
   std::atomic<uint64_t> done{0}, failed{0};
@@ -328,7 +435,7 @@ int main(int argc, char** argv) {
                                        std::to_string(k));
         grpc::ClientContext ctx;
         v1::PurgeResult res;
-        if (purge_stub->Purge(&ctx, req, &res).ok())
+        if (purge_stubs[static_cast<size_t>(c) % n_coord]->Purge(&ctx, req, &res).ok())
           done++;
         else
           failed++;
@@ -366,6 +473,7 @@ int main(int argc, char** argv) {
       drained ? static_cast<double>(done) / delivered_secs : 0.0,
       drained ? static_cast<double>(done) * keys / delivered_secs : 0.0,
       drained ? "within" : "NOT within", drain_ms, static_cast<unsigned long long>(head));
+  summary->keys_delivered = drained ? static_cast<double>(done) * keys / delivered_secs : 0.0;
   if (!drained) {
     grpc::ClientContext ctx;
     v1::ListEdgesResponse resp;
@@ -393,6 +501,54 @@ int main(int argc, char** argv) {
                     text.substr(at, text.find('\n', at) - at + 1).c_str());
     }
   }
+  // --- failover ---
+  int failover_failed = 0;
+  if (replicas > 1 && o.failover_kills > 0 && real_edges > 0) {
+    std::vector<double> took_ms;
+    for (int k = 0; k < o.failover_kills; ++k) {
+      // A replica holding an edge; another one answers the lists.
+      grpc::ClientContext lctx;
+      v1::ListEdgesResponse list;
+      purge_stub->ListEdges(&lctx, v1::ListEdgesRequest(), &list);
+      int victim = -1;
+      for (const auto& e : list.edges())
+        for (size_t r = 0; r < n_coord; ++r)
+          if (e.replica_id() == "r" + std::to_string(r)) victim = static_cast<int>(r);
+      if (victim < 0) {
+        ++failover_failed;
+        continue;
+      }
+      const std::string killed = "r" + std::to_string(victim);
+      purge_stub = purge_stubs[(static_cast<size_t>(victim) + 1) % n_coord].get();
+      coordinators[static_cast<size_t>(victim)]->process().kill();
+      const auto killed_at = Clock::now();
+      bool moved = false;
+      while (!moved && Clock::now() - killed_at < std::chrono::seconds(10)) {
+        grpc::ClientContext ctx;
+        v1::ListEdgesResponse resp;
+        purge_stub->ListEdges(&ctx, v1::ListEdgesRequest(), &resp);
+        size_t ok = 0;
+        for (const auto& e : resp.edges())
+          ok += e.edge_id().starts_with("edge-") && e.state() == v1::EDGE_STATE_CONNECTED &&
+                !e.replica_id().empty() && e.replica_id() != killed && e.lag() == 0;
+        moved = ok == static_cast<size_t>(real_edges);
+        if (!moved) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+      if (moved)
+        took_ms.push_back(
+            std::chrono::duration<double, std::milli>(Clock::now() - killed_at).count());
+      else
+        ++failover_failed;
+      coordinators[static_cast<size_t>(victim)]->restart(/*kill=*/true, 0);
+    }
+    std::printf(
+        "failover (%d SIGKILLs of a replica holding edges, ms until every edge is "
+        "connected to another replica and caught up)  p50 %.0f  p99 %.0f  max %.0f  "
+        "failed %d\n",
+        o.failover_kills, pct(took_ms, 0.5), pct(took_ms, 0.99),
+        took_ms.empty() ? 0 : *std::max_element(took_ms.begin(), took_ms.end()), failover_failed);
+    summary->failover_p99 = pct(took_ms, 0.99);
+  }
   stop_hb = true;
   hb.join();
   for (auto& s : sims) s->cancel();
@@ -402,5 +558,7 @@ int main(int argc, char** argv) {
     if (all) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  return incomplete == 0 && drained ? 0 : 1;
+  return incomplete == 0 && drained && failover_failed == 0 ? 0 : 1;
 }
+
+}  // namespace

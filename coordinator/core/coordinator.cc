@@ -611,6 +611,7 @@ Result<uint64_t> Coordinator::attach(const v1::Hello& hello, std::shared_ptr<Edg
     sid = next_session_++;
     e.session = sid;
     e.incarnation = hello.incarnation();
+    e.stream_opened_ms = hello.stream_opened_ms();
     e.lag_gauge = lag;
     e.apply_hist = hist;
     e.last_seen_us = t;
@@ -708,25 +709,27 @@ Coordinator::View Coordinator::viewOf(const Edge& e, int64_t now_us) const {
   View v;
   const bool local_live = !e.fence_seen && e.lease_until_us > now_us;
   const bool local_connected = local_live && e.session != 0;
-  bool connected = local_connected;
-  for (const auto& r : e.remote) connected = connected || r.connected;
-  v.connected = connected;
-  // Where its stream is open, that replica's view is the edge's; a lease
-  // that only runs on elsewhere (the stream moved) does not hold it back.
-  uint64_t applied = UINT64_MAX;
-  if (local_live && (!connected || local_connected)) {
-    v.live = true;
-    applied = e.applied_seq;
-    v.catching_up = e.catching_up;
-  }
+  // Applied: the highest any replica saw the edge acknowledge (an applied
+  // purge stays applied: what it removed is gone, and what the edge fetches
+  // afterwards is newer). Live: some replica's lease for it runs on.
+  v.live = local_live;
+  v.connected = local_connected;
+  v.applied = e.applied_seq;
+  v.catching_up = local_connected && e.catching_up;
+  // The replica with its current stream: the newest one (a stream that
+  // died lingers in its replica's summary until that replica notices).
+  int64_t newest = local_connected ? e.stream_opened_ms : INT64_MIN;
   for (const auto& r : e.remote) {
-    if (connected && !r.connected) continue;
     v.live = true;
-    applied = std::min(applied, r.applied_seq);
-    v.catching_up = v.catching_up || r.catching_up;
-    if (r.connected && !local_connected && v.replica.empty()) v.replica = r.replica;
+    v.applied = std::max(v.applied, r.applied_seq);
+    if (!r.connected) continue;
+    v.connected = true;
+    if (r.stream_opened_ms > newest) {
+      newest = r.stream_opened_ms;
+      v.replica = r.replica;
+      v.catching_up = r.catching_up;
+    }
   }
-  v.applied = v.live ? applied : e.applied_seq;
   return v;
 }
 
@@ -795,6 +798,7 @@ tern::internal::v1::ReplicaSummary Coordinator::summary(uint64_t* generation) {
     h->set_connected(e.session != 0);
     h->set_catching_up(e.catching_up);
     h->set_last_seen_ms(e.last_seen_ms);
+    h->set_stream_opened_ms(e.stream_opened_ms);
   }
   if (generation) *generation = summary_gen_;
   return out;
@@ -838,7 +842,8 @@ void Coordinator::replicaSummary(const std::string& replica_id,
         if (h.edge_id().empty()) continue;
         const size_t i = edgeIndex(h.edge_id(), h.address());
         Edge& e = edges_[i];
-        e.remote.push_back({replica_id, h.applied_seq(), h.connected(), h.catching_up()});
+        e.remote.push_back(
+            {replica_id, h.applied_seq(), h.connected(), h.catching_up(), h.stream_opened_ms()});
         e.last_seen_us = t;
         e.last_seen_ms = std::max(e.last_seen_ms, h.last_seen_ms());
         if (e.session == 0 && h.connected()) e.incarnation = h.incarnation();

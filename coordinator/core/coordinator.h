@@ -14,9 +14,8 @@
 // of the shared log and waits for every edge, wherever it is held. Each
 // replica publishes a summary of the edges it holds (ReplicaSummary) and
 // applies the others'; an edge is "live" while some replica holds an
-// unexpired lease for it, and applied up to the lowest applied_seq among the
-// replicas that hold its open stream (or, with no open stream, all those
-// whose lease for it runs on). A new stream is welcomed, and given its first
+// unexpired lease for it, and has applied what any replica saw it
+// acknowledge (an applied purge stays applied). A new stream is welcomed, and given its first
 // lease, only once this replica's summary naming it is in etcd and this
 // replica has seen the log up to that revision: a purge logged before is
 // replayed to the edge before it is unfenced, and any replica that logs one
@@ -169,6 +168,7 @@ class Coordinator {
     std::string id;
     std::string address;
     uint64_t incarnation = 0;
+    int64_t stream_opened_ms = 0;  // of its stream here
     uint64_t applied_seq = 0;
     int64_t lease_until_us = 0;
     bool fence_seen = false;  // lease expiry has been processed
@@ -188,6 +188,7 @@ class Coordinator {
       uint64_t applied_seq = 0;
       bool connected = false;
       bool catching_up = false;
+      int64_t stream_opened_ms = 0;
     };
     std::vector<Remote> remote;
     metrics::Gauge* lag_gauge = nullptr;
@@ -207,7 +208,7 @@ class Coordinator {
   struct View {
     bool live = false;       // some replica's lease for it runs on
     bool connected = false;  // its stream is open somewhere
-    uint64_t applied = 0;    // applied everywhere that counts (when live)
+    uint64_t applied = 0;    // the highest applied_seq any replica saw
     std::string replica;     // the replica with its stream ("" : this one)
     bool catching_up = false;
   };

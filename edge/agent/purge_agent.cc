@@ -24,7 +24,8 @@ struct PurgeAgent::Impl {
   cache::TieredStore* store;
   cache::LeaseGate* gate;
   uint64_t incarnation = 0;
-  std::string address;  // this edge's HTTP address, for status pages
+  int64_t last_stream_ms = 0;  // Hello.stream_opened_ms of the last stream
+  std::string address;         // this edge's HTTP address, for status pages
   struct Replica {
     std::string address;
     std::shared_ptr<grpc::Channel> channel;
@@ -240,6 +241,9 @@ void PurgeAgent::Impl::connectOnce(Replica& r) {
   hello.mutable_hello()->set_applied_seq(store->appliedSeq());
   hello.mutable_hello()->set_address(address);
   hello.mutable_hello()->set_protocol_version(1);
+  // Increasing per stream, even if the clock does not move.
+  last_stream_ms = std::max(last_stream_ms + 1, wallNowMs());
+  hello.mutable_hello()->set_stream_opened_ms(last_stream_ms);
   {
     std::lock_guard lock(lease_mu);
     sent[0] = steadyNowUs();
