@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -173,9 +174,23 @@ int main(int argc, char** argv) {
   metrics::Registry registry;
   Coordinator coordinator(log.get(), co, &registry);
   std::unique_ptr<etcd::ReplicaSession> session;
+  std::atomic<etcd::ReplicaSession*> session_ptr{nullptr};  // for the engine's threads
   if (etcd_log) {
+    // Before the session's threads call into the engine. Until the
+    // session is open no lease can be granted.
+    Replication rep;
+    rep.replica_id = replica_id;
+    rep.lease_limit_us = [&session_ptr] {
+      auto* s = session_ptr.load();
+      return s ? s->validUntilUs() : 0;
+    };
+    rep.summary_changed = [&session_ptr] {
+      if (auto* s = session_ptr.load()) s->changed();
+    };
+    rep.announced_head = [etcd_log] { return etcd_log->announcedHead(); };
+    coordinator.enableReplication(std::move(rep));
     etcd::SessionOptions so;
-    so.key = etcd_log->replicaPrefix() + replica_id;
+    so.key_prefix = etcd_log->replicaPrefix() + replica_id + "/";
     so.ttl_s = std::max<int64_t>(2, get(cfg.durationMs("etcd.session_ttl")) / 1000);
     auto opened = etcd::ReplicaSession::open(
         etcd_client.get(), so,
@@ -186,18 +201,16 @@ int main(int argc, char** argv) {
         [etcd_log] { return etcd_log->watchedRevision(); });
     if (!opened.ok()) return fail(opened.status());
     session = std::move(*opened);
-    Replication rep;
-    rep.replica_id = replica_id;
-    rep.lease_limit_us = [s = session.get()] { return s->validUntilUs(); };
-    rep.summary_changed = [s = session.get()] { s->changed(); };
-    coordinator.enableReplication(std::move(rep));
+    session_ptr = session.get();
   }
   if (Status s = coordinator.start(); !s.isOk()) return fail(s);
   // Purges logged through other replicas reach this one's edges.
   if (etcd_log) {
     // The other replicas' edges first, then the log (see Coordinator).
     Status s = etcd_log->setOnReplica(
-        [&coordinator](const std::string& id, const std::string* value, int64_t revision) {
+        [&coordinator, s = session.get(), prefix = etcd_log->replicaPrefix()](
+            const std::string& id, const std::string* value, int64_t revision) {
+          if (s->isOwn(prefix + id)) return;
           if (value == nullptr) return coordinator.replicaSummary(id, nullptr, revision);
           tern::internal::v1::ReplicaSummary summary;
           if (!summary.ParseFromString(*value)) {
@@ -245,10 +258,9 @@ int main(int argc, char** argv) {
   {
     const std::string listen = cfg.str("grpc_listen");
     const std::string advertised = cfg.str("replica.address");
-    coordinator.setReplicaAddress(!advertised.empty()
-                                      ? advertised
-                                      : listen.substr(0, listen.rfind(':') + 1) +
-                                            std::to_string(grpc_port));
+    coordinator.setReplicaAddress(!advertised.empty() ? advertised
+                                                      : listen.substr(0, listen.rfind(':') + 1) +
+                                                            std::to_string(grpc_port));
     if (session) session->changed();
   }
 
@@ -273,6 +285,7 @@ int main(int argc, char** argv) {
   coordinator.stop();  // answers waiting purge calls
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   http.stop();
+  session_ptr = nullptr;
   session.reset();
   if (etcd_log) {
     etcd_log->setOnHead({});

@@ -154,14 +154,17 @@ size_t Coordinator::edgeIndex(const std::string& id, const std::string& address)
   return edges_.size() - 1;
 }
 
-void Coordinator::persistEdge(const Edge& e) {
+void Coordinator::persistEdge(const Edge& e, Deferred* deferred) {
   EdgeRecord r;
   r.set_edge_id(e.id);
   r.set_address(e.address);
   r.set_applied_seq(e.applied_seq);
   r.set_last_seen_ms(e.last_seen_ms);
-  if (Status s = log_->saveEdge(r); !s.isOk())
-    TERN_LOG(kWarn, "could not save edge", {{"edge", e.id}, {"error", s.toString()}});
+  // Written without the lock (etcd may take seconds to answer).
+  deferred->push_back([this, r] {
+    if (Status s = log_->saveEdge(r); !s.isOk())
+      TERN_LOG(kWarn, "could not save edge", {{"edge", r.edge_id()}, {"error", s.toString()}});
+  });
 }
 
 void Coordinator::run(Deferred& deferred) {
@@ -264,7 +267,7 @@ void Coordinator::onLogged(Result<LogEntry> logged, int64_t api_in_us, v1::WaitM
     const int64_t t = now();
     Tracked* tr = nullptr;
     if (seq == logged_head_ + 1) {
-      tr = track(std::move(*logged), api_in_us, &deferred);
+      tr = track(std::move(*logged), api_in_us, /*local=*/true, &deferred);
     } else if (seq <= logged_head_) {
       // Tracked already (its head was seen before this answer), or an
       // idempotent retry of a logged purge.
@@ -292,7 +295,8 @@ void Coordinator::onLogged(Result<LogEntry> logged, int64_t api_in_us, v1::WaitM
   run(deferred);
 }
 
-Coordinator::Tracked* Coordinator::track(LogEntry e, int64_t api_in_us, Deferred* deferred) {
+Coordinator::Tracked* Coordinator::track(LogEntry e, int64_t api_in_us, bool local,
+                                         Deferred* deferred) {
   const int64_t t = now();
   logged_head_ = e.seq();
   for (const auto& s : e.selectors())
@@ -301,6 +305,7 @@ Coordinator::Tracked* Coordinator::track(LogEntry e, int64_t api_in_us, Deferred
   tr.entry = std::move(e);
   tr.api_in_us = api_in_us;
   tr.logged_us = t;
+  tr.local = local;
   for (size_t i = 0; i < edges_.size(); ++i) {
     Edge& edge = edges_[i];
     if (edge.retired) continue;
@@ -308,9 +313,11 @@ Coordinator::Tracked* Coordinator::track(LogEntry e, int64_t api_in_us, Deferred
       edge.lag_gauge->set(
           static_cast<int64_t>(logged_head_ - std::min(logged_head_, edge.applied_seq)));
     const View v = viewOf(edge, t);
-    const auto state = !v.live                       ? v1::EDGE_PURGE_STATE_FENCED
-                       : v.applied >= tr.entry.seq() ? v1::EDGE_PURGE_STATE_APPLIED
-                                                     : v1::EDGE_PURGE_STATE_PENDING;
+    // (Applied already: only replicas may see an edge ahead of what they
+    // track. One process: an edge ahead of the log waits for the raise.)
+    const auto state = !v.live                                      ? v1::EDGE_PURGE_STATE_FENCED
+                       : replicated_ && v.applied >= tr.entry.seq() ? v1::EDGE_PURGE_STATE_APPLIED
+                                                                    : v1::EDGE_PURGE_STATE_PENDING;
     tr.slots.push_back({i, state, 0});
     if (state == v1::EDGE_PURGE_STATE_PENDING) ++tr.pending;
   }
@@ -398,7 +405,7 @@ void Coordinator::learnHead(uint64_t head) {
         if (e.seq() <= logged_head_) continue;  // tracked meanwhile
         if (e.seq() > head) break;
         if (e.seq() != logged_head_ + 1) break;
-        track(std::move(e), now(), &deferred);
+        track(std::move(e), now(), /*local=*/false, &deferred);
       }
       if (logged_head_ < from) {
         // Nothing at `from`: trimmed before it was read, or a raised head.
@@ -484,7 +491,10 @@ Result<v1::PurgeResult> Coordinator::getPurge(uint64_t seq) {
   {
     std::lock_guard lock(mu_);
     if (Tracked* t = tracked(seq)) return resultOf(*t);
-    if (seq == 0 || seq > logged_head_) return Status::notFound("no purge " + std::to_string(seq));
+    // (Replicas: logged, perhaps through this one, but not on the watch yet:
+    // answered from the log.)
+    if (seq == 0 || (seq > logged_head_ && !(replicated_ && seq <= log_->headSeq())))
+      return Status::notFound("no purge " + std::to_string(seq));
   }
   TERN_ASSIGN_OR_RETURN(auto entry, log_->get(seq));
   if (!entry) return Status::notFound("purge " + std::to_string(seq) + " is no longer in the log");
@@ -538,7 +548,7 @@ v1::ListEdgesResponse Coordinator::listEdges() {
     for (const auto& [id, peer] : peers_) {
       if (peer.gone) continue;
       auto* r = out.add_replicas();
-      r->set_replica_id(id);
+      r->set_replica_id(peer.summary.replica_id());
       r->set_address(peer.summary.address());
       r->set_head_seq(peer.summary.head_seq());
       uint32_t c = 0;
@@ -616,7 +626,9 @@ Result<uint64_t> Coordinator::attach(const v1::Hello& hello, std::shared_ptr<Edg
     e.apply_hist = hist;
     e.last_seen_us = t;
     e.last_seen_ms = wallNowMs();
-    if (hello.applied_seq() > logged_head_) {
+    // (Replicas: against the log's head, which this replica may not have
+    // tracked up to yet.)
+    if (hello.applied_seq() > std::max(logged_head_, replicated_ ? log_->headSeq() : 0)) {
       // The log was replaced (lost volume): this edge would ignore purges
       // numbered at or below what it applied. Move the log's head past it;
       // every edge is then told to soft-purge everything (a gap in the log).
@@ -644,7 +656,7 @@ Result<uint64_t> Coordinator::attach(const v1::Hello& hello, std::shared_ptr<Edg
     }
     // Purges it acknowledged before (e.g. across a restart) count as applied.
     onAck(e, index, applied, 0, &deferred);
-    persistEdge(e);
+    persistEdge(e, &deferred);
   }
   run(deferred);
   if (raise_to > 0) {
@@ -656,9 +668,10 @@ Result<uint64_t> Coordinator::attach(const v1::Hello& hello, std::shared_ptr<Edg
       Deferred d;
       {
         std::lock_guard lock(mu_);
-        if (r->seq() > logged_head_) restartTracking(r->seq(), &d);
+        if (!replicated_ && r->seq() > logged_head_) restartTracking(r->seq(), &d);
       }
       run(d);
+      // (Replicas track the raised head as the watch delivers it.)
     });
   }
   return sid;
@@ -761,7 +774,8 @@ void Coordinator::settle(size_t index, Deferred* deferred) {
         e.apply_hist->observe(static_cast<double>(lat) / 1e6);
     }
   }
-  e.settled_to = v.applied;
+  // Not past what is tracked: a purge tracked later is settled in track().
+  e.settled_to = std::max(e.settled_to, std::min(v.applied, logged_head_));
 }
 
 void Coordinator::summaryChanged(Deferred* deferred) {
@@ -771,6 +785,7 @@ void Coordinator::summaryChanged(Deferred* deferred) {
 }
 
 void Coordinator::enableReplication(Replication replication) {
+  std::lock_guard lock(mu_);
   replicated_ = true;
   replication_ = std::move(replication);
 }
@@ -805,11 +820,19 @@ tern::internal::v1::ReplicaSummary Coordinator::summary(uint64_t* generation) {
 }
 
 void Coordinator::summaryPublished(uint64_t generation) {
+  // Everything the watch announced up to the summary must be tracked (a
+  // failed read of the log leaves a gap until retried).
+  const uint64_t announced = replication_.announced_head ? replication_.announced_head() : 0;
+  learnHead(announced);
   Deferred deferred;
   {
     std::lock_guard lock(mu_);
-    for (auto& [sid, s] : sessions_)
-      if (!s.welcomed && s.summary_gen <= generation) welcome(s, &deferred);
+    if (logged_head_ < announced || grantableMs(now()) == 0) {
+      summaryChanged(&deferred);  // try again with the next publish
+    } else {
+      for (auto& [sid, s] : sessions_)
+        if (!s.welcomed && s.summary_gen <= generation) welcome(s, &deferred);
+    }
   }
   run(deferred);
 }
@@ -817,7 +840,7 @@ void Coordinator::summaryPublished(uint64_t generation) {
 void Coordinator::replicaSummary(const std::string& replica_id,
                                  const tern::internal::v1::ReplicaSummary* summary,
                                  int64_t revision) {
-  if (!replicated_ || replica_id == replication_.replica_id) return;
+  if (!replicated_) return;
   Deferred deferred;
   {
     std::lock_guard lock(mu_);
@@ -830,7 +853,7 @@ void Coordinator::replicaSummary(const std::string& replica_id,
       if (it == by_id_.end()) continue;
       auto& remote = edges_[it->second].remote;
       remote.erase(std::remove_if(remote.begin(), remote.end(),
-                                  [&](const Edge::Remote& r) { return r.replica == replica_id; }),
+                                  [&](const Edge::Remote& r) { return r.peer == replica_id; }),
                    remote.end());
       affected.push_back(it->second);
     }
@@ -842,8 +865,8 @@ void Coordinator::replicaSummary(const std::string& replica_id,
         if (h.edge_id().empty()) continue;
         const size_t i = edgeIndex(h.edge_id(), h.address());
         Edge& e = edges_[i];
-        e.remote.push_back(
-            {replica_id, h.applied_seq(), h.connected(), h.catching_up(), h.stream_opened_ms()});
+        e.remote.push_back({replica_id, summary->replica_id(), h.applied_seq(), h.connected(),
+                            h.catching_up(), h.stream_opened_ms()});
         e.last_seen_us = t;
         e.last_seen_ms = std::max(e.last_seen_ms, h.last_seen_ms());
         if (e.session == 0 && h.connected()) e.incarnation = h.incarnation();
@@ -928,7 +951,7 @@ void Coordinator::detach(uint64_t session) {
     sessions_.erase(it);
     if (e.session == session) {
       e.session = 0;
-      persistEdge(e);
+      persistEdge(e, &deferred);
       TERN_LOG(kInfo, "edge disconnected",
                {{"edge", e.id}, {"applied_seq", std::to_string(e.applied_seq)}});
       settle(index, &deferred);
@@ -1047,10 +1070,14 @@ void Coordinator::tick() {
     for (size_t i = 0; i < edges_.size(); ++i) {
       Edge& e = edges_[i];
       if (e.retired) continue;
-      if (!e.fence_seen && e.lease_until_us <= t) fence(i, &deferred);
-      if (e.session == 0 && e.last_seen_us + options_.retire_after_ms * 1000 <= t) {
+      // (An edge only other replicas held never had a lease from here.)
+      if (!e.fence_seen && e.lease_until_us != 0 && e.lease_until_us <= t) fence(i, &deferred);
+      if (e.session == 0 && e.remote.empty() && !viewOf(e, t).live &&
+          e.last_seen_us + options_.retire_after_ms * 1000 <= t) {
         e.retired = true;
-        (void)log_->removeEdge(e.id);
+        // Replicas: the registry entry is removed by one that held it.
+        if (!replicated_ || e.stream_opened_ms != 0)
+          deferred.push_back([this, id = e.id] { (void)log_->removeEdge(id); });
         TERN_LOG(kInfo, "edge retired", {{"edge", e.id}});
       }
     }

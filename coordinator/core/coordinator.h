@@ -92,6 +92,8 @@ struct Replication {
   // This replica's summary changed: publish it (coalesced) and then call
   // summaryPublished(). Called without the engine's lock held.
   std::function<void()> summary_changed;
+  // The log's head as its watch announced it (in etcd's order).
+  std::function<uint64_t()> announced_head;
 };
 
 class Coordinator {
@@ -184,7 +186,8 @@ class Coordinator {
     bool fenced_settled = false;  // its pending slots were marked fenced
     // Held by other replicas (from their summaries).
     struct Remote {
-      std::string replica;
+      std::string peer;     // its summary's key (replica id / session)
+      std::string replica;  // replica id
       uint64_t applied_seq = 0;
       bool connected = false;
       bool catching_up = false;
@@ -250,7 +253,8 @@ class Coordinator {
                 uint32_t timeout_ms, PurgeDone done);
   Tracked* tracked(uint64_t seq);
   // Tracks the next entry of the log (e.seq() == logged_head_ + 1).
-  Tracked* track(LogEntry e, int64_t api_in_us, Deferred* deferred);  // REQUIRES: mu_
+  Tracked* track(LogEntry e, int64_t api_in_us, bool local,
+                 Deferred* deferred);  // REQUIRES: mu_
   // The log has a gap up to `head` (trimmed, or the head was raised).
   void restartTracking(uint64_t head, Deferred* deferred);  // REQUIRES: mu_
   void markSlot(Tracked& t, size_t edge, tern::v1::EdgePurgeState state, uint64_t latency_us,
@@ -273,7 +277,7 @@ class Coordinator {
   tern::v1::EdgeState stateOf(const Edge& e, int64_t now_us) const;
   void wakeAll(Deferred* deferred);
   size_t edgeIndex(const std::string& id, const std::string& address);  // REQUIRES: mu_
-  void persistEdge(const Edge& e);
+  void persistEdge(const Edge& e, Deferred* deferred);                  // REQUIRES: mu_
   static void run(Deferred& deferred);
 
   PurgeLog* log_;

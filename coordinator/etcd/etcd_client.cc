@@ -244,6 +244,9 @@ void EtcdClient::Watcher::run() {
   int failures = 0;
   while (true) {
     auto ctx = std::make_shared<grpc::ClientContext>();
+    // A member cut off from the others ends the watch (no leader) instead of
+    // going silent: it resumes on another member.
+    ctx->AddMetadata("hasleader", "true");
     {
       std::lock_guard lock(mu_);
       if (stopping_) return;

@@ -129,9 +129,11 @@ Status EtcdPurgeLog::load() {
       notify = on_head_;
     }
   }
-  // After a compacted watch: what changed meanwhile.
+  // After a compacted watch: what changed meanwhile, the replicas' edges
+  // before the purges.
+  Status replicas = deliverReplicas();
   if (notify) notify(head_now);
-  return deliverReplicas();
+  return replicas;
 }
 
 Status EtcdPurgeLog::deliverReplicas() {
@@ -179,6 +181,7 @@ void EtcdPurgeLog::startWatch(int64_t from_revision) {
 void EtcdPurgeLog::onWatch(const pb::WatchResponse& r) {
   std::vector<LogEntry> added;
   uint64_t head = 0;
+  int64_t head_rev = 0;
   uint64_t trimmed_to = 0;
   ReplicaEvent on_replica;
   {
@@ -188,7 +191,10 @@ void EtcdPurgeLog::onWatch(const pb::WatchResponse& r) {
   for (const auto& ev : r.events()) {
     const std::string& key = ev.kv().key();
     if (key == head_key_) {
-      if (ev.type() == pb::Event::PUT) head = std::max(head, parseU64(ev.kv().value()));
+      if (ev.type() == pb::Event::PUT) {
+        head = std::max(head, parseU64(ev.kv().value()));
+        head_rev = std::max(head_rev, ev.kv().mod_revision());
+      }
     } else if (key.rfind(log_prefix_, 0) == 0) {
       if (ev.type() == pb::Event::PUT) {
         LogEntry e;
@@ -198,9 +204,10 @@ void EtcdPurgeLog::onWatch(const pb::WatchResponse& r) {
       }
     } else if (key.rfind(replica_prefix_, 0) == 0) {
       // The purges before it are learned first.
-      applyWatched(std::move(added), head, trimmed_to);
+      applyWatched(std::move(added), head, head_rev, trimmed_to);
       added.clear();
       head = trimmed_to = 0;
+      head_rev = 0;
       const std::string id = key.substr(replica_prefix_.size());
       {
         std::lock_guard lock(mu_);
@@ -211,12 +218,13 @@ void EtcdPurgeLog::onWatch(const pb::WatchResponse& r) {
                    ev.kv().mod_revision());
     }
   }
-  applyWatched(std::move(added), head, trimmed_to);
+  applyWatched(std::move(added), head, head_rev, trimmed_to);
   if (r.events_size() > 0)
     watched_rev_ = std::max(watched_rev_.load(), r.events(r.events_size() - 1).kv().mod_revision());
 }
 
-void EtcdPurgeLog::applyWatched(std::vector<LogEntry> added, uint64_t head, uint64_t trimmed_to) {
+void EtcdPurgeLog::applyWatched(std::vector<LogEntry> added, uint64_t head, int64_t head_rev,
+                                uint64_t trimmed_to) {
   if (added.empty() && head == 0 && trimmed_to == 0) return;
   std::function<void(uint64_t)> notify;
   uint64_t now_head;
@@ -231,6 +239,11 @@ void EtcdPurgeLog::applyWatched(std::vector<LogEntry> added, uint64_t head, uint
       recent_.push_back(std::move(e));
     }
     while (recent_.size() > options_.log.memory_entries) recent_.pop_front();
+    if (head_rev > head_rev_ && head >= head_) {
+      // Another replica's commit: the next compare expects its revision.
+      head_ = head;
+      head_rev_ = head_rev;
+    }
     head_ = std::max(head_, head);
     // The head as of these events (a commit of this replica may be ahead:
     // it is announced when the watch gets there, in order).
@@ -252,6 +265,11 @@ Status EtcdPurgeLog::setOnReplica(ReplicaEvent fn) {
 }
 
 int64_t EtcdPurgeLog::watchedRevision() const { return watched_rev_.load(); }
+
+uint64_t EtcdPurgeLog::announcedHead() const {
+  std::lock_guard lock(mu_);
+  return delivered_head_;
+}
 
 void EtcdPurgeLog::setOnHead(std::function<void(uint64_t)> fn) {
   std::lock_guard lock(mu_);
@@ -419,6 +437,15 @@ Status EtcdPurgeLog::commit(std::vector<Pending>* group, std::vector<Result<LogE
         int64_t rev = 0;
         auto h = readHead(&rev);
         if (!h.ok()) return h.status();
+        {
+          // The head and its revision from one read (another replica may
+          // have committed after us): the next compare must match both.
+          std::lock_guard lock(mu_);
+          if (*h >= head_) {
+            head_ = *h;
+            head_rev_ = rev;
+          }
+        }
         r = pb::TxnResponse();
         r->set_succeeded(true);
         r->mutable_header()->set_revision(rev);
@@ -436,10 +463,10 @@ Status EtcdPurgeLog::commit(std::vector<Pending>* group, std::vector<Result<LogE
         ++syncs_;
         appended_ += added.size();
         entries_ += added.size();
-        for (const auto& e : added) {
-          if (!recent_.empty() && recent_.back().seq() + 1 != e.seq()) recent_.clear();
-          if (recent_.empty() || recent_.back().seq() < e.seq()) recent_.push_back(e);
-        }
+        // Only if they follow what is known: otherwise other replicas'
+        // entries come first, and the watch delivers all of them in order.
+        for (const auto& e : added)
+          if (recent_.empty() || recent_.back().seq() + 1 == e.seq()) recent_.push_back(e);
         while (recent_.size() > options_.log.memory_entries) recent_.pop_front();
       }
       size_t k = 0;

@@ -94,6 +94,8 @@ class EtcdPurgeLog final : public PurgeLog {
   Status setOnReplica(ReplicaEvent fn);
   // Highest etcd revision whose changes (log and replicas/) were delivered.
   int64_t watchedRevision() const;
+  // The head as announced to setOnHead's callback so far.
+  uint64_t announcedHead() const;
   const std::string& replicaPrefix() const { return replica_prefix_; }
 
  private:
@@ -103,7 +105,8 @@ class EtcdPurgeLog final : public PurgeLog {
   Status deliverReplicas();
   void startWatch(int64_t from_revision);
   void onWatch(const pb::WatchResponse& r);
-  void applyWatched(std::vector<LogEntry> added, uint64_t head, uint64_t trimmed_to);
+  void applyWatched(std::vector<LogEntry> added, uint64_t head, int64_t head_rev,
+                    uint64_t trimmed_to);
   void commitLoop();
   void maintenanceLoop();
   // Commits the group; results[i] answers group[i].

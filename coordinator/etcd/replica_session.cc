@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -39,6 +40,7 @@ Result<std::unique_ptr<ReplicaSession>> ReplicaSession::open(
 }
 
 ReplicaSession::~ReplicaSession() {
+  stop_ = true;
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
@@ -65,6 +67,18 @@ int64_t ReplicaSession::leaseId() const {
   std::lock_guard lock(mu_);
   return lease_id_;
 }
+
+namespace {
+std::string keyOf(const std::string& prefix, int64_t lease) {
+  char hex[24];
+  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(lease));
+  return prefix + hex;
+}
+}  // namespace
+
+std::string ReplicaSession::key() const { return keyOf(options_.key_prefix, leaseId()); }
+
+bool ReplicaSession::isOwn(const std::string& key) const { return key == this->key(); }
 
 uint64_t ReplicaSession::puts() const {
   std::lock_guard lock(mu_);
@@ -96,7 +110,8 @@ void ReplicaSession::keepAliveLoop() {
       } else if (ttl.status().code() == StatusCode::kNotFound) {
         TERN_LOG(kWarn, "etcd session expired: edges move to other replicas until it is back");
         if (lease_id_ == id) lease_id_ = 0;
-        continue;  // grant a new one at once
+        valid_until_ = std::min(valid_until_, t0);  // no lease past this point
+        continue;                                   // grant a new one at once
       } else {
         TERN_LOG(kWarn, "cannot renew the etcd session", {{"error", ttl.status().toString()}});
       }
@@ -122,7 +137,7 @@ void ReplicaSession::publishLoop() {
     lock.unlock();
     uint64_t generation = 0;
     pb::PutRequest put;
-    put.set_key(options_.key);
+    put.set_key(keyOf(options_.key_prefix, lease));
     put.set_value(build_(&generation));
     put.set_lease(lease);
     auto r = client_->put(put);
@@ -131,8 +146,10 @@ void ReplicaSession::publishLoop() {
       // Published once this replica has seen the log up to the put.
       const int64_t rev = r->header().revision();
       const int64_t give_up = steadyNowUs() + 5'000'000;
-      while (!(seen = watched_revision_() >= rev) && steadyNowUs() < give_up)
+      while (!(seen = watched_revision_() >= rev) && steadyNowUs() < give_up && !stop_)
         std::this_thread::sleep_for(std::chrono::microseconds(200));
+      // Only while the summary is still there: bound to the session now.
+      if (leaseId() != lease) seen = false;  // published again under the new one
       if (seen) published_(generation);
     } else {
       TERN_LOG(kWarn, "cannot publish the replica summary", {{"error", r.status().toString()}});

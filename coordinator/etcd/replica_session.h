@@ -8,8 +8,10 @@
 // time, so when its summary disappears (the lease expired in etcd) every
 // edge lease it granted has run out.
 //
-// The summary (bytes built by `build`, a ReplicaSummary) is put under `key`
-// bound to the lease: rewritten after changed(), at most once per
+// The summary (bytes built by `build`, a ReplicaSummary) is put under
+// `key_prefix` + the lease id in hex, bound to the lease (a restarted
+// process with the same replica id has a key of its own, so the summary of
+// the one before stays until its leases have run out): rewritten after changed(), at most once per
 // `min_interval_ms`, one put at a time. After a put lands at revision R and
 // `watched_revision()` reaches R (this replica has seen the log up to it),
 // `published(generation)` runs: streams that waited for it may be welcomed.
@@ -19,6 +21,7 @@
 // Thread-safety: thread-safe; `build` and `published` run on the
 // session's publisher thread.
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -33,7 +36,7 @@
 namespace tern::coordinator::etcd {
 
 struct SessionOptions {
-  std::string key;  // <prefix>replicas/<replica id>
+  std::string key_prefix;  // <prefix>replicas/<replica id>/
   int64_t ttl_s = 5;
   uint32_t keepalive_ms = 0;  // 0: a quarter of the TTL
   uint32_t min_interval_ms = 5;
@@ -58,6 +61,9 @@ class ReplicaSession {
   void changed();
   int64_t validUntilUs() const;
   int64_t leaseId() const;
+  // The key of this process's summary now, and whether `key` is it.
+  std::string key() const;
+  bool isOwn(const std::string& key) const;
   uint64_t puts() const;
 
  private:
@@ -74,7 +80,8 @@ class ReplicaSession {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;    // GUARDED_BY(mu_)
+  bool stopping_ = false;  // GUARDED_BY(mu_)
+  std::atomic<bool> stop_{false};
   bool dirty_ = true;        // GUARDED_BY(mu_)
   int64_t lease_id_ = 0;     // GUARDED_BY(mu_); 0: none (lost)
   int64_t valid_until_ = 0;  // GUARDED_BY(mu_); steady microseconds
