@@ -248,10 +248,10 @@ void Coordinator::onLogged(Result<LogEntry> logged, int64_t api_in_us, v1::WaitM
       // the watch delivers them: the call waits for its entry there.
       const int64_t deadline = now() + static_cast<int64_t>(timeout_ms) * 1000;
       if (wait == v1::WAIT_MODE_ALL) {
-        parked_[seq].push_back({api_in_us, deadline, std::move(done)});
+        parked_[seq].push_back({api_in_us, deadline, std::move(done), *logged});
         return;
       }
-      parked_[seq].push_back({api_in_us, deadline, nullptr});
+      parked_[seq].push_back({api_in_us, deadline, nullptr, {}});
       answer_now = resultFromLog(*logged);
       answer_now->set_state(v1::PURGE_STATE_ACCEPTED);
     }
@@ -372,8 +372,8 @@ void Coordinator::answerParked(const std::function<bool(uint64_t seq, int64_t de
                                [&](const Parked& c) { return !which(it->first, c.deadline_us); });
     for (auto c = keep; c != calls.end(); ++c) {
       if (!c->done) continue;
-      v1::PurgeResult r;
-      r.set_seq(it->first);
+      // As GetPurge would answer, with the edges still pending.
+      v1::PurgeResult r = resultFromLog(c->entry);
       r.set_state(state);
       deferred->push_back([d = std::move(c->done), r] { d(r); });
     }

@@ -220,6 +220,7 @@ class Coordinator {
     int64_t api_in_us;
     int64_t deadline_us;
     PurgeDone done;  // null: wait=none, answered already
+    LogEntry entry;  // for an answer before it is tracked (wait=all only)
   };
   struct Peer {
     int64_t revision = 0;

@@ -8,7 +8,8 @@
 //   log/<16 hex seq>   LogEntry      the purges, in order
 //   idem/<key>         decimal seq   idempotency keys of retained purges
 //   edges/<edge id>    EdgeRecord    edges known to the cluster
-//   replicas/<id>      ReplicaSummary  each replica's edges (ReplicaSession)
+//   replicas/<id>/<session lease>  ReplicaSummary  each replica process's
+//                      edges, bound to its session (ReplicaSession)
 //
 // A commit is one etcd transaction guarded by compares: the head's
 // mod_revision is the one this replica last saw, and no idempotency key of

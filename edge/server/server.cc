@@ -9,7 +9,9 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <deque>
+#include <functional>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "common/clock.h"
@@ -42,6 +44,10 @@ struct Loop {
   std::unique_ptr<origin::BeastOriginClient> origin;
   cache::FlowContext ctx;
   std::thread thread;
+  // Keep-alive connections waiting for their next request (loop thread
+  // only): a graceful stop closes them at once.
+  std::unordered_map<uint64_t, std::function<void()>> idle;
+  uint64_t next_idle = 1;
 };
 
 struct EdgeServer::Impl {
@@ -320,10 +326,18 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(srv_.config.header_limit_bytes));
     parser_->body_limit(srv_.config.body_limit_bytes);
-    lowest().expires_after(std::chrono::milliseconds(
-        first || buffer_.size() > 0 ? srv_.config.header_timeout_ms : srv_.config.idle_timeout_ms));
+    const bool idle = !first && buffer_.size() == 0;
+    lowest().expires_after(std::chrono::milliseconds(idle ? srv_.config.idle_timeout_ms
+                                                          : srv_.config.header_timeout_ms));
+    if (idle) {
+      idle_id_ = loop_.next_idle++;
+      loop_.idle[idle_id_] = [w = this->weak_from_this()] {
+        if (auto s = w.lock()) s->lowest().cancel();
+      };
+    }
     auto self = this->shared_from_this();
     bhttp::async_read_header(stream_, buffer_, *parser_, [self](beast::error_code ec, size_t) {
+      self->leaveIdle();
       if (ec || self->parser_->is_done()) return self->onRead(ec);
       // Expect: 100-continue (RFC 9110 10.1.1): invite the body, then read it.
       auto expect = self->parser_->get()[bhttp::field::expect];
@@ -347,10 +361,15 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                       [self](beast::error_code ec, size_t) { self->onRead(ec); });
   }
 
+  void leaveIdle() {
+    if (idle_id_ != 0) loop_.idle.erase(idle_id_);
+    idle_id_ = 0;
+  }
+
   void onRead(beast::error_code ec) {
     if (ec == bhttp::error::end_of_stream || ec == asio::error::connection_reset ||
-        ec == asio::error::eof) {
-      return close();
+        ec == asio::error::eof || ec == asio::error::operation_aborted) {
+      return close();  // (aborted: an idle keep-alive closed by a graceful stop)
     }
     if (ec == beast::error::timeout) {
       // The stream is closed by the timeout: log and drop (as nginx and
@@ -473,6 +492,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   Stream stream_;
   beast::flat_buffer buffer_;
   Loop& loop_;
+  uint64_t idle_id_ = 0;  // in loop_.idle while waiting for a next request
   EdgeServer::Impl& srv_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   bool keep_alive_ = true;
@@ -663,6 +683,11 @@ void EdgeServer::stop(int64_t grace_ms) {
       beast::error_code ec;
       l->acceptor.close(ec);
       l->tls_acceptor.close(ec);
+      // Idle keep-alive connections close now; those with a request in
+      // flight finish it (and close after its response).
+      auto idle = std::move(l->idle);
+      l->idle.clear();
+      for (auto& [id, close] : idle) close();
     });
   }
   asio::post(m.loops[0]->ioc, [&m] {

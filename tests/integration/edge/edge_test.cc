@@ -1,8 +1,12 @@
 // tern-edge end to end: a real tern-edge process, a real origin on loopback,
 // real RocksDB on disk. One test (or more) per behaviour of the edge issue.
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <regex>
 #include <thread>
@@ -540,6 +544,41 @@ TEST_F(EdgeTest, GracefulShutdownOnSigterm) {
   int status = edge_->process().wait(5000);
   ASSERT_GE(status, 0);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+// A keep-alive connection waiting for its next request does not hold up a
+// graceful stop (10 s of grace, 60 s keep-alive): it is closed at once.
+TEST_F(EdgeTest, GracefulShutdownClosesIdleKeepAliveConnectionsAtOnce) {
+  origin_.set("/k", resp("keep", {{"Cache-Control", "max-age=60"}}));
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(edge_->port()));
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const std::string req = "GET /k HTTP/1.1\r\nHost: test.example\r\n\r\n";
+  ASSERT_EQ(::send(fd, req.data(), req.size(), 0), static_cast<ssize_t>(req.size()));
+  std::string got;
+  char buf[4096];
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  while (got.find("keep") == std::string::npos) {
+    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    ASSERT_GT(n, 0) << got;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  ASSERT_NE(got.find("HTTP/1.1 200"), std::string::npos) << got;
+  // The connection is now idle, kept alive.
+  const int64_t t0 = steadyNowUs();
+  edge_->process().signal(SIGTERM);
+  const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+  EXPECT_EQ(n, 0) << "closed without a byte";
+  const int status = edge_->process().wait(5000);
+  const int64_t took_ms = (steadyNowUs() - t0) / 1000;
+  ::close(fd);
+  ASSERT_GE(status, 0) << "still running after 5 s";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_LT(took_ms, 3000) << "waited for the idle connection";
 }
 
 }  // namespace

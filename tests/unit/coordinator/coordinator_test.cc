@@ -1,6 +1,8 @@
 // The purge engine on a real RocksDB log in a temp folder, with a clock the
 // test drives: leases, fencing, wait=all, catch-up, resets, validation and
-// rate limiting. (The log itself: purge_log_conformance_test.cc.)
+// rate limiting; and replicas (ReplicationTest: summaries, registration,
+// nested leases, parked calls). (The log itself:
+// purge_log_conformance_test.cc.)
 
 #include <gtest/gtest.h>
 
@@ -45,8 +47,11 @@ class EngineTest : public ::testing::Test {
     registry_ = std::make_unique<metrics::Registry>();
     engine_ = std::make_unique<Coordinator>(log_.get(), co, registry_.get(),
                                             [this] { return now_.load(); });
+    beforeStart();
     ASSERT_TRUE(engine_->start(false).isOk());
   }
+  // Between constructing the engine and start() (ReplicationTest).
+  virtual void beforeStart() {}
 
   Result<v1::PurgeResult> purge(v1::PurgeRequest req) {
     std::promise<Result<v1::PurgeResult>> p;
@@ -413,6 +418,477 @@ TEST_F(EngineTest, WatchersSeeCompletions) {
   ASSERT_TRUE(purge(tagPurge("b")).ok());
   std::lock_guard lock(mu);
   EXPECT_EQ(seen, (std::vector<uint64_t>{1, 2}));
+}
+
+// ---------------------------------------------------------------------------
+// Replicas (enableReplication): this engine is replica "a" of a group. What
+// the etcd watch delivers in production is driven by the test, in order:
+// other replicas' summaries through replicaSummary() and the log's head
+// through learnHead() (until then a purge call of this replica is parked).
+
+class ReplicationTest : public EngineTest {
+ protected:
+  // The engine goes before this fixture's members that its callbacks use.
+  void TearDown() override { engine_.reset(); }
+  void beforeStart() override {
+    Replication r;
+    r.replica_id = "a";
+    r.address = "a:8471";
+    r.lease_limit_us = [this] { return lease_limit_us_.load(); };
+    r.summary_changed = [this] { ++summary_changes_; };
+    r.announced_head = [this] { return log_->headSeq(); };
+    engine_->enableReplication(std::move(r));
+  }
+
+  // A purge call whose entry is durable in the log, not yet delivered by
+  // the watch (the engine has not tracked it).
+  std::future<Result<v1::PurgeResult>> purgeLogged(const v1::PurgeRequest& req) {
+    auto p = std::make_shared<std::promise<Result<v1::PurgeResult>>>();
+    auto f = p->get_future();
+    const uint64_t head = log_->headSeq();
+    engine_->purge(req, [p](Result<v1::PurgeResult> r) { p->set_value(std::move(r)); });
+    for (int i = 0; i < 400 && log_->headSeq() == head; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_GT(log_->headSeq(), head) << "the purge was not logged";
+    return f;
+  }
+  // The watch delivers the log up to its head.
+  void learn() { engine_->learnHead(log_->headSeq()); }
+  std::future<Result<v1::PurgeResult>> purgeTracked(const v1::PurgeRequest& req) {
+    auto f = purgeLogged(req);
+    learn();
+    return f;
+  }
+  // A wait=none purge, answered (ACCEPTED) from the log's committer thread:
+  // the calls logged before it have been answered or parked by then.
+  uint64_t barrier() {
+    auto r = purge(tagPurge("barrier"));
+    EXPECT_TRUE(r.ok()) << r.status().toString();
+    if (!r.ok()) return 0;
+    EXPECT_EQ(r->state(), v1::PURGE_STATE_ACCEPTED);
+    return r->seq();
+  }
+  // Attached and welcomed: this replica's summary naming it is published.
+  uint64_t connectWelcomed(const std::string& id, uint64_t applied,
+                           std::shared_ptr<FakeStream>* out = nullptr) {
+    const uint64_t sid = connect(id, applied, out);
+    uint64_t gen = 0;
+    engine_->summary(&gen);
+    engine_->summaryPublished(gen);
+    return sid;
+  }
+  static bool ready(std::future<Result<v1::PurgeResult>>& f, int ms = 50) {
+    return f.wait_for(std::chrono::milliseconds(ms)) == std::future_status::ready;
+  }
+  static tern::internal::v1::HeldEdge held(const std::string& id, bool connected, uint64_t applied,
+                                           int64_t opened_ms = 0) {
+    tern::internal::v1::HeldEdge h;
+    h.set_edge_id(id);
+    h.set_address(id + ":80");
+    h.set_connected(connected);
+    h.set_applied_seq(applied);
+    h.set_incarnation(3);
+    h.set_stream_opened_ms(opened_ms);
+    return h;
+  }
+  static tern::internal::v1::ReplicaSummary peer(const std::string& replica_id,
+                                                 std::vector<tern::internal::v1::HeldEdge> edges) {
+    tern::internal::v1::ReplicaSummary s;
+    s.set_replica_id(replica_id);
+    s.set_address(replica_id + ":8471");
+    for (auto& h : edges) *s.add_edges() = std::move(h);
+    return s;
+  }
+  void summaryOf(const std::string& key, const tern::internal::v1::ReplicaSummary& s,
+                 int64_t revision) {
+    engine_->replicaSummary(key, &s, revision);
+  }
+  static std::map<std::string, v1::EdgePurgeState> states(const v1::PurgeResult& r) {
+    std::map<std::string, v1::EdgePurgeState> out;
+    for (const auto& e : r.edges()) out[e.edge_id()] = e.state();
+    return out;
+  }
+  std::map<std::string, v1::EdgeInfo> edgesById() {
+    std::map<std::string, v1::EdgeInfo> out;
+    const auto list = engine_->listEdges();
+    for (const auto& e : list.edges()) out[e.edge_id()] = e;
+    return out;
+  }
+
+  std::atomic<int64_t> lease_limit_us_{now_.load() + 3'600'000'000};  // an hour of session
+  std::atomic<int> summary_changes_{0};
+};
+
+// A wait=all purge waits for an edge that only another replica holds, and
+// completes when that replica's summary says the edge applied it; an older
+// revision of the summary is ignored.
+TEST_F(ReplicationTest, WaitAllWaitsForAnEdgeHeldOnlyByAnotherReplica) {
+  summaryOf("b/1", peer("b", {held("x", true, 0)}), 10);
+  auto f = purgeTracked(tagPurge("t", true));
+  EXPECT_FALSE(ready(f)) << "x (on replica b) has not applied it";
+  auto got = engine_->getPurge(1);
+  ASSERT_TRUE(got.ok()) << got.status().toString();
+  EXPECT_EQ(got->state(), v1::PURGE_STATE_ACCEPTED);
+  EXPECT_EQ(states(*got),
+            (std::map<std::string, v1::EdgePurgeState>{{"x", v1::EDGE_PURGE_STATE_PENDING}}));
+  // This replica never leased x: its own lease checks do not fence it.
+  advanceMs(1500);  // past lease_ms (1 s)
+  EXPECT_FALSE(ready(f)) << "b's lease for x is what counts";
+  EXPECT_EQ(engine_->getPurge(1)->edges(0).state(), v1::EDGE_PURGE_STATE_PENDING);
+  // An older revision of b's summary (delivered late) is ignored.
+  summaryOf("b/1", peer("b", {held("x", true, 1)}), 9);
+  EXPECT_FALSE(ready(f)) << "revision 9 is older than 10: ignored";
+  EXPECT_EQ(engine_->getPurge(1)->edges(0).state(), v1::EDGE_PURGE_STATE_PENDING);
+  EXPECT_EQ(edgesById()["x"].applied_seq(), 0u);
+
+  summaryOf("b/1", peer("b", {held("x", true, 1)}), 11);
+  ASSERT_TRUE(ready(f, 2000));
+  auto r = f.get();
+  ASSERT_TRUE(r.ok()) << r.status().toString();
+  EXPECT_EQ(r->seq(), 1u);
+  EXPECT_EQ(r->state(), v1::PURGE_STATE_COMPLETE);
+  EXPECT_EQ(states(*r),
+            (std::map<std::string, v1::EdgePurgeState>{{"x", v1::EDGE_PURGE_STATE_APPLIED}}));
+  EXPECT_EQ(edgesById()["x"].applied_seq(), 1u);
+  EXPECT_EQ(edgesById()["x"].lag(), 0u);
+}
+
+// A replica's summary losing an edge (its lease there ran out) or
+// disappearing (its etcd session ended) fences the edges no one else holds.
+TEST_F(ReplicationTest, EdgesOfAGoneReplicaAreFenced) {
+  summaryOf("b/1", peer("b", {held("x", true, 0), held("y", true, 0)}), 10);
+  auto f = purgeTracked(tagPurge("t", true));
+  EXPECT_FALSE(ready(f));
+  // b no longer holds x.
+  summaryOf("b/1", peer("b", {held("y", true, 0)}), 11);
+  EXPECT_FALSE(ready(f)) << "y is still held by b";
+  EXPECT_EQ(states(*engine_->getPurge(1)),
+            (std::map<std::string, v1::EdgePurgeState>{{"x", v1::EDGE_PURGE_STATE_FENCED},
+                                                       {"y", v1::EDGE_PURGE_STATE_PENDING}}));
+  // b is gone.
+  engine_->replicaSummary("b/1", nullptr, 12);
+  ASSERT_TRUE(ready(f, 2000));
+  auto r = f.get();
+  ASSERT_TRUE(r.ok()) << r.status().toString();
+  EXPECT_EQ(r->state(), v1::PURGE_STATE_COMPLETE);
+  EXPECT_EQ(states(*r),
+            (std::map<std::string, v1::EdgePurgeState>{{"x", v1::EDGE_PURGE_STATE_FENCED},
+                                                       {"y", v1::EDGE_PURGE_STATE_FENCED}}));
+  auto edges = edgesById();
+  EXPECT_EQ(edges["x"].state(), v1::EDGE_STATE_FENCED);
+  EXPECT_EQ(edges["y"].state(), v1::EDGE_STATE_FENCED);
+  EXPECT_EQ(edges["y"].replica_id(), "");
+  auto list = engine_->listEdges();
+  ASSERT_EQ(list.replicas_size(), 1) << "a gone replica is not listed";
+  EXPECT_TRUE(list.replicas(0).self());
+  // A purge logged now does not wait for them.
+  auto later = purgeTracked(tagPurge("u", true));
+  ASSERT_TRUE(ready(later, 2000));
+  EXPECT_EQ(later.get()->state(), v1::PURGE_STATE_COMPLETE);
+}
+
+// Replica b still says x is connected there with nothing applied (its view
+// is stale: x's stream there died and x moved); replica c saw x apply the
+// purge. An edge has applied what any replica saw it acknowledge.
+TEST_F(ReplicationTest, EdgeHasAppliedWhatAnyReplicaSawItAcknowledge) {
+  // b's stream is the newer one, and it is still the one listed.
+  summaryOf("b/1", peer("b", {held("x", true, 0, /*opened_ms=*/2000)}), 10);
+  auto f = purgeTracked(tagPurge("t", true));
+  EXPECT_FALSE(ready(f));
+  summaryOf("c/1", peer("c", {held("x", true, 1, /*opened_ms=*/1000)}), 11);
+  ASSERT_TRUE(ready(f, 2000)) << "c saw x apply 1: b's stale view must not hold it back";
+  auto r = f.get();
+  ASSERT_TRUE(r.ok()) << r.status().toString();
+  EXPECT_EQ(r->state(), v1::PURGE_STATE_COMPLETE);
+  EXPECT_EQ(states(*r),
+            (std::map<std::string, v1::EdgePurgeState>{{"x", v1::EDGE_PURGE_STATE_APPLIED}}));
+  auto x = edgesById()["x"];
+  EXPECT_EQ(x.applied_seq(), 1u);
+  EXPECT_EQ(x.replica_id(), "b") << "the newest stream's replica";
+}
+
+// The same, with c's summary arriving before the watch delivers the purge:
+// it is applied as soon as it is tracked.
+TEST_F(ReplicationTest, SummaryAheadOfTheWatchCountsWhenThePurgeIsTracked) {
+  summaryOf("b/1", peer("b", {held("x", true, 0, 2000)}), 10);
+  auto f = purgeLogged(tagPurge("t", true));
+  summaryOf("c/1", peer("c", {held("x", true, 1, 1000)}), 11);
+  EXPECT_FALSE(ready(f)) << "not tracked yet";
+  learn();
+  ASSERT_TRUE(ready(f, 2000));
+  auto r = f.get();
+  ASSERT_TRUE(r.ok()) << r.status().toString();
+  EXPECT_EQ(r->state(), v1::PURGE_STATE_COMPLETE);
+  EXPECT_EQ(states(*r),
+            (std::map<std::string, v1::EdgePurgeState>{{"x", v1::EDGE_PURGE_STATE_APPLIED}}));
+}
+
+// The edge's lease here ran out after it moved to replica b: b's summary
+// keeps it live, and b's view of what it applied counts.
+TEST_F(ReplicationTest, LocalLeaseExpiryDoesNotFenceAnEdgeAnotherReplicaHolds) {
+  std::shared_ptr<FakeStream> st;
+  uint64_t s = connectWelcomed("x", 0, &st);
+  drainNow(s);
+  auto f = purgeTracked(tagPurge("t", true));
+  engine_->detach(s);
+  summaryOf("b/1", peer("b", {held("x", true, 0)}), 10);
+  advanceMs(1100);  // the lease granted here (1 s) has expired
+  EXPECT_FALSE(ready(f)) << "x is held by b";
+  EXPECT_EQ(engine_->getPurge(1)->edges(0).state(), v1::EDGE_PURGE_STATE_PENDING);
+  EXPECT_EQ(edgesById()["x"].state(), v1::EDGE_STATE_CONNECTED);
+  EXPECT_EQ(edgesById()["x"].replica_id(), "b");
+  summaryOf("b/1", peer("b", {held("x", true, 1)}), 11);
+  ASSERT_TRUE(ready(f, 2000));
+  auto r = f.get();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->state(), v1::PURGE_STATE_COMPLETE);
+  EXPECT_EQ(r->edges(0).state(), v1::EDGE_PURGE_STATE_APPLIED);
+}
+
+// Registration: a new stream gets no Welcome and no lease (heartbeats are
+// not answered) until the summary naming it is published.
+TEST_F(ReplicationTest, NewStreamIsWelcomedOnlyOnceItsSummaryIsPublished) {
+  const int changes = summary_changes_;
+  std::shared_ptr<FakeStream> st;
+  uint64_t s = connect("e1", 0, &st);
+  EXPECT_GT(summary_changes_, changes) << "the summary must be republished";
+  EXPECT_TRUE(drainNow(s).empty()) << "no Welcome, no lease before the summary is published";
+  v1::EdgeMessage hb;
+  hb.mutable_heartbeat()->set_id(5);
+  engine_->onMessage(s, hb);
+  EXPECT_TRUE(drainNow(s).empty()) << "no LeaseGrant before the welcome";
+
+  uint64_t gen = 0;
+  auto sum = engine_->summary(&gen);
+  EXPECT_EQ(sum.replica_id(), "a");
+  EXPECT_EQ(sum.address(), "a:8471");
+  ASSERT_EQ(sum.edges_size(), 1);
+  EXPECT_EQ(sum.edges(0).edge_id(), "e1");
+  EXPECT_TRUE(sum.edges(0).connected());
+  EXPECT_EQ(sum.edges(0).applied_seq(), 0u);
+  EXPECT_EQ(sum.edges(0).incarnation(), 7u);
+  ASSERT_GE(gen, 1u);
+  // An older summary (taken before the stream) does not name it.
+  engine_->summaryPublished(gen - 1);
+  EXPECT_TRUE(drainNow(s).empty()) << "published a summary older than the stream";
+
+  const int wakes = st->wakes;
+  engine_->summaryPublished(gen);
+  EXPECT_GT(st->wakes, wakes);
+  auto msgs = drainNow(s);
+  ASSERT_EQ(msgs.size(), 2u) << "Welcome and the first lease (no grant for the early heartbeat)";
+  ASSERT_TRUE(msgs[0].has_welcome()) << msgs[0].DebugString();
+  EXPECT_EQ(msgs[0].welcome().head_seq(), 0u);
+  EXPECT_EQ(msgs[0].welcome().protocol_version(), 1u);
+  ASSERT_TRUE(msgs[1].has_lease()) << msgs[1].DebugString();
+  EXPECT_EQ(msgs[1].lease().heartbeat_id(), 0u);
+  EXPECT_EQ(msgs[1].lease().lease_ms(), 1000u);
+  // Now heartbeats are answered.
+  hb.mutable_heartbeat()->set_id(6);
+  engine_->onMessage(s, hb);
+  msgs = drainNow(s);
+  ASSERT_EQ(msgs.size(), 1u);
+  ASSERT_TRUE(msgs[0].has_lease());
+  EXPECT_EQ(msgs[0].lease().heartbeat_id(), 6u);
+  auto e1 = edgesById()["e1"];
+  EXPECT_EQ(e1.state(), v1::EDGE_STATE_CONNECTED);
+  EXPECT_EQ(e1.replica_id(), "a");
+}
+
+// Publishing first tracks everything the watch announced up to it: a purge
+// logged before the summary is in the Welcome and replayed.
+TEST_F(ReplicationTest, PublishTracksTheAnnouncedLogBeforeTheWelcome) {
+  uint64_t s = connect("e1", 0);
+  auto r = purge(tagPurge("before"));
+  ASSERT_TRUE(r.ok()) << r.status().toString();
+  EXPECT_EQ(r->state(), v1::PURGE_STATE_ACCEPTED) << "wait=none: answered once durable";
+  EXPECT_EQ(r->seq(), 1u);
+  EXPECT_EQ(engine_->listEdges().head_seq(), 0u) << "not delivered by the watch yet";
+  uint64_t gen = 0;
+  engine_->summary(&gen);
+  engine_->summaryPublished(gen);
+  EXPECT_EQ(engine_->listEdges().head_seq(), 1u);
+  auto msgs = drainNow(s);
+  ASSERT_EQ(msgs.size(), 3u);
+  ASSERT_TRUE(msgs[0].has_welcome());
+  EXPECT_EQ(msgs[0].welcome().head_seq(), 1u);
+  ASSERT_TRUE(msgs[2].has_purges()) << msgs[2].DebugString();
+  ASSERT_EQ(msgs[2].purges().purges_size(), 1);
+  EXPECT_EQ(msgs[2].purges().purges(0).seq(), 1u);
+  EXPECT_EQ(msgs[2].purges().purges(0).selectors(0).tag(), "before");
+  EXPECT_EQ(edgesById()["e1"].state(), v1::EDGE_STATE_CATCHING_UP);
+  ack(s, 1);
+  EXPECT_EQ(edgesById()["e1"].state(), v1::EDGE_STATE_CONNECTED);
+}
+
+// Nested leases: no lease outlasts this replica's etcd session; once it is
+// over the streams are closed and new ones refused.
+TEST_F(ReplicationTest, LeasesNeverOutlastTheReplicasSession) {
+  lease_limit_us_ = now_ + 400'000;  // 400 ms of session left; lease_ms is 1000
+  std::shared_ptr<FakeStream> st;
+  uint64_t s = connectWelcomed("e1", 0, &st);
+  auto msgs = drainNow(s);
+  ASSERT_EQ(msgs.size(), 2u);
+  ASSERT_TRUE(msgs[1].has_lease());
+  EXPECT_GT(msgs[1].lease().lease_ms(), 0u);
+  EXPECT_LE(msgs[1].lease().lease_ms(), 400u);
+  advanceMs(200);
+  EXPECT_EQ(st->closed, "") << "200 ms of session left";
+  v1::EdgeMessage hb;
+  hb.mutable_heartbeat()->set_id(1);
+  engine_->onMessage(s, hb);
+  msgs = drainNow(s);
+  ASSERT_EQ(msgs.size(), 1u);
+  ASSERT_TRUE(msgs[0].has_lease());
+  EXPECT_GT(msgs[0].lease().lease_ms(), 0u);
+  EXPECT_LE(msgs[0].lease().lease_ms(), 200u) << "a renewal is nested too";
+  advanceMs(250);  // 50 ms past the session
+  EXPECT_EQ(st->closed, "replica lost its etcd session");
+  v1::CoordinatorMessage none;
+  EXPECT_FALSE(engine_->nextMessage(s, &none)) << "the stream is gone";
+  v1::Hello h;
+  h.set_edge_id("e2");
+  h.set_protocol_version(1);
+  auto refused = engine_->attach(h, std::make_shared<FakeStream>());
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable) << refused.status().toString();
+  EXPECT_EQ(edgesById()["e1"].state(), v1::EDGE_STATE_FENCED);
+  EXPECT_EQ(edgesById().count("e2"), 0u);
+  EXPECT_EQ(engine_->summary(nullptr).edges_size(), 0) << "no lease of e1 runs on";
+}
+
+// A wait=all call whose entry the watch has not delivered is parked: it
+// becomes a waiter of the purge once learnHead tracks it.
+TEST_F(ReplicationTest, ParkedWaitAllIsAnsweredOnlyAfterTheWatchDeliversIt) {
+  uint64_t s = connectWelcomed("e1", 0);
+  drainNow(s);
+  auto f = purgeLogged(tagPurge("t", true));
+  EXPECT_EQ(barrier(), 2u);  // f's call is parked by now
+  EXPECT_FALSE(ready(f));
+  EXPECT_EQ(engine_->listEdges().head_seq(), 0u);
+  v1::CoordinatorMessage none;
+  EXPECT_FALSE(engine_->nextMessage(s, &none)) << "untracked purges are not streamed";
+  engine_->learnHead(1);
+  EXPECT_FALSE(ready(f)) << "tracked now: waits for e1";
+  auto got = engine_->getPurge(1);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->state(), v1::PURGE_STATE_ACCEPTED);
+  EXPECT_EQ(got->edges(0).state(), v1::EDGE_PURGE_STATE_PENDING);
+  auto msgs = drainNow(s);
+  ASSERT_EQ(msgs.size(), 1u);
+  ASSERT_EQ(msgs[0].purges().purges_size(), 1) << "only what learnHead tracked";
+  ack(s, 1);
+  ASSERT_TRUE(ready(f, 2000));
+  auto r = f.get();
+  ASSERT_TRUE(r.ok()) << r.status().toString();
+  EXPECT_EQ(r->seq(), 1u);
+  EXPECT_EQ(r->state(), v1::PURGE_STATE_COMPLETE);
+  EXPECT_EQ(states(*r),
+            (std::map<std::string, v1::EdgePurgeState>{{"e1", v1::EDGE_PURGE_STATE_APPLIED}}));
+}
+
+// With no edge to wait for, the parked call is answered at learnHead.
+TEST_F(ReplicationTest, ParkedWaitAllWithNoEdgesCompletesAtLearnHead) {
+  auto f = purgeLogged(tagPurge("t", true));
+  barrier();
+  EXPECT_FALSE(ready(f)) << "answered before the watch delivered it";
+  learn();
+  ASSERT_TRUE(ready(f, 2000));
+  auto r = f.get();
+  ASSERT_TRUE(r.ok()) << r.status().toString();
+  EXPECT_EQ(r->seq(), 1u);
+  EXPECT_EQ(r->state(), v1::PURGE_STATE_COMPLETE);
+}
+
+// A parked wait=all call whose deadline passes before the watch delivers
+// its entry is answered TIMEOUT by tick(), and frees its waiting place.
+TEST_F(ReplicationTest, ParkedWaitAllTimesOutWhenTheWatchIsLate) {
+  CoordinatorOptions co;
+  co.max_waiting_calls = 1;
+  open(co);
+  v1::PurgeRequest req = tagPurge("t", true);
+  req.set_timeout_ms(100);
+  auto f = purgeLogged(req);
+  barrier();
+  advanceMs(50);
+  EXPECT_FALSE(ready(f)) << "50 ms of 100";
+  advanceMs(60);
+  ASSERT_TRUE(ready(f, 2000)) << "the deadline passed: tick() must answer it";
+  auto r = f.get();
+  ASSERT_TRUE(r.ok()) << r.status().toString();
+  EXPECT_EQ(r->seq(), 1u);
+  EXPECT_EQ(r->state(), v1::PURGE_STATE_TIMEOUT);
+  // Its place among the waiting calls (1) is free again.
+  auto f2 = purgeLogged(tagPurge("v", true));
+  if (ready(f2)) {
+    auto early = f2.get();
+    FAIL() << "refused or answered early: "
+           << (early.ok() ? early->DebugString() : early.status().toString());
+  }
+  learn();
+  ASSERT_TRUE(ready(f2, 2000));
+  auto r2 = f2.get();
+  ASSERT_TRUE(r2.ok()) << r2.status().toString();
+  EXPECT_EQ(r2->seq(), 3u);
+  EXPECT_EQ(r2->state(), v1::PURGE_STATE_COMPLETE);
+  auto got = engine_->getPurge(1);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->state(), v1::PURGE_STATE_COMPLETE) << "the purge itself is tracked afterwards";
+}
+
+// docs/purge.md: "On timeout the answer is `timeout` and names the
+// `pending_edges`". A parked call that times out is answered with only seq
+// and state: no edges (x is pending), no selectors, mode HARD for a soft
+// purge, accepted_at_ms 0. (Disabled: fails; see the report.)
+TEST_F(ReplicationTest, ParkedTimeoutNamesThePendingEdges) {
+  summaryOf("b/1", peer("b", {held("x", true, 0)}), 10);
+  v1::PurgeRequest req = tagPurge("t", true);
+  req.set_mode(v1::PURGE_MODE_SOFT);
+  req.set_timeout_ms(100);
+  auto f = purgeLogged(req);
+  barrier();
+  advanceMs(150);
+  ASSERT_TRUE(ready(f, 2000));
+  auto r = f.get();
+  ASSERT_TRUE(r.ok()) << r.status().toString();
+  EXPECT_EQ(r->state(), v1::PURGE_STATE_TIMEOUT);
+  EXPECT_EQ(r->mode(), v1::PURGE_MODE_SOFT);
+  EXPECT_EQ(r->selectors_size(), 1);
+  if (r->selectors_size() > 0) {
+    EXPECT_EQ(r->selectors(0).tag(), "t");
+  }
+  EXPECT_GT(r->accepted_at_ms(), 0);
+  EXPECT_EQ(states(*r),
+            (std::map<std::string, v1::EdgePurgeState>{{"x", v1::EDGE_PURGE_STATE_PENDING}}));
+}
+
+// ListEdges shows every edge with the replica holding its stream (the
+// replica id inside the summary, not the summary's key), and the replicas.
+TEST_F(ReplicationTest, ListEdgesShowsEdgesAndReplicasOfTheGroup) {
+  connectWelcomed("y", 0);
+  auto b = peer("b", {held("x", true, 0), held("z", false, 0)});
+  b.set_head_seq(0);
+  summaryOf("b/1", b, 10);
+  auto list = engine_->listEdges();
+  std::map<std::string, v1::EdgeInfo> edges;
+  for (const auto& e : list.edges()) edges[e.edge_id()] = e;
+  ASSERT_EQ(edges.size(), 3u);
+  EXPECT_EQ(edges["x"].replica_id(), "b");
+  EXPECT_EQ(edges["x"].state(), v1::EDGE_STATE_CONNECTED);
+  EXPECT_EQ(edges["x"].address(), "x:80");
+  EXPECT_EQ(edges["x"].incarnation(), 3u);
+  EXPECT_EQ(edges["y"].replica_id(), "a");
+  EXPECT_EQ(edges["y"].state(), v1::EDGE_STATE_CONNECTED);
+  EXPECT_EQ(edges["z"].replica_id(), "") << "only its lease runs on, on b: no stream";
+  EXPECT_EQ(edges["z"].state(), v1::EDGE_STATE_CONNECTED) << "live: b's lease for it runs";
+  ASSERT_EQ(list.replicas_size(), 2);
+  EXPECT_EQ(list.replicas(0).replica_id(), "a");
+  EXPECT_EQ(list.replicas(0).address(), "a:8471");
+  EXPECT_TRUE(list.replicas(0).self());
+  EXPECT_EQ(list.replicas(0).edges_connected(), 1u);
+  EXPECT_EQ(list.replicas(1).replica_id(), "b");
+  EXPECT_EQ(list.replicas(1).address(), "b:8471");
+  EXPECT_FALSE(list.replicas(1).self());
+  EXPECT_EQ(list.replicas(1).edges_connected(), 1u) << "x; z has no stream on b";
 }
 
 // ---------------------------------------------------------------------------
