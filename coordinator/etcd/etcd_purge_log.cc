@@ -548,7 +548,7 @@ Status EtcdPurgeLog::read(uint64_t from, size_t max, std::vector<LogEntry>* out)
   {
     std::lock_guard lock(mu_);
     from = std::max(from, first_);
-    if (!recent_.empty() && from >= recent_.front().seq()) {
+    if (!recent_.empty() && from >= recent_.front().seq() && from <= recent_.back().seq()) {
       for (size_t i = from - recent_.front().seq(); i < recent_.size() && max > 0; ++i, --max)
         out->push_back(recent_[i]);
       return Status::ok();
