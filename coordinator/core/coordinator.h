@@ -27,7 +27,15 @@
 // something new, and the transport calls nextMessage() whenever it can write,
 // so a slow edge gets larger batches rather than an unbounded queue.
 //
-// Thread-safety: thread-safe. Callbacks (purge results, wake, watchers) run
+// Where each job lives: purge_request.* checks a call, rate_limiter.* is
+// the API's token bucket, engine_metrics.* the metrics; coordinator.cc holds
+// the purge API and the tracking of logged purges, edge_link.cc the streams
+// (attach, leases, batches, fencing), replication.cc the cluster view
+// (viewOf, settling purges by it, replica summaries).
+//
+// Thread-safety: thread-safe. Neither the log nor etcd is read or written
+// under the engine's lock (a stream's batch is read from the log outside it).
+// Callbacks (purge results, wake, watchers) run
 // without the engine's lock held, on the thread that caused them (the log
 // committer, a transport thread, or the ticker).
 
@@ -46,6 +54,9 @@
 
 #include "common/metrics.h"
 #include "common/result.h"
+#include "coordinator/core/engine_metrics.h"
+#include "coordinator/core/purge_request.h"
+#include "coordinator/core/rate_limiter.h"
 #include "coordinator/log/purge_log.h"
 #include "tern/v1/edge_link.pb.h"
 #include "tern/v1/purge.pb.h"
@@ -194,8 +205,7 @@ class Coordinator {
       int64_t stream_opened_ms = 0;
     };
     std::vector<Remote> remote;
-    metrics::Gauge* lag_gauge = nullptr;
-    metrics::Histogram* apply_hist = nullptr;
+    EdgeMetrics metrics;
   };
   struct Session {
     size_t edge = 0;
@@ -286,10 +296,8 @@ class Coordinator {
   metrics::Registry* registry_;
   SteadyClock clock_;
 
-  metrics::Histogram* purge_latency_ = nullptr;
-  metrics::Counter* purges_by_[5][2] = {};
-  metrics::Counter* rate_limited_ = nullptr;
-  metrics::Counter* fenced_total_ = nullptr;
+  EngineMetrics metrics_;
+  TokenBucket rate_;
 
   mutable std::mutex mu_;
   std::vector<Edge> edges_;                         // GUARDED_BY(mu_)
@@ -301,8 +309,6 @@ class Coordinator {
   std::map<uint64_t, std::function<void(const tern::v1::PurgeResult&)>>
       watchers_;               // GUARDED_BY(mu_)
   uint64_t next_watcher_ = 1;  // GUARDED_BY(mu_)
-  double tokens_ = 0;          // GUARDED_BY(mu_)
-  int64_t tokens_at_us_ = 0;   // GUARDED_BY(mu_)
   // The last batch built, for the next stream at the same position.
   std::shared_ptr<const tern::v1::CoordinatorMessage> shared_batch_;  // GUARDED_BY(mu_)
   uint64_t shared_from_ = 0;                                          // GUARDED_BY(mu_)

@@ -1,0 +1,29 @@
+#pragma once
+// Checking a purge call: a PurgeRequest from either API becomes the log
+// entry to append and how the caller waits, or a clear InvalidArgument.
+// Plain function: no lock, no I/O.
+
+#include <cstdint>
+
+#include "common/result.h"
+#include "tern/internal/coordinator_log.pb.h"
+#include "tern/v1/purge.pb.h"
+
+namespace tern::coordinator {
+
+struct PurgeLimits {
+  uint32_t default_wait_timeout_ms = 10000;
+  uint32_t max_wait_timeout_ms = 120000;
+  size_t max_idempotency_key = 256;
+};
+
+struct CheckedPurge {
+  tern::internal::v1::LogEntry entry;  // mode, selectors, idempotency key
+  tern::v1::WaitMode wait = tern::v1::WAIT_MODE_NONE;
+  uint32_t timeout_ms = 0;  // how long a wait=all call is held
+};
+
+Result<CheckedPurge> checkPurgeRequest(const tern::v1::PurgeRequest& request,
+                                       const PurgeLimits& limits);
+
+}  // namespace tern::coordinator

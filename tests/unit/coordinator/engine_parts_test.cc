@@ -1,0 +1,208 @@
+// The purge engine's parts on their own: checking a purge call, the rate
+// limit's token bucket, and the engine's locking (a stream that reads the
+// log does not hold the engine: the read may be an etcd round trip).
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "coordinator/core/coordinator.h"
+#include "coordinator/core/purge_request.h"
+#include "coordinator/core/rate_limiter.h"
+#include "coordinator/log/rocks_purge_log.h"
+#include "tests/support/temp_dir.h"
+
+namespace tern::coordinator {
+namespace {
+
+namespace v1 = tern::v1;
+
+TEST(CheckPurgeRequest, BuildsTheLogEntryAndTheWait) {
+  v1::PurgeRequest r;
+  r.add_selectors()->set_tag("product-42");
+  r.add_selectors()->set_prefix("https://example.com/img/");
+  r.set_mode(v1::PURGE_MODE_SOFT);
+  r.set_wait(v1::WAIT_MODE_ALL);
+  r.set_idempotency_key("k1");
+  auto c = checkPurgeRequest(r, {});
+  ASSERT_TRUE(c.ok()) << c.status().toString();
+  EXPECT_EQ(c->entry.selectors_size(), 2);
+  EXPECT_EQ(c->entry.mode(), v1::PURGE_MODE_SOFT);
+  EXPECT_EQ(c->entry.idempotency_key(), "k1");
+  EXPECT_EQ(c->wait, v1::WAIT_MODE_ALL);
+  EXPECT_EQ(c->timeout_ms, 10000u);  // the default
+  r.set_timeout_ms(250);
+  EXPECT_EQ(checkPurgeRequest(r, {})->timeout_ms, 250u);
+}
+
+TEST(CheckPurgeRequest, RefusesBadCallsClearly) {
+  auto code = [](const v1::PurgeRequest& r) { return checkPurgeRequest(r, {}).status().code(); };
+  v1::PurgeRequest none;
+  EXPECT_EQ(code(none), StatusCode::kInvalidArgument);  // no selector
+  v1::PurgeRequest r;
+  r.add_selectors()->set_tag("t");
+  v1::PurgeRequest long_wait = r;
+  long_wait.set_timeout_ms(120001);
+  auto s = checkPurgeRequest(long_wait, {});
+  EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.status().toString().find("120000"), std::string::npos) << s.status().toString();
+  v1::PurgeRequest key = r;
+  key.set_idempotency_key(std::string(257, 'k'));
+  EXPECT_EQ(code(key), StatusCode::kInvalidArgument);
+  v1::PurgeRequest mode = r;
+  mode.set_mode(static_cast<v1::PurgeMode>(99));
+  EXPECT_EQ(code(mode), StatusCode::kInvalidArgument);
+  v1::PurgeRequest wait = r;
+  wait.set_wait(static_cast<v1::WaitMode>(99));
+  EXPECT_EQ(code(wait), StatusCode::kInvalidArgument);
+  v1::PurgeRequest empty_tag;
+  empty_tag.add_selectors()->set_tag("");
+  EXPECT_EQ(code(empty_tag), StatusCode::kInvalidArgument);
+}
+
+TEST(TokenBucket, BurstThenRate) {
+  TokenBucket b(10, 3, 0);  // 10/s, burst 3
+  EXPECT_TRUE(b.tryTake(0));
+  EXPECT_TRUE(b.tryTake(0));
+  EXPECT_TRUE(b.tryTake(0));
+  EXPECT_FALSE(b.tryTake(0));
+  EXPECT_EQ(b.retryAfterMs(0), 100);
+  EXPECT_EQ(b.retryAfterMs(50'000), 50);  // half a token there
+  EXPECT_FALSE(b.tryTake(50'000));
+  EXPECT_TRUE(b.tryTake(100'000));
+  EXPECT_FALSE(b.tryTake(100'000));
+  // Never more than the burst, however long it was idle.
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(b.tryTake(3'600'000'000LL));
+  EXPECT_FALSE(b.tryTake(3'600'000'000LL));
+  // A clock that steps back does not mint tokens.
+  EXPECT_FALSE(b.tryTake(1'000'000));
+}
+
+TEST(TokenBucket, ZeroRateAdmitsEverything) {
+  TokenBucket b(0, 0, 0);
+  for (int i = 0; i < 1000; ++i) EXPECT_TRUE(b.tryTake(0));
+  EXPECT_EQ(b.retryAfterMs(0), 0);
+}
+
+// A log whose read() can be held (as an etcd read past the entries kept in
+// memory would take a round trip).
+class GatedLog : public PurgeLog {
+ public:
+  explicit GatedLog(PurgeLog* inner) : inner_(inner) {}
+  void hold() {
+    std::lock_guard lock(mu_);
+    held_ = true;
+  }
+  void release() {
+    {
+      std::lock_guard lock(mu_);
+      held_ = false;
+    }
+    cv_.notify_all();
+  }
+  bool waitReading(std::chrono::milliseconds d) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, d, [&] { return reading_; });
+  }
+
+  void append(LogEntry entry, AppendDone done) override {
+    inner_->append(std::move(entry), std::move(done));
+  }
+  void raiseHead(uint64_t seq, AppendDone done) override {
+    inner_->raiseHead(seq, std::move(done));
+  }
+  uint64_t headSeq() const override { return inner_->headSeq(); }
+  uint64_t firstSeq() const override { return inner_->firstSeq(); }
+  PurgeLogStats stats() const override { return inner_->stats(); }
+  Status read(uint64_t from, size_t max, std::vector<LogEntry>* out) const override {
+    {
+      std::unique_lock lock(mu_);
+      reading_ = true;
+      cv_.notify_all();
+      // Bounded: a test that fails does not hang.
+      cv_.wait_for(lock, std::chrono::seconds(10), [&] { return !held_; });
+      reading_ = false;
+    }
+    return inner_->read(from, max, out);
+  }
+  Result<std::optional<LogEntry>> get(uint64_t seq) const override { return inner_->get(seq); }
+  Status saveEdge(const EdgeRecord& edge) override { return inner_->saveEdge(edge); }
+  Status removeEdge(const std::string& id) override { return inner_->removeEdge(id); }
+  Result<std::vector<EdgeRecord>> loadEdges() const override { return inner_->loadEdges(); }
+  Status trimForTesting(int64_t now_ms) override { return inner_->trimForTesting(now_ms); }
+
+ private:
+  PurgeLog* inner_;
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  bool held_ = false;
+  mutable bool reading_ = false;
+};
+
+class NullStream : public EdgeStream {
+ public:
+  void wake() override {}
+  void close(const std::string&) override {}
+};
+
+TEST(EngineLocking, AStreamReadingTheLogDoesNotHoldTheEngine) {
+  tern::testing::TempDir dir;
+  PurgeLogOptions o;
+  o.path = dir.sub("log");
+  auto inner = RocksPurgeLog::open(o);
+  ASSERT_TRUE(inner.ok());
+  GatedLog log(inner->get());
+  metrics::Registry registry;
+  Coordinator engine(&log, {}, &registry);
+  ASSERT_TRUE(engine.start(false).isOk());
+  auto hello = [](const std::string& id) {
+    v1::Hello h;
+    h.set_edge_id(id);
+    h.set_protocol_version(1);
+    return h;
+  };
+  auto a = engine.attach(hello("a"), std::make_shared<NullStream>());
+  ASSERT_TRUE(a.ok());
+  v1::CoordinatorMessage m;
+  ASSERT_TRUE(engine.nextMessage(*a, &m));  // Welcome
+  ASSERT_TRUE(engine.nextMessage(*a, &m));  // the first lease
+  std::promise<void> logged;
+  v1::PurgeRequest r;
+  r.add_selectors()->set_tag("t");
+  engine.purge(r, [&](Result<v1::PurgeResult> res) {
+    EXPECT_TRUE(res.ok());
+    logged.set_value();
+  });
+  logged.get_future().get();
+
+  log.hold();
+  auto reader = std::async(std::launch::async, [&] {
+    v1::CoordinatorMessage batch;
+    const bool got = engine.nextMessage(*a, &batch);
+    return got && batch.has_purges() ? batch.purges().purges_size() : -1;
+  });
+  ASSERT_TRUE(log.waitReading(std::chrono::seconds(5)));
+  // While the read is held: the APIs, a new edge and a heartbeat go on.
+  auto others = std::async(std::launch::async, [&] {
+    auto edges = engine.listEdges();
+    auto b = engine.attach(hello("b"), std::make_shared<NullStream>());
+    if (!b.ok()) return false;
+    v1::EdgeMessage hb;
+    hb.mutable_heartbeat()->set_id(1);
+    engine.onMessage(*b, hb);
+    return edges.edges_size() == 1;
+  });
+  const bool went_on = others.wait_for(std::chrono::seconds(3)) == std::future_status::ready;
+  log.release();
+  EXPECT_TRUE(went_on) << "the engine was held while a stream read the log";
+  EXPECT_TRUE(others.get());
+  EXPECT_EQ(reader.get(), 1);  // the purge, once the read was let through
+  engine.stop();
+}
+
+}  // namespace
+}  // namespace tern::coordinator
