@@ -259,11 +259,22 @@ Status MemoryStore::updateMeta(const ObjectKey& key, EntryMeta meta) {
   meta.body_size = old.meta.body_size;
   meta.body_hash = old.meta.body_hash;
   meta.kind = old.meta.kind;
-  if (judge(meta_key, meta) != PurgeVerdict::kValid) meta.stale = true;
+  // As commit() does: the filter version is taken before judging, so that a
+  // purge applied meanwhile makes the next lookup judge again (taken after,
+  // a soft purge landing during a 304 revalidation would go unseen and the
+  // revalidated object be served fresh); and a revalidation that started
+  // below the filter's floor (markers settled meanwhile) stays stale.
+  const uint64_t version = filter_version_.load(std::memory_order_acquire);
+  PurgeVerdict verdict = judge(meta_key, meta);
+  {
+    std::shared_lock flock(filter_mu_);
+    if (meta.store_seq < filter_.floor()) verdict = PurgeVerdict::kStale;
+  }
+  if (verdict != PurgeVerdict::kValid) meta.stale = true;
   updated->meta = std::move(meta);
   updated->chunks = old.chunks;
   updated->bytes = accountedBytes(meta_key, updated->meta);
-  updated->judged_version = filter_version_.load();
+  updated->judged_version = version;
   bytes_ += static_cast<int64_t>(updated->bytes) - static_cast<int64_t>(old.bytes);
   it->second = std::move(updated);
   return Status::ok();

@@ -244,6 +244,40 @@ TEST_P(ObjectStoreConformance, UpdateMetaKeepsBodyAndReplacesTags) {
   EXPECT_TRUE(store_->updateMeta(key("http://example.com/gone"), m).isNotFound());
 }
 
+// A 304 revalidation that was sent before a soft purge landed must not make
+// the object fresh again: updateMeta judges it against the purges applied
+// after its store_seq, also once their markers have been settled.
+TEST_P(ObjectStoreConformance, RevalidationStartedBeforeASoftPurgeStaysStale) {
+  auto k = key("http://example.com/r");
+  ASSERT_TRUE(put(k, "v1", 0, {"t"}).isOk());
+  EntryMeta m;
+  m.status = 200;
+  m.headers = {{"etag", "\"1\""}};
+  m.tags = {"t"};
+  m.store_seq = 0;  // the revalidation was sent at applied seq 0
+  ASSERT_TRUE(purge(1, PurgeMode::kSoft, SelectorKind::kHost, "example.com").isOk());
+  ASSERT_TRUE(store_->updateMeta(k, m).isOk());
+  auto r = store_->lookup(k);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->must_revalidate) << "revalidated before the purge, served as fresh";
+
+  auto k2 = key("http://example.com/r2");
+  ASSERT_TRUE(put(k2, "v1", 1, {"t"}).isOk());
+  ASSERT_TRUE(purge(2, PurgeMode::kSoft, SelectorKind::kHost, "example.com").isOk());
+  store_->runMaintenanceForTesting();  // the purges' markers are settled
+  m.store_seq = 1;
+  ASSERT_TRUE(store_->updateMeta(k2, m).isOk());
+  auto r2 = store_->lookup(k2);
+  ASSERT_TRUE(r2.ok());
+  EXPECT_TRUE(r2->must_revalidate) << "revalidated before a settled purge, served as fresh";
+  // One that started after the purge is fresh.
+  m.store_seq = 2;
+  ASSERT_TRUE(store_->updateMeta(k2, m).isOk());
+  auto r3 = store_->lookup(k2);
+  ASSERT_TRUE(r3.ok());
+  EXPECT_FALSE(r3->must_revalidate);
+}
+
 // A lookup's metadata is shared with the store, not copied: it must stay
 // what it was when later writes, metadata updates and purges change the
 // stored object.
