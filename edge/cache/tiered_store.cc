@@ -7,7 +7,8 @@ TieredStore::TieredStore(std::unique_ptr<storage::MemoryStore> memory,
                          uint64_t memory_max_object_bytes)
     : memory_(std::move(memory)),
       disk_(std::move(disk)),
-      memory_max_object_bytes_(memory_max_object_bytes) {}
+      memory_max_object_bytes_(memory_max_object_bytes),
+      applied_seq_(disk_ ? disk_->appliedSeq() : memory_->appliedSeq()) {}
 
 Result<storage::LookupResult> TieredStore::lookupMemory(const storage::ObjectKey& key) {
   return memory_->lookup(key);
@@ -108,27 +109,26 @@ Status TieredStore::removeUrl(const storage::CacheKey& url) {
   return disk_ ? disk_->removeUrl(url) : Status::ok();
 }
 
-Status TieredStore::applyPurge(const storage::PurgeSpec& spec) {
-  // Disk first: once it returns the purge is durable; memory is instant.
-  if (disk_) TERN_RETURN_IF_ERROR(disk_->applyPurge(spec));
-  return memory_->applyPurge(spec);
-}
+Status TieredStore::applyPurge(const storage::PurgeSpec& spec) { return applyPurges({spec}); }
 
 Status TieredStore::applyPurges(const std::vector<storage::PurgeSpec>& specs) {
   // Disk first: the memory tier never holds an entry the disk would serve
-  // again after a restart.
+  // again after a restart. The purges count as applied once both tiers have
+  // them; if the memory tier fails, a retry finds them already on disk (a
+  // no-op there) and applies them to memory.
   if (disk_) TERN_RETURN_IF_ERROR(disk_->applyPurges(specs));
-  return memory_->applyPurges(specs);
+  TERN_RETURN_IF_ERROR(memory_->applyPurges(specs));
+  uint64_t seq = disk_ ? disk_->appliedSeq() : memory_->appliedSeq();
+  uint64_t was = applied_seq_.load(std::memory_order_relaxed);
+  while (seq > was && !applied_seq_.compare_exchange_weak(was, seq, std::memory_order_acq_rel)) {
+  }
+  return Status::ok();
 }
 
 Status TieredStore::applyLocal(storage::PurgeSpec spec) {
   std::lock_guard lock(local_mu_);
   spec.seq = appliedSeq() + 1;
   return applyPurge(spec);
-}
-
-uint64_t TieredStore::appliedSeq() const {
-  return disk_ ? disk_->appliedSeq() : memory_->appliedSeq();
 }
 
 storage::StoreStats TieredStore::diskStats() const {

@@ -5,6 +5,7 @@
 //
 // Thread-safety: thread-safe (both tiers are).
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -59,7 +60,10 @@ class TieredStore {
   Status applyPurge(const storage::PurgeSpec& spec);
   // Consecutive purges, made durable on disk with one sync.
   Status applyPurges(const std::vector<storage::PurgeSpec>& specs);
-  uint64_t appliedSeq() const;
+  // The highest purge applied to both tiers (the disk tier takes a purge
+  // first, and until the memory tier has it too, the memory tier may still
+  // serve what it purges: the purge is not applied yet).
+  uint64_t appliedSeq() const { return applied_seq_.load(std::memory_order_acquire); }
   // A purge decided by this edge alone (standalone edges: no coordinator
   // assigns sequences); it takes the next sequence number.
   Status applyLocal(storage::PurgeSpec spec);
@@ -72,6 +76,7 @@ class TieredStore {
   std::unique_ptr<storage::ObjectStore> disk_;
   uint64_t memory_max_object_bytes_;
   std::mutex local_mu_;  // serializes applyLocal
+  std::atomic<uint64_t> applied_seq_;
 };
 
 }  // namespace tern::edge::cache

@@ -323,15 +323,23 @@ TEST_F(OriginLinkTest, NeverAContentCodingTheRequestDidNotAccept) {
   startEdge();
   auto both = httpRequest(edge_->port(), "GET", "/enc", {{"Accept-Encoding", "gzip, br"}});
   EXPECT_EQ(both.header("content-encoding"), "gzip");
-  auto both_again = httpRequest(edge_->port(), "GET", "/enc", {{"Accept-Encoding", "br, gzip"}});
+  // The response is answered while it is being stored: wait (bounded) for
+  // the store to have it.
+  HttpResponse both_again;
+  for (int i = 0; i < 100; ++i) {
+    both_again = httpRequest(edge_->port(), "GET", "/enc", {{"Accept-Encoding", "br, gzip"}});
+    if (both_again.header("cache-status").find("; hit") != std::string::npos) break;
+    std::this_thread::sleep_for(20ms);
+  }
   EXPECT_NE(both_again.header("cache-status").find("; hit"), std::string::npos)
       << "the same set of codings, spelled otherwise, shares the variant";
+  const int fetched = origin_->count("GET /enc");  // 1, or more if a retry above missed
   auto br = httpRequest(edge_->port(), "GET", "/enc", {{"Accept-Encoding", "br"}});
   EXPECT_EQ(br.header("content-encoding"), "br") << br.header("cache-status");
   auto none = httpRequest(edge_->port(), "GET", "/enc");
   EXPECT_EQ(none.header("content-encoding"), "");
   EXPECT_EQ(none.body, "body in identity");
-  EXPECT_EQ(origin_->count("GET /enc"), 3);
+  EXPECT_EQ(origin_->count("GET /enc"), fetched + 2);
 }
 
 // RFC 9213: a valid CDN-Cache-Control replaces Cache-Control; one that is
