@@ -43,6 +43,11 @@ Config makeConfig() {
   c.add({"cache.max_variants", "32", "Vary variants kept per URL"});
   c.add({"cache.min_free_disk", "64MiB", "stop writing when the disk has less free space"});
   c.add({"cache.expose_key", "false", "add the cache key to Cache-Status"});
+  c.add({"cache.stale_on_error", "0s",
+         "when the origin fails (unreachable, reset, 500/502/503/504), serve a stored response "
+         "this long past expiry if it has no stale-if-error and nothing forbids it (RFC 9111 "
+         "4.2.4)"});
+  c.add({"cache.stale_if_error_max", "24h", "the most stale-if-error (RFC 5861) may ask for"});
   c.add({"server.loops", "0", "event loops (0: one per core)"});
   c.add({"server.blocking_threads", "2", "threads for disk work"});
   c.add({"server.max_connections", "10000", "client connections at most"});
@@ -181,6 +186,8 @@ int main(int argc, char** argv) {
   cache::FlowConfig flow;
   flow.expose_cache_key = get(cfg.boolean("cache.expose_key"));
   flow.max_object_bytes = disk.max_object_bytes;
+  flow.policy.stale_on_error_ms = get(cfg.durationMs("cache.stale_on_error"));
+  flow.policy.stale_if_error_max_ms = get(cfg.durationMs("cache.stale_if_error_max"));
 
   // The purge agent (when a coordinator is configured): fenced until it has
   // caught up with the coordinator's log.

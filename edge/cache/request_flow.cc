@@ -501,7 +501,9 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
       if (revalidation && staleIfErrorAllowed()) return serveStaleOnError();
       return error(st.code() == StatusCode::kTimeout ? 504 : 502, st.message());
     }
-    if (revalidation && head->status >= 500 && staleIfErrorAllowed()) return serveStaleOnError();
+    // An error is what would answer 500, 502, 503 or 504 (RFC 5861 4).
+    const bool origin_error = head->status == 500 || (head->status >= 502 && head->status <= 504);
+    if (revalidation && origin_error && staleIfErrorAllowed()) return serveStaleOnError();
     if (!leader && !head->cacheable) return fetchAlone(revalidation);  // uncacheable: go on our own
     if (!leader) {
       // A waiter whose request selects another Vary variant than the

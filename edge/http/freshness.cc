@@ -127,11 +127,17 @@ ReuseDecision decideReuse(const Fields& request_headers, int status, const Field
   int64_t lifetime = lifetimeFrom(cc, status, h, response_time_ms, policy);
   d.age_ms = currentAgeMs(h, request_time_ms, response_time_ms, now_ms);
   d.ttl_ms = lifetime - d.age_ms;
-  // s-maxage implies proxy-revalidate for shared caches (section 5.2.2.10).
-  const bool no_stale = cc.must_revalidate || cc.proxy_revalidate || cc.s_maxage.has_value();
-  if (!no_stale && cc.stale_if_error) d.stale_if_error_ms = *cc.stale_if_error * 1000;
-  if (!no_stale && req.stale_if_error)
-    d.stale_if_error_ms = std::max(d.stale_if_error_ms, *req.stale_if_error * 1000);
+  // Section 4.2.4: no stale response where a directive forbids it; s-maxage
+  // implies proxy-revalidate for shared caches (section 5.2.2.10).
+  const bool no_stale =
+      cc.no_cache || cc.must_revalidate || cc.proxy_revalidate || cc.s_maxage.has_value();
+  if (!no_stale) {
+    int64_t allowed = policy.stale_on_error_ms;
+    if (cc.stale_if_error || req.stale_if_error) {
+      allowed = std::max(cc.stale_if_error.value_or(0), req.stale_if_error.value_or(0)) * 1000;
+    }
+    d.stale_if_error_ms = std::clamp<int64_t>(allowed, 0, policy.stale_if_error_max_ms);
+  }
 
   if (force_revalidate || cc.no_cache || req.no_cache) {
     d.reuse = Reuse::kRevalidate;

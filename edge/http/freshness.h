@@ -17,6 +17,11 @@ struct CachePolicy {
   // Last-Modified, at most heuristic_max_ms.
   int64_t heuristic_percent = 10;
   int64_t heuristic_max_ms = 24LL * 3600 * 1000;
+  // When the origin fails (section 4.2.4): how long past expiry a stored
+  // response that says nothing about it (no stale-if-error) may be served,
+  // and the most any stale-if-error (RFC 5861) may ask for.
+  int64_t stale_on_error_ms = 0;
+  int64_t stale_if_error_max_ms = 24LL * 3600 * 1000;
 };
 
 struct StoreDecision {
@@ -51,7 +56,10 @@ struct ReuseDecision {
   int64_t age_ms = 0;
   int64_t ttl_ms = 0;  // freshness lifetime minus age; negative when stale
   // How long past expiry a stored response may still be served if the
-  // origin fails (stale-if-error), in ms; 0 if never.
+  // origin fails, in ms; 0 if never. Never with no-cache, must-revalidate,
+  // proxy-revalidate or s-maxage; else stale-if-error of the response or the
+  // request (the larger), or the policy's stale_on_error_ms without one,
+  // capped by stale_if_error_max_ms.
   int64_t stale_if_error_ms = 0;
 };
 

@@ -40,4 +40,9 @@ long OriginProcess::count(const std::string& method_and_path) const {
 long OriginProcess::connections() const { return admin("/admin/connections"); }
 long OriginProcess::bodyBytesSent() const { return admin("/admin/sent"); }
 
+bool OriginProcess::fail(const std::string& mode) const {
+  auto r = httpGet(port_, "/admin/fail?mode=" + mode);
+  return r.status == 200 && r.body == mode;
+}
+
 }  // namespace tern::testing

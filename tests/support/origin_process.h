@@ -22,6 +22,9 @@ class OriginProcess {
   long count(const std::string& method_and_path) const;
   long connections() const;
   long bodyBytesSent() const;  // of /big, written to sockets
+  // From now on every request fails: "503" (or another status) or "reset"
+  // (closed without a response); "off" ends it. False if not acknowledged.
+  bool fail(const std::string& mode) const;
   Process& process() { return *process_; }
 
  private:

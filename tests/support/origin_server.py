@@ -21,6 +21,10 @@ Paths:
   /admin/count?key=METHOD%20PATH  how many such requests arrived (incl. dropped)
   /admin/connections    connections accepted
   /admin/sent           body bytes of /big written to sockets
+  /admin/fail?mode=M    from now on every other request fails: M is a status
+                        (e.g. 503, answered with a body) or "reset" (the
+                        connection is closed without a response); mode=off
+                        ends it
 
 Prints "port N" on stdout once listening (port 0: chosen by the kernel).
 """
@@ -34,7 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
 COUNTS = collections.Counter()
-STATE = {"connections": 0, "sent": 0}
+STATE = {"connections": 0, "sent": 0, "fail": "off"}
 BLOCK = bytes(range(256)) * 256  # 64 KiB; byte i of a body is i % 256
 
 
@@ -72,11 +76,20 @@ class Handler(BaseHTTPRequestHandler):
                     value = COUNTS[q.get("key", [""])[0]]
                 elif url.path == "/admin/connections":
                     value = STATE["connections"]
+                elif url.path == "/admin/fail":
+                    value = STATE["fail"] = q.get("mode", ["off"])[0]
                 else:
                     value = STATE["sent"]
             return self._send(200, str(value).encode(), [("Cache-Control", "no-store")])
         with LOCK:
             COUNTS[self.command + " " + url.path] += 1
+            fail = STATE["fail"]
+        if fail == "reset":
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if fail != "off":
+            return self._send(int(fail), b"origin failing", [("Cache-Control", "no-store")])
         if url.path.startswith("/drop") and self.on_conn > 1:
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)

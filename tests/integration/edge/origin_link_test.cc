@@ -365,6 +365,83 @@ TEST_F(OriginLinkTest, CdnCacheControlWhenValidAndOnlyThen) {
   EXPECT_EQ(origin_->count("GET /cdn2"), 1);
 }
 
+// RFC 9111 4.2.4 and RFC 5861: when the origin fails, a stored stale
+// response is served where nothing forbids it, within the configured limits;
+// otherwise the error goes to the client.
+class StaleOnErrorTest : public OriginLinkTest {
+ protected:
+  // Stores `target` (stale on arrival: its Age is past its max-age) and
+  // waits until the edge has it (a stale entry is revalidated: fwd=stale).
+  void storeStale(const std::string& target) {
+    ASSERT_EQ(httpGet(edge_->port(), target).status, 200);
+    for (int i = 0; i < 100; ++i) {
+      if (httpGet(edge_->port(), target).header("cache-status").find("fwd=stale") !=
+          std::string::npos)
+        return;
+      std::this_thread::sleep_for(20ms);
+    }
+    ADD_FAILURE() << "never stored: " << target;
+  }
+  static bool servedStale(const HttpResponse& r) {
+    return r.status == 200 && r.header("cache-status").find("stale-if-error") != std::string::npos;
+  }
+};
+
+TEST_F(StaleOnErrorTest, ServedWithinTheAllowanceWhereNothingForbidsIt) {
+  startEdge({"--cache.stale_on_error", "60s"});
+  // 40 s stale; 140 s stale; no-cache; must-revalidate; s-maxage.
+  const std::string plain = "/p?cc=max-age%3D60&age=100";
+  const std::string old = "/o?cc=max-age%3D60&age=200";
+  const std::string nc = "/nc?cc=no-cache%2C%20max-age%3D60";
+  const std::string mr = "/mr?cc=max-age%3D60%2C%20must-revalidate&age=100";
+  const std::string sm = "/sm?cc=s-maxage%3D60&age=100";
+  for (const auto& t : {plain, old, nc, mr, sm}) storeStale(t);
+
+  for (const char* mode : {"503", "500", "502", "504", "reset"}) {
+    ASSERT_TRUE(origin_->fail(mode));
+    auto r = httpGet(edge_->port(), plain);
+    EXPECT_TRUE(servedStale(r)) << mode << ": " << r.status << " " << r.header("cache-status");
+    EXPECT_EQ(r.body, "ok GET /p");
+    // Past the allowance, or forbidden by the response: the error goes out.
+    for (const auto& t : {old, nc, mr, sm}) {
+      auto e = httpGet(edge_->port(), t);
+      EXPECT_FALSE(servedStale(e)) << mode << " " << t << ": " << e.header("cache-status");
+      EXPECT_EQ(e.status, std::string(mode) == "reset" ? 502 : std::stoi(mode)) << mode << " " << t;
+    }
+  }
+  // 501 is not an origin error (RFC 5861 4): it is the answer.
+  ASSERT_TRUE(origin_->fail("501"));
+  EXPECT_EQ(httpGet(edge_->port(), plain).status, 501);
+  // The origin gone altogether.
+  origin_->process().kill();
+  auto r = httpGet(edge_->port(), plain);
+  EXPECT_TRUE(servedStale(r)) << r.status << " " << r.header("cache-status");
+  EXPECT_EQ(httpGet(edge_->port(), "/never-stored").status, 502);
+}
+
+TEST_F(StaleOnErrorTest, OffByDefaultAndStaleIfErrorIsCapped) {
+  startEdge({"--cache.stale_if_error_max", "60s"});
+  const std::string plain = "/p?cc=max-age%3D60&age=100";
+  const std::string sie = "/s?cc=max-age%3D60%2C%20stale-if-error%3D300&age=100";   // 40 s stale
+  const std::string far = "/f?cc=max-age%3D60%2C%20stale-if-error%3D3000&age=200";  // 140 s
+  for (const auto& t : {plain, sie, far}) storeStale(t);
+  ASSERT_TRUE(origin_->fail("503"));
+  EXPECT_EQ(httpGet(edge_->port(), plain).status, 503) << "no allowance unless configured";
+  EXPECT_TRUE(servedStale(httpGet(edge_->port(), sie)));
+  EXPECT_EQ(httpGet(edge_->port(), far).status, 503) << "stale-if-error past the cap";
+  // The request may ask for it too (RFC 5861 4).
+  auto asked = httpRequest(edge_->port(), "GET", plain, {{"Cache-Control", "stale-if-error=120"}});
+  EXPECT_TRUE(servedStale(asked)) << asked.status << " " << asked.header("cache-status");
+  // 501 is not an origin error, even under stale-if-error.
+  ASSERT_TRUE(origin_->fail("501"));
+  EXPECT_EQ(httpGet(edge_->port(), sie).status, 501);
+  // The origin back: revalidated again.
+  ASSERT_TRUE(origin_->fail("off"));
+  auto back = httpGet(edge_->port(), sie);
+  EXPECT_EQ(back.status, 200);
+  EXPECT_FALSE(servedStale(back)) << back.header("cache-status");
+}
+
 TEST_F(OriginLinkTest, PurgeMethodWithoutTokenRefusesToStart) {
   Process edge({buildBinary("edge/tern-edge"), "--listen", "127.0.0.1:0", "--admin_listen",
                 "127.0.0.1:0", "--origin", origin_->url(), "--cache.dir", dir_.sub("c2"),

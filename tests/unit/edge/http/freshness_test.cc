@@ -191,5 +191,32 @@ TEST(ReuseTest, StaleWhileRevalidateAndStaleIfError) {
   EXPECT_EQ(reuse({}, mr, 31000).stale_if_error_ms, 0);
 }
 
+// RFC 9111 4.2.4: stale on an origin error only where nothing forbids it,
+// within the policy's limits.
+TEST(ReuseTest, StaleOnErrorFollowsDirectivesAndPolicy) {
+  auto with = [](const Fields& req, const Fields& resp, CachePolicy p) {
+    return decideReuse(req, 200, resp, kNow, kNow, kNow + 31000, false, p).stale_if_error_ms;
+  };
+  CachePolicy p;
+  p.stale_on_error_ms = 60000;
+  p.stale_if_error_max_ms = 600000;
+  const Fields plain = {{"Date", date(kNow)}, {"Cache-Control", "max-age=10"}};
+  EXPECT_EQ(with({}, plain, {}), 0) << "off by default";
+  EXPECT_EQ(with({}, plain, p), 60000) << "the policy's allowance without stale-if-error";
+  // An explicit stale-if-error replaces the allowance (0 included), capped.
+  EXPECT_EQ(with({}, {{"Cache-Control", "max-age=10, stale-if-error=0"}}, p), 0);
+  EXPECT_EQ(with({}, {{"Cache-Control", "max-age=10, stale-if-error=30"}}, p), 30000);
+  EXPECT_EQ(with({}, {{"Cache-Control", "max-age=10, stale-if-error=99999"}}, p), 600000);
+  EXPECT_EQ(with({{"Cache-Control", "stale-if-error=120"}}, plain, p), 120000) << "request";
+  // Forbidden: no-cache, must-revalidate, proxy-revalidate, s-maxage.
+  for (const char* cc :
+       {"no-cache, stale-if-error=300", "max-age=10, must-revalidate",
+        "max-age=10, proxy-revalidate, stale-if-error=300", "s-maxage=10, stale-if-error=300"}) {
+    EXPECT_EQ(with({}, {{"Cache-Control", cc}}, p), 0) << cc;
+    EXPECT_EQ(with({{"Cache-Control", "stale-if-error=300"}}, {{"Cache-Control", cc}}, p), 0)
+        << "a request cannot lift it: " << cc;
+  }
+}
+
 }  // namespace
 }  // namespace tern::edge::http
