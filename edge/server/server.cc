@@ -107,6 +107,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     auto ep = lowest().socket().remote_endpoint(ec);
     if (!ec) client_ip_ = ep.address().to_string();
     lowest().socket().set_option(tcp::no_delay(true), ec);
+    // Unparsed bytes held at most: a request head within header_limit, or a
+    // chunk header line (the body goes to the parser as it arrives).
+    buffer_.max_size(srv_.config.header_limit_bytes + kReadSlackBytes);
     srv_.connections++;
     srv_.open_connections->add(1);
   }
@@ -326,6 +329,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(srv_.config.header_limit_bytes));
     parser_->body_limit(srv_.config.body_limit_bytes);
+    chunk_ext_too_long_ = false;
+    parser_->on_chunk_header(on_chunk_header_);
     const bool idle = !first && buffer_.size() == 0;
     lowest().expires_after(std::chrono::milliseconds(idle ? srv_.config.idle_timeout_ms
                                                           : srv_.config.header_timeout_ms));
@@ -382,6 +387,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     if (ec == bhttp::error::header_limit) return reject(431, "request header fields too large");
     if (ec == bhttp::error::body_limit) return reject(413, "content too large");
+    if (chunk_ext_too_long_) return reject(400, "bad request: chunk extension too long");
+    if (ec == bhttp::error::buffer_overflow)
+      return reject(400, "bad request: chunk header too long");
     if (ec) return reject(400, "bad request: " + ec.message());
     auto& msg = parser_->get();
     // Request smuggling: Beast rejects conflicting Content-Length values and
@@ -487,10 +495,22 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   static constexpr bool kTls = !std::is_same_v<Stream, LoopStream>;
+  static constexpr size_t kReadSlackBytes = 64 * 1024;
+  // Chunk extensions carry nothing the edge uses; a long one is an attack
+  // (CVE-2024-22019 in Node.js), refused past this.
+  static constexpr size_t kMaxChunkExtensionBytes = 4096;
   LoopStream& lowest() { return beast::get_lowest_layer(stream_); }
 
   Stream stream_;
   beast::flat_buffer buffer_;
+  bool chunk_ext_too_long_ = false;
+  std::function<void(uint64_t, std::string_view, beast::error_code&)> on_chunk_header_ =
+      [this](uint64_t, std::string_view extensions, beast::error_code& ec) {
+        if (extensions.size() > kMaxChunkExtensionBytes) {
+          chunk_ext_too_long_ = true;
+          ec = bhttp::error::bad_chunk_extension;
+        }
+      };
   Loop& loop_;
   uint64_t idle_id_ = 0;  // in loop_.idle while waiting for a next request
   EdgeServer::Impl& srv_;

@@ -335,6 +335,23 @@ TEST_F(EdgeTest, BadInputGetsClearErrorsAndTheEdgeStaysUp) {
   std::string bad_chunk =
       "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n";
   EXPECT_NE(rawExchange(edge_->port(), bad_chunk).find("HTTP/1.1 400"), std::string::npos);
+  // Chunk extensions: a short one is accepted (and ignored), a long one
+  // refused, and a chunk header without an end cannot fill memory.
+  auto chunked = [](const std::string& ext) {
+    return "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: "
+           "close\r\n\r\n3" +
+           ext + "\r\nabc\r\n0\r\n\r\n";
+  };
+  std::string short_ext = rawExchange(edge_->port(), chunked(";a=b;c=\"d\""));
+  EXPECT_EQ(short_ext.find("HTTP/1.1 400"), std::string::npos) << short_ext;
+  std::string long_ext = rawExchange(edge_->port(), chunked(";x=" + std::string(5000, 'y')));
+  EXPECT_NE(long_ext.find("HTTP/1.1 400"), std::string::npos) << long_ext.substr(0, 200);
+  EXPECT_NE(long_ext.find("chunk extension too long"), std::string::npos)
+      << long_ext.substr(0, 300);
+  std::string endless = rawExchange(
+      edge_->port(), "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;x=" +
+                         std::string(512 * 1024, 'y'));
+  EXPECT_NE(endless.find("HTTP/1.1 400"), std::string::npos) << endless.substr(0, 200);
   std::string te_gzip = "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n";
   EXPECT_NE(rawExchange(edge_->port(), te_gzip).find("HTTP/1.1 400"), std::string::npos);
   // obs-fold (RFC 9112 5.2 allows rejecting it or replacing it with SP):
