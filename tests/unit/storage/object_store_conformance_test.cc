@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <functional>
 #include <memory>
 #include <thread>
@@ -477,42 +478,88 @@ TEST_P(ObjectStoreConformance, HoldsByteBudget) {
   EXPECT_EQ(present, st.objects);
 }
 
+// Every outcome is counted, so that the test cannot pass with nothing stored
+// or nothing read.
 TEST_P(ObjectStoreConformance, ConcurrentReadersWritersAndPurges) {
   std::atomic<bool> stop{false};
-  std::atomic<int> bad{0};
+  std::atomic<int> bad{0}, unexpected_write{0}, unexpected_read{0};
+  std::atomic<int> written{0}, refused_by_purge{0}, hits{0}, misses{0}, removed_while_reading{0};
+  std::atomic<int> purges_ok{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 3; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 300; ++i) {
         auto k = key("http://example.com/c" + std::to_string(i % 50));
         std::string body = bodyOf(3000, static_cast<char>('a' + t));
-        if (!put(k, body, store_->appliedSeq(), {"c" + std::to_string(i % 5)}).isOk()) continue;
+        Status st = put(k, body, store_->appliedSeq(), {"c" + std::to_string(i % 5)});
+        if (st.isOk()) {
+          ++written;
+        } else if (st.code() == StatusCode::kFailedPrecondition) {
+          ++refused_by_purge;  // a hard purge matched it while it was written
+        } else {
+          ++unexpected_write;
+          ADD_FAILURE() << st.toString();
+        }
       }
     });
   }
   threads.emplace_back([&] {
     for (uint64_t s = 1; s <= 50; ++s) {
-      (void)purge(s, s % 2 ? PurgeMode::kHard : PurgeMode::kSoft, SelectorKind::kTag,
-                  "c" + std::to_string(s % 5));
+      if (purge(s, s % 2 ? PurgeMode::kHard : PurgeMode::kSoft, SelectorKind::kTag,
+                "c" + std::to_string(s % 5))
+              .isOk())
+        ++purges_ok;
       if (s % 10 == 0) store_->runMaintenanceForTesting();
     }
   });
   for (int r = 0; r < 2; ++r) {
     threads.emplace_back([&] {
-      while (!stop) {
+      do {
         for (int i = 0; i < 50; ++i) {
           std::string got = get(key("http://example.com/c" + std::to_string(i)));
-          if (got == "<miss>" || got.starts_with("<error Unavailable")) continue;
-          // A body is always whole and from one writer.
-          if (got.size() != 3000 || got != bodyOf(3000, got[0])) ++bad;
+          if (got == "<miss>") {
+            ++misses;
+          } else if (got.starts_with("<error Unavailable")) {
+            ++removed_while_reading;  // purged or replaced under the reader
+          } else if (got.starts_with("<error")) {
+            ++unexpected_read;
+            ADD_FAILURE() << got;
+          } else {
+            ++hits;
+            // A body is always whole and from one writer.
+            if (got.size() != 3000 || got != bodyOf(3000, got[0])) ++bad;
+          }
         }
-      }
+      } while (!stop);
     });
   }
   for (int i = 0; i < 4; ++i) threads[static_cast<size_t>(i)].join();
   stop = true;
   for (size_t i = 4; i < threads.size(); ++i) threads[i].join();
   EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(unexpected_write.load(), 0);
+  EXPECT_EQ(unexpected_read.load(), 0);
+  EXPECT_EQ(written + refused_by_purge, 900);
+  EXPECT_GT(written.load(), 0);
+  EXPECT_EQ(purges_ok.load(), 50);
+  EXPECT_EQ(store_->appliedSeq(), 50u);
+  EXPECT_GE(hits + misses + removed_while_reading, 100) << "every reader read every key";
+  // After the storm the store still works: each key written now is a whole
+  // hit, and the last purges still apply.
+  for (int i = 0; i < 50; ++i) {
+    auto k = key("http://example.com/c" + std::to_string(i));
+    ASSERT_TRUE(
+        put(k, bodyOf(3000, 'z'), store_->appliedSeq(), {"c" + std::to_string(i % 5)}).isOk());
+    EXPECT_EQ(get(k), bodyOf(3000, 'z')) << i;
+  }
+  ASSERT_TRUE(purge(51, PurgeMode::kHard, SelectorKind::kTag, "c1").isOk());
+  int left = 0;
+  for (int i = 0; i < 50; ++i)
+    if (get(key("http://example.com/c" + std::to_string(i))) != "<miss>") ++left;
+  EXPECT_EQ(left, 40) << "the ten keys tagged c1 are gone, the others stay";
+  std::printf("%s: %d written, %d refused by a purge, %d hits, %d misses, %d removed while read\n",
+              GetParam().name.c_str(), written.load(), refused_by_purge.load(), hits.load(),
+              misses.load(), removed_while_reading.load());
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, ObjectStoreConformance,
