@@ -2,24 +2,52 @@
 
 namespace tern::proto {
 
-Result<storage::PurgeSelector> fromProto(const tern::v1::Selector& s) {
+namespace {
+
+using Check = Result<storage::PurgeSelector> (*)(storage::SelectorKind, std::string_view);
+
+Result<storage::PurgeSelector> selectorFrom(const tern::v1::Selector& s, Check check) {
   using storage::SelectorKind;
   switch (s.kind_case()) {
     case tern::v1::Selector::kUrl:
-      return storage::normalizeSelector(SelectorKind::kUrl, s.url());
+      return check(SelectorKind::kUrl, s.url());
     case tern::v1::Selector::kPrefix:
-      return storage::normalizeSelector(SelectorKind::kPrefix, s.prefix());
+      return check(SelectorKind::kPrefix, s.prefix());
     case tern::v1::Selector::kHost:
-      return storage::normalizeSelector(SelectorKind::kHost, s.host());
+      return check(SelectorKind::kHost, s.host());
     case tern::v1::Selector::kTag:
-      return storage::normalizeSelector(SelectorKind::kTag, s.tag());
+      return check(SelectorKind::kTag, s.tag());
     case tern::v1::Selector::kAll:
       if (!s.all()) return Status::invalidArgument("'all' must be true");
-      return storage::normalizeSelector(SelectorKind::kAll, "");
+      return check(SelectorKind::kAll, "");
     case tern::v1::Selector::KIND_NOT_SET:
       break;
   }
   return Status::invalidArgument("selector has no kind (url, prefix, host, tag or all)");
+}
+
+Result<std::vector<storage::PurgeSelector>> selectorsFrom(
+    const google::protobuf::RepeatedPtrField<tern::v1::Selector>& selectors, Check check) {
+  if (selectors.empty()) return Status::invalidArgument("a purge needs at least one selector");
+  if (static_cast<size_t>(selectors.size()) > kMaxSelectorsPerPurge)
+    return Status::invalidArgument("at most " + std::to_string(kMaxSelectorsPerPurge) +
+                                   " selectors per purge");
+  std::vector<storage::PurgeSelector> out;
+  out.reserve(static_cast<size_t>(selectors.size()));
+  for (int i = 0; i < selectors.size(); ++i) {
+    auto sel = selectorFrom(selectors[i], check);
+    if (!sel.ok())
+      return Status::invalidArgument("selectors[" + std::to_string(i) +
+                                     "]: " + sel.status().message());
+    out.push_back(std::move(*sel));
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<storage::PurgeSelector> fromProto(const tern::v1::Selector& s) {
+  return selectorFrom(s, &storage::normalizeSelector);
 }
 
 tern::v1::Selector toProto(const storage::PurgeSelector& sel) {
@@ -54,20 +82,7 @@ tern::v1::PurgeMode toProto(storage::PurgeMode mode) {
 
 Result<std::vector<storage::PurgeSelector>> selectorsFromProto(
     const google::protobuf::RepeatedPtrField<tern::v1::Selector>& selectors) {
-  if (selectors.empty()) return Status::invalidArgument("a purge needs at least one selector");
-  if (static_cast<size_t>(selectors.size()) > kMaxSelectorsPerPurge)
-    return Status::invalidArgument("at most " + std::to_string(kMaxSelectorsPerPurge) +
-                                   " selectors per purge");
-  std::vector<storage::PurgeSelector> out;
-  out.reserve(static_cast<size_t>(selectors.size()));
-  for (int i = 0; i < selectors.size(); ++i) {
-    auto sel = fromProto(selectors[i]);
-    if (!sel.ok())
-      return Status::invalidArgument("selectors[" + std::to_string(i) +
-                                     "]: " + sel.status().message());
-    out.push_back(std::move(*sel));
-  }
-  return out;
+  return selectorsFrom(selectors, &storage::normalizeSelector);
 }
 
 Result<storage::PurgeSpec> specFromProto(const tern::v1::Purge& purge) {
@@ -75,7 +90,8 @@ Result<storage::PurgeSpec> specFromProto(const tern::v1::Purge& purge) {
   storage::PurgeSpec spec;
   spec.seq = purge.seq();
   spec.mode = fromProto(purge.mode());
-  TERN_ASSIGN_OR_RETURN(spec.selectors, selectorsFromProto(purge.selectors()));
+  TERN_ASSIGN_OR_RETURN(spec.selectors,
+                        selectorsFrom(purge.selectors(), &storage::checkNormalizedSelector));
   return spec;
 }
 

@@ -25,8 +25,9 @@ tern::v1::PurgeMode toProto(storage::PurgeMode mode);
 Result<std::vector<storage::PurgeSelector>> selectorsFromProto(
     const google::protobuf::RepeatedPtrField<tern::v1::Selector>& selectors);
 
-// A logged purge as an edge applies it (selectors are already normalized,
-// but are checked again: an edge never trusts its input).
+// A logged purge as an edge applies it: the selectors are already
+// normalized and are taken as they are, but checked again (an edge never
+// trusts its input; see storage::checkNormalizedSelector).
 Result<storage::PurgeSpec> specFromProto(const tern::v1::Purge& purge);
 
 }  // namespace tern::proto

@@ -102,7 +102,8 @@ Result<CacheKey> fromParsed(urls::url u) {
   if (u.has_userinfo()) return Status::invalidArgument("userinfo is not allowed in a cache key");
   std::string host = toLower(std::string_view(u.encoded_host()));
   if (host.empty()) return Status::invalidArgument("missing host");
-  if (u.has_port() && !isDefaultPort(key.scheme, u.port())) {
+  // An empty port is no port (RFC 3986 6.2.3): "h:" is "h".
+  if (u.has_port() && !u.port().empty() && !isDefaultPort(key.scheme, u.port())) {
     host += ':';
     host += std::string_view(u.port());
   }
@@ -202,10 +203,19 @@ Result<CacheKey> CacheKey::fromRequest(std::string_view scheme, std::string_view
 }
 
 Result<CacheKey> CacheKey::fromUrl(std::string_view url) {
+  // A scheme (RFC 3986 3.1) only at the start: "example.com/a://b" is a
+  // URL without one whose path holds "://".
+  auto hasScheme = [](std::string_view u) {
+    const size_t end = u.find("://");
+    if (end == std::string_view::npos || end == 0) return false;
+    if (!std::isalpha(static_cast<unsigned char>(u[0]))) return false;
+    for (char c : u.substr(0, end))
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '-' && c != '.')
+        return false;
+    return true;
+  };
   std::string text;
-  if (url.find("://") == std::string_view::npos) {
-    text = "http://";
-  }
+  if (!hasScheme(url)) text = "http://";
   text.append(url);
   auto parsed = urls::parse_uri(text);
   if (!parsed) return Status::invalidArgument("invalid URL: " + std::string(url));

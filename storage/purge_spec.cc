@@ -1,5 +1,7 @@
 #include "storage/purge_spec.h"
 
+#include <algorithm>
+
 #include <array>
 
 #include "storage/cache_key.h"
@@ -66,6 +68,29 @@ Result<PurgeSelector> normalizeSelector(SelectorKind kind, std::string_view valu
     }
   }
   return Status::invalidArgument("unknown selector kind");
+}
+
+Result<PurgeSelector> checkNormalizedSelector(SelectorKind kind, std::string_view value) {
+  if (kind != SelectorKind::kUrl && kind != SelectorKind::kPrefix) {
+    return normalizeSelector(kind, value);  // idempotent for these kinds
+  }
+  if (value.size() > kMaxSelectorBytes) {
+    return Status::invalidArgument("selector longer than " + std::to_string(kMaxSelectorBytes) +
+                                   " bytes");
+  }
+  if (value.empty()) return Status::invalidArgument("empty url");
+  // A urlId: host[:port] then an absolute path, nothing a URL could not
+  // hold. (A urlId never has an empty port, so "http:" cannot start one.)
+  const size_t slash = value.find('/');
+  const std::string_view authority = value.substr(0, slash);
+  if (slash == std::string_view::npos || authority.empty() || authority.back() == ':' ||
+      std::any_of(
+          value.begin(), value.end(),
+          [](char c) { return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '#'; }) ||
+      !CacheKey::fromUrl(value).ok()) {
+    return Status::invalidArgument("not a normalized url: " + std::string(value.substr(0, 200)));
+  }
+  return PurgeSelector{kind, std::string(value)};
 }
 
 }  // namespace tern::storage

@@ -45,6 +45,12 @@ inline constexpr size_t kMaxSelectorBytes = 8192;
 // printable and at most kMaxTagBytes.
 Result<PurgeSelector> normalizeSelector(SelectorKind kind, std::string_view value);
 
+// A selector as the coordinator logged it, already normalized: checked as
+// strictly, but never changed. (Normalizing a url again is not always the
+// same: "https://h:80/a" is "h:80/a", which read without its scheme is
+// "h/a"; an edge must match what the coordinator decided.)
+Result<PurgeSelector> checkNormalizedSelector(SelectorKind kind, std::string_view value);
+
 std::string_view selectorKindName(SelectorKind kind);
 bool parseSelectorKind(std::string_view name, SelectorKind* out);
 std::string_view purgeModeName(PurgeMode mode);

@@ -17,6 +17,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/net/listen.h"
+#include "edge/http/request_head.h"
 
 namespace tern::edge::server {
 
@@ -392,38 +393,18 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       return reject(400, "bad request: chunk header too long");
     if (ec) return reject(400, "bad request: " + ec.message());
     auto& msg = parser_->get();
-    // Request smuggling: Beast rejects conflicting Content-Length values and
-    // bad chunking; a Transfer-Encoding other than chunked, or together with
-    // Content-Length, is refused here (RFC 9112 section 6.3).
-    if (msg.count(bhttp::field::transfer_encoding) > 0 &&
-        (msg.count(bhttp::field::content_length) > 0 || !msg.chunked())) {
-      return reject(400, "bad request: ambiguous message framing");
-    }
-    if (msg.version() != 11 && msg.version() != 10)
-      return reject(505, "http version not supported");
-    if (static_cast<size_t>(std::distance(msg.begin(), msg.end())) >
-        srv_.config.max_header_fields) {
-      return reject(431, "too many request header fields");
-    }
+    http::RequestHead head;
+    head.version = msg.version();
+    head.chunked = msg.chunked();
+    for (const auto& f : msg) head.fields.emplace_back(f.name_string(), f.value());
     auto req = std::make_shared<cache::Request>();
+    if (auto bad = http::checkRequestHead(head, srv_.config.max_header_fields, &req->headers))
+      return reject(bad->status, bad->reason);
     req->method = std::string(msg.method_string());
     req->target = std::string(msg.target());
     req->client_ip = client_ip_;
     req->scheme = kTls ? "https" : "http";
     req->received_ms = wallNowMs();
-    for (const auto& f : msg) {
-      // obs-fold (RFC 9112 section 5.2): Beast's parser replaces each one
-      // with spaces, one of the two behaviours the RFC allows; a CR or LF
-      // left in a value would be a parser bug, and is refused.
-      if (http::hasLineBreak(f.value())) {
-        return reject(400, "bad request: line break in a field value");
-      }
-      req->headers.push_back({std::string(f.name_string()), std::string(f.value())});
-    }
-    if (msg.version() == 10 && !http::hasField(req->headers, "host"))
-      req->headers.push_back({"Host", ""});
-    if (http::countField(req->headers, "host") != 1)
-      return reject(400, "bad request: exactly one Host is required");
     req->body = std::move(msg.body());
     keep_alive_ = msg.keep_alive();
     started_ = false;

@@ -71,6 +71,32 @@ TEST(CacheKeyTest, FromUrlWithoutScheme) {
   EXPECT_EQ(https->urlId(), k->urlId());  // the purge unit ignores the scheme
 }
 
+// "://" inside a path is not a scheme: the urlId of such a URL is a fixed
+// point (a purge selector is normalized again by every edge that applies it;
+// found by tests/fuzz/purge_json).
+TEST(CacheKeyTest, SchemeOnlyAtTheStart) {
+  auto k = CacheKey::fromUrl("http://example.com/a://b");
+  ASSERT_TRUE(k.ok());
+  EXPECT_EQ(k->urlId(), "example.com/a://b");
+  auto again = CacheKey::fromUrl(k->urlId());
+  ASSERT_TRUE(again.ok()) << again.status().toString();
+  EXPECT_EQ(again->urlId(), k->urlId());
+  auto req = CacheKey::fromRequest("http", "example.com", "/a://b");
+  ASSERT_TRUE(req.ok());
+  EXPECT_EQ(req->urlId(), k->urlId()) << "the purge matches what the edge stored";
+  // An empty port is no port, so that the key cannot start to look like
+  // a scheme ("ex:" + "//h/x").
+  auto empty_port = CacheKey::fromUrl("http://ex://h/x");
+  ASSERT_TRUE(empty_port.ok());
+  EXPECT_EQ(empty_port->urlId(), "ex//h/x");
+  auto reparsed = CacheKey::fromUrl(empty_port->urlId());
+  ASSERT_TRUE(reparsed.ok()) << reparsed.status().toString();
+  EXPECT_EQ(reparsed->urlId(), empty_port->urlId());
+  auto host_colon = CacheKey::fromRequest("http", "Example.com:", "/a");
+  ASSERT_TRUE(host_colon.ok());
+  EXPECT_EQ(host_colon->urlId(), "example.com/a");
+}
+
 // Requests already in normal form skip the URL parser; every request must
 // get the key the full parse gives (fromUrl always parses).
 TEST(CacheKeyTest, PlainRequestsGetTheKeyOfTheFullParse) {
