@@ -26,6 +26,7 @@
 #include "tests/support/http_client.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_origin.h"
+#include "tests/support/wait.h"
 
 namespace tern::testing {
 namespace {
@@ -289,7 +290,8 @@ TEST_F(ClusterTest, ResponseFetchedBeforeAPurgeIsNotServedAfterIt) {
   slow.delay_ms = 700;
   origin_.set("/slow", slow);
   auto fetch = std::async(std::launch::async, [&] { return httpGet(edges_[0]->port(), "/slow"); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // The purge goes out while the response is on its way.
+  ASSERT_TRUE(eventually([&] { return origin_.count("/slow") == 1; }));
   origin_.set("/slow", object("new", "slow"));
   auto r = purge(R"({"tags":["slow"],"wait":"all"})");
   EXPECT_EQ(r["state"], "complete");
@@ -311,9 +313,11 @@ TEST_F(ClusterTest, FencedEdgeNeverSharesAnOriginFetch) {
   slow.delay_ms = 400;
   origin_.set("/fenced", slow);
   coordinator_->process().signal(SIGSTOP);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1300));  // lease 1s
+  ASSERT_TRUE(
+      eventually([&] { return edges_[0]->log().find("lease lapsed") != std::string::npos; }, 10000))
+      << edges_[0]->log();
   auto a = std::async(std::launch::async, [&] { return httpGet(edges_[0]->port(), "/fenced"); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(eventually([&] { return origin_.count("/fenced") == 1; }));
   auto b = std::async(std::launch::async, [&] { return httpGet(edges_[0]->port(), "/fenced"); });
   EXPECT_EQ(a.get().body, "f");
   auto rb = b.get();
@@ -332,8 +336,9 @@ TEST_F(ClusterTest, FencedEdgeNeverSharesAnOriginFetch) {
   OriginResponse slower = slow;
   slower.delay_ms = 1500;  // the second request surely arrives while the first is in flight
   origin_.set("/unfenced", slower);
+  const int before = origin_.count("/unfenced");
   auto c = std::async(std::launch::async, [&] { return httpGet(edges_[0]->port(), "/unfenced"); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  ASSERT_TRUE(eventually([&] { return origin_.count("/unfenced") == before + 1; }));
   auto d = httpGet(edges_[0]->port(), "/unfenced");
   EXPECT_EQ(c.get().body, "f");
   EXPECT_NE(d.header("cache-status").find("collapsed"), std::string::npos)
@@ -397,9 +402,10 @@ TEST_F(ClusterTest, GrpcApiPurgesAndWatchesCompletions) {
   auto stub = tern::v1::PurgeService::NewStub(channel);
   grpc::ClientContext watch_ctx;
   watch_ctx.AddMetadata("authorization", std::string("Bearer ") + kToken);
+  // From the first purge on: whenever the watch is registered, it sees ours.
   tern::v1::WatchPurgesRequest wreq;
+  wreq.set_from_seq(1);
   auto watch = stub->WatchPurges(&watch_ctx, wreq);
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the watch is registered
 
   grpc::ClientContext ctx;
   ctx.AddMetadata("authorization", std::string("Bearer ") + kToken);
@@ -414,7 +420,9 @@ TEST_F(ClusterTest, GrpcApiPurgesAndWatchesCompletions) {
   EXPECT_EQ(res.selectors(0).prefix(), "test.example/grpc/");
 
   tern::v1::PurgeResult seen;
-  ASSERT_TRUE(watch->Read(&seen)) << "the watcher gets the completed purge";
+  do {
+    ASSERT_TRUE(watch->Read(&seen)) << "the watcher gets the completed purge";
+  } while (seen.seq() < res.seq());
   EXPECT_EQ(seen.seq(), res.seq());
   EXPECT_EQ(seen.state(), tern::v1::PURGE_STATE_COMPLETE);
   watch_ctx.TryCancel();
@@ -436,7 +444,12 @@ TEST_F(ClusterTest, TokensAreRequired) {
   EXPECT_EQ(api("GET", "/v1/edges", "", false).status, 401);
   auto intruder = startEdge("intruder", "wrong-token");
   ASSERT_TRUE(intruder->ok());
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // Refused (UNAUTHENTICATED is gRPC code 16).
+  ASSERT_TRUE(eventually([&] {
+    const std::string log = intruder->log();
+    return log.find("code=16") != std::string::npos ||
+           log.find("nauthenticated") != std::string::npos;
+  })) << intruder->log();
   EXPECT_EQ(httpGet(intruder->adminPort(), "/readyz").status, 503)
       << "an edge the coordinator refuses never reports ready";
   auto edges = json::parse(api("GET", "/v1/edges").body).as_object();
@@ -592,7 +605,7 @@ TEST_F(ClusterTest, TernctlPurgesAndListsWithReliableExitCodes) {
   EXPECT_EQ(runCtl(out, {"--coordinator", "127.0.0.1:1", "--deadline", "2s", "edges"}), 5);
   // Timeout with a stopped edge and a short wait: exit 3.
   edges_[0]->process().signal(SIGSTOP);
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(eventually([&] { return processState(edges_[0]->process().pid()) == 'T'; }));
   EXPECT_EQ(runCtl(out, with({"purge", "--tag", "z", "--wait", "--timeout", "100ms"})), 3);
   edges_[0]->process().signal(SIGCONT);
 }

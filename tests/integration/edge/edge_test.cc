@@ -14,9 +14,11 @@
 #include "common/clock.h"
 #include "edge/http/date.h"
 #include "tests/support/edge_process.h"
+#include "tests/support/etcd_cluster.h"
 #include "tests/support/http_client.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_origin.h"
+#include "tests/support/wait.h"
 
 namespace tern::testing {
 namespace {
@@ -89,8 +91,10 @@ TEST_F(EdgeTest, NoStorePrivateAndSetCookieAreNotCached) {
   origin_.set("/priv", resp("x", {{"Cache-Control", "private, max-age=60"}}));
   origin_.set("/cookie", resp("x", {{"Cache-Control", "max-age=60"}, {"Set-Cookie", "a=b"}}));
   for (const char* p : {"/ns", "/priv", "/cookie"}) {
-    get(p);
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    // The response says whether it is being stored; nothing is stored later.
+    auto first = get(p);
+    EXPECT_EQ(first.header("cache-status").find("stored"), std::string::npos)
+        << p << ": " << first.header("cache-status");
     auto r = get(p);
     EXPECT_EQ(r.status, 200);
     EXPECT_EQ(r.header("cache-status").find("hit"), std::string::npos) << p;
@@ -197,7 +201,8 @@ TEST_F(EdgeTest, CollapsedWaitersShareOnlyTheirOwnVariant) {
   origin_.set("/cv", slow);
   HttpResponse en1, en2, fr;
   std::thread a([&] { en1 = get("/cv", {{"Accept-Language", "en"}}); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // The first request is at the origin before the others are sent.
+  EXPECT_TRUE(eventually([&] { return origin_.count("/cv") == 1; }));
   std::thread b([&] { en2 = get("/cv", {{"Accept-Language", "en"}}); });
   std::thread c([&] { fr = get("/cv", {{"Accept-Language", "fr"}}); });
   a.join();
@@ -478,11 +483,11 @@ TEST_F(EdgeTest, HttpsOriginWithVerificationAndSni) {
                             .c_str()),
             0);
   // A real TLS origin: openssl s_server answering with its status page.
-  int port = 20000 + static_cast<int>(getpid() % 20000);
+  int port = pickFreePort();
   Process server({"/usr/bin/openssl", "s_server", "-accept", "127.0.0.1:" + std::to_string(port),
                   "-cert", cert, "-key", key, "-www", "-quiet"},
                  dir_.sub("s_server.log"));
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_TRUE(eventually([&] { return !server.running() || canConnect(port); }));
   ASSERT_TRUE(server.running());
   std::string url = "https://127.0.0.1:" + std::to_string(port);
   EdgeProcess trusted(dir_.sub("cache-tls1"), url, {"--origin_ca_file", cert});
@@ -553,7 +558,8 @@ TEST_F(EdgeTest, GracefulShutdownOnSigterm) {
   origin_.set("/slowdone", slow);
   HttpResponse r;
   std::thread client([&] { r = get("/slowdone"); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // SIGTERM while the request is at the origin.
+  EXPECT_TRUE(eventually([&] { return origin_.count("/slowdone") == 1; }));
   edge_->process().signal(SIGTERM);
   client.join();
   EXPECT_EQ(r.status, 200);
