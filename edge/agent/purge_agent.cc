@@ -52,7 +52,8 @@ struct PurgeAgent::Impl {
   std::atomic<uint64_t> head_seen{0};
 
   void run();
-  void connectOnce(Replica& r);
+  // One stream; true if the coordinator welcomed it.
+  bool connectOnce(Replica& r);
   bool sleepFor(uint32_t ms) {
     std::unique_lock lock(mu);
     return !cv.wait_for(lock, std::chrono::milliseconds(ms), [&] { return stopping; });
@@ -165,46 +166,54 @@ void PurgeAgent::Impl::run() {
   // short backoff (reconnect_min_ms .. reconnect_max_ms) and
   // WaitForConnected returns as soon as it is up, so an edge is back within
   // about reconnect_max_ms of a coordinator listening again.
+  //
+  // After a stream that was welcomed ends (its replica died, was cut off or
+  // let the lease lapse), the next replica is tried at once: the one that
+  // just failed would cost a connect_wait_ms. Only a whole round of
+  // replicas that refused or did not answer backs off (a wrong token, no
+  // replica with an etcd session), doubling up to 2 s.
   size_t next = 0;
   size_t failed_in_round = 0;
-  uint32_t refused_backoff_ms = 100;  // a coordinator that answers and ends the stream
+  bool refused_in_round = false;  // some replica answered but ended the stream
+  uint32_t backoff_ms = 100;
   for (;;) {
     {
       std::lock_guard lock(mu);
       if (stopping) return;
     }
-    Replica& r = replicas[next];
+    const size_t index = next;
+    next = (next + 1) % replicas.size();
+    Replica& r = replicas[index];
     const bool up = r.channel->WaitForConnected(std::chrono::system_clock::now() +
                                                 std::chrono::milliseconds(options.connect_wait_ms));
     if (up) {
-      active = next;
-      failed_in_round = 0;
+      active = index;
       const int64_t started = steadyNowUs();
-      connectOnce(r);
-      // A stream that lived a while: start over with the same replica.
-      if (steadyNowUs() - started > 5'000'000) {
-        refused_backoff_ms = 100;
+      if (connectOnce(r)) {
+        failed_in_round = 0;
+        refused_in_round = false;
+        backoff_ms = 100;
+        // Not a busy loop against a replica that welcomes and then drops.
+        if (steadyNowUs() - started < 1'000'000 && !sleepFor(20)) return;
         continue;
       }
-      // Connected but ended at once (a wrong token, a replica shutting
-      // down): do not hammer it.
-      if (!sleepFor(refused_backoff_ms)) return;
-      refused_backoff_ms = std::min<uint32_t>(refused_backoff_ms * 2, 2000);
+      refused_in_round = true;
     }
-    next = (next + 1) % replicas.size();
     if (++failed_in_round < replicas.size()) continue;  // try the others first
     failed_in_round = 0;
-    if (!sleepFor(10)) return;
+    if (!sleepFor(refused_in_round ? backoff_ms : 10)) return;
+    if (refused_in_round) backoff_ms = std::min<uint32_t>(backoff_ms * 2, 2000);
+    refused_in_round = false;
   }
 }
 
-void PurgeAgent::Impl::connectOnce(Replica& r) {
+bool PurgeAgent::Impl::connectOnce(Replica& r) {
   auto& link = r.link;
   grpc::ClientContext ctx;
   if (!options.token.empty()) ctx.AddMetadata("authorization", "Bearer " + options.token);
   {
     std::lock_guard lock(mu);
-    if (stopping) return;
+    if (stopping) return false;
     current = &ctx;
   }
   caught_up = false;
@@ -217,6 +226,7 @@ void PurgeAgent::Impl::connectOnce(Replica& r) {
   uint32_t lease_ms = 0;
   uint64_t catch_up_to = UINT64_MAX;
   std::atomic<bool> ended{false};
+  bool heartbeat_now = false;  // GUARDED_BY(lease_mu): ask for a grant at once
   std::condition_variable hb_cv;
 
   auto write = [&](const v1::EdgeMessage& m) {
@@ -254,9 +264,10 @@ void PurgeAgent::Impl::connectOnce(Replica& r) {
              {{"coordinator", r.address}, {"error", st.error_message()}});
     std::lock_guard lock(mu);
     current = nullptr;
-    return;
+    return false;
   }
   connects->inc();
+  bool welcomed = false;
 
   // Heartbeats and the lease watchdog.
   const int64_t connect_started = steadyNowUs();
@@ -267,8 +278,10 @@ void PurgeAgent::Impl::connectOnce(Replica& r) {
       {
         std::unique_lock lock(lease_mu);
         interval = lease_ms ? std::max<uint32_t>(lease_ms / 4, 20) : 100;
-        hb_cv.wait_for(lock, std::chrono::milliseconds(interval), [&] { return ended.load(); });
+        hb_cv.wait_for(lock, std::chrono::milliseconds(interval),
+                       [&] { return ended.load() || heartbeat_now; });
         if (ended) return;
+        heartbeat_now = false;
         const int64_t now = steadyNowUs();
         if (lease_until == 0 && now - connect_started > 5'000'000) {
           TERN_LOG(kWarn, "no answer from the coordinator; reconnecting",
@@ -297,6 +310,7 @@ void PurgeAgent::Impl::connectOnce(Replica& r) {
   while (stream->Read(&msg)) {
     switch (msg.msg_case()) {
       case v1::CoordinatorMessage::kWelcome: {
+        welcomed = true;
         connected->set(1);
         head_seen = msg.welcome().head_seq();
         {
@@ -315,7 +329,18 @@ void PurgeAgent::Impl::connectOnce(Replica& r) {
         auto it = sent.find(msg.lease().heartbeat_id());
         if (it == sent.end()) break;
         lease_ms = msg.lease().lease_ms();
-        lease_until = std::max(lease_until, it->second + static_cast<int64_t>(lease_ms) * 1000);
+        const int64_t until = it->second + static_cast<int64_t>(lease_ms) * 1000;
+        if (msg.lease().heartbeat_id() == 0) {
+          // The welcome's grant is timed from the hello: if the welcome
+          // waited (a replica publishing its summary to a slow etcd), it
+          // may be short or over on arrival. The coordinator's lease runs
+          // from the welcome; a heartbeat now gets a grant timed from now
+          // instead of lapsing and reconnecting over and over.
+          heartbeat_now = true;
+          hb_cv.notify_all();
+        }
+        if (until <= steadyNowUs()) break;  // over already: wait for that grant
+        lease_until = std::max(lease_until, until);
         openGate();
         break;
       }
@@ -379,12 +404,13 @@ void PurgeAgent::Impl::connectOnce(Replica& r) {
   {
     std::lock_guard lock(mu);
     current = nullptr;
-    if (stopping) return;
+    if (stopping) return welcomed;
   }
   TERN_LOG(kWarn, "coordinator stream ended",
            {{"coordinator", r.address},
             {"code", std::to_string(static_cast<int>(st.error_code()))},
             {"error", st.error_message()}});
+  return welcomed;
 }
 
 void PurgeAgent::forwardPurge(cache::PurgeForward f, std::function<void(int, std::string)> done) {

@@ -200,6 +200,49 @@ TEST_F(ReplicaTest, KilledReplicasEdgeMovesToAnotherAndCatchesUp) {
   EXPECT_TRUE(ready(*edges_[0])) << edges_[0]->log();
 }
 
+// Kill after kill, the edge moves at once to a replica that is up: it does
+// not first wait on the one that died, and a stream that was welcomed does
+// not count as a refusal (no growing back-off).
+TEST_F(ReplicaTest, EveryKillOfItsReplicaMovesTheEdgeWithinASecond) {
+  auto metric = [](EdgeProcess& e, const std::string& name) -> int64_t {
+    const std::string body = httpGet(e.adminPort(), "/metrics").body;
+    auto at = body.find("\n" + name + " ");
+    return at == std::string::npos ? -1 : std::stoll(body.substr(at + name.size() + 2));
+  };
+  EdgeProcess& edge = *edges_[0];
+  for (int round = 0; round < 5; ++round) {
+    // The replica holding e0, as the cluster sees it.
+    int holder = -1;
+    for (int i = 0; i < 200 && holder < 0; ++i) {
+      auto r = api(i % kReplicas, "GET", "/v1/edges");
+      boost::system::error_code ec;
+      auto v = json::parse(r.body, ec);
+      if (!ec && v.is_object())
+        for (const auto& e : v.at("edges").as_array())
+          if (e.at("edge_id") == "e0" && e.at("state") == "connected") {
+            const std::string id(e.at("replica_id").as_string());
+            if (id.size() == 2 && id[0] == 'r') holder = id[1] - '0';
+          }
+      if (holder < 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_GE(holder, 0) << "round " << round;
+    const int64_t connects = metric(edge, "tern_edge_coordinator_connects_total");
+    replicas_[holder]->process().kill();
+    const auto killed = Clock::now();
+    while (!(metric(edge, "tern_edge_coordinator_connects_total") > connects &&
+             metric(edge, "tern_edge_coordinator_connected") == 1) &&
+           msSince(killed) < 10000)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    const int64_t took = msSince(killed);
+    std::printf("round %d: replica r%d killed, e0 connected to another %lld ms later\n", round,
+                holder, static_cast<long long>(took));
+    EXPECT_LT(took, 1000) << "round " << round << "\n" << edge.log();
+    EXPECT_EQ(metric(edge, "tern_edge_fenced"), 0) << "round " << round;
+    replicas_[holder]->restart(/*kill=*/true, 0);
+    ASSERT_TRUE(replicas_[holder]->ok()) << replicas_[holder]->log();
+  }
+}
+
 // wait=all through one replica waits for the edges held by the others.
 TEST_F(ReplicaTest, WaitAllCompletesOnceEveryEdgeOnEveryReplicaApplied) {
   origin_.set("/w", object("w1", "w"));
