@@ -25,8 +25,10 @@ std::string prefixEnd(const std::string& prefix) {
 EtcdClient::EtcdClient(EtcdOptions options) : options_(std::move(options)) {
   grpc::ChannelArguments args;
   // A member that is back must be used again soon: short reconnect backoff.
+  // gRPC takes "min reconnect backoff" as the least time a connection
+  // attempt is given: room for the handshake to a distant member.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 2000);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 5000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 2000);

@@ -119,10 +119,13 @@ Status PurgeAgent::start(const std::string& address) {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(o.reconnect_min_ms));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(o.reconnect_max_ms));
   args.SetMaxReceiveMessageSize(64 << 20);
-  // The channel's own reconnection backoff: while it waits, a new call
-  // fails at once with the last error ("Connection refused"), so a long
-  // backoff would keep the edge fenced after the coordinator is back.
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(o.reconnect_min_ms));
+  // The channel's own reconnection backoff (above) is kept short: while it
+  // waits, a new call fails at once with the last error ("Connection
+  // refused"), so a long backoff would keep the edge fenced after the
+  // coordinator is back. gRPC takes "min reconnect backoff" as the least
+  // time a connection attempt is given: it must cover the handshake's round
+  // trips, or a distant coordinator is never reached.
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(o.connect_timeout_ms));
   // One name with several addresses (a Kubernetes headless Service of
   // coordinator replicas): each new stream goes to the next replica, so a
   // replica that refuses streams (no etcd session) is passed over.

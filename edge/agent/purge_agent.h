@@ -47,6 +47,9 @@ struct AgentOptions {
   // within a few hundred milliseconds of a coordinator being reachable).
   uint32_t reconnect_min_ms = 50;
   uint32_t reconnect_max_ms = 250;
+  // How long one connection attempt (TCP, TLS, HTTP/2 settings) may take:
+  // room for a distant coordinator, several round trips away.
+  uint32_t connect_timeout_ms = 2000;
   // How long one coordinator may take to accept a connection before the
   // agent tries the next.
   uint32_t connect_wait_ms = 300;

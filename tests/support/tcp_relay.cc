@@ -8,6 +8,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
 
 namespace tern::testing {
 
@@ -82,7 +88,40 @@ void TcpRelay::acceptLoop() {
   }
 }
 
+// Reads from `from` and forwards to `to`: a reader fills a delay line, a
+// writer sends each chunk once it is due (at once without a delay).
 void TcpRelay::pump(int from, int to) {
+  struct Chunk {
+    std::chrono::steady_clock::time_point due;
+    std::string bytes;
+  };
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Chunk> line;
+  bool closed = false;
+  std::thread writer([&] {
+    std::unique_lock lock(mu);
+    for (;;) {
+      cv.wait(lock, [&] { return closed || !line.empty(); });
+      if (line.empty()) return;  // closed and drained
+      if (cv.wait_until(lock, line.front().due, [&] { return closed && cut_.load(); })) return;
+      Chunk c = std::move(line.front());
+      line.pop_front();
+      lock.unlock();
+      size_t done = 0;
+      while (done < c.bytes.size()) {
+        const ssize_t w = ::send(to, c.bytes.data() + done, c.bytes.size() - done, MSG_NOSIGNAL);
+        if (w <= 0) break;
+        done += static_cast<size_t>(w);
+      }
+      lock.lock();
+      if (done < c.bytes.size()) {
+        closed = true;
+        line.clear();
+        return;
+      }
+    }
+  });
   char buf[16384];
   while (!stopping_) {
     pollfd p{from, POLLIN, 0};
@@ -91,14 +130,18 @@ void TcpRelay::pump(int from, int to) {
     if (r < 0) break;
     const ssize_t n = ::read(from, buf, sizeof(buf));
     if (n <= 0 || cut_) break;
-    ssize_t done = 0;
-    while (done < n) {
-      const ssize_t w = ::send(to, buf + done, static_cast<size_t>(n - done), MSG_NOSIGNAL);
-      if (w <= 0) break;
-      done += w;
-    }
-    if (done < n) break;
+    std::lock_guard lock(mu);
+    if (closed) break;
+    line.push_back({std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms_.load()),
+                    std::string(buf, static_cast<size_t>(n))});
+    cv.notify_all();
   }
+  {
+    std::lock_guard lock(mu);
+    closed = true;
+  }
+  cv.notify_all();
+  writer.join();
   ::shutdown(from, SHUT_RDWR);
   ::shutdown(to, SHUT_RDWR);
 }

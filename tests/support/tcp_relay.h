@@ -2,7 +2,8 @@
 // TcpRelay: a TCP forwarder on 127.0.0.1 between a process under test and a
 // loopback target, that the test can cut (every connection reset, new ones
 // closed at once) and restore. Used to cut one process off from a service
-// (e.g. one coordinator replica from etcd) while the others keep it.
+// (e.g. one coordinator replica from etcd) while the others keep it, or
+// delay every byte both ways (a slow link to it).
 
 #include <atomic>
 #include <memory>
@@ -25,6 +26,8 @@ class TcpRelay {
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   void cut();
   void restore();
+  // Every byte read from now on is forwarded `ms` later (each direction).
+  void setDelay(int ms) { delay_ms_ = ms; }
 
  private:
   void acceptLoop();
@@ -36,6 +39,7 @@ class TcpRelay {
   int port_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> cut_{false};
+  std::atomic<int> delay_ms_{0};
   std::mutex mu_;
   std::vector<int> fds_;            // GUARDED_BY(mu_): open connection ends
   std::vector<std::thread> pumps_;  // GUARDED_BY(mu_)

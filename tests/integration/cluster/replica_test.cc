@@ -391,5 +391,47 @@ TEST_F(ReplicaTest, WithoutAnEtcdQuorumThePurgeApiAnswers503) {
   EXPECT_TRUE(status == 202 || status == 200) << status;
 }
 
+// A replica whose etcd is slow welcomes a stream only once its summary is
+// in etcd, later than the lease the welcome grants, counted from the hello.
+// The edge asks for a fresh grant at once instead of lapsing and
+// reconnecting over and over: it is leased, unfenced, and stays connected.
+TEST(ReplicaSlowEtcdTest, AWelcomeDelayedPastTheLeaseStillLeasesTheEdge) {
+  if (!etcdAvailable()) GTEST_SKIP() << "etcd is not installed (apt-get install etcd-server)";
+  TempDir dir;
+  TestOrigin origin;
+  EtcdCluster etcd(dir.sub("etcd"), 1);
+  ASSERT_TRUE(etcd.ok()) << etcd.log(0);
+  TcpRelay slow(etcd.endpoints()[0]);
+  slow.setDelay(150);  // each way: a summary put takes 300 ms, the lease 200 ms
+  CoordinatorProcess replica(
+      dir.sub("replica"),
+      {"--etcd.endpoints", slow.address(), "--replica.id", "r0", "--lease", "200ms",
+       "--etcd.session_ttl", "3s", "--etcd.timeout", "2s", "--auth.token", kToken});
+  ASSERT_TRUE(replica.ok()) << replica.log();
+  EdgeProcess edge(dir.sub("e0"), origin.url(),
+                   {"--coordinator.address", replica.grpcAddress(), "--coordinator.edge_id", "e0",
+                    "--coordinator.token", kToken, "--log.access", "false"});
+  ASSERT_TRUE(edge.ok()) << edge.log();
+  auto metric = [&](const std::string& name) -> int64_t {
+    const std::string body = httpGet(edge.adminPort(), "/metrics").body;
+    auto at = body.find("\n" + name + " ");
+    return at == std::string::npos ? -1 : std::stoll(body.substr(at + name.size() + 2));
+  };
+  const auto start = Clock::now();
+  while (metric("tern_edge_fenced") != 0 && msSince(start) < 15000)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(metric("tern_edge_fenced"), 0) << edge.log() << replica.log();
+  std::printf("edge leased %lld ms after it started\n", static_cast<long long>(msSince(start)));
+  // Stays leased on the same stream (heartbeats every 50 ms renew it).
+  const int64_t connects = metric("tern_edge_coordinator_connects_total");
+  int fenced_samples = 0;
+  for (int i = 0; i < 100; ++i) {
+    fenced_samples += metric("tern_edge_fenced") != 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(metric("tern_edge_coordinator_connects_total"), connects) << edge.log();
+  EXPECT_EQ(fenced_samples, 0) << edge.log();
+}
+
 }  // namespace
 }  // namespace tern::testing
