@@ -71,6 +71,9 @@ Status Coordinator::start(bool run_ticker) {
 }
 
 void Coordinator::stop() {
+  // From here purges and streams are refused (another replica takes them);
+  // what was accepted before is answered below.
+  refusing_ = true;
   {
     std::lock_guard lock(tick_mu_);
     stopping_ = true;
@@ -94,6 +97,10 @@ void Coordinator::stop() {
             d(Status::unavailable("coordinator stopping; the purge is logged and will be applied"));
           });
     parked_.clear();
+    // Edges move to another replica now, not when the server gives up on
+    // their streams.
+    for (auto& [sid, session] : sessions_)
+      deferred.push_back([st = session.stream] { st->close("coordinator stopping"); });
   }
   run(deferred);
 }
@@ -137,6 +144,8 @@ int64_t Coordinator::retryAfterMs() { return rate_.retryAfterMs(now()); }
 
 void Coordinator::purge(const v1::PurgeRequest& request, PurgeDone done) {
   const int64_t api_in = now();
+  if (refusing_)
+    return done(Status::unavailable("coordinator stopping; send the purge to another replica"));
   auto checked =
       checkPurgeRequest(request, {options_.default_wait_timeout_ms, options_.max_wait_timeout_ms});
   if (!checked.ok()) return done(checked.status());

@@ -315,6 +315,7 @@ class Coordinator {
   uint64_t shared_to_ = 0;                                            // GUARDED_BY(mu_)
 
   std::atomic<size_t> waiting_calls_{0};  // wait=all calls not answered yet
+  std::atomic<bool> refusing_{false};     // stop() began: no new purges or streams
 
   bool replicated_ = false;
   Replication replication_;

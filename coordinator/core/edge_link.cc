@@ -29,6 +29,7 @@ Result<uint64_t> Coordinator::attach(const v1::Hello& hello, std::shared_ptr<Edg
   {
     std::lock_guard lock(mu_);
     const int64_t t = now();
+    if (refusing_) return Status::unavailable("coordinator stopping: try another one");
     if (grantableMs(t) == 0)
       return Status::unavailable("this replica has no etcd session: try another one");
     size_t index = edgeIndex(hello.edge_id(), hello.address());

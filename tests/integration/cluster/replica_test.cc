@@ -36,6 +36,13 @@ int64_t msSince(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
 }
 
+// A metric without labels from the edge's /metrics, -1 if absent.
+int64_t edgeMetric(EdgeProcess& e, const std::string& name) {
+  const std::string body = httpGet(e.adminPort(), "/metrics").body;
+  auto at = body.find("\n" + name + " ");
+  return at == std::string::npos ? -1 : std::stoll(body.substr(at + name.size() + 2));
+}
+
 class ReplicaTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -204,11 +211,7 @@ TEST_F(ReplicaTest, KilledReplicasEdgeMovesToAnotherAndCatchesUp) {
 // not first wait on the one that died, and a stream that was welcomed does
 // not count as a refusal (no growing back-off).
 TEST_F(ReplicaTest, EveryKillOfItsReplicaMovesTheEdgeWithinASecond) {
-  auto metric = [](EdgeProcess& e, const std::string& name) -> int64_t {
-    const std::string body = httpGet(e.adminPort(), "/metrics").body;
-    auto at = body.find("\n" + name + " ");
-    return at == std::string::npos ? -1 : std::stoll(body.substr(at + name.size() + 2));
-  };
+  const auto metric = edgeMetric;
   EdgeProcess& edge = *edges_[0];
   for (int round = 0; round < 5; ++round) {
     // The replica holding e0, as the cluster sees it.
@@ -241,6 +244,35 @@ TEST_F(ReplicaTest, EveryKillOfItsReplicaMovesTheEdgeWithinASecond) {
     replicas_[holder]->restart(/*kill=*/true, 0);
     ASSERT_TRUE(replicas_[holder]->ok()) << replicas_[holder]->log();
   }
+}
+
+// SIGTERM (a rolling update): the replica refuses new streams and purges
+// and closes its edges' streams first, so they move at once instead of when
+// the gRPC server gives up on them.
+TEST_F(ReplicaTest, AStoppingReplicaHandsItsEdgesOverAtOnce) {
+  EdgeProcess& edge = *edges_[0];  // on r0, listed first
+  const int64_t connects = edgeMetric(edge, "tern_edge_coordinator_connects_total");
+  replicas_[0]->process().signal(SIGTERM);
+  const auto stopped = Clock::now();
+  while (!(edgeMetric(edge, "tern_edge_coordinator_connects_total") > connects &&
+           edgeMetric(edge, "tern_edge_coordinator_connected") == 1) &&
+         msSince(stopped) < 10000)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  const int64_t took = msSince(stopped);
+  std::printf("e0 connected to another replica %lld ms after SIGTERM\n",
+              static_cast<long long>(took));
+  EXPECT_LT(took, 1000) << edge.log();
+  EXPECT_EQ(edgeMetric(edge, "tern_edge_fenced"), 0);
+  EXPECT_GE(replicas_[0]->process().wait(10000), 0) << "replica did not exit";
+  // The edge was told why its stream ended.
+  EXPECT_NE(edge.log().find("coordinator stopping"), std::string::npos) << edge.log();
+  // And it is served purges by its new replica.
+  origin_.set("/g", object("g1", "g"));
+  prime(edge, "/g");
+  origin_.set("/g", object("g2", "g"));
+  auto r = purge(2, R"({"tags":["g"]})");
+  ASSERT_TRUE(logged(r)) << json::serialize(r);
+  EXPECT_TRUE(purgedAt(edge, r["id"].to_number<uint64_t>(), "/g")) << edge.log();
 }
 
 // wait=all through one replica waits for the edges held by the others.
@@ -412,11 +444,7 @@ TEST(ReplicaSlowEtcdTest, AWelcomeDelayedPastTheLeaseStillLeasesTheEdge) {
                    {"--coordinator.address", replica.grpcAddress(), "--coordinator.edge_id", "e0",
                     "--coordinator.token", kToken, "--log.access", "false"});
   ASSERT_TRUE(edge.ok()) << edge.log();
-  auto metric = [&](const std::string& name) -> int64_t {
-    const std::string body = httpGet(edge.adminPort(), "/metrics").body;
-    auto at = body.find("\n" + name + " ");
-    return at == std::string::npos ? -1 : std::stoll(body.substr(at + name.size() + 2));
-  };
+  auto metric = [&](const std::string& name) { return edgeMetric(edge, name); };
   const auto start = Clock::now();
   while (metric("tern_edge_fenced") != 0 && msSince(start) < 15000)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
