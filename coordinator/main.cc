@@ -16,6 +16,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "coordinator/etcd/etcd_client.h"
+#include "coordinator/etcd/etcd_health.h"
 #include "coordinator/etcd/etcd_purge_log.h"
 #include "coordinator/etcd/replica_session.h"
 #include "coordinator/log/rocks_purge_log.h"
@@ -173,6 +174,7 @@ int main(int argc, char** argv) {
 
   metrics::Registry registry;
   Coordinator coordinator(log.get(), co, &registry);
+  std::unique_ptr<etcd::EtcdHealth> etcd_health;
   std::unique_ptr<etcd::ReplicaSession> session;
   std::atomic<etcd::ReplicaSession*> session_ptr{nullptr};  // for the engine's threads
   if (etcd_log) {
@@ -188,6 +190,8 @@ int main(int argc, char** argv) {
       if (auto* s = session_ptr.load()) s->changed();
     };
     rep.announced_head = [etcd_log] { return etcd_log->announcedHead(); };
+    etcd_health = std::make_unique<etcd::EtcdHealth>(etcd_client.get(), &registry);
+    rep.etcd_members = [h = etcd_health.get()] { return h->members(); };
     coordinator.enableReplication(std::move(rep));
     etcd::SessionOptions so;
     so.key_prefix = etcd_log->replicaPrefix() + replica_id + "/";

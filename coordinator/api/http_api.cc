@@ -185,6 +185,23 @@ std::string HttpApi::statusPage() {
            htmlEscape(r.address()) + "</td><td>" + std::to_string(r.edges_connected()) +
            "</td><td>" + std::to_string(r.head_seq()) + "</td></tr>";
   }
+  if (edges.etcd_members_size() > 0) {
+    h += "</table><h2>etcd</h2><table id=\"etcd\"><tr><th>member</th><th>state</th>"
+         "<th>role</th><th>version</th><th>raft term</th><th>raft index</th><th>db size</th>"
+         "</tr>";
+    for (const auto& m : edges.etcd_members()) {
+      const char* state = m.reachable() ? "reachable" : "unreachable";
+      h += "<tr data-member=\"" + htmlEscape(m.endpoint()) + "\"><td>" + htmlEscape(m.endpoint()) +
+           "</td><td class=\"" + (m.reachable() ? "connected" : "fenced") + "\">" + state +
+           (m.reachable() ? "" : ": " + htmlEscape(m.error())) + "</td><td>" +
+           (m.leader()      ? "leader"
+            : m.reachable() ? "follower"
+                            : "-") +
+           "</td><td>" + htmlEscape(m.version()) + "</td><td>" + std::to_string(m.raft_term()) +
+           "</td><td>" + std::to_string(m.raft_index()) + "</td><td>" +
+           std::to_string(m.db_size_bytes() / 1024) + " KiB</td></tr>";
+    }
+  }
   h += "</table><h2>Recent purges</h2><table id=\"purges\"><tr><th>id</th><th>accepted</th>"
        "<th>mode</th><th>selectors</th><th>state</th><th>latency</th></tr>";
   for (const auto& p : purges) {

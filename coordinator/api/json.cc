@@ -259,6 +259,20 @@ std::string edgesJson(const v1::ListEdgesResponse& list) {
                                       {"self", r.self()}});
     out["replicas"] = std::move(replicas);
   }
+  if (list.etcd_members_size() > 0) {
+    json::array members;
+    for (const auto& m : list.etcd_members())
+      members.push_back(json::object{{"endpoint", m.endpoint()},
+                                     {"reachable", m.reachable()},
+                                     {"leader", m.leader()},
+                                     {"version", m.version()},
+                                     {"raft_term", m.raft_term()},
+                                     {"raft_index", m.raft_index()},
+                                     {"db_size_bytes", m.db_size_bytes()},
+                                     {"error", m.error()},
+                                     {"probed_at_ms", m.probed_at_ms()}});
+    out["etcd_members"] = std::move(members);
+  }
   return json::serialize(out) + "\n";
 }
 

@@ -460,8 +460,19 @@ v1::EdgeState Coordinator::stateOf(const Edge& e, int64_t now_us) const {
 }
 
 v1::ListEdgesResponse Coordinator::listEdges() {
-  std::lock_guard lock(mu_);
   v1::ListEdgesResponse out;
+  {
+    std::lock_guard lock(mu_);
+    listEdgesLocked(&out);
+  }
+  // (Set before start, read-only after.)
+  if (replicated_ && replication_.etcd_members)
+    for (auto& m : replication_.etcd_members()) *out.add_etcd_members() = std::move(m);
+  return out;
+}
+
+void Coordinator::listEdgesLocked(v1::ListEdgesResponse* response) {
+  v1::ListEdgesResponse& out = *response;
   out.set_head_seq(logged_head_);
   const int64_t t = now();
   for (const auto& e : edges_) {
@@ -497,7 +508,6 @@ v1::ListEdgesResponse Coordinator::listEdges() {
       r->set_edges_connected(c);
     }
   }
-  return out;
 }
 
 uint64_t Coordinator::watch(uint64_t from_seq, std::function<void(const v1::PurgeResult&)> fn) {

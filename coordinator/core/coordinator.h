@@ -105,6 +105,8 @@ struct Replication {
   std::function<void()> summary_changed;
   // The log's head as its watch announced it (in etcd's order).
   std::function<uint64_t()> announced_head;
+  // The etcd members as last probed (ListEdges, the status page).
+  std::function<std::vector<tern::v1::EtcdMemberInfo>()> etcd_members;
 };
 
 class Coordinator {
@@ -274,7 +276,8 @@ class Coordinator {
   void fence(size_t edge, Deferred* deferred);
   View viewOf(const Edge& e, int64_t now_us) const;  // REQUIRES: mu_
   // Marks the edge's pending slots applied or fenced as its view says.
-  void settle(size_t edge, Deferred* deferred);  // REQUIRES: mu_
+  void settle(size_t edge, Deferred* deferred);            // REQUIRES: mu_
+  void listEdgesLocked(tern::v1::ListEdgesResponse* out);  // REQUIRES: mu_
   // Queues Welcome and the first lease for a stream (and starts its lease).
   void welcome(Session& s, Deferred* deferred);  // REQUIRES: mu_
   // Milliseconds of lease that may be granted now (0: none).

@@ -298,6 +298,18 @@ int main(int argc, char** argv) {
                     r.edges_connected(), static_cast<unsigned long long>(r.head_seq()),
                     r.self() ? "  (answering)" : "");
     }
+    if (resp.etcd_members_size() > 0) {
+      std::printf("\n%-24s %-12s %-9s %-8s %10s %s\n", "ETCD MEMBER", "STATE", "ROLE", "VERSION",
+                  "RAFT INDEX", "ERROR");
+      for (const auto& m : resp.etcd_members())
+        std::printf("%-24s %-12s %-9s %-8s %10llu %s\n", m.endpoint().c_str(),
+                    m.reachable() ? "reachable" : "unreachable",
+                    m.leader()      ? "leader"
+                    : m.reachable() ? "follower"
+                                    : "-",
+                    m.version().c_str(), static_cast<unsigned long long>(m.raft_index()),
+                    m.error().c_str());
+    }
     return kOk;
   }
   std::cerr << "ternctl: unknown command '" << command << "' (purge, purges, edges)\n";

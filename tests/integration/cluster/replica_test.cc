@@ -393,6 +393,26 @@ TEST_F(ReplicaTest, ReplicaCutOffFromEtcdFencesItsEdgesWithinTheSessionAndTheyMo
 }
 
 TEST_F(ReplicaTest, OneEtcdMemberDownPurgesContinue) {
+  // etcd's health as replica 1 probes it: every member, one leader.
+  const std::string killed = etcd_->endpoints()[0];
+  auto members = [&] {
+    boost::system::error_code ec;
+    auto v = json::parse(api(1, "GET", "/v1/edges").body, ec);
+    std::map<std::string, json::object> out;
+    if (!ec && v.is_object() && v.as_object().contains("etcd_members"))
+      for (const auto& m : v.at("etcd_members").as_array())
+        out[std::string(m.at("endpoint").as_string())] = m.as_object();
+    return out;
+  };
+  auto before = members();
+  ASSERT_EQ(before.size(), 3u);
+  int leaders = 0;
+  for (auto& [endpoint, m] : before) {
+    EXPECT_TRUE(m["reachable"].as_bool()) << endpoint;
+    leaders += m["leader"].as_bool() ? 1 : 0;
+    EXPECT_FALSE(m["version"].as_string().empty());
+  }
+  EXPECT_EQ(leaders, 1);
   etcd_->kill(0);
   origin_.set("/m", object("m1", "m"));
   for (auto& e : edges_) prime(*e, "/m");
@@ -404,6 +424,19 @@ TEST_F(ReplicaTest, OneEtcdMemberDownPurgesContinue) {
   }
   ASSERT_GT(last, 0u);
   for (auto& e : edges_) EXPECT_TRUE(purgedAt(*e, last, "/m"));
+  // The next probe (every 2 s) shows the member down, on the status page too.
+  bool down = false;
+  for (int i = 0; i < 100 && !down; ++i) {
+    auto now = members();
+    down = now.count(killed) && !now[killed]["reachable"].as_bool();
+    if (!down) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(down) << api(1, "GET", "/v1/edges").body;
+  const std::string page = api(1, "GET", "/").body;
+  EXPECT_NE(page.find("id=\"etcd\""), std::string::npos) << page;
+  EXPECT_NE(page.find("unreachable"), std::string::npos) << page;
+  EXPECT_NE(api(1, "GET", "/metrics").body.find("tern_coordinator_etcd_members_reachable 2"),
+            std::string::npos);
 }
 
 TEST_F(ReplicaTest, WithoutAnEtcdQuorumThePurgeApiAnswers503) {

@@ -1,0 +1,77 @@
+#include "coordinator/etcd/etcd_health.h"
+
+#include <chrono>
+
+#include "common/clock.h"
+
+namespace tern::coordinator::etcd {
+
+EtcdHealth::EtcdHealth(EtcdClient* client, metrics::Registry* registry, uint32_t interval_ms)
+    : client_(client), interval_ms_(interval_ms) {
+  probe();
+  registry->callbackGauge("tern_coordinator_etcd_members_reachable",
+                          "etcd members that answered the last status probe", [this] {
+                            double n = 0;
+                            for (const auto& m : members()) n += m.reachable() ? 1 : 0;
+                            return n;
+                          });
+  registry->callbackGauge("tern_coordinator_etcd_leader_known",
+                          "1 if a reachable etcd member said it is the leader", [this] {
+                            for (const auto& m : members())
+                              if (m.leader()) return 1.0;
+                            return 0.0;
+                          });
+  thread_ = std::thread([this] { loop(); });
+}
+
+EtcdHealth::~EtcdHealth() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::vector<tern::v1::EtcdMemberInfo> EtcdHealth::members() const {
+  std::lock_guard lock(mu_);
+  return last_;
+}
+
+void EtcdHealth::probe() {
+  const auto statuses = client_->memberStatus();
+  const int64_t at = wallNowMs();
+  std::vector<tern::v1::EtcdMemberInfo> out;
+  for (size_t i = 0; i < statuses.size() && i < client_->endpoints().size(); ++i) {
+    tern::v1::EtcdMemberInfo m;
+    m.set_endpoint(client_->endpoints()[i]);
+    m.set_probed_at_ms(at);
+    if (statuses[i].ok()) {
+      const auto& s = *statuses[i];
+      m.set_reachable(true);
+      m.set_leader(s.leader() != 0 && s.leader() == s.header().member_id());
+      m.set_version(s.version());
+      m.set_raft_term(s.raftterm());
+      m.set_raft_index(s.raftindex());
+      m.set_db_size_bytes(s.dbsize());
+    } else {
+      m.set_error(statuses[i].status().message());
+    }
+    out.push_back(std::move(m));
+  }
+  std::lock_guard lock(mu_);
+  last_ = std::move(out);
+}
+
+void EtcdHealth::loop() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    cv_.wait_for(lock, std::chrono::milliseconds(interval_ms_), [&] { return stopping_; });
+    if (stopping_) break;
+    lock.unlock();
+    probe();
+    lock.lock();
+  }
+}
+
+}  // namespace tern::coordinator::etcd
