@@ -314,7 +314,7 @@ void EtcdPurgeLog::commitLoop() {
     }
     if (!group.empty()) {
       std::vector<Result<LogEntry>> results;
-      Status s = commit(&group, &results);
+      Status s = commit(&group, &results, [&] { queue_.takeMore(&group, fits); });
       for (size_t i = 0; i < group.size(); ++i) {
         if (!s.isOk()) {
           group[i].done(s);
@@ -356,11 +356,19 @@ void EtcdPurgeLog::maintenanceLoop() {
   }
 }
 
-Status EtcdPurgeLog::commit(std::vector<Pending>* group, std::vector<Result<LogEntry>>* results) {
+Status EtcdPurgeLog::commit(std::vector<Pending>* group, std::vector<Result<LogEntry>>* results,
+                            const std::function<void()>& grow) {
   const std::string commit_id = options_.replica_id + ":" + std::to_string(++commits_);
   std::vector<bool> answered(group->size(), false);
   results->assign(group->size(), Status::unavailable("not committed"));
   for (int attempt = 0; attempt < 64; ++attempt) {
+    if (attempt > 0) {
+      // Lost a race: what was queued meanwhile goes along (fewer commits
+      // for the same purges while replicas contend).
+      grow();
+      answered.resize(group->size(), false);
+      results->resize(group->size(), Status::unavailable("not committed"));
+    }
     uint64_t head;
     int64_t head_rev;
     {

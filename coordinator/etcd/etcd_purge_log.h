@@ -110,8 +110,10 @@ class EtcdPurgeLog final : public PurgeLog {
                     uint64_t trimmed_to);
   void commitLoop();
   void maintenanceLoop();
-  // Commits the group; results[i] answers group[i].
-  Status commit(std::vector<Pending>* group, std::vector<Result<LogEntry>>* results);
+  // Commits the group; results[i] answers group[i]. After a lost race,
+  // `grow` may add to the group before the retry.
+  Status commit(std::vector<Pending>* group, std::vector<Result<LogEntry>>* results,
+                const std::function<void()>& grow);
   Status trim(int64_t now_ms);
   Status trimRound(int64_t now_ms, bool* more);
   void learn(const std::vector<LogEntry>& entries, uint64_t head);  // REQUIRES: !mu_

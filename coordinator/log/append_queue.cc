@@ -37,6 +37,16 @@ bool AppendQueue::take(std::vector<Pending>* group, std::chrono::milliseconds wa
   return true;
 }
 
+void AppendQueue::takeMore(std::vector<Pending>* group, const Fits& fits) {
+  std::lock_guard lock(mu_);
+  size_t n = 0;
+  while (n < queue_.size() && fits(group->size() + n, queue_[n])) ++n;
+  const auto end = queue_.begin() + static_cast<std::ptrdiff_t>(n);
+  group->insert(group->end(), std::make_move_iterator(queue_.begin()),
+                std::make_move_iterator(end));
+  queue_.erase(queue_.begin(), end);
+}
+
 void AppendQueue::wake() {
   std::lock_guard lock(mu_);
   woken_ = true;

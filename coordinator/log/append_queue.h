@@ -36,6 +36,9 @@ class AppendQueue {
   // one) into `group`, which may stay empty. False once closed and drained:
   // the committer stops.
   bool take(std::vector<Pending>* group, std::chrono::milliseconds wait, const Fits& fits);
+  // Without waiting: appends to `group` what is queued now and still fits
+  // (a committer that lost a race takes the latecomers into its retry).
+  void takeMore(std::vector<Pending>* group, const Fits& fits);
   // Makes a waiting take() return (the committer has other work).
   void wake();
   // Refuses new appends; take() still hands out what is queued.

@@ -1,5 +1,5 @@
 // The purge engine's parts on their own: checking a purge call, the rate
-// limit's token bucket, and the engine's locking (a stream that reads the
+// limit's token bucket, the logs' append queue, and the engine's locking (a stream that reads the
 // log does not hold the engine: the read may be an etcd round trip).
 
 #include <gtest/gtest.h>
@@ -13,6 +13,7 @@
 #include "coordinator/core/coordinator.h"
 #include "coordinator/core/purge_request.h"
 #include "coordinator/core/rate_limiter.h"
+#include "coordinator/log/append_queue.h"
 #include "coordinator/log/rocks_purge_log.h"
 #include "tests/support/temp_dir.h"
 
@@ -90,6 +91,39 @@ TEST(TokenBucket, ZeroRateAdmitsEverything) {
 
 // A log whose read() can be held (as an etcd read past the entries kept in
 // memory would take a round trip).
+AppendQueue::Pending pendingTag(const std::string& tag) {
+  AppendQueue::Pending p;
+  p.entry.add_selectors()->set_tag(tag);
+  p.done = [](Result<LogEntry>) {};
+  return p;
+}
+
+TEST(AppendQueue, TakeMoreAddsWhatFitsWithoutWaiting) {
+  AppendQueue q;
+  for (int i = 0; i < 3; ++i) q.push(pendingTag("a" + std::to_string(i)));
+  const auto upTo = [](size_t max) {
+    return [max](size_t n, const AppendQueue::Pending&) { return n < max; };
+  };
+  std::vector<AppendQueue::Pending> group;
+  ASSERT_TRUE(q.take(&group, std::chrono::milliseconds(0), upTo(2)));
+  ASSERT_EQ(group.size(), 2u);
+  // Latecomers while a commit was out: taken along up to the limit, in order.
+  for (int i = 3; i < 6; ++i) q.push(pendingTag("a" + std::to_string(i)));
+  q.takeMore(&group, upTo(5));
+  ASSERT_EQ(group.size(), 5u);
+  for (size_t i = 0; i < group.size(); ++i)
+    EXPECT_EQ(group[i].entry.selectors(0).tag(), "a" + std::to_string(i));
+  // Nothing fits: nothing moves; an empty queue: returns at once.
+  q.takeMore(&group, upTo(5));
+  EXPECT_EQ(group.size(), 5u);
+  std::vector<AppendQueue::Pending> rest;
+  ASSERT_TRUE(q.take(&rest, std::chrono::milliseconds(0), upTo(10)));
+  ASSERT_EQ(rest.size(), 1u);
+  EXPECT_EQ(rest[0].entry.selectors(0).tag(), "a5");
+  q.takeMore(&rest, upTo(10));
+  EXPECT_EQ(rest.size(), 1u);
+}
+
 class GatedLog : public PurgeLog {
  public:
   explicit GatedLog(PurgeLog* inner) : inner_(inner) {}

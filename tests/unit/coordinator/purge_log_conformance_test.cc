@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <future>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -53,8 +54,10 @@ LogEntry appendSync(PurgeLog& log, LogEntry e) {
 
 // `threads` threads, thread t appending `each` purges to logs[t % size];
 // returns every sequence number they were given, sorted.
-std::vector<uint64_t> appendConcurrently(const std::vector<PurgeLog*>& logs, int threads,
-                                         int each) {
+// Each append has a tag of its own; every answer must be the entry that
+// was appended (`tags`, if given, maps each seq to its tag).
+std::vector<uint64_t> appendConcurrently(const std::vector<PurgeLog*>& logs, int threads, int each,
+                                         std::map<uint64_t, std::string>* tags = nullptr) {
   std::vector<std::thread> workers;
   std::mutex mu;
   std::vector<uint64_t> seqs;
@@ -62,9 +65,13 @@ std::vector<uint64_t> appendConcurrently(const std::vector<PurgeLog*>& logs, int
     workers.emplace_back([&, t] {
       PurgeLog& log = *logs[static_cast<size_t>(t) % logs.size()];
       for (int i = 0; i < each; ++i) {
-        uint64_t s = appendSync(log, tagEntry("t" + std::to_string(t))).seq();
+        const std::string tag = "t" + std::to_string(t) + "-" + std::to_string(i);
+        const LogEntry e = appendSync(log, tagEntry(tag));
+        EXPECT_TRUE(e.selectors_size() == 1 && e.selectors(0).tag() == tag)
+            << "answered with another entry: " << e.ShortDebugString();
         std::lock_guard lock(mu);
-        seqs.push_back(s);
+        seqs.push_back(e.seq());
+        if (tags) (*tags)[e.seq()] = tag;
       }
     });
   }
@@ -302,7 +309,8 @@ TEST_F(EtcdLogTest, ReplicasShareOneGapFreeSequence) {
   std::atomic<uint64_t> b_saw{0};
   b.setOnHead([&](uint64_t head) { b_saw = head; });
   constexpr int kThreads = 4, kEach = 30;
-  const auto seqs = appendConcurrently({&a, &b}, 2 * kThreads, kEach);
+  std::map<uint64_t, std::string> tags;
+  const auto seqs = appendConcurrently({&a, &b}, 2 * kThreads, kEach, &tags);
   const uint64_t n = 2 * kThreads * kEach;
   ASSERT_EQ(seqs.size(), n);
   for (size_t i = 0; i < seqs.size(); ++i) ASSERT_EQ(seqs[i], i + 1) << "gap or duplicate";
@@ -312,7 +320,13 @@ TEST_F(EtcdLogTest, ReplicasShareOneGapFreeSequence) {
   std::vector<LogEntry> all;
   ASSERT_TRUE(a.read(1, 1000, &all).isOk());
   ASSERT_EQ(all.size(), n);
-  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i].seq(), i + 1);
+  for (size_t i = 0; i < all.size(); ++i) {
+    EXPECT_EQ(all[i].seq(), i + 1);
+    // Logged under the seq its caller was told (retries after a lost race
+    // take later appends along).
+    ASSERT_EQ(all[i].selectors_size(), 1);
+    EXPECT_EQ(all[i].selectors(0).tag(), tags[all[i].seq()]);
+  }
 }
 
 TEST_F(EtcdLogTest, IdempotencyKeyWorksAcrossReplicas) {
