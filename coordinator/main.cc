@@ -22,6 +22,7 @@
 #include "coordinator/log/rocks_purge_log.h"
 #include "coordinator/server/grpc_service.h"
 #include "coordinator/server/http_server.h"
+#include "coordinator/server/replica_link.h"
 
 using namespace tern;
 using namespace tern::coordinator;
@@ -45,8 +46,12 @@ Config makeConfig() {
          "etcd session of this replica: cut off from etcd this long, its edges are fenced and "
          "move to other replicas"});
   c.add({"replica.id", "", "name of this replica (default: host name and a random suffix)"});
+  c.add({"replica.ca_file", "",
+         "PEM roots to verify other replicas' gRPC certificates (with grpc_tls; empty: the "
+         "system's)"});
   c.add({"replica.address", "",
-         "gRPC address of this replica shown to operators (default: from grpc_listen)"});
+         "gRPC address other replicas dial to reach this one, also shown to operators "
+         "(default: from grpc_listen; set it when that is a wildcard such as 0.0.0.0)"});
   c.add({"lease", "3s", "edge lease: an edge silent this long is fenced"});
   c.add({"wait_timeout", "10s", "default wait of a purge with wait=all"});
   c.add({"max_wait_timeout", "120s", "longest wait a purge may ask for"});
@@ -250,6 +255,8 @@ int main(int argc, char** argv) {
   builder.AddListeningPort(cfg.str("grpc_listen"), creds, &grpc_port);
   builder.RegisterService(&purge_service);
   builder.RegisterService(&edge_link);
+  ReplicaLinkImpl replica_link(&coordinator, &token_set);
+  if (etcd_log) builder.RegisterService(&replica_link);
   // Detect dead edge connections even when nothing is being sent.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
@@ -266,6 +273,27 @@ int main(int argc, char** argv) {
                                                       : listen.substr(0, listen.rfind(':') + 1) +
                                                             std::to_string(grpc_port));
     if (session) session->changed();
+  }
+
+  // Progress straight from the other replicas (wait=all without a second
+  // round through etcd), once their summaries name their addresses.
+  std::unique_ptr<PeerLinks> peer_links;
+  if (etcd_log) {
+    PeerLinkOptions po;
+    po.replica_id = replica_id;
+    po.token = tokens.empty() ? "" : tokens.front();
+    if (cfg.str("grpc_tls.cert").empty()) {
+      po.credentials = grpc::InsecureChannelCredentials();
+    } else {
+      grpc::SslCredentialsOptions so;
+      if (!cfg.str("replica.ca_file").empty())
+        so.pem_root_certs = get(readFile(cfg.str("replica.ca_file")));
+      po.credentials = grpc::SslCredentials(so);
+    }
+    peer_links = std::make_unique<PeerLinks>(&coordinator, std::move(po));
+    registry.callbackGauge("tern_coordinator_replica_progress_received",
+                           "progress messages received straight from other replicas",
+                           [p = peer_links.get()] { return static_cast<double>(p->received()); });
   }
 
   sigset_t signals;
@@ -289,6 +317,7 @@ int main(int argc, char** argv) {
   coordinator.stop();  // answers waiting purge calls
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   http.stop();
+  peer_links.reset();  // (after the last /metrics render)
   session_ptr = nullptr;
   session.reset();
   if (etcd_log) {

@@ -171,6 +171,19 @@ class Coordinator {
   void replicaSummary(const std::string& replica_id,
                       const tern::internal::v1::ReplicaSummary* summary, int64_t revision);
 
+  // Another replica's edges' positions straight from it (ReplicaLink), as
+  // soon as they acknowledge: only applied_seq is taken (it only grows, so
+  // a wait=all call through this replica completes without waiting for the
+  // summary to go through etcd); which edges exist and whose lease runs
+  // comes from the summaries in etcd alone. Edges not known yet are skipped.
+  void replicaProgress(const tern::internal::v1::ReplicaSummary& progress);
+  // Called (without the engine's lock) whenever this replica's summary
+  // changed, for ReplicaLink streams; returns an id for removeProgressListener.
+  uint64_t addProgressListener(std::function<void()> fn);
+  void removeProgressListener(uint64_t id);
+  // Replica id and gRPC address of every other replica with a session.
+  std::vector<std::pair<std::string, std::string>> peerAddresses();
+
   // The log's head moved to `head` (replicas: another one logged purges):
   // the new entries are read from the log, tracked and sent to the edges.
   void learnHead(uint64_t head);
@@ -207,6 +220,7 @@ class Coordinator {
       int64_t stream_opened_ms = 0;
     };
     std::vector<Remote> remote;
+    uint64_t direct_applied = 0;  // from other replicas' progress streams
     EdgeMetrics metrics;
   };
   struct Session {
@@ -320,6 +334,9 @@ class Coordinator {
   std::atomic<size_t> waiting_calls_{0};  // wait=all calls not answered yet
   std::atomic<bool> refusing_{false};     // stop() began: no new purges or streams
 
+  std::mutex progress_mu_;
+  std::map<uint64_t, std::function<void()>> progress_listeners_;  // GUARDED_BY(progress_mu_)
+  uint64_t next_progress_listener_ = 1;                           // GUARDED_BY(progress_mu_)
   bool replicated_ = false;
   Replication replication_;
   std::map<std::string, Peer> peers_;               // GUARDED_BY(mu_)

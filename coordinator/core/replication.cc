@@ -20,7 +20,7 @@ Coordinator::View Coordinator::viewOf(const Edge& e, int64_t now_us) const {
   // afterwards is newer). Live: some replica's lease for it runs on.
   v.live = local_live;
   v.connected = local_connected;
-  v.applied = e.applied_seq;
+  v.applied = std::max(e.applied_seq, e.direct_applied);
   v.catching_up = local_connected && e.catching_up;
   // The replica with its current stream: the newest one (a stream that
   // died lingers in its replica's summary until that replica notices).
@@ -73,8 +73,55 @@ void Coordinator::settle(size_t index, Deferred* deferred) {
 
 void Coordinator::summaryChanged(Deferred* deferred) {
   ++summary_gen_;
-  if (replicated_ && replication_.summary_changed)
-    deferred->push_back(replication_.summary_changed);
+  if (!replicated_) return;
+  if (replication_.summary_changed) deferred->push_back(replication_.summary_changed);
+  deferred->push_back([this] {
+    std::vector<std::function<void()>> fns;
+    {
+      std::lock_guard lock(progress_mu_);
+      for (const auto& [id, fn] : progress_listeners_) fns.push_back(fn);
+    }
+    for (const auto& fn : fns) fn();
+  });
+}
+
+uint64_t Coordinator::addProgressListener(std::function<void()> fn) {
+  std::lock_guard lock(progress_mu_);
+  const uint64_t id = next_progress_listener_++;
+  progress_listeners_[id] = std::move(fn);
+  return id;
+}
+
+void Coordinator::removeProgressListener(uint64_t id) {
+  std::lock_guard lock(progress_mu_);
+  progress_listeners_.erase(id);
+}
+
+void Coordinator::replicaProgress(const tern::internal::v1::ReplicaSummary& progress) {
+  if (!replicated_ || progress.replica_id() == replication_.replica_id) return;
+  Deferred deferred;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& h : progress.edges()) {
+      auto it = by_id_.find(h.edge_id());
+      if (it == by_id_.end()) continue;  // registered through etcd only
+      Edge& e = edges_[it->second];
+      if (h.applied_seq() <= e.direct_applied) continue;
+      e.direct_applied = h.applied_seq();
+      settle(it->second, &deferred);
+    }
+  }
+  run(deferred);
+}
+
+std::vector<std::pair<std::string, std::string>> Coordinator::peerAddresses() {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [key, peer] : peers_)
+    if (!peer.gone && !peer.summary.address().empty() &&
+        peer.summary.replica_id() != replication_.replica_id)
+      out.emplace_back(peer.summary.replica_id(), peer.summary.address());
+  return out;
 }
 
 void Coordinator::enableReplication(Replication replication) {

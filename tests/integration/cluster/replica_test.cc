@@ -186,6 +186,14 @@ TEST_F(ReplicaTest, PurgesThroughAnyReplicaReachEveryEdgeInOneSequence) {
   for (int via = 0; via < kReplicas; ++via)
     for (uint64_t seq : seqs)
       EXPECT_EQ(api(via, "GET", "/v1/purges/" + std::to_string(seq)).status, 200);
+  // And heard the others' edges acknowledge straight from them (ReplicaLink).
+  for (int via = 0; via < kReplicas; ++via) {
+    const std::string m = api(via, "GET", "/metrics").body;
+    const std::string name = "\ntern_coordinator_replica_progress_received ";
+    auto at = m.find(name);
+    ASSERT_NE(at, std::string::npos) << m;
+    EXPECT_GT(std::stod(m.substr(at + name.size())), 0) << "replica " << via;
+  }
 }
 
 TEST_F(ReplicaTest, KilledReplicasEdgeMovesToAnotherAndCatchesUp) {

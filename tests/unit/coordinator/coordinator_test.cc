@@ -553,6 +553,38 @@ TEST_F(ReplicationTest, WaitAllWaitsForAnEdgeHeldOnlyByAnotherReplica) {
   EXPECT_EQ(edgesById()["x"].lag(), 0u);
 }
 
+// Progress straight from replica b (ReplicaLink) completes the purge before
+// b's summary in etcd says so; it carries applied positions only: an edge
+// known from no summary is not added, and it does not keep a fenced edge
+// live.
+TEST_F(ReplicationTest, ProgressFromAnotherReplicaCompletesWithoutItsSummary) {
+  summaryOf("b/1", peer("b", {held("x", true, 0)}), 10);
+  auto f = purgeTracked(tagPurge("t", true));
+  EXPECT_FALSE(ready(f));
+  // Its own id: ignored.
+  engine_->replicaProgress(peer("a", {held("x", true, 1)}));
+  EXPECT_FALSE(ready(f));
+  engine_->replicaProgress(peer("b", {held("x", true, 1), held("stranger", true, 1)}));
+  ASSERT_TRUE(ready(f, 2000)) << "b's edge applied it, as b said directly";
+  auto r = f.get();
+  ASSERT_TRUE(r.ok()) << r.status().toString();
+  EXPECT_EQ(r->state(), v1::PURGE_STATE_COMPLETE);
+  EXPECT_EQ(states(*r),
+            (std::map<std::string, v1::EdgePurgeState>{{"x", v1::EDGE_PURGE_STATE_APPLIED}}));
+  auto edges = edgesById();
+  EXPECT_EQ(edges.count("stranger"), 0u) << "edges are registered through etcd only";
+  EXPECT_EQ(edges["x"].applied_seq(), 1u);
+  // Progress says nothing of leases: b gone, x is fenced for the next purge.
+  engine_->replicaSummary("b/1", nullptr, 11);
+  engine_->replicaProgress(peer("b", {held("x", true, 1)}));
+  auto later = purgeTracked(tagPurge("u", true));
+  ASSERT_TRUE(ready(later, 2000));
+  auto l = later.get();
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(states(*l),
+            (std::map<std::string, v1::EdgePurgeState>{{"x", v1::EDGE_PURGE_STATE_FENCED}}));
+}
+
 // A replica's summary losing an edge (its lease there ran out) or
 // disappearing (its etcd session ended) fences the edges no one else holds.
 TEST_F(ReplicationTest, EdgesOfAGoneReplicaAreFenced) {
