@@ -40,7 +40,7 @@ spec:
           valueFrom: {fieldRef: {fieldPath: metadata.name}}
         - name: POD_IP
           valueFrom: {fieldRef: {fieldPath: status.podIP}}
-        # Shown to humans (status page, ternctl edges) for this replica.
+        # Dialed by the other replicas (progress streams); shown on the status page.
         - name: TERN_COORDINATOR_REPLICA_ADDRESS
           value: "$(POD_IP):{{ .Values.coordinator.service.grpcPort }}"
         {{- end }}
