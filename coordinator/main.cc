@@ -42,6 +42,9 @@ Config makeConfig() {
          true});
   c.add({"etcd.prefix", "/tern/", "key prefix of this cluster in etcd"});
   c.add({"etcd.timeout", "2s", "etcd request timeout per member"});
+  c.add({"etcd.summary_interval", "50ms",
+         "least time between two puts of this replica's summary to etcd (wait=all does not "
+         "wait for them: progress also goes straight to the other replicas)"});
   c.add({"etcd.session_ttl", "5s",
          "etcd session of this replica: cut off from etcd this long, its edges are fenced and "
          "move to other replicas"});
@@ -201,6 +204,8 @@ int main(int argc, char** argv) {
     etcd::SessionOptions so;
     so.key_prefix = etcd_log->replicaPrefix() + replica_id + "/";
     so.ttl_s = std::max<int64_t>(2, get(cfg.durationMs("etcd.session_ttl")) / 1000);
+    so.min_interval_ms = static_cast<uint32_t>(
+        std::clamp<int64_t>(get(cfg.durationMs("etcd.summary_interval")), 1, 10'000));
     auto opened = etcd::ReplicaSession::open(
         etcd_client.get(), so,
         [&coordinator](uint64_t* generation) {

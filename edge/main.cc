@@ -58,8 +58,9 @@ Config makeConfig() {
   c.add({"server.idle_timeout", "60s", "keep-alive idle time"});
   c.add({"server.body_timeout", "30s", "time for each body write"});
   c.add({"coordinator.address", "",
-         "host:port of the coordinator's gRPC listener; several replicas: repeat, or separate "
-         "with commas (empty: standalone, no global purge)",
+         "host:port of the coordinator's gRPC listener; several replicas: repeat, separate "
+         "with commas, or give one name with several addresses (a headless Service; or "
+         "ipv4:a:p,b:p) (empty: standalone, no global purge)",
          true});
   c.add({"coordinator.token", "", "bearer token for the coordinator"});
   c.add({"coordinator.tls", "false", "TLS to the coordinator"});
@@ -198,6 +199,12 @@ int main(int argc, char** argv) {
     return fail(Status::invalidArgument("coordinator.fenced_policy: revalidate or serve-stale"));
   std::vector<std::string> coordinators;
   for (const auto& v : cfg.list("coordinator.address")) {
+    // "ipv4:a:1,b:2" (or ipv6:) is one gRPC target with several addresses,
+    // like a DNS name with several records: one channel, round robin.
+    if (v.starts_with("ipv4:") || v.starts_with("ipv6:")) {
+      coordinators.push_back(v);
+      continue;
+    }
     for (size_t i = 0; i <= v.size();) {
       size_t j = std::min(v.find(',', i), v.size());
       std::string a = v.substr(i, j - i);

@@ -177,6 +177,10 @@ class Coordinator {
   // summary to go through etcd); which edges exist and whose lease runs
   // comes from the summaries in etcd alone. Edges not known yet are skipped.
   void replicaProgress(const tern::internal::v1::ReplicaSummary& progress);
+  // What to stream to them: this replica's edges whose applied_seq moved
+  // after `since` (0: all of them), edge ids and applied_seq only;
+  // `*generation` is where the next call starts.
+  tern::internal::v1::ReplicaSummary progressSince(uint64_t since, uint64_t* generation);
   // Called (without the engine's lock) whenever this replica's summary
   // changed, for ReplicaLink streams; returns an id for removeProgressListener.
   uint64_t addProgressListener(std::function<void()> fn);
@@ -221,6 +225,7 @@ class Coordinator {
     };
     std::vector<Remote> remote;
     uint64_t direct_applied = 0;  // from other replicas' progress streams
+    uint64_t progress_gen = 0;    // progress_gen_ when applied_seq last moved
     EdgeMetrics metrics;
   };
   struct Session {
@@ -342,6 +347,7 @@ class Coordinator {
   std::map<std::string, Peer> peers_;               // GUARDED_BY(mu_)
   std::map<uint64_t, std::vector<Parked>> parked_;  // GUARDED_BY(mu_)
   uint64_t summary_gen_ = 0;                        // GUARDED_BY(mu_)
+  uint64_t progress_gen_ = 0;                       // GUARDED_BY(mu_): stamps applied_seq moves
 
   std::mutex tick_mu_;
   std::condition_variable tick_cv_;

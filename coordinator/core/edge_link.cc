@@ -145,7 +145,10 @@ void Coordinator::welcome(Session& s, Deferred* deferred) {
 void Coordinator::onAck(Edge& edge, size_t index, uint64_t applied, uint64_t apply_us,
                         Deferred* deferred) {
   const uint64_t previous = edge.applied_seq;
-  if (applied > edge.applied_seq) edge.applied_seq = applied;
+  if (applied > edge.applied_seq) {
+    edge.applied_seq = applied;
+    edge.progress_gen = ++progress_gen_;
+  }
   if (apply_us) edge.last_apply_us = apply_us;
   const bool was_catching_up = edge.catching_up;
   if (edge.catching_up && edge.applied_seq >= edge.catch_up_to) edge.catching_up = false;

@@ -114,6 +114,21 @@ void Coordinator::replicaProgress(const tern::internal::v1::ReplicaSummary& prog
   run(deferred);
 }
 
+tern::internal::v1::ReplicaSummary Coordinator::progressSince(uint64_t since,
+                                                              uint64_t* generation) {
+  std::lock_guard lock(mu_);
+  tern::internal::v1::ReplicaSummary out;
+  out.set_replica_id(replication_.replica_id);
+  for (const auto& e : edges_) {
+    if (e.retired || e.progress_gen <= since) continue;
+    auto* h = out.add_edges();
+    h->set_edge_id(e.id);
+    h->set_applied_seq(e.applied_seq);
+  }
+  *generation = progress_gen_;
+  return out;
+}
+
 std::vector<std::pair<std::string, std::string>> Coordinator::peerAddresses() {
   std::lock_guard lock(mu_);
   std::vector<std::pair<std::string, std::string>> out;

@@ -18,8 +18,9 @@ bool authorized(grpc::CallbackServerContext* ctx, const TokenSet* tokens) {
   return it != md.end() && tokens->allows(std::string_view(it->second.data(), it->second.size()));
 }
 
-// One peer's stream: the summary now, then again after every change (one
-// write at a time; changes during a write are coalesced into the next).
+// One peer's stream: every edge's applied position now, then the ones that
+// moved since the last write (one write at a time; changes during a write
+// are coalesced into the next).
 // The engine's listener holds a shared handle, so a change announced while
 // the call ends never touches a deleted reactor.
 class ProgressReactor final : public grpc::ServerWriteReactor<iv1::ReplicaSummary> {
@@ -73,7 +74,13 @@ class ProgressReactor final : public grpc::ServerWriteReactor<iv1::ReplicaSummar
     if (finished_) return;
     dirty_ = false;
     writing_ = true;
-    message_ = coordinator_->summary(nullptr);
+    // What moved since the last write (everything on the first).
+    message_ = coordinator_->progressSince(sent_gen_, &sent_gen_);
+    if (message_.edges_size() == 0 && sent_any_) {
+      writing_ = false;
+      return;
+    }
+    sent_any_ = true;
     StartWrite(&message_);
   }
   void finishLocked() {
@@ -90,6 +97,8 @@ class ProgressReactor final : public grpc::ServerWriteReactor<iv1::ReplicaSummar
   uint64_t listener_ = 0;
   std::mutex mu_;
   iv1::ReplicaSummary message_;  // GUARDED_BY(mu_); alive while written
+  uint64_t sent_gen_ = 0;        // GUARDED_BY(mu_): progress up to here is sent
+  bool sent_any_ = false;        // GUARDED_BY(mu_)
   bool writing_ = false;
   bool dirty_ = false;
   bool finished_ = false;

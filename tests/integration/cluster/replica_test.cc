@@ -254,6 +254,81 @@ TEST_F(ReplicaTest, EveryKillOfItsReplicaMovesTheEdgeWithinASecond) {
   }
 }
 
+// One target with several addresses (what a headless Service's DNS name
+// gives; here the gRPC form "ipv4:a,b,c"): one channel, round robin over
+// the replicas, and a dead one is passed over.
+TEST_F(ReplicaTest, OneNameWithSeveralAddressesFailsOverToo) {
+  std::string target = "ipv4:";
+  for (int i = 0; i < kReplicas; ++i) target += (i ? "," : "") + replicas_[i]->grpcAddress();
+  EdgeProcess edge(dir_.sub("e-one-name"), origin_.url(),
+                   {"--coordinator.address", target, "--coordinator.edge_id", "one-name",
+                    "--coordinator.token", kToken, "--log.access", "false"});
+  ASSERT_TRUE(edge.ok()) << edge.log();
+  for (int i = 0; i < 1000 && !ready(edge); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(ready(edge)) << edge.log();
+  int holder = -1;
+  for (int i = 0; i < 200 && holder < 0; ++i) {
+    boost::system::error_code ec;
+    auto v = json::parse(api(0, "GET", "/v1/edges").body, ec);
+    if (!ec && v.is_object())
+      for (const auto& e : v.at("edges").as_array())
+        if (e.at("edge_id") == "one-name" && e.at("state") == "connected") {
+          const std::string id(e.at("replica_id").as_string());
+          if (id.size() == 2 && id[0] == 'r') holder = id[1] - '0';
+        }
+    if (holder < 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_GE(holder, 0);
+  const int64_t connects = edgeMetric(edge, "tern_edge_coordinator_connects_total");
+  replicas_[holder]->process().kill();
+  const auto killed = Clock::now();
+  while (!(edgeMetric(edge, "tern_edge_coordinator_connects_total") > connects &&
+           edgeMetric(edge, "tern_edge_coordinator_connected") == 1) &&
+         msSince(killed) < 10000)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  std::printf("one-name edge connected to another replica %lld ms after the kill\n",
+              static_cast<long long>(msSince(killed)));
+  EXPECT_LT(msSince(killed), 2000) << edge.log();
+  const int via = (holder + 1) % kReplicas;
+  origin_.set("/n", object("n1", "n"));
+  prime(edge, "/n");
+  auto r = purge(via, R"({"tags":["n"]})");
+  ASSERT_TRUE(logged(r)) << json::serialize(r);
+  EXPECT_TRUE(purgedAt(edge, r["id"].to_number<uint64_t>(), "/n")) << edge.log();
+}
+
+// A replica SIGKILLed and started again at once under the same id (its old
+// session's summary still in etcd): it takes edges again, and wait=all
+// through another replica waits for and completes with them.
+TEST_F(ReplicaTest, AReplicaRestartedUnderTheSameIdTakesEdgesAgain) {
+  replicas_[0]->restart(/*kill=*/true, 0);
+  ASSERT_TRUE(replicas_[0]->ok()) << replicas_[0]->log();
+  EdgeProcess edge(dir_.sub("e-same-id"), origin_.url(),
+                   {"--coordinator.address", replicas_[0]->grpcAddress(), "--coordinator.edge_id",
+                    "only-r0", "--coordinator.token", kToken, "--log.access", "false"});
+  ASSERT_TRUE(edge.ok()) << edge.log();
+  for (int i = 0; i < 1000 && !ready(edge); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(ready(edge)) << edge.log();
+  origin_.set("/s", object("s1", "s"));
+  prime(edge, "/s");
+  origin_.set("/s", object("s2", "s"));
+  auto r = purge(2, R"({"tags":["s"],"wait":"all"})");
+  ASSERT_TRUE(r.contains("state")) << json::serialize(r);
+  EXPECT_EQ(r["state"], "complete") << json::serialize(r);
+  bool applied = false;
+  for (const auto& e : r["edges"].as_array())
+    if (e.at("edge_id") == "only-r0") applied = e.at("state") == "applied";
+  EXPECT_TRUE(applied) << json::serialize(r);
+  EXPECT_EQ(httpGet(edge.port(), "/s").body, "s2");
+  auto edges = json::parse(api(2, "GET", "/v1/edges").body).as_object();
+  for (const auto& e : edges["edges"].as_array())
+    if (e.at("edge_id") == "only-r0") {
+      EXPECT_EQ(e.at("replica_id"), "r0");
+    }
+}
+
 // SIGTERM (a rolling update): the replica refuses new streams and purges
 // and closes its edges' streams first, so they move at once instead of when
 // the gRPC server gives up on them.
