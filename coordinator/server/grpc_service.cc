@@ -32,8 +32,6 @@ grpc::Status toGrpc(const Status& s) {
   }
 }
 
-namespace {
-
 bool authorized(grpc::CallbackServerContext* ctx, const TokenSet* tokens) {
   if (tokens->open()) return true;
   const auto& md = ctx->client_metadata();
@@ -41,6 +39,8 @@ bool authorized(grpc::CallbackServerContext* ctx, const TokenSet* tokens) {
   if (it == md.end()) return false;
   return tokens->allows(std::string_view(it->second.data(), it->second.size()));
 }
+
+namespace {
 
 const grpc::Status kUnauthenticated(grpc::StatusCode::UNAUTHENTICATED,
                                     "missing or wrong bearer token");

@@ -54,5 +54,7 @@ class EdgeLinkImpl final : public tern::v1::EdgeLink::CallbackService {
 
 // Maps our status codes to gRPC's.
 grpc::Status toGrpc(const Status& status);
+// The call carries a bearer token of `tokens` (or the APIs are open).
+bool authorized(grpc::CallbackServerContext* ctx, const TokenSet* tokens);
 
 }  // namespace tern::coordinator

@@ -4,19 +4,13 @@
 #include <set>
 
 #include "common/log.h"
+#include "coordinator/server/grpc_service.h"
 
 namespace tern::coordinator {
 
 namespace iv1 = tern::internal::v1;
 
 namespace {
-
-bool authorized(grpc::CallbackServerContext* ctx, const TokenSet* tokens) {
-  if (tokens->open()) return true;
-  const auto& md = ctx->client_metadata();
-  auto it = md.find("authorization");
-  return it != md.end() && tokens->allows(std::string_view(it->second.data(), it->second.size()));
-}
 
 // One peer's stream: every edge's applied position now, then the ones that
 // moved since the last write (one write at a time; changes during a write

@@ -85,6 +85,33 @@ class ReplicaTest : public ::testing::Test {
 
   static bool ready(EdgeProcess& e) { return httpGet(e.adminPort(), "/readyz").status == 200; }
 
+  // The replica (index) holding `edge_id`'s stream as replica `via` lists
+  // it, -1 if none within 2 s.
+  int holderOf(const std::string& edge_id, int via) {
+    for (int i = 0; i < 200; ++i) {
+      boost::system::error_code ec;
+      auto v = json::parse(api(via, "GET", "/v1/edges").body, ec);
+      if (!ec && v.is_object())
+        for (const auto& e : v.at("edges").as_array())
+          if (e.at("edge_id") == json::value(edge_id) && e.at("state") == "connected") {
+            const std::string id(e.at("replica_id").as_string());
+            if (id.size() == 2 && id[0] == 'r') return id[1] - '0';
+          }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return -1;
+  }
+
+  // Milliseconds from `since` until the edge opened a stream after
+  // `connects` streams and was welcomed on it (10 s at most).
+  static int64_t msUntilReconnected(EdgeProcess& e, int64_t connects, Clock::time_point since) {
+    while (!(edgeMetric(e, "tern_edge_coordinator_connects_total") > connects &&
+             edgeMetric(e, "tern_edge_coordinator_connected") == 1) &&
+           msSince(since) < 10000)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    return msSince(since);
+  }
+
   void waitAllReady() {
     for (auto& e : edges_) {
       for (int i = 0; i < 1000 && !ready(*e); ++i)
@@ -223,28 +250,12 @@ TEST_F(ReplicaTest, EveryKillOfItsReplicaMovesTheEdgeWithinASecond) {
   EdgeProcess& edge = *edges_[0];
   for (int round = 0; round < 5; ++round) {
     // The replica holding e0, as the cluster sees it.
-    int holder = -1;
-    for (int i = 0; i < 200 && holder < 0; ++i) {
-      auto r = api(i % kReplicas, "GET", "/v1/edges");
-      boost::system::error_code ec;
-      auto v = json::parse(r.body, ec);
-      if (!ec && v.is_object())
-        for (const auto& e : v.at("edges").as_array())
-          if (e.at("edge_id") == "e0" && e.at("state") == "connected") {
-            const std::string id(e.at("replica_id").as_string());
-            if (id.size() == 2 && id[0] == 'r') holder = id[1] - '0';
-          }
-      if (holder < 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    // The replica holding e0, as the cluster sees it (asked of one that is up).
+    const int holder = holderOf("e0", round % kReplicas);
     ASSERT_GE(holder, 0) << "round " << round;
     const int64_t connects = metric(edge, "tern_edge_coordinator_connects_total");
     replicas_[holder]->process().kill();
-    const auto killed = Clock::now();
-    while (!(metric(edge, "tern_edge_coordinator_connects_total") > connects &&
-             metric(edge, "tern_edge_coordinator_connected") == 1) &&
-           msSince(killed) < 10000)
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    const int64_t took = msSince(killed);
+    const int64_t took = msUntilReconnected(edge, connects, Clock::now());
     std::printf("round %d: replica r%d killed, e0 connected to another %lld ms later\n", round,
                 holder, static_cast<long long>(took));
     EXPECT_LT(took, 1000) << "round " << round << "\n" << edge.log();
@@ -267,29 +278,14 @@ TEST_F(ReplicaTest, OneNameWithSeveralAddressesFailsOverToo) {
   for (int i = 0; i < 1000 && !ready(edge); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   ASSERT_TRUE(ready(edge)) << edge.log();
-  int holder = -1;
-  for (int i = 0; i < 200 && holder < 0; ++i) {
-    boost::system::error_code ec;
-    auto v = json::parse(api(0, "GET", "/v1/edges").body, ec);
-    if (!ec && v.is_object())
-      for (const auto& e : v.at("edges").as_array())
-        if (e.at("edge_id") == "one-name" && e.at("state") == "connected") {
-          const std::string id(e.at("replica_id").as_string());
-          if (id.size() == 2 && id[0] == 'r') holder = id[1] - '0';
-        }
-    if (holder < 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  const int holder = holderOf("one-name", 0);
   ASSERT_GE(holder, 0);
   const int64_t connects = edgeMetric(edge, "tern_edge_coordinator_connects_total");
   replicas_[holder]->process().kill();
-  const auto killed = Clock::now();
-  while (!(edgeMetric(edge, "tern_edge_coordinator_connects_total") > connects &&
-           edgeMetric(edge, "tern_edge_coordinator_connected") == 1) &&
-         msSince(killed) < 10000)
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  const int64_t took = msUntilReconnected(edge, connects, Clock::now());
   std::printf("one-name edge connected to another replica %lld ms after the kill\n",
-              static_cast<long long>(msSince(killed)));
-  EXPECT_LT(msSince(killed), 2000) << edge.log();
+              static_cast<long long>(took));
+  EXPECT_LT(took, 2000) << edge.log();
   const int via = (holder + 1) % kReplicas;
   origin_.set("/n", object("n1", "n"));
   prime(edge, "/n");
@@ -336,12 +332,7 @@ TEST_F(ReplicaTest, AStoppingReplicaHandsItsEdgesOverAtOnce) {
   EdgeProcess& edge = *edges_[0];  // on r0, listed first
   const int64_t connects = edgeMetric(edge, "tern_edge_coordinator_connects_total");
   replicas_[0]->process().signal(SIGTERM);
-  const auto stopped = Clock::now();
-  while (!(edgeMetric(edge, "tern_edge_coordinator_connects_total") > connects &&
-           edgeMetric(edge, "tern_edge_coordinator_connected") == 1) &&
-         msSince(stopped) < 10000)
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  const int64_t took = msSince(stopped);
+  const int64_t took = msUntilReconnected(edge, connects, Clock::now());
   std::printf("e0 connected to another replica %lld ms after SIGTERM\n",
               static_cast<long long>(took));
   EXPECT_LT(took, 1000) << edge.log();
