@@ -139,15 +139,17 @@ PeerLinks::~PeerLinks() {
   }
   cv_.notify_all();
   manager_.join();
-  for (auto& [address, link] : links_) {
-    {
-      std::lock_guard lock(link->mu);
-      link->stop = true;
-      if (link->ctx) link->ctx->TryCancel();
-    }
-    link->cv.notify_all();
-    link->thread.join();
+  for (auto& [address, link] : links_) stopLink(link.get());
+}
+
+void PeerLinks::stopLink(Link* link) {
+  {
+    std::lock_guard lock(link->mu);
+    link->stop = true;
+    if (link->ctx) link->ctx->TryCancel();
   }
+  link->cv.notify_all();
+  link->thread.join();
 }
 
 namespace {
@@ -177,14 +179,7 @@ void PeerLinks::manage() {
         ++it;
         continue;
       }
-      Link* link = it->second.get();
-      {
-        std::lock_guard l(link->mu);
-        link->stop = true;
-        if (link->ctx) link->ctx->TryCancel();
-      }
-      link->cv.notify_all();
-      link->thread.join();
+      stopLink(it->second.get());
       it = links_.erase(it);
     }
     for (const auto& address : wanted) {

@@ -62,6 +62,7 @@ class PeerLinks {
   struct Link;
   void manage();
   void run(Link* link);
+  static void stopLink(Link* link);  // cancels its call and joins its thread
 
   Coordinator* coordinator_;
   PeerLinkOptions options_;
