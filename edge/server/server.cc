@@ -333,6 +333,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     chunk_ext_too_long_ = false;
     parser_->on_chunk_header(on_chunk_header_);
     const bool idle = !first && buffer_.size() == 0;
+    // A response that began before a graceful stop was sent as keep-alive;
+    // once it is out the connection would wait idle past the stop's sweep
+    // of idle connections (which ran on this loop before it got here).
+    if (idle && srv_.stopping.load()) return close();
     lowest().expires_after(std::chrono::milliseconds(idle ? srv_.config.idle_timeout_ms
                                                           : srv_.config.header_timeout_ms));
     if (idle) {
