@@ -45,9 +45,11 @@ class Inflight : public std::enable_shared_from_this<Inflight> {
   struct Head {
     int status = 0;
     http::Fields headers;
-    bool cacheable = false;  // whether waiters may share this response
-    bool stored = false;     // whether the response is being written to the cache
-    std::string variant;     // Vary variant the leader's request selected
+    bool cacheable = false;       // whether waiters may share this response
+    bool stored = false;          // whether the response is being written to the cache
+    std::string variant;          // Vary variant the leader's request selected
+    int64_t request_time_ms = 0;  // of the leader's fetch (RFC 9111 4.2.3)
+    int64_t response_time_ms = 0;
   };
 
   // One party reading the body from its first byte. Movable; releasing it

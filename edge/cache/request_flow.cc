@@ -351,6 +351,8 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
       if (!head.ok()) return;  // on_done reports the error
       st->head = *head;
       Inflight::Head h{head->status, head->headers, false};
+      h.request_time_ms = head->request_time_ms;
+      h.response_time_ms = head->response_time_ms;
       if (!pass) {
         if (revalidation && head->status == 304) {
           h.cacheable = true;
@@ -505,6 +507,18 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     const bool origin_error = head->status == 500 || (head->status >= 502 && head->status <= 504);
     if (revalidation && origin_error && staleIfErrorAllowed()) return serveStaleOnError();
     if (!leader && !head->cacheable) return fetchAlone(revalidation);  // uncacheable: go on our own
+    if (!leader && head->status != 304) {
+      // A waiter shares what its own request could reuse from the cache
+      // (RFC 9111 4): a response already stale on arrival (its Age past its
+      // lifetime) is not served to a request that came in after it.
+      const auto d =
+          http::decideReuse(req_->headers, head->status, head->headers, head->request_time_ms,
+                            head->response_time_ms, wallNowMs(), false, ctx_.config.policy);
+      if (d.reuse != http::Reuse::kFresh && d.reuse != http::Reuse::kStaleAllowed) {
+        status_.collapsed = false;
+        return fetchAlone(revalidation);
+      }
+    }
     if (!leader) {
       // A waiter whose request selects another Vary variant than the
       // leader's cannot share the response.

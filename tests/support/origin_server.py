@@ -17,7 +17,7 @@ Paths:
                         connection 200 ms later (a short keep-alive timeout)
   anything else         200 "ok METHOD PATH", Cache-Control: no-store, or
                         ?cc=... as Cache-Control, ?age=N as Age, ?cdn=... as
-                        CDN-Cache-Control
+                        CDN-Cache-Control, ?delay=MS answered MS later (at most 5 s)
   /admin/count?key=METHOD%20PATH  how many such requests arrived (incl. dropped)
   /admin/connections    connections accepted
   /admin/sent           body bytes of /big written to sockets
@@ -33,6 +33,7 @@ import collections
 import socket
 import sys
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -130,6 +131,8 @@ class Handler(BaseHTTPRequestHandler):
             headers.append(("Age", q["age"][0]))
         if "cdn" in q:
             headers.append(("CDN-Cache-Control", q["cdn"][0]))
+        if "delay" in q:
+            time.sleep(min(int(q["delay"][0]), 5000) / 1000.0)
         self._send(200, body, headers)
         if url.path.startswith("/close-soon"):
             conn = self.connection

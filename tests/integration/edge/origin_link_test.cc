@@ -268,6 +268,25 @@ TEST_F(OriginLinkTest, AgeFromUpstreamCountsTowardsFreshness) {
   EXPECT_EQ(origin_->count("GET /old"), 2);
 }
 
+// Requests that arrive while a fetch is in flight share its response only
+// when they could reuse it from the cache: one already stale on arrival
+// (Age past max-age) is fetched by each of them.
+TEST_F(OriginLinkTest, WaitersDoNotShareAResponseStaleOnArrival) {
+  startEdge();
+  auto concurrently = [&](const std::string& path) {
+    std::vector<std::thread> clients;
+    std::vector<int> statuses(3, 0);
+    for (int i = 0; i < 3; ++i)
+      clients.emplace_back([&, i] { statuses[i] = httpGet(edge_->port(), path).status; });
+    for (auto& t : clients) t.join();
+    for (int s : statuses) EXPECT_EQ(s, 200) << path;
+  };
+  concurrently("/shared?cc=max-age%3D60&delay=400");
+  EXPECT_EQ(origin_->count("GET /shared"), 1) << "fresh: the waiters share the leader's fetch";
+  concurrently("/late?cc=max-age%3D60&age=100&delay=400");
+  EXPECT_EQ(origin_->count("GET /late"), 3) << "stale on arrival: each request fetches";
+}
+
 // Every interim response is forwarded, in order, each written whole before
 // the next (several 103s once raced each other on one stream).
 TEST_F(OriginLinkTest, InterimResponsesAreForwardedInOrder) {
