@@ -43,6 +43,7 @@
 #include <thread>
 #include <vector>
 
+#include "proto/grpc_runtime.h"
 #include "tern/v1/edge_link.grpc.pb.h"
 #include "tern/v1/purge.grpc.pb.h"
 #include "tests/support/coordinator_process.h"
@@ -183,6 +184,7 @@ int runMode(const Options& o, int replicas, Summary* summary);
 }  // namespace
 
 int main(int argc, char** argv) {
+  tern::tuneGrpcRuntime();
   Options o;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -332,7 +334,8 @@ int runMode(const Options& o, int replicas, Summary* summary) {
     // replica i % n.
     if (i % o.streams_per_connection == 0) {
       grpc::ChannelArguments args;
-      args.SetInt("grpc.channel_id", i);  // distinct channels, not shared subchannels
+      args.SetInt("grpc.channel_id", i);    // distinct channels, not shared subchannels
+      tern::setEdgeLinkFlowControl(&args);  // as the edge's agent
       sim_channels.push_back(grpc::CreateCustomChannel(
           coordinators[static_cast<size_t>(i / o.streams_per_connection) % n_coord]->grpcAddress(),
           grpc::InsecureChannelCredentials(), args));

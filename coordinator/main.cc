@@ -23,6 +23,7 @@
 #include "coordinator/server/grpc_service.h"
 #include "coordinator/server/http_server.h"
 #include "coordinator/server/replica_link.h"
+#include "proto/grpc_runtime.h"
 
 using namespace tern;
 using namespace tern::coordinator;
@@ -89,6 +90,7 @@ Result<std::string> readFile(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tern::tuneGrpcRuntime();
   Config cfg = makeConfig();
   bool help = false;
   if (Status s = cfg.load(argc, argv, &help); !s.isOk()) return fail(s);
@@ -266,6 +268,7 @@ int main(int argc, char** argv) {
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
+  setEdgeLinkFlowControl(&builder);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.SetMaxReceiveMessageSize(32 << 20);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();

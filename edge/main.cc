@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "edge/agent/purge_agent.h"
 #include "edge/server/server.h"
+#include "proto/grpc_runtime.h"
 #include "storage/rocksdb/rocks_store.h"
 
 using namespace tern;
@@ -86,6 +87,7 @@ int fail(const Status& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tern::tuneGrpcRuntime();
   Config cfg = makeConfig();
   bool help = false;
   if (Status s = cfg.load(argc, argv, &help); !s.isOk()) return fail(s);

@@ -45,7 +45,8 @@ ReplicaSession::~ReplicaSession() {
     std::lock_guard lock(mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
+  keep_cv_.notify_all();
+  publish_cv_.notify_all();
   if (keeper_.joinable()) keeper_.join();
   if (publisher_.joinable()) publisher_.join();
 }
@@ -53,9 +54,12 @@ ReplicaSession::~ReplicaSession() {
 void ReplicaSession::changed() {
   {
     std::lock_guard lock(mu_);
+    // Every acknowledgement lands here: only the first change since the
+    // last put wakes the publisher.
+    if (dirty_) return;
     dirty_ = true;
   }
-  cv_.notify_all();
+  publish_cv_.notify_one();
 }
 
 int64_t ReplicaSession::validUntilUs() const {
@@ -99,7 +103,7 @@ void ReplicaSession::keepAliveLoop() {
         lease_id_ = *granted;
         valid_until_ = t0 + options_.ttl_s * 990'000;
         dirty_ = true;  // the summary went with the old lease
-        cv_.notify_all();
+        publish_cv_.notify_all();
         TERN_LOG(kInfo, "etcd session granted again", {{"lease", std::to_string(*granted)}});
       }
     } else {
@@ -116,20 +120,21 @@ void ReplicaSession::keepAliveLoop() {
         TERN_LOG(kWarn, "cannot renew the etcd session", {{"error", ttl.status().toString()}});
       }
     }
-    cv_.wait_for(lock, std::chrono::milliseconds(options_.keepalive_ms), [&] { return stopping_; });
+    keep_cv_.wait_for(lock, std::chrono::milliseconds(options_.keepalive_ms),
+                      [&] { return stopping_; });
   }
 }
 
 void ReplicaSession::publishLoop() {
   std::unique_lock lock(mu_);
   while (!stopping_) {
-    cv_.wait(lock, [&] { return stopping_ || (dirty_ && lease_id_ != 0); });
+    publish_cv_.wait(lock, [&] { return stopping_ || (dirty_ && lease_id_ != 0); });
     if (stopping_) break;
     // Coalesce: at most one put per interval.
     const int64_t next = last_put_us_ + static_cast<int64_t>(options_.min_interval_ms) * 1000;
     if (steadyNowUs() < next) {
-      cv_.wait_for(lock, std::chrono::microseconds(next - steadyNowUs()),
-                   [&] { return stopping_; });
+      publish_cv_.wait_for(lock, std::chrono::microseconds(next - steadyNowUs()),
+                           [&] { return stopping_; });
       if (stopping_) break;
     }
     dirty_ = false;
@@ -147,7 +152,7 @@ void ReplicaSession::publishLoop() {
       const int64_t rev = r->header().revision();
       const int64_t give_up = steadyNowUs() + 5'000'000;
       while (!(seen = watched_revision_() >= rev) && steadyNowUs() < give_up && !stop_)
-        std::this_thread::sleep_for(std::chrono::microseconds(200));
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
       // Only while the summary is still there: bound to the session now.
       if (leaseId() != lease) seen = false;  // published again under the new one
       if (seen) published_(generation);
@@ -159,7 +164,7 @@ void ReplicaSession::publishLoop() {
     if (r.ok()) ++puts_;
     if (!r.ok() || !seen) {
       dirty_ = true;
-      cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return stopping_; });
+      publish_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return stopping_; });
     }
   }
 }

@@ -79,8 +79,9 @@ class ReplicaSession {
   std::function<int64_t()> watched_revision_;
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;  // GUARDED_BY(mu_)
+  std::condition_variable keep_cv_;     // the keeper: stop only
+  std::condition_variable publish_cv_;  // the publisher: a change or stop
+  bool stopping_ = false;               // GUARDED_BY(mu_)
   std::atomic<bool> stop_{false};
   bool dirty_ = true;        // GUARDED_BY(mu_)
   int64_t lease_id_ = 0;     // GUARDED_BY(mu_); 0: none (lost)

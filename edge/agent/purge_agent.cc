@@ -11,6 +11,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "proto/grpc_runtime.h"
 #include "proto/purge_convert.h"
 #include "tern/v1/edge_link.grpc.pb.h"
 #include "tern/v1/purge.grpc.pb.h"
@@ -119,6 +120,7 @@ Status PurgeAgent::start(const std::string& address) {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(o.reconnect_min_ms));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(o.reconnect_max_ms));
   args.SetMaxReceiveMessageSize(64 << 20);
+  setEdgeLinkFlowControl(&args);
   // The channel's own reconnection backoff (above) is kept short: while it
   // waits, a new call fails at once with the last error ("Connection
   // refused"), so a long backoff would keep the edge fenced after the
