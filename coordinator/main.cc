@@ -50,6 +50,9 @@ Config makeConfig() {
          "etcd session of this replica: cut off from etcd this long, its edges are fenced and "
          "move to other replicas"});
   c.add({"replica.id", "", "name of this replica (default: host name and a random suffix)"});
+  c.add({"replica.progress_interval", "2ms",
+         "least time between two progress messages to another replica (acknowledgements "
+         "meanwhile go out together; 0: one message per acknowledgement burst)"});
   c.add({"replica.ca_file", "",
          "PEM roots to verify other replicas' gRPC certificates (with grpc_tls; empty: the "
          "system's)"});
@@ -262,7 +265,10 @@ int main(int argc, char** argv) {
   builder.AddListeningPort(cfg.str("grpc_listen"), creds, &grpc_port);
   builder.RegisterService(&purge_service);
   builder.RegisterService(&edge_link);
-  ReplicaLinkImpl replica_link(&coordinator, &token_set);
+  ReplicaLinkImpl replica_link(
+      &coordinator, &token_set,
+      static_cast<uint32_t>(
+          std::clamp<int64_t>(get(cfg.durationMs("replica.progress_interval")), 0, 1000) * 1000));
   if (etcd_log) builder.RegisterService(&replica_link);
   // Detect dead edge connections even when nothing is being sent.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);

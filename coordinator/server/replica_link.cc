@@ -1,5 +1,6 @@
 #include "coordinator/server/replica_link.h"
 
+#include <grpcpp/alarm.h>
 #include <chrono>
 #include <set>
 
@@ -13,8 +14,9 @@ namespace iv1 = tern::internal::v1;
 namespace {
 
 // One peer's stream: every edge's applied position now, then the ones that
-// moved since the last write (one write at a time; changes during a write
-// are coalesced into the next).
+// moved since the last write (one write at a time, at most one per
+// interval: changes meanwhile are coalesced into the next; a change after a
+// quiet interval goes out at once).
 // The engine's listener holds a shared handle, so a change announced while
 // the call ends never touches a deleted reactor.
 class ProgressReactor final : public grpc::ServerWriteReactor<iv1::ReplicaSummary> {
@@ -24,8 +26,10 @@ class ProgressReactor final : public grpc::ServerWriteReactor<iv1::ReplicaSummar
     ProgressReactor* reactor = nullptr;
   };
 
-  explicit ProgressReactor(Coordinator* coordinator)
-      : coordinator_(coordinator), handle_(std::make_shared<Handle>()) {
+  ProgressReactor(Coordinator* coordinator, uint32_t interval_us)
+      : coordinator_(coordinator),
+        interval_(std::chrono::microseconds(interval_us)),
+        handle_(std::make_shared<Handle>()) {
     handle_->reactor = this;
     listener_ = coordinator_->addProgressListener([h = handle_] {
       std::lock_guard lock(h->mu);
@@ -43,7 +47,7 @@ class ProgressReactor final : public grpc::ServerWriteReactor<iv1::ReplicaSummar
       return;
     }
     if (!ok) return finishLocked();
-    if (dirty_) writeLocked();
+    if (dirty_) scheduleLocked();
   }
   void OnCancel() override {
     std::lock_guard lock(mu_);
@@ -55,6 +59,11 @@ class ProgressReactor final : public grpc::ServerWriteReactor<iv1::ReplicaSummar
       std::lock_guard lock(handle_->mu);
       handle_->reactor = nullptr;
     }
+    {
+      // The alarm's callback may still run (cancelled): it finds no reactor.
+      std::lock_guard lock(mu_);
+      if (alarm_set_) alarm_.Cancel();
+    }
     delete this;
   }
 
@@ -62,12 +71,30 @@ class ProgressReactor final : public grpc::ServerWriteReactor<iv1::ReplicaSummar
   void changed() {
     std::lock_guard lock(mu_);
     dirty_ = true;
-    if (!writing_) writeLocked();
+    if (!writing_) scheduleLocked();
+  }
+  // Writes now if the interval since the last write is over, else once it is.
+  void scheduleLocked() {
+    if (finished_ || alarm_set_) return;
+    const auto due = last_write_ + interval_;
+    if (std::chrono::steady_clock::now() >= due) return writeLocked();
+    alarm_set_ = true;
+    alarm_.Set(std::chrono::system_clock::now() + (due - std::chrono::steady_clock::now()),
+               [h = handle_](bool) {
+                 std::lock_guard lock(h->mu);
+                 if (h->reactor) h->reactor->alarmFired();
+               });
+  }
+  void alarmFired() {
+    std::lock_guard lock(mu_);
+    alarm_set_ = false;
+    if (dirty_ && !writing_) writeLocked();
   }
   void writeLocked() {
     if (finished_) return;
     dirty_ = false;
     writing_ = true;
+    last_write_ = std::chrono::steady_clock::now();
     // What moved since the last write (everything on the first).
     message_ = coordinator_->progressSince(sent_gen_, &sent_gen_);
     if (message_.edges_size() == 0 && sent_any_) {
@@ -87,12 +114,16 @@ class ProgressReactor final : public grpc::ServerWriteReactor<iv1::ReplicaSummar
   }
 
   Coordinator* coordinator_;
+  const std::chrono::steady_clock::duration interval_;
   std::shared_ptr<Handle> handle_;
   uint64_t listener_ = 0;
   std::mutex mu_;
-  iv1::ReplicaSummary message_;  // GUARDED_BY(mu_); alive while written
-  uint64_t sent_gen_ = 0;        // GUARDED_BY(mu_): progress up to here is sent
-  bool sent_any_ = false;        // GUARDED_BY(mu_)
+  grpc::Alarm alarm_;       // GUARDED_BY(mu_): the next write when it is early
+  bool alarm_set_ = false;  // GUARDED_BY(mu_)
+  std::chrono::steady_clock::time_point last_write_;  // GUARDED_BY(mu_)
+  iv1::ReplicaSummary message_;                       // GUARDED_BY(mu_); alive while written
+  uint64_t sent_gen_ = 0;  // GUARDED_BY(mu_): progress up to here is sent
+  bool sent_any_ = false;  // GUARDED_BY(mu_)
   bool writing_ = false;
   bool dirty_ = false;
   bool finished_ = false;
@@ -112,7 +143,7 @@ grpc::ServerWriteReactor<iv1::ReplicaSummary>* ReplicaLinkImpl::WatchProgress(
     return new Denied();
   }
   TERN_LOG(kDebug, "replica progress stream opened", {{"peer", request->replica_id()}});
-  return new ProgressReactor(coordinator_);
+  return new ProgressReactor(coordinator_, interval_us_);
 }
 
 // ---- PeerLinks ----

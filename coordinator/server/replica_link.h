@@ -29,8 +29,11 @@ namespace tern::coordinator {
 
 class ReplicaLinkImpl final : public tern::internal::v1::ReplicaLink::CallbackService {
  public:
-  ReplicaLinkImpl(Coordinator* coordinator, const TokenSet* tokens)
-      : coordinator_(coordinator), tokens_(tokens) {}
+  // `interval_us`: least time between two writes on one stream. Acks arrive
+  // one by one; without a window each became a message to every peer (as many
+  // messages as the edge streams carry). 0: write as soon as the last one is out.
+  ReplicaLinkImpl(Coordinator* coordinator, const TokenSet* tokens, uint32_t interval_us = 2000)
+      : coordinator_(coordinator), tokens_(tokens), interval_us_(interval_us) {}
 
   grpc::ServerWriteReactor<tern::internal::v1::ReplicaSummary>* WatchProgress(
       grpc::CallbackServerContext* ctx,
@@ -39,6 +42,7 @@ class ReplicaLinkImpl final : public tern::internal::v1::ReplicaLink::CallbackSe
  private:
   Coordinator* coordinator_;
   const TokenSet* tokens_;
+  uint32_t interval_us_;
 };
 
 struct PeerLinkOptions {
