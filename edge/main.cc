@@ -164,6 +164,9 @@ int main(int argc, char** argv) {
       "tern_edge_store_evictions", "Objects evicted since start",
       [&] { return static_cast<double>(store.memoryStats().evictions); }, "tier=\"memory\"");
   registry.callbackGauge(
+      "tern_edge_store_write_failures", "Writes the disk tier's storage refused since start",
+      [&] { return static_cast<double>(store.diskStats().write_failures); }, "tier=\"disk\"");
+  registry.callbackGauge(
       "tern_edge_store_budget_bytes", "Byte budget of the cache",
       [&] { return static_cast<double>(store.diskStats().budget_bytes); }, "tier=\"disk\"");
   registry.callbackGauge("tern_edge_applied_purge_seq", "Highest purge sequence applied",

@@ -76,6 +76,7 @@ struct StoreStats {
   uint64_t evictions = 0;      // since open
   uint64_t purge_markers = 0;  // markers not yet cleaned up
   uint64_t corrupt_objects = 0;
+  uint64_t write_failures = 0;  // writes the storage refused since open
   uint64_t applied_seq = 0;
 };
 

@@ -34,6 +34,18 @@ Status fromRocks(const rocksdb::Status& s) {
   return Status::ioError(s.ToString());
 }
 
+}  // namespace
+
+bool isHeldElsewhere(const Status& s) {
+  // RocksDB names the LOCK file of the store: "While lock file: <path>/LOCK:
+  // Resource temporarily unavailable" (another process), "lock hold by
+  // current process ... <path>/LOCK: No locks available" (this one). Any
+  // other error that mentions a lock (a "block checksum mismatch") is not.
+  return s.code() == StatusCode::kIoError && s.message().find("/LOCK:") != std::string::npos;
+}
+
+namespace {
+
 // Signed 64-bit counters kept by merge: each operand is a delta.
 class AddOperator final : public rocksdb::AssociativeMergeOperator {
  public:
@@ -168,7 +180,7 @@ class RocksObjectWriter final : public ObjectWriter {
         rocksdb::WriteBatch batch;
         if (chunks_ == 0) batch.Put(store_->sys_, fmt::pendingKey(id_), rocksdb::Slice());
         batch.Put(store_->body_, fmt::chunkKey(id_, chunks_), fmt::encodeChunk(pending_));
-        Status s = fromRocks(store_->db_->Write(rocksdb::WriteOptions(), &batch));
+        Status s = store_->write(&batch, "object body");
         if (!s.isOk()) {
           abort();
           return s;
@@ -189,7 +201,9 @@ class RocksObjectWriter final : public ObjectWriter {
     rocksdb::WriteBatch batch;
     for (uint32_t i = 0; i < chunks_; ++i) batch.Delete(store_->body_, fmt::chunkKey(id_, i));
     batch.Delete(store_->sys_, fmt::pendingKey(id_));
-    [[maybe_unused]] auto s = store_->db_->Write(rocksdb::WriteOptions(), &batch);
+    // If this fails too, the pending marker stays: the next open removes
+    // the chunks.
+    (void)store_->write(&batch, "abandoned object");
   }
 
  private:
@@ -228,8 +242,9 @@ Status RocksObjectWriter::commit() {
 
   // Replace an older version of this object.
   std::string old;
+  RocksStore::Removals removals;
   if (st.db_->Get(rocksdb::ReadOptions(), st.meta_, meta_key_, &old).ok()) {
-    st.deleteObjectLocked(&batch, meta_key_, old);
+    st.deleteObjectLocked(&batch, meta_key_, old, &removals);
   }
   // Cap the variants of one URL: drop the oldest response beyond the cap.
   // Only responses selected by Vary have variant ids; the rest skip the scan.
@@ -256,7 +271,7 @@ Status RocksObjectWriter::commit() {
         }
       }
       if (variants >= st.options_.max_variants_per_url && !oldest_key.empty()) {
-        st.deleteObjectLocked(&batch, oldest_key, oldest_value);
+        st.deleteObjectLocked(&batch, oldest_key, oldest_value, &removals);
       }
     }
   }
@@ -268,12 +283,13 @@ Status RocksObjectWriter::commit() {
   const int64_t bytes = static_cast<int64_t>(size_ + value.size());
   batch.Merge(st.sys_, fmt::kBytesCounterKey, delta(bytes));
   batch.Merge(st.sys_, fmt::kObjectsCounterKey, delta(1));
-  Status s = fromRocks(st.db_->Write(rocksdb::WriteOptions(), &batch));
+  Status s = st.write(&batch, "object");
   if (!s.isOk()) {
     abort();
     return s;
   }
   done_ = true;
+  st.applyRemovalsLocked(removals);
   st.bytes_ += bytes;
   st.objects_ += 1;
   uint64_t h = objectHash(meta_key_);
@@ -302,12 +318,15 @@ RocksStore::~RocksStore() {
     rocksdb::FlushOptions flush;
     flush.wait = true;
     std::vector<rocksdb::ColumnFamilyHandle*> all = {sys_, meta_, body_, tags_};
-    [[maybe_unused]] auto fs = db_->Flush(flush, all);
+    // Failures here lose nothing: the write-ahead log is replayed at the
+    // next open.
+    if (auto fs = db_->Flush(flush, all); !fs.ok())
+      TERN_LOG(kWarn, "cache store flush at close failed", {{"reason", fs.ToString()}});
     for (auto* cf : {meta_, body_, tags_}) {
-      if (cf != nullptr) [[maybe_unused]]
-        auto s = db_->DestroyColumnFamilyHandle(cf);
+      if (cf != nullptr) (void)db_->DestroyColumnFamilyHandle(cf);
     }
-    [[maybe_unused]] auto s = db_->Close();
+    if (auto s = db_->Close(); !s.ok())
+      TERN_LOG(kWarn, "cache store close failed", {{"reason", s.ToString()}});
   }
 }
 
@@ -317,11 +336,9 @@ Result<std::unique_ptr<RocksStore>> RocksStore::open(const RocksStoreOptions& op
   Status s = store->openDb(&store->report_);
   if (s.isOk()) s = store->load();
   if (!s.isOk()) {
-    std::string msg = s.message();
     // Another process holds the store: never move a live store aside.
-    if (msg.find("lock") != std::string::npos || msg.find("Lock") != std::string::npos) {
-      return Status::failedPrecondition("store is in use by another process: " + msg);
-    }
+    if (isHeldElsewhere(s))
+      return Status::failedPrecondition("store is in use by another process: " + s.message());
     store.reset(new RocksStore(options));
     std::string aside = options.path + ".broken-" + std::to_string(wallNowMs());
     std::error_code ec;
@@ -356,6 +373,7 @@ Status RocksStore::openDb(OpenReport*) {
   db_opts.keep_log_file_num = 3;
   // Bounds the log replayed after a crash, and so the restart time.
   db_opts.max_total_wal_size = 64ULL << 20;
+  if (options_.env) db_opts.env = options_.env;
 
   auto cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
   auto table_for = [&](bool bloom) {
@@ -465,7 +483,7 @@ Status RocksStore::load() {
 
   // Reserve a new block of object ids; ids of the old block are never reused.
   next_object_id_ = hwm;
-  object_id_limit_ = hwm + fmt::kObjectIdBlock;
+  object_id_limit_ = hwm + std::max<uint64_t>(1, options_.object_id_block);
   cleanup.Put(sys_, fmt::kObjectIdKey, fmt::encodeFixed64(object_id_limit_));
   rocksdb::WriteOptions wo;
   wo.sync = true;
@@ -498,13 +516,20 @@ Status RocksStore::checkDiskSpace(uint64_t bytes) {
   return Status::ok();
 }
 
-uint64_t RocksStore::allocateObjectId() {
+Result<uint64_t> RocksStore::allocateObjectId() {
   if (next_object_id_ >= object_id_limit_) {
-    object_id_limit_ = next_object_id_ + fmt::kObjectIdBlock;
+    const uint64_t limit = next_object_id_ + std::max<uint64_t>(1, options_.object_id_block);
     rocksdb::WriteOptions wo;
     wo.sync = true;
-    auto s = db_->Put(wo, sys_, fmt::kObjectIdKey, fmt::encodeFixed64(object_id_limit_));
-    if (!s.ok()) TERN_LOG(kError, "cannot persist object id block", {{"reason", s.ToString()}});
+    auto s = db_->Put(wo, sys_, fmt::kObjectIdKey, fmt::encodeFixed64(limit));
+    if (!s.ok()) {
+      // Handing out ids past the persisted limit could repeat them after a
+      // crash: no id (and no write) until the block is on disk.
+      write_failures_ += 1;
+      TERN_LOG(kError, "cannot persist object id block", {{"reason", s.ToString()}});
+      return fromRocks(s);
+    }
+    object_id_limit_ = limit;
   }
   return next_object_id_++;
 }
@@ -559,7 +584,7 @@ Result<std::unique_ptr<ObjectWriter>> RocksStore::beginWrite(const ObjectKey& ke
   uint64_t id;
   {
     std::lock_guard lock(mu_);
-    id = allocateObjectId();
+    TERN_ASSIGN_OR_RETURN(id, allocateObjectId());
   }
   return std::unique_ptr<ObjectWriter>(
       std::make_unique<RocksObjectWriter>(this, fmt::metaKey(key), std::move(meta), id));
@@ -594,13 +619,13 @@ Status RocksStore::updateMeta(const ObjectKey& key, EntryMeta meta) {
   batch.Put(meta_, meta_key, value);
   int64_t d = static_cast<int64_t>(value.size()) - static_cast<int64_t>(old.size());
   batch.Merge(sys_, fmt::kBytesCounterKey, delta(d));
-  TERN_RETURN_IF_ERROR(fromRocks(db_->Write(rocksdb::WriteOptions(), &batch)));
+  TERN_RETURN_IF_ERROR(write(&batch, "metadata update"));
   bytes_ += d;
   return Status::ok();
 }
 
 void RocksStore::deleteObjectLocked(rocksdb::WriteBatch* batch, const std::string& meta_key,
-                                    const std::string& meta_value) {
+                                    const std::string& meta_value, Removals* removals) {
   batch->Delete(meta_, meta_key);
   int64_t bytes = static_cast<int64_t>(meta_value.size());
   auto record = fmt::decodeMeta(meta_value);
@@ -614,11 +639,27 @@ void RocksStore::deleteObjectLocked(rocksdb::WriteBatch* batch, const std::strin
   }
   batch->Merge(sys_, fmt::kBytesCounterKey, delta(-bytes));
   batch->Merge(sys_, fmt::kObjectsCounterKey, delta(-1));
-  bytes_ -= bytes;
-  objects_ -= 1;
-  uint64_t h = objectHash(meta_key);
-  index_.erase(h);
-  policy_->remove(h);
+  removals->bytes += bytes;
+  removals->objects += 1;
+  removals->hashes.push_back(objectHash(meta_key));
+}
+
+void RocksStore::applyRemovalsLocked(const Removals& removals) {
+  bytes_ -= removals.bytes;
+  objects_ -= removals.objects;
+  for (uint64_t h : removals.hashes) {
+    index_.erase(h);
+    policy_->remove(h);
+  }
+}
+
+Status RocksStore::write(rocksdb::WriteBatch* batch, const char* what) {
+  Status s = fromRocks(db_->Write(rocksdb::WriteOptions(), batch));
+  if (!s.isOk()) {
+    write_failures_ += 1;
+    TERN_LOG(kError, "cache store write failed", {{"what", what}, {"reason", s.toString()}});
+  }
+  return s;
 }
 
 void RocksStore::reportCorrupt(const std::string& meta_key, uint64_t object_id) {
@@ -633,20 +674,25 @@ void RocksStore::reportCorrupt(const std::string& meta_key, uint64_t object_id) 
   TERN_LOG(kError, "corrupt cache object removed",
            {{"key_hash", std::to_string(hash64(meta_key))}});
   rocksdb::WriteBatch batch;
-  deleteObjectLocked(&batch, meta_key, value);
-  [[maybe_unused]] auto s = db_->Write(rocksdb::WriteOptions(), &batch);
+  Removals removals;
+  deleteObjectLocked(&batch, meta_key, value, &removals);
+  // If the removal fails, the object stays and is found corrupt again.
+  if (write(&batch, "removal of a corrupt object").isOk()) applyRemovalsLocked(removals);
 }
 
 Status RocksStore::removeUrl(const CacheKey& url) {
   std::string prefix = fmt::urlPrefix(url);
   std::lock_guard lock(mu_);
   rocksdb::WriteBatch batch;
+  Removals removals;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    deleteObjectLocked(&batch, it->key().ToString(), it->value().ToString());
+    deleteObjectLocked(&batch, it->key().ToString(), it->value().ToString(), &removals);
   }
   TERN_RETURN_IF_ERROR(fromRocks(it->status()));
-  return fromRocks(db_->Write(rocksdb::WriteOptions(), &batch));
+  TERN_RETURN_IF_ERROR(write(&batch, "removal of a URL"));
+  applyRemovalsLocked(removals);
+  return Status::ok();
 }
 
 Status RocksStore::applyPurge(const PurgeSpec& spec) { return applyPurges({spec}); }
@@ -709,6 +755,7 @@ StoreStats RocksStore::stats() const {
   st.budget_bytes = options_.budget_bytes;
   st.evictions = evictions_.load();
   st.corrupt_objects = corrupt_.load();
+  st.write_failures = write_failures_.load();
   st.applied_seq = appliedSeq();
   std::shared_lock lock(filter_mu_);
   st.purge_markers = filter_.size();
@@ -716,10 +763,30 @@ StoreStats RocksStore::stats() const {
 }
 
 void RocksStore::evictToBudget() {
-  if (static_cast<uint64_t>(std::max<int64_t>(bytes_.load(), 0)) <= options_.budget_bytes) return;
+  auto over = [&](const Removals& pending) {
+    return static_cast<uint64_t>(std::max<int64_t>(bytes_.load() - pending.bytes, 0)) >
+           options_.budget_bytes;
+  };
   rocksdb::WriteBatch batch;
-  int rounds = 0;
-  while (static_cast<uint64_t>(std::max<int64_t>(bytes_.load(), 0)) > options_.budget_bytes) {
+  Removals removals;
+  std::vector<std::pair<uint64_t, uint64_t>> victims;  // hash, bytes: back into the policy
+  // Writes what is chosen so far; if the write fails, the victims stay
+  // (stored and in the policy) and the eviction stops until the next store.
+  auto flush = [&] {
+    if (removals.objects == 0) return true;
+    const bool ok = write(&batch, "eviction").isOk();
+    if (ok) {
+      applyRemovalsLocked(removals);
+      evictions_ += static_cast<uint64_t>(removals.objects);
+    } else {
+      for (const auto& [h, bytes] : victims) policy_->insert(h, bytes);
+    }
+    batch.Clear();
+    removals = {};
+    victims.clear();
+    return ok;
+  };
+  while (over(removals)) {
     auto victim = policy_->evict();
     if (!victim) break;
     auto it = index_.find(*victim);
@@ -730,14 +797,11 @@ void RocksStore::evictToBudget() {
       index_.erase(it);  // already gone
       continue;
     }
-    deleteObjectLocked(&batch, meta_key, value);
-    evictions_ += 1;
-    if (++rounds % 256 == 0) {
-      [[maybe_unused]] auto s = db_->Write(rocksdb::WriteOptions(), &batch);
-      batch.Clear();
-    }
+    victims.emplace_back(*victim, it->second.bytes);
+    deleteObjectLocked(&batch, meta_key, value, &removals);
+    if (removals.objects >= 256 && !flush()) return;
   }
-  [[maybe_unused]] auto s = db_->Write(rocksdb::WriteOptions(), &batch);
+  flush();
 }
 
 void RocksStore::waitForIndex() {
@@ -784,8 +848,10 @@ void RocksStore::cleanupMarkers() {
     // Judges the collected metadata keys against the marker and deletes or
     // flags what it matches.  REQUIRES: mu_ held.
     std::vector<std::string> keys;
+    bool failed = false;  // a batch was not written: the marker must stay
     auto processLocked = [&] {
       rocksdb::WriteBatch batch;
+      Removals removals;
       for (const auto& key : keys) {
         std::string value;
         if (!db_->Get(rocksdb::ReadOptions(), meta_, key, &value).ok()) continue;
@@ -805,13 +871,16 @@ void RocksStore::cleanupMarkers() {
         }
         PurgeVerdict v = judge(marker.mark, record->meta.store_seq);
         if (v == PurgeVerdict::kGone) {
-          deleteObjectLocked(&batch, key, value);
+          deleteObjectLocked(&batch, key, value, &removals);
         } else if (v == PurgeVerdict::kStale && !record->meta.stale) {
           record->meta.stale = true;
           batch.Put(meta_, key, fmt::encodeMeta(*record));  // same size: counters unchanged
         }
       }
-      [[maybe_unused]] auto s = db_->Write(rocksdb::WriteOptions(), &batch);
+      if (write(&batch, "purge clean-up").isOk())
+        applyRemovalsLocked(removals);
+      else
+        failed = true;
       keys.clear();
     };
 
@@ -841,12 +910,17 @@ void RocksStore::cleanupMarkers() {
     }
     std::lock_guard lock(mu_);
     processLocked();
+    // Retiring the marker while objects it covers are still stored would
+    // bring them back: it stays for the next pass.
+    if (failed) continue;
     std::unique_lock filter_lock(filter_mu_);
     if (!filter_.retire(marker)) continue;  // a newer purge reused it; next pass
     rocksdb::WriteBatch batch;
     batch.Delete(sys_, fmt::markerKey(marker.kind, marker.value));
     batch.Put(sys_, fmt::kPurgeFloorKey, fmt::encodeFixed64(filter_.floor()));
-    [[maybe_unused]] auto s = db_->Write(rocksdb::WriteOptions(), &batch);
+    // If this fails the marker stays on disk (it is retired in memory only)
+    // and is loaded, and cleaned up, again at the next open: harmless.
+    (void)write(&batch, "retired purge marker");
   }
 }
 

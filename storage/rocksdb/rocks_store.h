@@ -33,6 +33,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "storage/eviction.h"
 #include "storage/object_store.h"
@@ -42,6 +43,7 @@ namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
 class WriteBatch;
+class Env;
 }  // namespace rocksdb
 
 namespace tern::storage {
@@ -61,7 +63,17 @@ struct RocksStoreOptions {
   // Background thread for clean-up, eviction and index loading. Tests may
   // turn it off and call runMaintenanceForTesting().
   bool background = true;
+  // Object ids reserved by one synced write (the reservation's end is what
+  // is persisted; ids never repeat across a crash).
+  uint64_t object_id_block = 1 << 20;
+  // The file system RocksDB runs on (null: the default). Tests hand in one
+  // that fails writes on demand.
+  rocksdb::Env* env = nullptr;
 };
+
+// Whether an error from opening a store says another process (or another
+// open in this one) holds it: such a store is never moved aside.
+bool isHeldElsewhere(const Status& s);
 
 class RocksStore final : public ObjectStore {
  public:
@@ -116,12 +128,25 @@ class RocksStore final : public ObjectStore {
   void cleanupMarkers();
   void evictToBudget();  // REQUIRES: mu_ held
 
-  // Adds to `batch` the deletion of the object whose metadata is `meta_key`
-  // and updates counters and index.  REQUIRES: mu_ held.
+  // What the deletions in a batch take from the counters and the index:
+  // applied once the batch is written (a failed write changes nothing).
+  struct Removals {
+    int64_t bytes = 0;
+    int64_t objects = 0;
+    std::vector<uint64_t> hashes;
+  };
+  // Adds to `batch` the deletion of the object whose metadata is `meta_key`,
+  // and to `removals` what it takes away.  REQUIRES: mu_ held.
   void deleteObjectLocked(rocksdb::WriteBatch* batch, const std::string& meta_key,
-                          const std::string& meta_value);
+                          const std::string& meta_value, Removals* removals);
+  void applyRemovalsLocked(const Removals& removals);  // REQUIRES: mu_ held
+  // Writes `batch`; a failure is logged (with `what`) and counted.
+  Status write(rocksdb::WriteBatch* batch, const char* what);
   void reportCorrupt(const std::string& meta_key, uint64_t object_id);
-  uint64_t allocateObjectId();  // REQUIRES: mu_ held
+  // The next object id. Ids are handed out from blocks whose end is synced
+  // first, so that none is handed out twice across a crash: when that sync
+  // fails, so does the allocation.  REQUIRES: mu_ held.
+  Result<uint64_t> allocateObjectId();
   // OK while the disk has room for `bytes` more above the reserve.
   Status checkDiskSpace(uint64_t bytes);
   PurgeVerdict judgeLocked(const std::string& meta_key, const EntryMeta& meta) const;
@@ -151,6 +176,7 @@ class RocksStore final : public ObjectStore {
   std::atomic<int64_t> objects_{0};
   std::atomic<uint64_t> evictions_{0};
   std::atomic<uint64_t> corrupt_{0};
+  std::atomic<uint64_t> write_failures_{0};
   std::atomic<bool> index_loaded_{false};
   std::atomic<int64_t> disk_free_bytes_{0};  // last statvfs reading
   std::atomic<int64_t> disk_checked_us_{0};  // when it was taken
