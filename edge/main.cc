@@ -164,6 +164,12 @@ int main(int argc, char** argv) {
       "tern_edge_store_evictions", "Objects evicted since start",
       [&] { return static_cast<double>(store.memoryStats().evictions); }, "tier=\"memory\"");
   registry.callbackGauge(
+      "tern_edge_store_promotions", "Disk hits since start, by whether the memory tier took a copy",
+      [&] { return static_cast<double>(store.promotions()); }, "result=\"promoted\"");
+  registry.callbackGauge(
+      "tern_edge_store_promotions", "Disk hits since start, by whether the memory tier took a copy",
+      [&] { return static_cast<double>(store.promotionsDeclined()); }, "result=\"declined\"");
+  registry.callbackGauge(
       "tern_edge_store_write_failures", "Writes the disk tier's storage refused since start",
       [&] { return static_cast<double>(store.diskStats().write_failures); }, "tier=\"disk\"");
   registry.callbackGauge(

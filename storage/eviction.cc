@@ -99,6 +99,7 @@ class LruPolicy final : public EvictionPolicy {
     remove(id);
     return id;
   }
+  bool admits(uint64_t, uint64_t) override { return true; }
   bool contains(uint64_t id) const override { return index_.contains(id); }
   uint64_t bytes() const override { return seg_.bytes; }
   size_t size() const override { return index_.size(); }
@@ -192,6 +193,15 @@ class TinyLfuPolicy final : public EvictionPolicy {
     return victim;
   }
 
+  bool admits(uint64_t id, uint64_t bytes) override {
+    if (index_.contains(id)) return true;
+    sketch_.ensureCapacity(index_.size() * 2 + 1);
+    sketch_.increment(id);
+    if (this->bytes() + bytes <= capacity_) return true;
+    const Segment& main = !seg_[kProbation].order.empty() ? seg_[kProbation] : seg_[kProtected];
+    if (main.order.empty()) return true;
+    return sketch_.estimate(id) > sketch_.estimate(main.order.back());
+  }
   bool contains(uint64_t id) const override { return index_.contains(id); }
   uint64_t bytes() const override {
     uint64_t total = 0;

@@ -32,6 +32,12 @@ class EvictionPolicy {
   virtual void touch(uint64_t id) = 0;
   // Forgets an object removed for another reason (purge, invalidation).
   virtual void remove(uint64_t id) = 0;
+  // An object of `bytes` not held here is wanted (a miss of this tier):
+  // records the access and says whether storing it now would pay: true while
+  // there is room; with none, TinyLFU compares its frequency with the object
+  // next in line for eviction (its admission test, asked before the object is
+  // copied in), LRU always takes it.
+  virtual bool admits(uint64_t id, uint64_t bytes) = 0;
   // Chooses the next object to evict and forgets it; nullopt when empty.
   virtual std::optional<uint64_t> evict() = 0;
   virtual bool contains(uint64_t id) const = 0;

@@ -30,6 +30,12 @@ Result<storage::LookupResult> TieredStore::lookupDisk(const storage::ObjectKey& 
   if (!disk_) return Status::notFound();
   auto r = disk_->lookup(key);
   if (!r.ok() || r->meta->body_size > memory_max_object_bytes_) return r;
+  // Copying it in would only push out something used as often.
+  if (!memory_->admits(key, r->meta->body_size)) {
+    declined_ += 1;
+    return r;
+  }
+  promotions_ += 1;
   // Promote: read the body once, store it in memory, and serve from there.
   std::vector<std::shared_ptr<const std::string>> chunks;
   if (r->body) {

@@ -1,7 +1,10 @@
 #pragma once
 // TieredStore: the memory tier in front of the disk tier. Lookups try memory
 // first (never blocks) and then disk (blocks: call from the pool); a disk hit
-// small enough is promoted to memory. Writes and purges go to both tiers.
+// small enough is promoted to memory when the memory tier's admission takes
+// it (room, or used more often than what it would displace: with a working
+// set far bigger than memory, most disk hits are served from disk without
+// a copy). Writes and purges go to both tiers.
 //
 // Thread-safety: thread-safe (both tiers are).
 
@@ -70,6 +73,10 @@ class TieredStore {
 
   storage::StoreStats memoryStats() const { return memory_->stats(); }
   storage::StoreStats diskStats() const;
+  // Disk hits copied into the memory tier, and disk hits the memory tier's
+  // admission declined (served from disk without a copy).
+  uint64_t promotions() const { return promotions_.load(); }
+  uint64_t promotionsDeclined() const { return declined_.load(); }
 
  private:
   std::unique_ptr<storage::MemoryStore> memory_;
@@ -77,6 +84,8 @@ class TieredStore {
   uint64_t memory_max_object_bytes_;
   std::mutex local_mu_;  // serializes applyLocal
   std::atomic<uint64_t> applied_seq_;
+  std::atomic<uint64_t> promotions_{0};
+  std::atomic<uint64_t> declined_{0};
 };
 
 }  // namespace tern::edge::cache

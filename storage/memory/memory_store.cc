@@ -130,6 +130,12 @@ PurgeVerdict MemoryStore::judge(std::string_view meta_key, const EntryMeta& meta
   return filter_.check(parts.host, url_id, meta.tags, meta.store_seq);
 }
 
+bool MemoryStore::admits(const ObjectKey& key, uint64_t body_bytes) {
+  const std::string meta_key = fmt::metaKey(key);
+  std::lock_guard lock(policy_mu_);
+  return policy_->admits(hash64(meta_key), body_bytes + meta_key.size() + 64);
+}
+
 Result<LookupResult> MemoryStore::lookup(const ObjectKey& key) {
   std::string meta_key = fmt::metaKey(key);
   Shard& shard = shardFor(meta_key);

@@ -45,6 +45,9 @@ class MemoryStore final : public ObjectStore {
   ~MemoryStore() override;
 
   Result<LookupResult> lookup(const ObjectKey& key) override;
+  // Whether an object of `body_bytes` missing here is worth storing now (a
+  // promotion from a lower tier): EvictionPolicy::admits.
+  bool admits(const ObjectKey& key, uint64_t body_bytes);
   Result<std::unique_ptr<ObjectWriter>> beginWrite(const ObjectKey& key, EntryMeta meta) override;
   Status updateMeta(const ObjectKey& key, EntryMeta meta) override;
   Status removeUrl(const CacheKey& url) override;

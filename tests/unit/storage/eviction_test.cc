@@ -50,6 +50,28 @@ TEST(TinyLfuPolicyTest, FrequentObjectSurvivesScan) {
   EXPECT_TRUE(p->contains(42));
 }
 
+// A full TinyLFU cache takes a newcomer only when it is wanted more often
+// than the object it would displace (asked before the copy is made).
+TEST(TinyLfuPolicyTest, AdmitsOnlyWhatIsWantedMoreThanItsVictim) {
+  auto p = makeEvictionPolicy(EvictionKind::kTinyLfu, 1000);
+  for (uint64_t id = 1; id <= 10; ++id) {
+    EXPECT_TRUE(p->admits(id, 100)) << "there is room";
+    p->insert(id, 100);
+  }
+  for (int round = 0; round < 3; ++round)
+    for (uint64_t id = 1; id <= 10; ++id) p->touch(id);
+  // Full, and every resident used four times: a first-time object is not
+  // worth a copy.
+  EXPECT_FALSE(p->admits(500, 100));
+  // Wanted again and again, it is.
+  bool admitted = false;
+  for (int i = 0; i < 10 && !admitted; ++i) admitted = p->admits(501, 100);
+  EXPECT_TRUE(admitted);
+  // What is held is always worth keeping; LRU takes anything.
+  EXPECT_TRUE(p->admits(3, 100));
+  EXPECT_TRUE(makeEvictionPolicy(EvictionKind::kLru, 100)->admits(7, 1000));
+}
+
 TEST(FrequencySketchTest, CountsAndAges) {
   FrequencySketch s(1000);
   for (int i = 0; i < 5; ++i) s.increment(7);
