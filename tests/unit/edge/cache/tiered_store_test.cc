@@ -121,3 +121,56 @@ TEST(TieredStore, MemoryOnlyFollowsTheMemoryTier) {
 
 }  // namespace
 }  // namespace tern::edge::cache
+
+namespace tern::edge::cache {
+namespace {
+
+std::string readAll(storage::LookupResult& r) {
+  std::string out;
+  while (true) {
+    auto c = r.body->next();
+    if (!c.ok() || c->empty()) return out;
+    out.append(*c);
+  }
+}
+
+// With room, a disk hit is copied into the memory tier; once the memory tier
+// is full of objects used more often, a first-time disk hit is served from
+// disk, whole, without a copy.
+TEST(TieredStore, ADiskHitIsPromotedOnlyWhenTheMemoryTierAdmitsIt) {
+  auto disk = memoryStore();
+  const std::string body(1000, 'b');
+  auto put = [&](storage::ObjectStore& st, const std::string& url) {
+    auto w = st.beginWrite(keyOf(url), metaTagged("t"));
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->append(body).isOk());
+    ASSERT_TRUE((*w)->commit().isOk());
+  };
+  for (int i = 0; i < 40; ++i) put(*disk, "http://h/o" + std::to_string(i));
+  storage::MemoryStoreOptions mo;
+  mo.background = false;
+  mo.budget_bytes = 12 * 1024;  // about ten of them
+  TieredStore tiers(std::make_unique<storage::MemoryStore>(mo), std::move(disk), 1 << 20);
+  for (int i = 0; i < 20; ++i) {
+    auto r = tiers.lookupDisk(keyOf("http://h/o" + std::to_string(i)));
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(readAll(*r), body);
+  }
+  EXPECT_GE(tiers.promotions(), 10u) << "with room, disk hits are promoted";
+  EXPECT_GT(tiers.memoryStats().bytes, 10u * 1024) << "the memory tier is full";
+  // The residents are used again and again.
+  for (int round = 0; round < 4; ++round)
+    for (int i = 0; i < 20; ++i) (void)tiers.lookupMemory(keyOf("http://h/o" + std::to_string(i)));
+  const uint64_t promoted = tiers.promotions();
+  const uint64_t evictions = tiers.memoryStats().evictions;
+  auto cold = tiers.lookupDisk(keyOf("http://h/o30"));
+  ASSERT_TRUE(cold.ok());
+  EXPECT_EQ(readAll(*cold), body) << "served whole from disk";
+  EXPECT_EQ(tiers.promotions(), promoted);
+  EXPECT_EQ(tiers.promotionsDeclined(), 1u);
+  EXPECT_EQ(tiers.memoryStats().evictions, evictions) << "nothing pushed out for it";
+  EXPECT_FALSE(tiers.lookupMemory(keyOf("http://h/o30")).ok()) << "no copy in memory";
+}
+
+}  // namespace
+}  // namespace tern::edge::cache
