@@ -26,25 +26,8 @@ DURATION="${2:-10}"
 ROUNDS="${3:-3}"
 CONNS="${4:-64}"
 
-need=()
-for p in nginx-light wrk; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p"); done
-if [ ${#need[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-[ -x build/edge/tern-edge ] || tools/build release >/dev/null
-
-WORK="$(mktemp -d /tmp/tern-diskbench-XXXXXX)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.5
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source bench/lib.sh
+bench_setup diskbench nginx-light wrk
 ORIGIN_PORT=$(free_port); TERN_PORT=$(free_port); TERN_ADMIN=$(free_port); NGINX_PORT=$(free_port)
 
 # ---- origin: nginx serving one static file under any query ----
@@ -53,22 +36,7 @@ head -c 16384 /dev/urandom > "$WORK/www/16k.bin"
 chmod 755 "$WORK" "$WORK/www" "$WORK/proxy"
 chmod 644 "$WORK"/www/*
 chmod 777 "$WORK/proxy/cache"
-cat > "$WORK/origin/nginx.conf" <<CONF
-worker_processes 1;
-worker_cpu_affinity 0010;
-daemon off;
-pid $WORK/origin/nginx.pid;
-error_log $WORK/origin/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  server {
-    listen 127.0.0.1:$ORIGIN_PORT;
-    root $WORK/www;
-    location / { add_header Cache-Control "max-age=3600"; }
-  }
-}
-CONF
+origin_nginx_conf "$ORIGIN_PORT" "$WORK/www" > "$WORK/origin/nginx.conf"
 taskset -c 1 nginx -c "$WORK/origin/nginx.conf" -p "$WORK/origin" &
 PIDS+=($!)
 

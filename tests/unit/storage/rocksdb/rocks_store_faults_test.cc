@@ -12,11 +12,14 @@
 #include "storage/rocksdb/fault_env.h"
 #include "storage/rocksdb/rocks_store.h"
 #include "tests/support/temp_dir.h"
+#include "tests/unit/storage/rocksdb/store_access.h"
 
 namespace tern::storage {
 namespace {
 
-ObjectKey key(std::string_view url) { return {*CacheKey::fromUrl(url), {}}; }
+using store_access::get;
+using store_access::key;
+using store_access::put;
 
 class RocksStoreFaultTest : public ::testing::Test {
  protected:
@@ -32,28 +35,6 @@ class RocksStoreFaultTest : public ::testing::Test {
     EXPECT_TRUE(s.ok()) << s.status().toString();
     return s.ok() ? std::move(*s) : nullptr;
   }
-  static Status put(ObjectStore& st, const ObjectKey& k, std::string_view body,
-                    std::vector<std::string> tags = {}) {
-    EntryMeta m;
-    m.tags = std::move(tags);
-    m.store_seq = st.appliedSeq();
-    auto w = st.beginWrite(k, m);
-    if (!w.ok()) return w.status();
-    TERN_RETURN_IF_ERROR((*w)->append(body));
-    return (*w)->commit();
-  }
-  static std::string get(ObjectStore& st, const ObjectKey& k) {
-    auto r = st.lookup(k);
-    if (!r.ok()) return r.status().isNotFound() ? "<miss>" : "<" + r.status().toString() + ">";
-    std::string out;
-    while (true) {
-      auto c = r->body->next();
-      if (!c.ok()) return "<" + c.status().toString() + ">";
-      if (c->empty()) return out;
-      out.append(*c);
-    }
-  }
-
   testing::TempDir dir_;
   FaultEnv faults_;  // outlives the stores opened on it
 };

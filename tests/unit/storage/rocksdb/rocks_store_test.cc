@@ -16,13 +16,16 @@
 #include "storage/format/codec.h"
 #include "storage/format/format.h"
 #include "tests/support/temp_dir.h"
+#include "tests/unit/storage/rocksdb/store_access.h"
 
 namespace tern::storage {
 namespace {
 
-namespace fs = std::filesystem;
+using store_access::get;
+using store_access::key;
+using store_access::put;
 
-ObjectKey key(std::string_view url) { return {*CacheKey::fromUrl(url), {}}; }
+namespace fs = std::filesystem;
 
 class RocksStoreTest : public ::testing::Test {
  protected:
@@ -37,28 +40,6 @@ class RocksStoreTest : public ::testing::Test {
     auto s = RocksStore::open(o);
     EXPECT_TRUE(s.ok()) << s.status().toString();
     return s.ok() ? std::move(*s) : nullptr;
-  }
-  static Status put(ObjectStore& st, const ObjectKey& k, std::string_view body,
-                    std::vector<std::string> tags = {}) {
-    EntryMeta m;
-    m.tags = std::move(tags);
-    m.store_seq = st.appliedSeq();
-    auto w = st.beginWrite(k, m);
-    if (!w.ok()) return w.status();
-    TERN_RETURN_IF_ERROR((*w)->append(body));
-    return (*w)->commit();
-  }
-  static std::string get(ObjectStore& st, const ObjectKey& k, bool* reval = nullptr) {
-    auto r = st.lookup(k);
-    if (!r.ok()) return r.status().isNotFound() ? "<miss>" : "<" + r.status().toString() + ">";
-    if (reval) *reval = r->must_revalidate;
-    std::string out;
-    while (true) {
-      auto c = r->body->next();
-      if (!c.ok()) return "<" + c.status().toString() + ">";
-      if (c->empty()) return out;
-      out.append(*c);
-    }
   }
   testing::TempDir dir_;
 };

@@ -1,0 +1,53 @@
+# Shared by the shell benchmarks (sourced from the repository root).
+#   bench_setup <name> <debian packages...>  installs what is missing, builds
+#                                            tern-edge if needed, makes $WORK
+#                                            and removes it (and every pid in
+#                                            PIDS) on exit
+#   free_port                                a free loopback TCP port
+#   origin_nginx_conf <port> <dir>           an nginx origin serving <dir>
+#                                            with Cache-Control max-age=3600,
+#                                            one worker on CPU 1
+
+bench_setup() {
+  local name=$1
+  shift
+  local need=()
+  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p"); done
+  if [ ${#need[@]} -gt 0 ]; then
+    local sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+  [ -x build/edge/tern-edge ] || tools/build release >/dev/null
+  WORK="$(mktemp -d "/tmp/tern-$name-XXXXXX")"
+  PIDS=()
+  trap bench_cleanup EXIT INT TERM
+}
+
+bench_cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 0.5
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+origin_nginx_conf() {
+  local port=$1 dir=$2
+  cat <<CONF
+worker_processes 1;
+worker_cpu_affinity 0010;
+daemon off;
+pid $WORK/origin/nginx.pid;
+error_log $WORK/origin/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  server {
+    listen 127.0.0.1:$port;
+    root $dir;
+    location / { add_header Cache-Control "max-age=3600"; }
+  }
+}
+CONF
+}
