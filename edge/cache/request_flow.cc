@@ -20,6 +20,12 @@ FlowMetrics::FlowMetrics(metrics::Registry& r)
                             "tier=\"memory\"")),
       hits_disk(
           r.counter("tern_edge_cache_hits_total", "Responses served from cache", "tier=\"disk\"")),
+      hit_bytes_memory(r.counter("tern_edge_cache_hit_body_bytes_total",
+                                 "Body bytes of the stored objects that hits were served from",
+                                 "tier=\"memory\"")),
+      hit_bytes_disk(r.counter("tern_edge_cache_hit_body_bytes_total",
+                               "Body bytes of the stored objects that hits were served from",
+                               "tier=\"disk\"")),
       misses(r.counter("tern_edge_cache_misses_total", "Cacheable requests not found in cache")),
       passes(r.counter("tern_edge_cache_passes_total", "Requests forwarded without cache lookup")),
       revalidations(
@@ -208,6 +214,8 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   // ---- kHit ----
   void hit(bool stale) {
     (from_disk_ ? ctx_.metrics->hits_disk : ctx_.metrics->hits_memory).inc();
+    (from_disk_ ? ctx_.metrics->hit_bytes_disk : ctx_.metrics->hit_bytes_memory)
+        .inc(stored_->meta->body_size);
     status_.hit = true;
     status_.ttl_s = reuse_.ttl_ms / 1000;
     (void)stale;

@@ -94,6 +94,8 @@ struct FlowMetrics {
   metrics::Counter& requests;
   metrics::Counter& hits_memory;
   metrics::Counter& hits_disk;
+  metrics::Counter& hit_bytes_memory;  // body bytes of the stored objects hits came from
+  metrics::Counter& hit_bytes_disk;
   metrics::Counter& misses;
   metrics::Counter& passes;
   metrics::Counter& revalidations;

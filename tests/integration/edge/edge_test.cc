@@ -547,6 +547,18 @@ TEST_F(EdgeTest, AdminEndpoints) {
       << metrics.body;
   EXPECT_NE(metrics.body.find("tern_edge_origin_latency_seconds_bucket"), std::string::npos);
   EXPECT_NE(metrics.body.find("tern_edge_store_objects{tier=\"disk\"} 1"), std::string::npos);
+  // Per tier: the body bytes hits came from, promotions, refused writes.
+  EXPECT_EQ(metrics.body.find("tern_edge_cache_hit_body_bytes_total{tier=\"memory\"} 0"),
+            std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("tern_edge_cache_hit_body_bytes_total{tier=\"memory\"} "),
+            std::string::npos);
+  EXPECT_NE(metrics.body.find("tern_edge_cache_hit_body_bytes_total{tier=\"disk\"} "),
+            std::string::npos);
+  EXPECT_NE(metrics.body.find("tern_edge_store_promotions{result=\"declined\"} 0"),
+            std::string::npos);
+  EXPECT_NE(metrics.body.find("tern_edge_store_write_failures{tier=\"disk\"} 0"),
+            std::string::npos);
   EXPECT_EQ(httpGet(edge_->adminPort(), "/healthz").status, 200);
   EXPECT_EQ(httpGet(edge_->adminPort(), "/readyz").status, 200);
   EXPECT_EQ(httpGet(edge_->adminPort(), "/nope").status, 404);
