@@ -244,6 +244,7 @@ Coordinator::Tracked* Coordinator::track(LogEntry e, int64_t api_in_us, bool loc
   metrics_.logged(e);
   Tracked tr;
   tr.entry = std::move(e);
+  tr.wire = encodeBatchedPurge(tr.entry);
   tr.api_in_us = api_in_us;
   tr.logged_us = t;
   tr.local = local;

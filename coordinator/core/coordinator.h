@@ -54,6 +54,7 @@
 
 #include "common/metrics.h"
 #include "common/result.h"
+#include "coordinator/core/edge_wire.h"
 #include "coordinator/core/engine_metrics.h"
 #include "coordinator/core/purge_request.h"
 #include "coordinator/core/rate_limiter.h"
@@ -150,9 +151,9 @@ class Coordinator {
   Result<uint64_t> attach(const tern::v1::Hello& hello, std::shared_ptr<EdgeStream> stream);
   void onMessage(uint64_t session, const tern::v1::EdgeMessage& message);
   void detach(uint64_t session);
-  // The message is shared and immutable: streams at the same position get
-  // the same batch, built once.
-  bool nextMessage(uint64_t session, std::shared_ptr<const tern::v1::CoordinatorMessage>* out);
+  // The message, encoded, is shared and immutable: streams at the same
+  // position get the same batch, built once (see edge_wire.h).
+  bool nextMessage(uint64_t session, WireMessage* out);
   // A copy (tests).
   bool nextMessage(uint64_t session, tern::v1::CoordinatorMessage* out);
 
@@ -269,6 +270,7 @@ class Coordinator {
   };
   struct Tracked {
     LogEntry entry;
+    std::string wire;  // encodeBatchedPurge(entry), for the streams
     int64_t api_in_us = 0;
     int64_t logged_us = 0;
     bool local = false;       // a purge call of this process waits on it or logged it
@@ -332,9 +334,9 @@ class Coordinator {
       watchers_;               // GUARDED_BY(mu_)
   uint64_t next_watcher_ = 1;  // GUARDED_BY(mu_)
   // The last batch built, for the next stream at the same position.
-  std::shared_ptr<const tern::v1::CoordinatorMessage> shared_batch_;  // GUARDED_BY(mu_)
-  uint64_t shared_from_ = 0;                                          // GUARDED_BY(mu_)
-  uint64_t shared_to_ = 0;                                            // GUARDED_BY(mu_)
+  WireMessage shared_batch_;  // GUARDED_BY(mu_)
+  uint64_t shared_from_ = 0;  // GUARDED_BY(mu_)
+  uint64_t shared_to_ = 0;    // GUARDED_BY(mu_)
 
   std::atomic<size_t> waiting_calls_{0};  // wait=all calls not answered yet
   std::atomic<bool> refusing_{false};     // stop() began: no new purges or streams

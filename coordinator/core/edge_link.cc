@@ -6,6 +6,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "coordinator/core/coordinator.h"
+#include "coordinator/core/edge_wire.h"
 
 namespace tern::coordinator {
 
@@ -225,20 +226,24 @@ void Coordinator::detach(uint64_t session) {
 }
 
 bool Coordinator::nextMessage(uint64_t session, v1::CoordinatorMessage* out) {
-  std::shared_ptr<const v1::CoordinatorMessage> m;
+  WireMessage m;
   if (!nextMessage(session, &m)) return false;
-  if (out) *out = *m;
+  if (out && !out->ParseFromString(*m)) {
+    TERN_LOG(kError, "edge link message does not parse", {{"bytes", std::to_string(m->size())}});
+    return false;
+  }
   return true;
 }
 
-bool Coordinator::nextMessage(uint64_t session,
-                              std::shared_ptr<const v1::CoordinatorMessage>* out) {
+bool Coordinator::nextMessage(uint64_t session, WireMessage* out) {
   std::vector<LogEntry> entries;
   uint64_t read_from = 0;  // entries holds the log from here (0: not read)
-  // The log is read without the engine's lock (past the entries it keeps in
-  // memory, that is a disk read or an etcd round trip): the position is
-  // taken under the lock, the log read, and the batch built under the lock
-  // again if the stream is still there (else the position is taken anew).
+  // Purges still tracked are sent from their encoding kept in memory. Older
+  // ones (an edge catching up) are read from the log without the engine's
+  // lock (past the entries the log keeps in memory, that is a disk read or
+  // an etcd round trip): the position is taken under the lock, the log
+  // read, and the batch built under the lock again if the stream is still
+  // there (else the position is taken anew).
   for (int attempt = 0;; ++attempt) {
     std::unique_lock lock(mu_);
     auto it = sessions_.find(session);
@@ -246,15 +251,15 @@ bool Coordinator::nextMessage(uint64_t session,
     Session& s = it->second;
     if (!s.welcomed) return false;
     if (!s.control.empty()) {
-      *out = std::make_shared<const v1::CoordinatorMessage>(std::move(s.control.front()));
+      *out = encodeMessage(s.control.front());
       s.control.pop_front();
       return true;
     }
     auto reset = [&](uint64_t seq) {
-      auto m = std::make_shared<v1::CoordinatorMessage>();
-      m->mutable_reset_soft_all()->set_seq(seq);
+      v1::CoordinatorMessage m;
+      m.mutable_reset_soft_all()->set_seq(seq);
       s.sent_seq = seq;
-      *out = std::move(m);
+      *out = encodeMessage(m);
       return true;
     };
     if (s.reset_to > 0) {
@@ -264,46 +269,53 @@ bool Coordinator::nextMessage(uint64_t session,
     }
     if (s.sent_seq >= logged_head_) return false;
     const uint64_t from = s.sent_seq + 1;
+    const uint64_t catch_up_to = edges_[s.edge].catch_up_to;
     // Most streams ask for the same purges at the same time: build once.
     if (shared_batch_ && shared_from_ == from && shared_to_ == logged_head_ &&
-        logged_head_ >= edges_[s.edge].catch_up_to) {
+        logged_head_ >= catch_up_to) {
       *out = shared_batch_;
       s.sent_seq = shared_to_;
       return true;
     }
-    if (read_from != from) {
-      if (attempt >= 3) return false;  // it keeps moving: the next wake tries again
-      lock.unlock();
-      entries.clear();
-      read_from = from;
-      if (Status st = log_->read(from, options_.batch_max, &entries); !st.isOk()) {
-        TERN_LOG(kError, "cannot read purge log", {{"error", st.toString()}});
-        return false;
+    std::vector<std::string_view> purges;
+    std::vector<std::string> encoded;  // of entries read from the log
+    if (tracked(from) != nullptr) {
+      // (tracked_ holds consecutive seqs up to logged_head_.)
+      const uint64_t base = tracked_.front().entry.seq();
+      const uint64_t to = std::min<uint64_t>(logged_head_, from + options_.batch_max - 1);
+      for (uint64_t seq = from; seq <= to; ++seq) purges.emplace_back(tracked_[seq - base].wire);
+      s.sent_seq = to;
+    } else {
+      if (read_from != from) {
+        if (attempt >= 3) return false;  // it keeps moving: the next wake tries again
+        lock.unlock();
+        entries.clear();
+        read_from = from;
+        if (Status st = log_->read(from, options_.batch_max, &entries); !st.isOk()) {
+          TERN_LOG(kError, "cannot read purge log", {{"error", st.toString()}});
+          return false;
+        }
+        continue;
       }
-      continue;
+      if (entries.empty() || entries.front().seq() != from) {
+        // Trimmed while the edge was behind, or a gap (the head was raised):
+        // it must start over from a reset.
+        return reset(logged_head_);
+      }
+      for (const auto& e : entries) {
+        if (e.seq() > logged_head_) break;
+        encoded.push_back(encodeBatchedPurge(e));
+        s.sent_seq = e.seq();
+      }
+      for (const auto& e : encoded) purges.emplace_back(e);
     }
-    if (entries.empty() || entries.front().seq() != from) {
-      // Trimmed while the edge was behind, or a gap (the head was raised): it
-      // must start over from a reset.
-      return reset(logged_head_);
-    }
-    auto m = std::make_shared<v1::CoordinatorMessage>();
-    auto* batch = m->mutable_purges();
-    for (auto& e : entries) {
-      if (e.seq() > logged_head_) break;
-      auto* p = batch->add_purges();
-      p->set_seq(e.seq());
-      p->set_mode(e.mode());
-      *p->mutable_selectors() = std::move(*e.mutable_selectors());
-      s.sent_seq = e.seq();
-    }
-    batch->set_catching_up(s.sent_seq < edges_[s.edge].catch_up_to);
-    if (!batch->catching_up() && s.sent_seq == logged_head_) {
-      shared_batch_ = m;
+    const bool catching_up = s.sent_seq < catch_up_to;
+    *out = encodePurgeBatch(purges, catching_up);
+    if (!catching_up && s.sent_seq == logged_head_) {
+      shared_batch_ = *out;
       shared_from_ = from;
       shared_to_ = s.sent_seq;
     }
-    *out = std::move(m);
     return true;
   }
 }

@@ -229,12 +229,22 @@ class StreamHandle final : public EdgeStream {
   EdgeReactor* reactor_;
 };
 
-class EdgeReactor final : public grpc::ServerBidiReactor<v1::EdgeMessage, v1::CoordinatorMessage> {
+// A write's bytes, shared with the engine (and every other stream writing
+// the same batch) until gRPC is done with them.
+grpc::ByteBuffer wireBuffer(const WireMessage& m) {
+  auto* keep = new WireMessage(m);
+  grpc::Slice slice(
+      const_cast<char*>(m->data()), m->size(), [](void* p) { delete static_cast<WireMessage*>(p); },
+      keep);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+class EdgeReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   EdgeReactor(Coordinator* coordinator, std::string peer)
       : coordinator_(coordinator), peer_(std::move(peer)) {
     handle_ = std::make_shared<StreamHandle>(this);
-    StartRead(&in_);
+    StartRead(&in_buf_);
   }
 
   void OnReadDone(bool ok) override {
@@ -244,6 +254,14 @@ class EdgeReactor final : public grpc::ServerBidiReactor<v1::EdgeMessage, v1::Co
       std::lock_guard lock(mu_);
       finishLocked(grpc::Status::OK);
       return;
+    }
+    if (grpc::Status st = grpc::SerializationTraits<v1::EdgeMessage>::Deserialize(&in_buf_, &in_);
+        !st.ok()) {
+      TERN_LOG(kWarn, "edge stream: message does not parse",
+               {{"peer", peer_}, {"error", st.error_message()}});
+      detach();
+      std::lock_guard lock(mu_);
+      return finishLocked({grpc::StatusCode::INVALID_ARGUMENT, "message does not parse"});
     }
     if (session_ == 0) {
       if (in_.msg_case() != v1::EdgeMessage::kHello) {
@@ -265,7 +283,7 @@ class EdgeReactor final : public grpc::ServerBidiReactor<v1::EdgeMessage, v1::Co
     } else {
       coordinator_->onMessage(session_, in_);
     }
-    StartRead(&in_);
+    StartRead(&in_buf_);
   }
 
   void OnWriteDone(bool ok) override {
@@ -297,9 +315,11 @@ class EdgeReactor final : public grpc::ServerBidiReactor<v1::EdgeMessage, v1::Co
   void pump() {
     std::lock_guard lock(mu_);
     if (writing_ || finished_ || session_ == 0) return;
-    if (!coordinator_->nextMessage(session_, &out_)) return;
+    WireMessage m;
+    if (!coordinator_->nextMessage(session_, &m)) return;
     writing_ = true;
-    StartWrite(out_.get());
+    out_ = wireBuffer(m);
+    StartWrite(&out_);
   }
 
   void close(const std::string& reason) {
@@ -333,8 +353,9 @@ class EdgeReactor final : public grpc::ServerBidiReactor<v1::EdgeMessage, v1::Co
   Coordinator* coordinator_;
   std::string peer_;
   std::shared_ptr<StreamHandle> handle_;
+  grpc::ByteBuffer in_buf_;
   v1::EdgeMessage in_;
-  std::shared_ptr<const v1::CoordinatorMessage> out_;  // alive until OnWriteDone
+  grpc::ByteBuffer out_;  // alive until OnWriteDone
   std::mutex mu_;
   uint64_t session_ = 0;
   bool writing_ = false;
@@ -356,10 +377,10 @@ void StreamHandle::close(const std::string& reason) {
 
 }  // namespace
 
-grpc::ServerBidiReactor<v1::EdgeMessage, v1::CoordinatorMessage>* EdgeLinkImpl::Connect(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* EdgeLinkImpl::Connect(
     grpc::CallbackServerContext* ctx) {
   if (!authorized(ctx, tokens_)) {
-    class Denied final : public grpc::ServerBidiReactor<v1::EdgeMessage, v1::CoordinatorMessage> {
+    class Denied final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
      public:
       Denied() { Finish(kUnauthenticated); }
       void OnDone() override { delete this; }

@@ -39,12 +39,16 @@ class PurgeServiceImpl final : public tern::v1::PurgeService::CallbackService {
   const TokenSet* tokens_;
 };
 
-class EdgeLinkImpl final : public tern::v1::EdgeLink::CallbackService {
+// The edge link takes its messages as bytes: what it writes is encoded by
+// the engine once for every stream (edge_wire.h), and each EdgeMessage is
+// parsed here.
+class EdgeLinkImpl final
+    : public tern::v1::EdgeLink::WithRawCallbackMethod_Connect<tern::v1::EdgeLink::Service> {
  public:
   EdgeLinkImpl(Coordinator* coordinator, const TokenSet* tokens)
       : coordinator_(coordinator), tokens_(tokens) {}
 
-  grpc::ServerBidiReactor<tern::v1::EdgeMessage, tern::v1::CoordinatorMessage>* Connect(
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Connect(
       grpc::CallbackServerContext* ctx) override;
 
  private:

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <boost/json.hpp>
@@ -478,6 +479,46 @@ TEST_F(ClusterTest, BadPurgeRequestsGetClearErrors) {
   EXPECT_EQ(big.status, 202) << big.body.substr(0, 200);  // accepted (wait=none)
   // Nothing was lost: the coordinator still answers.
   EXPECT_EQ(httpGet(coordinator_->httpPort(), "/healthz").status, 200);
+}
+
+// The edge link parses what an edge sends itself: bytes that are not an
+// EdgeMessage end that stream with InvalidArgument, and nothing else.
+TEST_F(ClusterTest, EdgeLinkRefusesAMessageThatDoesNotParse) {
+  class RawStream final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+   public:
+    RawStream(grpc::GenericStub* stub, const std::string& bytes) {
+      ctx_.AddMetadata("authorization", std::string("Bearer ") + kToken);
+      ctx_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      grpc::Slice slice(bytes);
+      out_ = grpc::ByteBuffer(&slice, 1);
+      stub->PrepareBidiStreamingCall(&ctx_, "/tern.v1.EdgeLink/Connect", grpc::StubOptions(), this);
+      StartWrite(&out_);
+      StartRead(&in_);
+      StartCall();
+    }
+    void OnReadDone(bool ok) override {
+      if (ok) StartRead(&in_);
+    }
+    void OnDone(const grpc::Status& s) override { done_.set_value(s); }
+    grpc::Status wait() { return done_.get_future().get(); }
+
+   private:
+    grpc::ClientContext ctx_;
+    grpc::ByteBuffer out_, in_;
+    std::promise<grpc::Status> done_;
+  };
+  auto channel =
+      grpc::CreateChannel(coordinator_->grpcAddress(), grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  // Field 1 (hello), length-delimited, with a length far past the end.
+  RawStream bad(&stub, std::string("\x0a\xff\xff\xff\x0f", 5));
+  grpc::Status st = bad.wait();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_NE(st.error_message().find("does not parse"), std::string::npos) << st.error_message();
+  // The coordinator and the edges' streams go on.
+  EXPECT_EQ(httpGet(coordinator_->httpPort(), "/healthz").status, 200);
+  auto r = purge(R"({"tags":["after-bad-stream"],"wait":"all","timeout_ms":5000})");
+  EXPECT_EQ(r["state"], "complete") << json::serialize(r);
 }
 
 TEST(ClusterRateLimitTest, AnswersTooManyRequestsWithRetryAfter) {

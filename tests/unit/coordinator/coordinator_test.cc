@@ -194,34 +194,46 @@ TEST_F(EngineTest, StreamsAtTheSamePositionShareOneBatch) {
   uint64_t a = connect("a", 0), b = connect("b", 0);
   drainNow(a);
   drainNow(b);  // the welcomes
+  // The encoded message, and what it parses as.
+  struct Got {
+    WireMessage wire;
+    v1::CoordinatorMessage m;
+  };
   auto next = [&](uint64_t sid) {
-    std::shared_ptr<const v1::CoordinatorMessage> m;
-    for (int i = 0; i < 400 && !engine_->nextMessage(sid, &m); ++i)
+    Got g;
+    for (int i = 0; i < 400 && !engine_->nextMessage(sid, &g.wire); ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    return m;
+    if (g.wire) {
+      EXPECT_TRUE(g.m.ParseFromString(*g.wire));
+    }
+    return g;
   };
   ASSERT_TRUE(purge(tagPurge("one")).ok());
   auto ma = next(a), mb = next(b);
-  ASSERT_TRUE(ma && mb);
-  EXPECT_EQ(ma.get(), mb.get()) << "one message for both streams";
-  ASSERT_EQ(ma->purges().purges_size(), 1);
-  EXPECT_EQ(ma->purges().purges(0).seq(), 1u);
+  ASSERT_TRUE(ma.wire && mb.wire);
+  EXPECT_EQ(ma.wire.get(), mb.wire.get()) << "one message for both streams";
+  ASSERT_EQ(ma.m.purges().purges_size(), 1);
+  EXPECT_EQ(ma.m.purges().purges(0).seq(), 1u);
+  ASSERT_EQ(ma.m.purges().purges(0).selectors_size(), 1);
+  EXPECT_EQ(ma.m.purges().purges(0).selectors(0).tag(), "one");
+  EXPECT_FALSE(ma.m.purges().catching_up());
 
   ASSERT_TRUE(purge(tagPurge("two")).ok());
   uint64_t c = connect("c", 0);
   auto welcome = next(c), grant = next(c);  // the control messages go first
-  ASSERT_TRUE(welcome && welcome->has_welcome());
-  ASSERT_TRUE(grant && grant->has_lease());
+  ASSERT_TRUE(welcome.wire && welcome.m.has_welcome());
+  ASSERT_TRUE(grant.wire && grant.m.has_lease());
   auto mc = next(c);  // replays 1..2
-  ASSERT_TRUE(mc);
-  ASSERT_EQ(mc->purges().purges_size(), 2);
+  ASSERT_TRUE(mc.wire);
+  ASSERT_EQ(mc.m.purges().purges_size(), 2);
+  EXPECT_EQ(mc.m.purges().purges(1).selectors(0).tag(), "two");
   auto ma2 = next(a);
-  ASSERT_TRUE(ma2);
-  EXPECT_NE(ma2.get(), mc.get());
-  ASSERT_EQ(ma2->purges().purges_size(), 1);
-  EXPECT_EQ(ma2->purges().purges(0).seq(), 2u);
+  ASSERT_TRUE(ma2.wire);
+  EXPECT_NE(ma2.wire.get(), mc.wire.get());
+  ASSERT_EQ(ma2.m.purges().purges_size(), 1);
+  EXPECT_EQ(ma2.m.purges().purges(0).seq(), 2u);
   auto mb2 = next(b);
-  EXPECT_EQ(mb2.get(), ma2.get());
+  EXPECT_EQ(mb2.wire.get(), ma2.wire.get());
 }
 
 TEST_F(EngineTest, HeartbeatsRenewTheLease) {

@@ -1,6 +1,6 @@
-// The purge engine's parts on their own: checking a purge call, the rate
-// limit's token bucket, the logs' append queue, and the engine's locking (a stream that reads the
-// log does not hold the engine: the read may be an etcd round trip).
+// The purge engine's parts on their own: checking a purge call, the edge
+// link's encoding, the rate limit's token bucket, the logs' append queue, and the engine's locking
+// (a stream that reads the log does not hold the engine: the read may be an etcd round trip).
 
 #include <gtest/gtest.h>
 
@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "coordinator/core/coordinator.h"
+#include "coordinator/core/edge_wire.h"
 #include "coordinator/core/purge_request.h"
 #include "coordinator/core/rate_limiter.h"
 #include "coordinator/log/append_queue.h"
@@ -21,6 +22,45 @@ namespace tern::coordinator {
 namespace {
 
 namespace v1 = tern::v1;
+
+// A batch built from purges encoded one by one is byte for byte what
+// protobuf writes for the same CoordinatorMessage, so every edge parses it.
+TEST(EdgeWire, ABatchOfEncodedPurgesIsTheMessageProtobufWrites) {
+  std::vector<LogEntry> entries(3);
+  for (size_t i = 0; i < entries.size(); ++i) {
+    entries[i].set_seq(1000 + i * 300);            // multi-byte varints
+    entries[i].set_accepted_at_ms(1764000000000);  // not sent to edges
+    entries[i].set_idempotency_key("not sent either");
+    entries[i].set_mode(i == 1 ? v1::PURGE_MODE_SOFT : v1::PURGE_MODE_HARD);
+    for (size_t k = 0; k < 40 * i + 1; ++k)  // the last one is over 127 bytes
+      entries[i].add_selectors()->set_tag("tag-" + std::to_string(k));
+  }
+  entries[2].add_selectors()->set_prefix("https://example.com/a/");
+  for (bool catching_up : {false, true}) {
+    v1::CoordinatorMessage expected;
+    expected.mutable_purges()->set_catching_up(catching_up);
+    std::vector<std::string> encoded;
+    for (const auto& e : entries) {
+      auto* p = expected.mutable_purges()->add_purges();
+      p->set_seq(e.seq());
+      p->set_mode(e.mode());
+      *p->mutable_selectors() = e.selectors();
+      encoded.push_back(encodeBatchedPurge(e));
+    }
+    std::vector<std::string_view> views(encoded.begin(), encoded.end());
+    WireMessage wire = encodePurgeBatch(views, catching_up);
+    EXPECT_EQ(*wire, expected.SerializeAsString()) << "catching_up " << catching_up;
+    v1::CoordinatorMessage parsed;
+    ASSERT_TRUE(parsed.ParseFromString(*wire));
+    EXPECT_EQ(parsed.purges().purges_size(), 3);
+    EXPECT_EQ(parsed.purges().purges(2).selectors_size(), 82);
+  }
+  // An empty batch still parses as a batch.
+  v1::CoordinatorMessage empty;
+  ASSERT_TRUE(empty.ParseFromString(*encodePurgeBatch({}, false)));
+  EXPECT_TRUE(empty.has_purges());
+  EXPECT_EQ(empty.purges().purges_size(), 0);
+}
 
 TEST(CheckPurgeRequest, BuildsTheLogEntryAndTheWait) {
   v1::PurgeRequest r;
@@ -191,7 +231,11 @@ TEST(EngineLocking, AStreamReadingTheLogDoesNotHoldTheEngine) {
   ASSERT_TRUE(inner.ok());
   GatedLog log(inner->get());
   metrics::Registry registry;
-  Coordinator engine(&log, {}, &registry);
+  // One purge tracked: the stream's batch starts before it, so it comes
+  // from the log (tracked purges are sent from memory).
+  CoordinatorOptions options;
+  options.tracked_purges = 1;
+  Coordinator engine(&log, options, &registry);
   ASSERT_TRUE(engine.start(false).isOk());
   auto hello = [](const std::string& id) {
     v1::Hello h;
@@ -204,14 +248,16 @@ TEST(EngineLocking, AStreamReadingTheLogDoesNotHoldTheEngine) {
   v1::CoordinatorMessage m;
   ASSERT_TRUE(engine.nextMessage(*a, &m));  // Welcome
   ASSERT_TRUE(engine.nextMessage(*a, &m));  // the first lease
-  std::promise<void> logged;
-  v1::PurgeRequest r;
-  r.add_selectors()->set_tag("t");
-  engine.purge(r, [&](Result<v1::PurgeResult> res) {
-    EXPECT_TRUE(res.ok());
-    logged.set_value();
-  });
-  logged.get_future().get();
+  for (int i = 0; i < 2; ++i) {
+    std::promise<void> logged;
+    v1::PurgeRequest r;
+    r.add_selectors()->set_tag("t" + std::to_string(i));
+    engine.purge(r, [&](Result<v1::PurgeResult> res) {
+      EXPECT_TRUE(res.ok());
+      logged.set_value();
+    });
+    logged.get_future().get();
+  }
 
   log.hold();
   auto reader = std::async(std::launch::async, [&] {
@@ -234,7 +280,7 @@ TEST(EngineLocking, AStreamReadingTheLogDoesNotHoldTheEngine) {
   log.release();
   EXPECT_TRUE(went_on) << "the engine was held while a stream read the log";
   EXPECT_TRUE(others.get());
-  EXPECT_EQ(reader.get(), 1);  // the purge, once the read was let through
+  EXPECT_EQ(reader.get(), 2);  // both purges, once the read was let through
   engine.stop();
 }
 

@@ -1,0 +1,63 @@
+#include "coordinator/core/edge_wire.h"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
+
+namespace tern::coordinator {
+
+namespace v1 = tern::v1;
+using google::protobuf::internal::WireFormatLite;
+using google::protobuf::io::CodedOutputStream;
+
+namespace {
+
+constexpr int kBatchField = v1::CoordinatorMessage::kPurgesFieldNumber;
+constexpr int kPurgesField = v1::PurgeBatch::kPurgesFieldNumber;
+constexpr int kCatchingUpField = v1::PurgeBatch::kCatchingUpFieldNumber;
+
+void appendVarint(std::string* out, uint64_t v) {
+  char buf[10];
+  const auto* end = CodedOutputStream::WriteVarint64ToArray(v, reinterpret_cast<uint8_t*>(buf));
+  out->append(buf, static_cast<size_t>(reinterpret_cast<const char*>(end) - buf));
+}
+
+uint32_t tag(int field, WireFormatLite::WireType type) {
+  return WireFormatLite::MakeTag(field, type);
+}
+
+}  // namespace
+
+std::string encodeBatchedPurge(const LogEntry& entry) {
+  v1::Purge p;
+  p.set_seq(entry.seq());
+  p.set_mode(entry.mode());
+  *p.mutable_selectors() = entry.selectors();
+  const std::string body = p.SerializeAsString();
+  std::string out;
+  out.reserve(body.size() + 6);
+  appendVarint(&out, tag(kPurgesField, WireFormatLite::WIRETYPE_LENGTH_DELIMITED));
+  appendVarint(&out, body.size());
+  out += body;
+  return out;
+}
+
+WireMessage encodePurgeBatch(const std::vector<std::string_view>& purges, bool catching_up) {
+  size_t len = catching_up ? 2 : 0;  // tag and a one-byte true
+  for (auto p : purges) len += p.size();
+  auto out = std::make_shared<std::string>();
+  out->reserve(len + 12);
+  appendVarint(out.get(), tag(kBatchField, WireFormatLite::WIRETYPE_LENGTH_DELIMITED));
+  appendVarint(out.get(), len);
+  for (auto p : purges) out->append(p);
+  if (catching_up) {
+    appendVarint(out.get(), tag(kCatchingUpField, WireFormatLite::WIRETYPE_VARINT));
+    out->push_back(1);
+  }
+  return out;
+}
+
+WireMessage encodeMessage(const v1::CoordinatorMessage& message) {
+  return std::make_shared<const std::string>(message.SerializeAsString());
+}
+
+}  // namespace tern::coordinator
