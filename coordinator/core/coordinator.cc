@@ -55,6 +55,7 @@ Status Coordinator::start(bool run_ticker) {
     e.metrics = em;
     em.lag->set(static_cast<int64_t>(logged_head_ - std::min(logged_head_, e.applied_seq)));
   }
+  waker_ = std::thread([this] { wakeLoop(); });
   if (run_ticker) {
     ticker_ = std::thread([this] {
       std::unique_lock lock(tick_mu_);
@@ -80,6 +81,12 @@ void Coordinator::stop() {
   }
   tick_cv_.notify_all();
   if (ticker_.joinable()) ticker_.join();
+  {
+    std::lock_guard lock(wake_mu_);
+    wake_stopping_ = true;
+  }
+  wake_cv_.notify_all();
+  if (waker_.joinable()) waker_.join();
   Deferred deferred;
   {
     std::lock_guard lock(mu_);

@@ -37,7 +37,8 @@
 // under the engine's lock (a stream's batch is read from the log outside it).
 // Callbacks (purge results, wake, watchers) run
 // without the engine's lock held, on the thread that caused them (the log
-// committer, a transport thread, or the ticker).
+// committer, a transport thread, or the ticker); a new purge wakes the
+// streams from the engine's waker thread.
 
 #include <atomic>
 #include <condition_variable>
@@ -310,7 +311,14 @@ class Coordinator {
   tern::v1::PurgeResult resultOf(const Tracked& t) const;
   tern::v1::PurgeResult resultFromLog(const LogEntry& e) const;
   tern::v1::EdgeState stateOf(const Edge& e, int64_t now_us) const;
-  void wakeAll(Deferred* deferred);
+  // Every stream is woken once per round, on the waker thread (wakeLoop),
+  // not on the thread that logged the purge (the log's committer, which
+  // it would stall). Purges logged while a round runs share the next one,
+  // so a busy stream gets them in one batch.
+  void wakeAll(Deferred* deferred);  // REQUIRES: mu_
+  void requestWakeAll();
+  void wakeRound();
+  void wakeLoop();
   size_t edgeIndex(const std::string& id, const std::string& address);  // REQUIRES: mu_
   void persistEdge(const Edge& e, Deferred* deferred);                  // REQUIRES: mu_
   static void run(Deferred& deferred);
@@ -350,6 +358,12 @@ class Coordinator {
   std::map<uint64_t, std::vector<Parked>> parked_;  // GUARDED_BY(mu_)
   uint64_t summary_gen_ = 0;                        // GUARDED_BY(mu_)
   uint64_t progress_gen_ = 0;                       // GUARDED_BY(mu_): stamps applied_seq moves
+
+  std::mutex wake_mu_;
+  std::condition_variable wake_cv_;
+  bool wake_pending_ = false;   // GUARDED_BY(wake_mu_): run one more round
+  bool wake_stopping_ = false;  // GUARDED_BY(wake_mu_)
+  std::thread waker_;
 
   std::mutex tick_mu_;
   std::condition_variable tick_cv_;

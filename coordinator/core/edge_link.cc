@@ -13,7 +13,38 @@ namespace tern::coordinator {
 namespace v1 = tern::v1;
 
 void Coordinator::wakeAll(Deferred* deferred) {
-  for (auto& [id, s] : sessions_) deferred->push_back([st = s.stream] { st->wake(); });
+  deferred->push_back([this] { requestWakeAll(); });
+}
+
+void Coordinator::requestWakeAll() {
+  {
+    std::lock_guard lock(wake_mu_);
+    if (wake_pending_) return;
+    wake_pending_ = true;
+  }
+  wake_cv_.notify_one();
+}
+
+void Coordinator::wakeRound() {
+  std::vector<std::shared_ptr<EdgeStream>> streams;
+  {
+    std::lock_guard lock(mu_);
+    streams.reserve(sessions_.size());
+    for (auto& [id, s] : sessions_) streams.push_back(s.stream);
+  }
+  for (auto& st : streams) st->wake();
+}
+
+void Coordinator::wakeLoop() {
+  std::unique_lock lock(wake_mu_);
+  for (;;) {
+    wake_cv_.wait(lock, [&] { return wake_pending_ || wake_stopping_; });
+    if (wake_stopping_) return;
+    wake_pending_ = false;
+    lock.unlock();
+    wakeRound();
+    lock.lock();
+  }
 }
 
 Result<uint64_t> Coordinator::attach(const v1::Hello& hello, std::shared_ptr<EdgeStream> stream) {

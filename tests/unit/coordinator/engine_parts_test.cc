@@ -284,5 +284,73 @@ TEST(EngineLocking, AStreamReadingTheLogDoesNotHoldTheEngine) {
   engine.stop();
 }
 
+// A stream slow to take its wake-up (a transport thread busy elsewhere)
+// does not hold up the log: purges are still logged and acknowledged.
+TEST(EngineLocking, AStreamSlowToWakeDoesNotHoldUpThePurgeLog) {
+  class BlockingStream : public EdgeStream {
+   public:
+    void wake() override {
+      std::unique_lock lock(mu_);
+      if (!armed_) return;
+      woken_ = true;
+      cv_.notify_all();
+      cv_.wait_for(lock, std::chrono::seconds(10), [&] { return released_; });
+    }
+    void close(const std::string&) override {}
+    bool waitWoken() {
+      std::unique_lock lock(mu_);
+      return cv_.wait_for(lock, std::chrono::seconds(5), [&] { return woken_; });
+    }
+    void release() {
+      std::lock_guard lock(mu_);
+      released_ = true;
+      cv_.notify_all();
+    }
+    void arm() {
+      std::lock_guard lock(mu_);
+      armed_ = true;
+    }
+
+   private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool armed_ = false, woken_ = false, released_ = false;
+  };
+  tern::testing::TempDir dir;
+  PurgeLogOptions o;
+  o.path = dir.sub("log");
+  auto log = RocksPurgeLog::open(o);
+  ASSERT_TRUE(log.ok());
+  metrics::Registry registry;
+  Coordinator engine(log->get(), {}, &registry);
+  ASSERT_TRUE(engine.start(false).isOk());
+  v1::Hello h;
+  h.set_edge_id("slow");
+  h.set_protocol_version(1);
+  auto stream = std::make_shared<BlockingStream>();
+  ASSERT_TRUE(engine.attach(h, stream).ok());
+  stream->arm();  // (its welcome woke it already)
+  auto purge = [&](const std::string& tag) {
+    auto done = std::make_shared<std::promise<bool>>();
+    v1::PurgeRequest r;
+    r.add_selectors()->set_tag(tag);
+    engine.purge(r, [done](Result<v1::PurgeResult> res) { done->set_value(res.ok()); });
+    return done->get_future();
+  };
+  auto first = purge("one");
+  ASSERT_TRUE(stream->waitWoken()) << "the stream is woken for the new purge";
+  // While that wake-up is held, more purges are logged and acknowledged.
+  auto second = purge("two");
+  auto third = purge("three");
+  const bool went_on = second.wait_for(std::chrono::seconds(3)) == std::future_status::ready &&
+                       third.wait_for(std::chrono::seconds(3)) == std::future_status::ready;
+  stream->release();
+  EXPECT_TRUE(went_on) << "the log waited for a stream's wake-up";
+  EXPECT_TRUE(first.get());
+  EXPECT_TRUE(second.get());
+  EXPECT_TRUE(third.get());
+  engine.stop();
+}
+
 }  // namespace
 }  // namespace tern::coordinator
