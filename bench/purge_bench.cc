@@ -19,7 +19,9 @@
 //            another replica and caught up)
 //            --streams-per-connection S (simulated, default 1)
 //            --throughput-seconds S (default 5) --keys-per-purge K (default 100)
-//            --clients C (concurrent purge callers, default 16)
+//            --clients C (concurrent purge callers, default 64: each waits
+//            for its purge to be committed, so with few of them the offered
+//            load, not the coordinator, sets the rate)
 //            --no-pin (let the scheduler place everything)
 //
 // Latency: sequential purges with wait=all, measured by the caller from the
@@ -227,7 +229,7 @@ double pct(std::vector<double> v, double q) {
 }
 
 struct Options {
-  int real_edges = 0, simulated = 0, purges = 1000, seconds = 5, keys = 100, clients = 16;
+  int real_edges = 0, simulated = 0, purges = 1000, seconds = 5, keys = 100, clients = 64;
   bool hit_load = false, no_pin = false;
   int hit_rate = 2000;  // requests/s per edge with --hit-load (0: as fast as wrk can)
   int replicas = 0;     // 0: one process, RocksDB log
