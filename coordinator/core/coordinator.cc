@@ -210,13 +210,16 @@ void Coordinator::onLogged(Result<LogEntry> logged, int64_t api_in_us, v1::WaitM
   // Purges logged by other replicas come first: they are read from the log
   // (outside the lock) and tracked in order.
   if (learn) learnHead(seq - 1);
+  // (Encoded before taking the lock. Replicas track what the watch
+  // delivers: an entry that gets here was tracked already.)
+  std::string wire = replicated_ ? std::string() : encodeBatchedPurge(*logged);
   Deferred deferred;
   {
     std::lock_guard lock(mu_);
     const int64_t t = now();
     Tracked* tr = nullptr;
     if (seq == logged_head_ + 1) {
-      tr = track(std::move(*logged), api_in_us, /*local=*/true, &deferred);
+      tr = track(std::move(*logged), std::move(wire), api_in_us, /*local=*/true, &deferred);
     } else if (seq <= logged_head_) {
       // Tracked already (its head was seen before this answer), or an
       // idempotent retry of a logged purge.
@@ -244,14 +247,14 @@ void Coordinator::onLogged(Result<LogEntry> logged, int64_t api_in_us, v1::WaitM
   run(deferred);
 }
 
-Coordinator::Tracked* Coordinator::track(LogEntry e, int64_t api_in_us, bool local,
-                                         Deferred* deferred) {
+Coordinator::Tracked* Coordinator::track(LogEntry e, std::string wire, int64_t api_in_us,
+                                         bool local, Deferred* deferred) {
   const int64_t t = now();
   logged_head_ = e.seq();
   metrics_.logged(e);
   Tracked tr;
   tr.entry = std::move(e);
-  tr.wire = encodeBatchedPurge(tr.entry);
+  tr.wire = wire.empty() ? encodeBatchedPurge(tr.entry) : std::move(wire);
   tr.api_in_us = api_in_us;
   tr.logged_us = t;
   tr.local = local;
@@ -347,14 +350,18 @@ void Coordinator::learnHead(uint64_t head) {
       TERN_LOG(kError, "cannot read purge log", {{"error", st.toString()}});
       return;
     }
+    std::vector<std::string> wires;  // (encoded before taking the lock)
+    wires.reserve(entries.size());
+    for (const auto& e : entries) wires.push_back(encodeBatchedPurge(e));
     Deferred deferred;
     {
       std::lock_guard lock(mu_);
-      for (auto& e : entries) {
+      for (size_t i = 0; i < entries.size(); ++i) {
+        LogEntry& e = entries[i];
         if (e.seq() <= logged_head_) continue;  // tracked meanwhile
         if (e.seq() > head) break;
         if (e.seq() != logged_head_ + 1) break;
-        track(std::move(e), now(), /*local=*/false, &deferred);
+        track(std::move(e), std::move(wires[i]), now(), /*local=*/false, &deferred);
       }
       if (logged_head_ < from) {
         // Nothing at `from`: trimmed before it was read, or a raised head.

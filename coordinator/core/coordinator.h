@@ -288,7 +288,8 @@ class Coordinator {
                 uint32_t timeout_ms, PurgeDone done);
   Tracked* tracked(uint64_t seq);
   // Tracks the next entry of the log (e.seq() == logged_head_ + 1).
-  Tracked* track(LogEntry e, int64_t api_in_us, bool local,
+  // `wire` is encodeBatchedPurge(e) (empty: encoded here).
+  Tracked* track(LogEntry e, std::string wire, int64_t api_in_us, bool local,
                  Deferred* deferred);  // REQUIRES: mu_
   // The log has a gap up to `head` (trimmed, or the head was raised).
   void restartTracking(uint64_t head, Deferred* deferred);  // REQUIRES: mu_
