@@ -41,6 +41,10 @@ class BodyReader {
   // stays valid until the next call or the reader's destruction.
   // Corruption if the chunk fails its checksum (the object is then removed).
   virtual Result<std::string_view> next() = 0;
+  // True when the next call to next() does no I/O: its chunk is in memory,
+  // or the body has ended. A caller on an event loop may then make it
+  // inline instead of handing it to a thread that may block.
+  virtual bool nextIsInMemory() const = 0;
 };
 
 // Writes one object. Nothing is visible to lookups until commit().

@@ -21,37 +21,48 @@ class StoredSource final : public BodySource {
  public:
   StoredSource(std::unique_ptr<storage::BodyReader> reader, bool blocking, Executor loop,
                Executor pool)
-      : state_(std::make_shared<State>()),
+      : reader_(std::move(reader)),
         blocking_(blocking),
         loop_(std::move(loop)),
-        pool_(std::move(pool)) {
-    state_->reader = std::move(reader);
-  }
+        pool_(std::move(pool)) {}
   void next(std::function<void(Result<std::string_view>)> done) override {
-    if (!blocking_) return done(state_->reader->next());
-    // The reader and its buffer live in shared state that outlives this
-    // object while a read is on the pool.
-    auto state = state_;
+    if (!blocking_ || reader_->nextIsInMemory()) return done(reader_->next());
+    // The reader (and the buffer its view points into) outlives this object
+    // while a read is on the pool; the view stays valid until the next call,
+    // which only comes after `done` ran: no copy.
+    auto reader = reader_;
     Executor loop = loop_;
-    pool_([state, loop, done = std::move(done)]() mutable {
-      auto r = state->reader->next();
-      if (r.ok()) {
-        state->buffer.assign(r->data(), r->size());
-        loop([state, done = std::move(done)] { done(std::string_view(state->buffer)); });
-      } else {
-        loop([status = r.status(), done = std::move(done)] { done(status); });
-      }
+    pool_([reader, loop, done = std::move(done)]() mutable {
+      auto r = reader->next();
+      loop([reader, r = std::move(r), done = std::move(done)]() mutable { done(std::move(r)); });
     });
   }
 
  private:
-  struct State {
-    std::unique_ptr<storage::BodyReader> reader;
-    std::string buffer;
-  };
-  std::shared_ptr<State> state_;
+  std::shared_ptr<storage::BodyReader> reader_;
   bool blocking_;
   Executor loop_, pool_;
+};
+
+// A reader whose first chunk was read ahead (on the thread that looked the
+// object up), so that serving it takes no further hand-off.
+class ReadAheadReader final : public storage::BodyReader {
+ public:
+  ReadAheadReader(std::unique_ptr<storage::BodyReader> inner, std::string_view first)
+      : inner_(std::move(inner)), first_(first) {}
+  Result<std::string_view> next() override {
+    if (!first_taken_) {
+      first_taken_ = true;
+      return first_;
+    }
+    return inner_->next();
+  }
+  bool nextIsInMemory() const override { return !first_taken_ || inner_->nextIsInMemory(); }
+
+ private:
+  std::unique_ptr<storage::BodyReader> inner_;
+  std::string_view first_;  // into inner_'s buffer, valid until its next call
+  bool first_taken_ = false;
 };
 
 class InflightSource final : public BodySource {
@@ -133,6 +144,14 @@ class RangeSource final : public BodySource {
 std::unique_ptr<BodySource> stringSource(std::string body) {
   return std::make_unique<StringSource>(std::move(body));
 }
+Status readAhead(std::unique_ptr<storage::BodyReader>* reader) {
+  if (!*reader || (*reader)->nextIsInMemory()) return Status::ok();
+  auto first = (*reader)->next();
+  if (!first.ok()) return first.status();
+  *reader = std::make_unique<ReadAheadReader>(std::move(*reader), *first);
+  return Status::ok();
+}
+
 std::unique_ptr<BodySource> storedSource(std::unique_ptr<storage::BodyReader> reader, bool blocking,
                                          Executor loop, Executor pool) {
   return std::make_unique<StoredSource>(std::move(reader), blocking, std::move(loop),

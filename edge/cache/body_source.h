@@ -1,9 +1,9 @@
 #pragma once
 // BodySource: a response body delivered chunk by chunk, asynchronously, so
 // that a session writes a large body without holding it whole. Sources exist
-// for a string, a stored object (memory tier: no copy; disk tier: read on the
-// blocking pool), an in-flight origin response, and a byte range of another
-// source.
+// for a string, a stored object (no copy; the disk tier's reads that may
+// block run on the blocking pool), an in-flight origin response, and a byte
+// range of another source.
 
 #include <cstdint>
 #include <functional>
@@ -30,6 +30,12 @@ std::unique_ptr<BodySource> stringSource(std::string body);
 // Reads a stored object; `blocking` reads run on `pool` and complete on `loop`.
 std::unique_ptr<BodySource> storedSource(std::unique_ptr<storage::BodyReader> reader, bool blocking,
                                          Executor loop, Executor pool);
+// Reads the first chunk of `*reader` now, on the calling thread (the
+// blocking pool, right after the lookup), unless it is in memory already;
+// `*reader` then hands it out without I/O. An object of one chunk is then
+// served with no further hand-off to the pool. Errors are the reader's
+// (Corruption: the object was removed).
+Status readAhead(std::unique_ptr<storage::BodyReader>* reader);
 // Streams an in-flight origin response; `reader` (valid) holds back the
 // chunks this client has not read yet.
 std::unique_ptr<BodySource> inflightSource(Inflight::Reader reader, Executor loop);

@@ -138,8 +138,17 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   void lookupDisk() {
     if (!ctx_.store->hasDisk()) return miss();
     auto self = shared_from_this();
-    ctx_.pool([self] {
+    // A plain GET is most likely answered with the body: its first chunk is
+    // read on the same trip to the pool (a conditional request is most
+    // likely a 304, a HEAD has no body).
+    const bool read_ahead = req_->method == "GET" &&
+                            !http::findField(req_->headers, "if-none-match") &&
+                            !http::findField(req_->headers, "if-modified-since");
+    ctx_.pool([self, read_ahead] {
       auto r = self->ctx_.store->lookupDisk(self->key_);
+      if (r.ok() && read_ahead && r->meta->kind == storage::EntryKind::kResponse) {
+        if (Status s = readAhead(&r->body); !s.isOk()) r = s;  // the object was removed
+      }
       auto shared = std::make_shared<Result<LookupResult>>(std::move(r));
       self->ctx_.loop([self, shared] {
         if (shared->ok()) return self->found(std::move(shared->value()), true);

@@ -142,6 +142,11 @@ std::string encodeChunk(std::string_view data) {
   return out;
 }
 
+Result<std::string_view> chunkData(std::string_view stored) {
+  if (stored.size() < kChunkHeaderBytes) return Status::corruption("short body chunk");
+  return stored.substr(kChunkHeaderBytes);
+}
+
 Result<std::string_view> decodeChunk(std::string_view stored) {
   if (stored.size() < kChunkHeaderBytes) return Status::corruption("short body chunk");
   uint32_t expected;

@@ -43,6 +43,7 @@ class MemoryBodyReader final : public BodyReader {
     if (index_ >= object_->chunks.size()) return std::string_view();
     return std::string_view(object_->chunks[index_++]);
   }
+  bool nextIsInMemory() const override { return true; }
 
  private:
   std::shared_ptr<const MemoryStore::Object> object_;

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <limits>
+#include <optional>
 
 #include "common/clock.h"
 #include "common/hash.h"
@@ -113,9 +114,16 @@ class RocksBodyReader final : public BodyReader {
 
   Result<std::string_view> next() override {
     if (index_ >= chunks_) return std::string_view();
-    rocksdb::Status s =
-        store_->db_->Get(rocksdb::ReadOptions(), store_->body_,
-                         fmt::chunkKey(object_id_, static_cast<uint32_t>(index_)), &buf_);
+    // Bodies bypass the block cache: the memory tier is their cache, and a
+    // working set larger than memory would only churn it, pushing out the
+    // index and metadata blocks every lookup needs. The value is pinned in
+    // the block RocksDB read (or copied once from the memtable), not copied
+    // again.
+    rocksdb::ReadOptions ro;
+    ro.fill_cache = false;
+    buf_.Reset();
+    rocksdb::Status s = store_->db_->Get(
+        ro, store_->body_, fmt::chunkKey(object_id_, static_cast<uint32_t>(index_)), &buf_);
     if (s.IsNotFound()) {
       // Replaced or evicted while we read (ids are never reused, so no bytes
       // of another object can appear here), or lost: the store tells apart.
@@ -123,20 +131,32 @@ class RocksBodyReader final : public BodyReader {
       return Status::unavailable("object removed while reading");
     }
     if (!s.ok()) return fromRocks(s);
-    auto data = fmt::decodeChunk(buf_);
+    std::string_view stored(buf_.data(), buf_.size());
+    ++index_;
+    if (chunks_ == 1) {
+      // One chunk: the body's own hash covers it; no second pass over it.
+      auto data = fmt::chunkData(stored);
+      if (!data.ok() || data->size() != body_size_ || hash64(*data) != body_hash_) {
+        store_->reportCorrupt(meta_key_, object_id_);
+        return Status::corruption("body checksum mismatch");
+      }
+      return *data;
+    }
+    auto data = fmt::decodeChunk(stored);
     if (!data.ok()) {
       store_->reportCorrupt(meta_key_, object_id_);
       return data.status();
     }
     read_ += data->size();
-    hasher_.update(*data);
-    ++index_;
-    if (index_ == chunks_ && (read_ != body_size_ || hasher_.digest() != body_hash_)) {
+    if (!hasher_) hasher_.emplace();
+    hasher_->update(*data);
+    if (index_ == chunks_ && (read_ != body_size_ || hasher_->digest() != body_hash_)) {
       store_->reportCorrupt(meta_key_, object_id_);
       return Status::corruption("body checksum mismatch");
     }
     return *data;
   }
+  bool nextIsInMemory() const override { return index_ >= chunks_; }
 
  private:
   RocksStore* store_;
@@ -147,8 +167,8 @@ class RocksBodyReader final : public BodyReader {
   uint64_t body_hash_;
   uint64_t index_ = 0;
   uint64_t read_ = 0;
-  std::string buf_;
-  Hasher64 hasher_;
+  rocksdb::PinnableSlice buf_;
+  std::optional<Hasher64> hasher_;  // for bodies of more than one chunk
 };
 
 // ---- writer ----

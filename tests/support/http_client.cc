@@ -5,7 +5,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <chrono>
 #include <functional>
+#include <thread>
 
 namespace tern::testing {
 
@@ -176,6 +178,16 @@ std::vector<HttpResponse> concurrentGets(int port, const std::string& target, in
   }
   ioc.run();
   return out;
+}
+
+HttpResponse waitForHit(const std::function<HttpResponse()>& fetch) {
+  HttpResponse r;
+  for (int i = 0; i < 100; ++i) {
+    r = fetch();
+    if (r.header("cache-status").find("hit") != std::string::npos) return r;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return r;
 }
 
 }  // namespace tern::testing

@@ -1,6 +1,7 @@
 #pragma once
 // Blocking HTTP/1.1 client helpers for tests, on loopback only.
 
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -45,5 +46,10 @@ std::string expectContinueExchange(int port, const std::string& head, const std:
 // the responses in order.
 std::vector<HttpResponse> concurrentGets(int port, const std::string& target, int n,
                                          const HeaderList& headers = {});
+
+// An edge answers a miss while it is still storing the response: repeats
+// `fetch` (up to 100 times, 20 ms apart) until its Cache-Status says "hit",
+// and returns the last response.
+HttpResponse waitForHit(const std::function<HttpResponse()>& fetch);
 
 }  // namespace tern::testing

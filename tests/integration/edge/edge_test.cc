@@ -76,16 +76,6 @@ TEST_F(EdgeTest, MissThenHitWithCacheStatusAndAge) {
   EXPECT_NE(reqs[0].headers["via"].find("tern"), std::string::npos);
 }
 
-HttpResponse waitForHit(EdgeTest*, std::function<HttpResponse()> fetch) {
-  HttpResponse r;
-  for (int i = 0; i < 100; ++i) {
-    r = fetch();
-    if (r.header("cache-status").find("hit") != std::string::npos) return r;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return r;
-}
-
 TEST_F(EdgeTest, NoStorePrivateAndSetCookieAreNotCached) {
   origin_.set("/ns", resp("x", {{"Cache-Control", "no-store"}}));
   origin_.set("/priv", resp("x", {{"Cache-Control", "private, max-age=60"}}));
@@ -108,7 +98,7 @@ TEST_F(EdgeTest, RevalidatesWithEtagAndMerges304) {
   origin_.set(
       "/r", resp("body-v1", {{"Cache-Control", "max-age=1"}, {"ETag", "\"v1\""}, {"X-Gen", "1"}}));
   get("/r");
-  waitForHit(this, [&] { return get("/r"); });
+  waitForHit([&] { return get("/r"); });
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   origin_.set(
       "/r", resp("body-v1", {{"Cache-Control", "max-age=60"}, {"ETag", "\"v1\""}, {"X-Gen", "2"}}));
@@ -123,7 +113,7 @@ TEST_F(EdgeTest, RevalidatesWithEtagAndMerges304) {
   ASSERT_EQ(reqs.size(), 1u);
   EXPECT_EQ(reqs[0].headers["if-none-match"], "\"v1\"");
   // The refreshed entry is fresh for 60 s now.
-  auto again = waitForHit(this, [&] { return get("/r"); });
+  auto again = waitForHit([&] { return get("/r"); });
   EXPECT_NE(again.header("cache-status").find("hit"), std::string::npos);
   EXPECT_EQ(again.header("x-gen"), "2");
 }
@@ -133,7 +123,7 @@ TEST_F(EdgeTest, ClientConditionalsAnsweredFromCache) {
                                      {"ETag", "\"abc\""},
                                      {"Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT"}}));
   get("/c");
-  waitForHit(this, [&] { return get("/c"); });
+  waitForHit([&] { return get("/c"); });
   auto r = get("/c", {{"If-None-Match", "W/\"abc\""}});
   EXPECT_EQ(r.status, 304);
   EXPECT_TRUE(r.body.empty());
@@ -147,7 +137,7 @@ TEST_F(EdgeTest, HeadAndRangeFromCache) {
   std::string body = "0123456789abcdefghij";
   origin_.set("/rng", resp(body, {{"Cache-Control", "max-age=60"}, {"ETag", "\"r\""}}));
   get("/rng");
-  waitForHit(this, [&] { return get("/rng"); });
+  waitForHit([&] { return get("/rng"); });
   auto head = httpRequest(edge_->port(), "HEAD", "/rng");
   EXPECT_EQ(head.status, 200);
   EXPECT_EQ(head.header("content-length"), "20");
@@ -167,7 +157,7 @@ TEST_F(EdgeTest, VaryKeepsVariantsApart) {
   origin_.set("/v",
               resp("variant", {{"Cache-Control", "max-age=60"}, {"Vary", "Accept-Language"}}));
   get("/v", {{"Accept-Language", "en"}});
-  waitForHit(this, [&] { return get("/v", {{"Accept-Language", "en"}}); });
+  waitForHit([&] { return get("/v", {{"Accept-Language", "en"}}); });
   int after_en = origin_.count("/v");
   EXPECT_EQ(after_en, 1) << edge_->log();  // the stored variant is found, never fetched twice
   auto fr = get("/v", {{"Accept-Language", "fr"}});
@@ -175,7 +165,7 @@ TEST_F(EdgeTest, VaryKeepsVariantsApart) {
   EXPECT_NE(fr.header("cache-status").find("fwd=vary-miss"), std::string::npos)
       << fr.header("cache-status");
   EXPECT_EQ(origin_.count("/v"), after_en + 1);
-  waitForHit(this, [&] { return get("/v", {{"Accept-Language", "fr"}}); });
+  waitForHit([&] { return get("/v", {{"Accept-Language", "fr"}}); });
   int settled = origin_.count("/v");
   for (const char* lang : {"en", "fr", "en"}) {
     EXPECT_NE(get("/v", {{"Accept-Language", lang}}).header("cache-status").find("hit"),
@@ -186,7 +176,7 @@ TEST_F(EdgeTest, VaryKeepsVariantsApart) {
   // Accept-Encoding spellings of the same set of codings share a variant.
   origin_.set("/ae", resp("enc", {{"Cache-Control", "max-age=60"}, {"Vary", "Accept-Encoding"}}));
   get("/ae", {{"Accept-Encoding", "gzip, deflate, br"}});
-  waitForHit(this, [&] { return get("/ae", {{"Accept-Encoding", "gzip, deflate, br"}}); });
+  waitForHit([&] { return get("/ae", {{"Accept-Encoding", "gzip, deflate, br"}}); });
   int ae = origin_.count("/ae");
   EXPECT_NE(get("/ae", {{"Accept-Encoding", "br;q=1.0, deflate,gzip"}})
                 .header("cache-status")
@@ -225,14 +215,14 @@ TEST_F(EdgeTest, SurrogateKeyHeadersAreStripped) {
   auto r = get("/sk");
   EXPECT_TRUE(r.header("surrogate-key").empty());
   EXPECT_TRUE(r.header("cache-tag").empty());
-  auto hit = waitForHit(this, [&] { return get("/sk"); });
+  auto hit = waitForHit([&] { return get("/sk"); });
   EXPECT_TRUE(hit.header("surrogate-key").empty());
 }
 
 TEST_F(EdgeTest, UnsafeMethodInvalidates) {
   origin_.set("/inv", resp("v1", {{"Cache-Control", "max-age=60"}}));
   get("/inv");
-  waitForHit(this, [&] { return get("/inv"); });
+  waitForHit([&] { return get("/inv"); });
   OriginResponse created;
   created.status = 201;
   created.body = "ok";
@@ -296,7 +286,7 @@ TEST_F(EdgeTest, DeadAndSlowOrigins) {
 TEST_F(EdgeTest, StaleIfErrorServesStoredResponse) {
   origin_.set("/sie", resp("good", {{"Cache-Control", "max-age=1, stale-if-error=60"}}));
   get("/sie");
-  waitForHit(this, [&] { return get("/sie"); });
+  waitForHit([&] { return get("/sie"); });
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   OriginResponse broken;
   broken.status = 503;
@@ -313,7 +303,7 @@ TEST_F(EdgeTest, StaleWhileRevalidateRefreshesInBackground) {
   origin_.set("/swr", resp("old", {{"Cache-Control", "max-age=1, stale-while-revalidate=30"},
                                    {"ETag", "\"1\""}}));
   get("/swr");
-  waitForHit(this, [&] { return get("/swr"); });
+  waitForHit([&] { return get("/swr"); });
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   origin_.set("/swr", resp("new", {{"Cache-Control", "max-age=60"}, {"ETag", "\"2\""}}));
   auto r = get("/swr");
@@ -433,7 +423,7 @@ TEST_F(EdgeTest, RestartAfterKillServesHitsFromDisk) {
                 resp("warm-body-" + std::to_string(i), {{"Cache-Control", "max-age=600"}}));
     get("/warm" + std::to_string(i));
   }
-  for (int i = 0; i < 20; ++i) waitForHit(this, [&] { return get("/warm" + std::to_string(i)); });
+  for (int i = 0; i < 20; ++i) waitForHit([&] { return get("/warm" + std::to_string(i)); });
   edge_->restart(/*kill=*/true);
   ASSERT_TRUE(edge_->ok()) << edge_->log();
   origin_.reset();
@@ -540,7 +530,7 @@ TEST_F(EdgeTest, EarlyHintsAndContinuePassThrough) {
 TEST_F(EdgeTest, AdminEndpoints) {
   origin_.set("/m", resp("m", {{"Cache-Control", "max-age=60"}}));
   get("/m");
-  waitForHit(this, [&] { return get("/m"); });
+  waitForHit([&] { return get("/m"); });
   auto metrics = httpGet(edge_->adminPort(), "/metrics");
   EXPECT_EQ(metrics.status, 200);
   EXPECT_NE(metrics.body.find("tern_edge_cache_hits_total{tier=\"memory\"}"), std::string::npos)
@@ -628,8 +618,8 @@ TEST_F(EdgeTest, CacheGroupInvalidationMarksTheGroupStale) {
   origin_.set(
       "/g/b",
       resp("b", {{"Cache-Control", "max-age=60"}, {"ETag", "\"b\""}, {"Cache-Groups", "\"g2\""}}));
-  waitForHit(this, [&] { return get("/g/a"); });
-  waitForHit(this, [&] { return get("/g/b"); });
+  waitForHit([&] { return get("/g/a"); });
+  waitForHit([&] { return get("/g/b"); });
   origin_.set("/g/update", resp("done", {{"Cache-Group-Invalidation", "\"g1\""}}));
   auto post = httpRequest(edge_->port(), "POST", "/g/update", {}, "x=1");
   EXPECT_EQ(post.status, 200);

@@ -253,7 +253,7 @@ TEST_F(OriginLinkTest, AgeFromUpstreamCountsTowardsFreshness) {
   startEdge();
   auto first = httpGet(edge_->port(), "/aged?cc=max-age%3D60&age=30");
   ASSERT_EQ(first.status, 200);
-  auto hit = httpGet(edge_->port(), "/aged?cc=max-age%3D60&age=30");
+  auto hit = waitForHit([&] { return httpGet(edge_->port(), "/aged?cc=max-age%3D60&age=30"); });
   EXPECT_NE(hit.header("cache-status").find("hit"), std::string::npos)
       << hit.header("cache-status");
   EXPECT_GE(std::stoi(hit.header("age")), 30) << "the upstream Age was dropped";

@@ -117,6 +117,26 @@ TEST_F(RocksStoreTest, ValidChunkOfAnotherObjectIsCaughtByBodyHash) {
   EXPECT_NE(got.find("Corruption"), std::string::npos) << got;
 }
 
+TEST_F(RocksStoreTest, OneChunkObjectIsCheckedByItsBodyHash) {
+  // An object of one chunk is verified by its body hash alone: damaged
+  // bytes, a well-formed chunk of other bytes, and a short record all fail.
+  auto st = open(opts());
+  const std::vector<std::string> damages = {
+      "garbage-bytes", format::encodeChunk(std::string(50, 'X')), "ab",
+      format::encodeChunk(std::string(49, 'o'))};
+  uint64_t id = 0;
+  for (const auto& damage : damages) {
+    ASSERT_TRUE(put(*st, key("http://a.example/one"), std::string(50, 'o')).isOk());
+    ASSERT_TRUE(st->putRawForTesting("body", format::chunkKey(id++, 0), damage).isOk());
+    std::string got = get(*st, key("http://a.example/one"));
+    EXPECT_NE(got.find("Corruption"), std::string::npos) << got;
+    EXPECT_EQ(get(*st, key("http://a.example/one")), "<miss>");
+  }
+  EXPECT_EQ(st->stats().corrupt_objects, damages.size());
+  ASSERT_TRUE(put(*st, key("http://a.example/one"), std::string(50, 'o')).isOk());
+  EXPECT_EQ(get(*st, key("http://a.example/one")), std::string(50, 'o'));
+}
+
 TEST_F(RocksStoreTest, CorruptMetadataIsAMissAndIsRemoved) {
   auto st = open(opts());
   ASSERT_TRUE(put(*st, key("http://a.example/m"), "m").isOk());
