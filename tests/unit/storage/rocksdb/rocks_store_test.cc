@@ -121,9 +121,9 @@ TEST_F(RocksStoreTest, OneChunkObjectIsCheckedByItsBodyHash) {
   // An object of one chunk is verified by its body hash alone: damaged
   // bytes, a well-formed chunk of other bytes, and a short record all fail.
   auto st = open(opts());
-  const std::vector<std::string> damages = {
-      "garbage-bytes", format::encodeChunk(std::string(50, 'X')), "ab",
-      format::encodeChunk(std::string(49, 'o'))};
+  const std::vector<std::string> damages = {"garbage-bytes",
+                                            format::encodeChunk(std::string(50, 'X')), "ab",
+                                            format::encodeChunk(std::string(49, 'o'))};
   uint64_t id = 0;
   for (const auto& damage : damages) {
     ASSERT_TRUE(put(*st, key("http://a.example/one"), std::string(50, 'o')).isOk());
