@@ -27,6 +27,14 @@ FlowMetrics::FlowMetrics(metrics::Registry& r)
                                "Body bytes of the stored objects that hits were served from",
                                "tier=\"disk\"")),
       misses(r.counter("tern_edge_cache_misses_total", "Cacheable requests not found in cache")),
+      lookup_misses_memory(r.counter("tern_edge_cache_tier_misses_total",
+                                     "Lookups a tier did not answer (not stored there, or "
+                                     "unreadable)",
+                                     "tier=\"memory\"")),
+      lookup_misses_disk(r.counter("tern_edge_cache_tier_misses_total",
+                                   "Lookups a tier did not answer (not stored there, or "
+                                   "unreadable)",
+                                   "tier=\"disk\"")),
       passes(r.counter("tern_edge_cache_passes_total", "Requests forwarded without cache lookup")),
       revalidations(
           r.counter("tern_edge_revalidations_total", "Conditional requests sent to origins")),
@@ -132,6 +140,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     lookup_seq_ = ctx_.store->appliedSeq();
     auto r = ctx_.store->lookupMemory(key_);
     if (r.ok()) return found(std::move(*r), false);
+    ctx_.metrics->lookup_misses_memory.inc();
     lookupDisk();
   }
 
@@ -156,6 +165,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
           TERN_LOG(kWarn, "disk lookup failed",
                    {{"key", self->key_.url.toString()}, {"reason", shared->status().toString()}});
         }
+        self->ctx_.metrics->lookup_misses_disk.inc();
         self->miss();
       });
     });

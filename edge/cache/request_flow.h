@@ -97,6 +97,8 @@ struct FlowMetrics {
   metrics::Counter& hit_bytes_memory;  // body bytes of the stored objects hits came from
   metrics::Counter& hit_bytes_disk;
   metrics::Counter& misses;
+  metrics::Counter& lookup_misses_memory;  // lookups a tier did not answer
+  metrics::Counter& lookup_misses_disk;
   metrics::Counter& passes;
   metrics::Counter& revalidations;
   metrics::Counter& revalidated_304;

@@ -435,6 +435,17 @@ TEST_F(EdgeTest, RestartAfterKillServesHitsFromDisk) {
   }
   EXPECT_EQ(hits, 20);
   EXPECT_EQ(origin_.requests().size(), 0u);
+  // Per tier: the memory tier (empty after the restart) answered none of the
+  // lookups, the disk tier all of them; a key stored nowhere misses both.
+  get("/never-stored");
+  auto metrics = httpGet(edge_->adminPort(), "/metrics").body;
+  EXPECT_NE(metrics.find("tern_edge_cache_tier_misses_total{tier=\"memory\"} 21\n"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("tern_edge_cache_tier_misses_total{tier=\"disk\"} 1\n"), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("tern_edge_cache_hits_total{tier=\"disk\"} 20\n"), std::string::npos)
+      << metrics;
 }
 
 TEST_F(EdgeTest, TlsAndPlainListenersSideBySide) {
