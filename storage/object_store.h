@@ -114,6 +114,12 @@ class ObjectStore {
   }
   virtual uint64_t appliedSeq() const = 0;
 
+  // True when lookups and body reads made inside a NonBlockingReads scope
+  // (storage/nonblocking.h) never block: they are served from memory or
+  // refused. A store that cannot tell says false, and must then not be read
+  // from an event loop.
+  virtual bool honoursNonBlockingReads() const { return false; }
+
   virtual StoreStats stats() const = 0;
 
   // Runs the background clean-up of purge markers now and waits for it.

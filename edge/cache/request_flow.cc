@@ -1,6 +1,7 @@
 #include "edge/cache/request_flow.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -11,6 +12,7 @@
 #include "edge/http/surrogate_keys.h"
 #include "edge/http/vary.h"
 #include "storage/cache_key.h"
+#include "storage/nonblocking.h"
 
 namespace tern::edge::cache {
 
@@ -31,6 +33,14 @@ FlowMetrics::FlowMetrics(metrics::Registry& r)
                                      "Lookups a tier did not answer (not stored there, or "
                                      "unreadable)",
                                      "tier=\"memory\"")),
+      disk_lookups_inline(r.counter("tern_edge_disk_lookups_total",
+                                    "Disk-tier lookups, by where they ran: on the event loop "
+                                    "(served from memory, no hand-off) or on the blocking pool",
+                                    "path=\"inline\"")),
+      disk_lookups_pool(r.counter("tern_edge_disk_lookups_total",
+                                  "Disk-tier lookups, by where they ran: on the event loop "
+                                  "(served from memory, no hand-off) or on the blocking pool",
+                                  "path=\"pool\"")),
       lookup_misses_disk(r.counter("tern_edge_cache_tier_misses_total",
                                    "Lookups a tier did not answer (not stored there, or "
                                    "unreadable)",
@@ -146,29 +156,51 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
 
   void lookupDisk() {
     if (!ctx_.store->hasDisk()) return miss();
-    auto self = shared_from_this();
     // A plain GET is most likely answered with the body: its first chunk is
-    // read on the same trip to the pool (a conditional request is most
-    // likely a 304, a HEAD has no body).
+    // read with the lookup (a conditional request is most likely a 304, a
+    // HEAD has no body).
     const bool read_ahead = req_->method == "GET" &&
                             !http::findField(req_->headers, "if-none-match") &&
                             !http::findField(req_->headers, "if-modified-since");
-    ctx_.pool([self, read_ahead] {
-      auto r = self->ctx_.store->lookupDisk(self->key_);
-      if (r.ok() && read_ahead && r->meta->kind == storage::EntryKind::kResponse) {
-        if (Status s = readAhead(&r->body); !s.isOk()) r = s;  // the object was removed
+    // First here on the loop, without blocking: an object whose blocks are
+    // in memory (page cache) needs no hand-off. A read that would wait for
+    // the disk is refused, and the lookup is redone on the pool.
+    if (ctx_.store->diskHonoursNonBlockingReads()) {
+      std::optional<Result<LookupResult>> r;
+      {
+        storage::NonBlockingReads scope;
+        r = readDisk(read_ahead);
+        if (scope.refused()) r.reset();
       }
-      auto shared = std::make_shared<Result<LookupResult>>(std::move(r));
-      self->ctx_.loop([self, shared] {
-        if (shared->ok()) return self->found(std::move(shared->value()), true);
-        if (!shared->status().isNotFound()) {
-          TERN_LOG(kWarn, "disk lookup failed",
-                   {{"key", self->key_.url.toString()}, {"reason", shared->status().toString()}});
-        }
-        self->ctx_.metrics->lookup_misses_disk.inc();
-        self->miss();
-      });
+      if (r) {
+        ctx_.metrics->disk_lookups_inline.inc();
+        return diskLookupDone(std::move(*r));
+      }
+    }
+    ctx_.metrics->disk_lookups_pool.inc();
+    auto self = shared_from_this();
+    ctx_.pool([self, read_ahead] {
+      auto shared = std::make_shared<Result<LookupResult>>(self->readDisk(read_ahead));
+      self->ctx_.loop([self, shared] { self->diskLookupDone(std::move(*shared)); });
     });
+  }
+
+  Result<LookupResult> readDisk(bool read_ahead) {
+    auto r = ctx_.store->lookupDisk(key_);
+    if (r.ok() && read_ahead && r->meta->kind == storage::EntryKind::kResponse) {
+      if (Status s = readAhead(&r->body); !s.isOk()) return s;  // the object was removed
+    }
+    return r;
+  }
+
+  void diskLookupDone(Result<LookupResult> r) {
+    if (r.ok()) return found(std::move(r.value()), true);
+    if (!r.status().isNotFound()) {
+      TERN_LOG(kWarn, "disk lookup failed",
+               {{"key", key_.url.toString()}, {"reason", r.status().toString()}});
+    }
+    ctx_.metrics->lookup_misses_disk.inc();
+    miss();
   }
 
   void found(LookupResult r, bool from_disk) {

@@ -98,6 +98,8 @@ struct FlowMetrics {
   metrics::Counter& hit_bytes_disk;
   metrics::Counter& misses;
   metrics::Counter& lookup_misses_memory;  // lookups a tier did not answer
+  metrics::Counter& disk_lookups_inline;  // disk lookups served on the loop
+  metrics::Counter& disk_lookups_pool;    // ... and on the blocking pool
   metrics::Counter& lookup_misses_disk;
   metrics::Counter& passes;
   metrics::Counter& revalidations;

@@ -29,6 +29,11 @@ class TieredStore {
   // REQUIRES: may block; not on an event loop.
   Result<storage::LookupResult> lookupDisk(const storage::ObjectKey& key);
   bool hasDisk() const { return disk_ != nullptr; }
+  // True when lookupDisk (promotion included) may be tried on an event loop
+  // inside a storage::NonBlockingReads scope.
+  bool diskHonoursNonBlockingReads() const {
+    return disk_ != nullptr && disk_->honoursNonBlockingReads();
+  }
 
   // One object written as it arrives: the disk tier takes every chunk at
   // once, the memory tier a copy at commit() when the object is small

@@ -53,6 +53,7 @@ class MemoryStore final : public ObjectStore {
   Status removeUrl(const CacheKey& url) override;
   Status applyPurge(const PurgeSpec& spec) override;
   uint64_t appliedSeq() const override { return applied_seq_.load(std::memory_order_acquire); }
+  bool honoursNonBlockingReads() const override { return true; }  // never blocks
   StoreStats stats() const override;
   void runMaintenanceForTesting() override;
 

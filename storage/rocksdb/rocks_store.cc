@@ -2,6 +2,7 @@
 
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/options.h>
@@ -20,6 +21,7 @@
 #include "common/log.h"
 #include "storage/format/codec.h"
 #include "storage/format/format.h"
+#include "storage/rocksdb/nowait_file_system.h"
 
 namespace tern::storage {
 namespace {
@@ -393,7 +395,14 @@ Status RocksStore::openDb(OpenReport*) {
   db_opts.keep_log_file_num = 3;
   // Bounds the log replayed after a crash, and so the restart time.
   db_opts.max_total_wal_size = 64ULL << 20;
-  if (options_.env) db_opts.env = options_.env;
+  if (options_.env) {
+    db_opts.env = options_.env;
+  } else {
+    if (!nowait_env_) {
+      nowait_env_ = rocksdb::NewCompositeEnv(nowaitFileSystem(rocksdb::FileSystem::Default()));
+    }
+    db_opts.env = nowait_env_.get();
+  }
 
   auto cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
   auto table_for = [&](bool bloom) {

@@ -99,6 +99,8 @@ class RocksStore final : public ObjectStore {
   // Applies several purges with one synced write.
   Status applyPurges(const std::vector<PurgeSpec>& specs) override;
   uint64_t appliedSeq() const override { return applied_seq_.load(std::memory_order_acquire); }
+  // Its files are read with RWF_NOWAIT inside a scope (not with options.env).
+  bool honoursNonBlockingReads() const override { return nowait_env_ != nullptr; }
   StoreStats stats() const override;
   void runMaintenanceForTesting() override;
 
@@ -153,6 +155,7 @@ class RocksStore final : public ObjectStore {
 
   RocksStoreOptions options_;
   OpenReport report_;
+  std::unique_ptr<rocksdb::Env> nowait_env_;  // outlives db_; null with options_.env
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* sys_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;

@@ -446,6 +446,10 @@ TEST_F(EdgeTest, RestartAfterKillServesHitsFromDisk) {
       << metrics;
   EXPECT_NE(metrics.find("tern_edge_cache_hits_total{tier=\"disk\"} 20\n"), std::string::npos)
       << metrics;
+  // The store's files were just written (the page cache holds them): the
+  // disk tier was read on the event loop, without a hand-off to the pool.
+  EXPECT_EQ(metrics.find("tern_edge_disk_lookups_total{path=\"inline\"} 0\n"), std::string::npos)
+      << metrics;
 }
 
 TEST_F(EdgeTest, TlsAndPlainListenersSideBySide) {
