@@ -25,6 +25,7 @@ enum class StatusCode {
   kUnavailable,        // try again later
   kTimeout,
   kUnauthenticated,
+  kPermissionDenied,  // authenticated, but not allowed to do this
   kFailedPrecondition,
   kInternal,
 };
@@ -61,6 +62,9 @@ class [[nodiscard]] Status {
   }
   static Status unauthenticated(std::string msg) {
     return {StatusCode::kUnauthenticated, ErrorSource::kClient, std::move(msg)};
+  }
+  static Status permissionDenied(std::string msg) {
+    return {StatusCode::kPermissionDenied, ErrorSource::kClient, std::move(msg)};
   }
   static Status failedPrecondition(std::string msg) {
     return {StatusCode::kFailedPrecondition, ErrorSource::kInternal, std::move(msg)};

@@ -63,16 +63,22 @@ Config makeConfig() {
          "with commas, or give one name with several addresses (a headless Service; or "
          "ipv4:a:p,b:p) (empty: standalone, no global purge)",
          true});
-  c.add({"coordinator.token", "", "bearer token for the coordinator"});
+  c.add({"coordinator.token", "",
+         "this edge's bearer token for the coordinator (a token with the edge scope)"});
   c.add({"coordinator.tls", "false", "TLS to the coordinator"});
   c.add({"coordinator.ca_file", "", "PEM roots for coordinator.tls (default: the system's)"});
+  c.add({"coordinator.cert", "",
+         "PEM client certificate naming this edge's id, for a coordinator with "
+         "grpc_tls.client_ca (mTLS; with coordinator.tls)"});
+  c.add({"coordinator.key", "", "PEM private key of coordinator.cert"});
   c.add({"coordinator.edge_id", "", "this edge's stable identity (default: the host name)"});
   c.add({"coordinator.advertise", "", "address shown for this edge (default: listen)"});
   c.add({"coordinator.fenced_policy", "revalidate",
          "when the lease lapses: revalidate (every hit asks the origin) | serve-stale"});
   c.add({"purge.enabled", "false", "answer the PURGE method by forwarding it to the coordinator"});
-  c.add(
-      {"purge.token", "", "bearer token required on PURGE requests (required when purge.enabled)"});
+  c.add({"purge.token", "",
+         "optional: a PURGE must also carry this bearer token (the caller's own token is what "
+         "the coordinator checks)"});
   c.add({"log.access", "true",
          "one log line per response (client, method, target, status, bytes, us, cache)"});
   c.add({"log.level", "info", "debug | info | warn | error (debug includes the access log)"});
@@ -230,6 +236,10 @@ int main(int argc, char** argv) {
     ao.token = cfg.str("coordinator.token");
     ao.tls = get(cfg.boolean("coordinator.tls"));
     ao.ca_file = cfg.str("coordinator.ca_file");
+    ao.cert_file = cfg.str("coordinator.cert");
+    ao.key_file = cfg.str("coordinator.key");
+    if ((!ao.cert_file.empty() || !ao.key_file.empty()) && !ao.tls)
+      return fail(Status::invalidArgument("coordinator.cert needs coordinator.tls"));
     ao.edge_id = cfg.str("coordinator.edge_id");
     if (ao.edge_id.empty()) {
       char host[256] = {};
@@ -245,11 +255,8 @@ int main(int argc, char** argv) {
     if (!purge_agent)
       return fail(
           Status::invalidArgument("purge.enabled needs coordinator.address: a PURGE is global"));
-    // A PURGE is forwarded with this edge's coordinator credentials: open
-    // to anyone it would let any client purge the whole cluster.
-    if (cfg.str("purge.token").empty())
-      return fail(Status::invalidArgument(
-          "purge.enabled needs purge.token: PURGE without a token would let anyone purge"));
+    // A PURGE is forwarded with the caller's own bearer token, which the
+    // coordinator checks and scopes; one without a token is refused here.
     flow.purge_token = cfg.str("purge.token");
     flow.purge_forwarder = [a = purge_agent.get()](cache::PurgeForward f,
                                                    std::function<void(int, std::string)> done) {

@@ -4,6 +4,9 @@
 #include <cmath>
 #include <ctime>
 
+#include "common/log.h"
+#include "proto/purge_convert.h"
+
 namespace tern::coordinator {
 
 namespace v1 = tern::v1;
@@ -22,8 +25,13 @@ ApiResponse fromStatus(const Status& s) {
       return error(404, "not_found", s.message());
     case StatusCode::kResourceExhausted:
       return error(429, "rate_limited", s.message());
-    case StatusCode::kUnauthenticated:
-      return error(401, "unauthenticated", s.message());
+    case StatusCode::kUnauthenticated: {
+      ApiResponse r = error(401, "unauthenticated", s.message());
+      r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"tern\"");
+      return r;
+    }
+    case StatusCode::kPermissionDenied:
+      return error(403, "permission_denied", s.message());
     case StatusCode::kUnavailable:
       return error(503, "unavailable", s.message());
     default:
@@ -93,6 +101,18 @@ void HttpApi::handle(const ApiRequest& req, std::function<void(ApiResponse)> res
 
   if (path == "/healthz") return respond({200, "text/plain; charset=utf-8", "ok\n", {}});
   if (path == "/readyz") return respond({200, "text/plain; charset=utf-8", "ready\n", {}});
+  // Who is calling, and whether they may read (every endpoint but a purge
+  // reads).
+  auto who = access_->authenticate(req.authorization);
+  auto mayRead = [&]() -> Status {
+    if (!who.ok()) return who.status();
+    if (!who->mayRead())
+      return Status::permissionDenied("credential '" + who->name + "' lacks the read scope");
+    return Status::ok();
+  };
+  if (protect_status_ && (path == "/metrics" || path == "/" || path == "/status")) {
+    if (Status s = mayRead(); !s.isOk()) return respond(fromStatus(s));
+  }
   if (path == "/metrics")
     return respond({200, "text/plain; version=0.0.4; charset=utf-8", registry_->render(), {}});
   if (path == "/" || path == "/status") {
@@ -101,11 +121,7 @@ void HttpApi::handle(const ApiRequest& req, std::function<void(ApiResponse)> res
     return respond({200, "text/html; charset=utf-8", statusPage(), {}});
   }
   if (!path.starts_with("/v1/")) return respond(error(404, "not_found", "no such endpoint"));
-  if (!tokens_->allows(req.authorization)) {
-    ApiResponse r = error(401, "unauthenticated", "missing or wrong bearer token");
-    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"tern\"");
-    return respond(std::move(r));
-  }
+  if (!who.ok()) return respond(fromStatus(who.status()));
 
   if (path == "/v1/purge") {
     if (req.method != "POST") {
@@ -117,22 +133,31 @@ void HttpApi::handle(const ApiRequest& req, std::function<void(ApiResponse)> res
     if (!parsed.ok()) return respond(fromStatus(parsed.status()));
     if (parsed->idempotency_key().empty() && !req.idempotency_key.empty())
       parsed->set_idempotency_key(req.idempotency_key);
-    coordinator_->purge(*parsed, [this, respond](Result<v1::PurgeResult> r) {
-      if (!r.ok()) {
-        ApiResponse out = fromStatus(r.status());
-        if (r.status().code() == StatusCode::kResourceExhausted) {
-          const int64_t ms = std::max<int64_t>(coordinator_->retryAfterMs(), 1);
-          out.headers.emplace_back("Retry-After", std::to_string((ms + 999) / 1000));
-        }
-        return respond(std::move(out));
-      }
-      const int status = r->state() == v1::PURGE_STATE_COMPLETE ? 200 : 202;
-      respond({status, "application/json", purgeResultJson(*r), {}});
-    });
+    auto selectors = proto::selectorsFromProto(parsed->selectors());
+    if (!selectors.ok()) return respond(fromStatus(selectors.status()));
+    if (Status s = checkPurge(*who, proto::fromProto(parsed->mode()), *selectors); !s.isOk()) {
+      TERN_LOG(kWarn, "audit: purge refused",
+               {{"by", who->name}, {"from", req.peer}, {"reason", s.message()}});
+      return respond(fromStatus(s));
+    }
+    coordinator_->purge(
+        *parsed, Requester{who->name, req.peer}, [this, respond](Result<v1::PurgeResult> r) {
+          if (!r.ok()) {
+            ApiResponse out = fromStatus(r.status());
+            if (r.status().code() == StatusCode::kResourceExhausted) {
+              const int64_t ms = std::max<int64_t>(coordinator_->retryAfterMs(), 1);
+              out.headers.emplace_back("Retry-After", std::to_string((ms + 999) / 1000));
+            }
+            return respond(std::move(out));
+          }
+          const int status = r->state() == v1::PURGE_STATE_COMPLETE ? 200 : 202;
+          respond({status, "application/json", purgeResultJson(*r), {}});
+        });
     return;
   }
   if (req.method != "GET" && req.method != "HEAD")
     return respond(error(405, "method_not_allowed", "use GET"));
+  if (Status s = mayRead(); !s.isOk()) return respond(fromStatus(s));
   if (path == "/v1/edges")
     return respond({200, "application/json", edgesJson(coordinator_->listEdges()), {}});
   if (path == "/v1/purges") {
@@ -203,7 +228,7 @@ std::string HttpApi::statusPage() {
     }
   }
   h += "</table><h2>Recent purges</h2><table id=\"purges\"><tr><th>id</th><th>accepted</th>"
-       "<th>mode</th><th>selectors</th><th>state</th><th>latency</th></tr>";
+       "<th>mode</th><th>selectors</th><th>by</th><th>state</th><th>latency</th></tr>";
   for (const auto& p : purges) {
     std::string sel;
     for (int i = 0; i < p.selectors_size() && i < 5; ++i) {
@@ -218,8 +243,9 @@ std::string HttpApi::statusPage() {
     h += "<tr data-seq=\"" + std::to_string(p.seq()) + "\"><td>" + std::to_string(p.seq()) +
          "</td><td>" + formatMs(p.accepted_at_ms()) + "</td><td>" +
          (p.mode() == v1::PURGE_MODE_SOFT ? "soft" : "hard") + "</td><td>" + htmlEscape(sel) +
-         "</td><td>" + std::string(purgeStateName(p.state())) + "</td><td class=\"latency\">" +
-         lat + "</td></tr>";
+         "</td><td class=\"by\" title=\"" + htmlEscape(p.requested_from()) + "\">" +
+         htmlEscape(p.requested_by()) + "</td><td>" + std::string(purgeStateName(p.state())) +
+         "</td><td class=\"latency\">" + lat + "</td></tr>";
   }
   // A one-line summary computed in the browser from the tables.
   h += "</table><script>"

@@ -11,7 +11,10 @@
 //   GET  /metrics           Prometheus text format
 //   GET  /healthz, /readyz
 //
-// /v1/* need "Authorization: Bearer <token>" when tokens are configured.
+// /v1/* need "Authorization: Bearer <token>" when credentials are configured
+// (coordinator/api/access.h): POST /v1/purge a credential allowed to purge
+// what it names (403 otherwise), the reads one with the read scope; the
+// status page and /metrics too when `protect_status`.
 // Errors are JSON: {"error": {"code": "invalid_argument", "message": "..."}}.
 // The JSON shapes are in coordinator/api/json.h.
 
@@ -21,7 +24,7 @@
 
 #include "common/metrics.h"
 #include "common/result.h"
-#include "coordinator/api/auth.h"
+#include "coordinator/api/access.h"
 #include "coordinator/api/json.h"
 #include "coordinator/core/coordinator.h"
 
@@ -31,6 +34,7 @@ struct ApiRequest {
   std::string method;
   std::string target;  // path and query
   std::string authorization;
+  std::string peer;             // the caller's address, for the audit trail
   std::string idempotency_key;  // Idempotency-Key header
   std::string body;
 };
@@ -44,8 +48,12 @@ struct ApiResponse {
 
 class HttpApi {
  public:
-  HttpApi(Coordinator* coordinator, const TokenSet* tokens, metrics::Registry* registry)
-      : coordinator_(coordinator), tokens_(tokens), registry_(registry) {}
+  HttpApi(Coordinator* coordinator, const Access* access, metrics::Registry* registry,
+          bool protect_status = false)
+      : coordinator_(coordinator),
+        access_(access),
+        registry_(registry),
+        protect_status_(protect_status) {}
 
   // Answers through `respond`, at once or (purge with wait=all) later, from
   // another thread.
@@ -55,8 +63,9 @@ class HttpApi {
 
  private:
   Coordinator* coordinator_;
-  const TokenSet* tokens_;
+  const Access* access_;
   metrics::Registry* registry_;
+  bool protect_status_;
 };
 
 }  // namespace tern::coordinator

@@ -43,6 +43,8 @@ json::object resultObject(const v1::PurgeResult& r) {
           {"accepted_at_ms", r.accepted_at_ms()},
           {"complete_latency_us", r.complete_latency_us()},
           {"selectors", std::move(selectors)},
+          {"requested_by", r.requested_by()},
+          {"requested_from", r.requested_from()},
           {"edges", std::move(edges)},
           {"pending_edges", std::move(pending)}};
 }

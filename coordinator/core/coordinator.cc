@@ -149,13 +149,16 @@ void Coordinator::run(Deferred& deferred) {
 
 int64_t Coordinator::retryAfterMs() { return rate_.retryAfterMs(now()); }
 
-void Coordinator::purge(const v1::PurgeRequest& request, PurgeDone done) {
+void Coordinator::purge(const v1::PurgeRequest& request, const Requester& requester,
+                        PurgeDone done) {
   const int64_t api_in = now();
   if (refusing_)
     return done(Status::unavailable("coordinator stopping; send the purge to another replica"));
   auto checked =
       checkPurgeRequest(request, {options_.default_wait_timeout_ms, options_.max_wait_timeout_ms});
   if (!checked.ok()) return done(checked.status());
+  checked->entry.set_requested_by(requester.name);
+  checked->entry.set_requested_from(requester.address);
   if (checked->wait == v1::WAIT_MODE_ALL) {
     // Bounded holds: each waiting call is counted until it is answered.
     if (waiting_calls_.fetch_add(1) >= options_.max_waiting_calls) {
@@ -187,6 +190,7 @@ void Coordinator::onLogged(Result<LogEntry> logged, int64_t api_in_us, v1::WaitM
     TERN_LOG(kError, "purge not logged", {{"error", logged.status().toString()}});
     return done(logged.status());
   }
+  auditLine(*logged);
   const uint64_t seq = logged->seq();
   bool learn = false;
   std::optional<v1::PurgeResult> answer_now;
@@ -400,9 +404,42 @@ void Coordinator::complete(Tracked& t, Deferred* deferred) {
   for (auto& [id, fn] : watchers_) deferred->push_back([fn = fn, r] { fn(r); });
 }
 
+void Coordinator::auditLine(const LogEntry& e) {
+  std::string selectors;
+  for (int i = 0; i < e.selectors_size() && i < 20; ++i) {
+    if (i) selectors += ' ';
+    const auto& s = e.selectors(i);
+    switch (s.kind_case()) {
+      case v1::Selector::kUrl:
+        selectors += "url=" + s.url();
+        break;
+      case v1::Selector::kPrefix:
+        selectors += "prefix=" + s.prefix();
+        break;
+      case v1::Selector::kHost:
+        selectors += "host=" + s.host();
+        break;
+      case v1::Selector::kTag:
+        selectors += "tag=" + s.tag();
+        break;
+      default:
+        selectors += "all";
+    }
+  }
+  if (e.selectors_size() > 20) selectors += " (" + std::to_string(e.selectors_size()) + " in all)";
+  TERN_LOG(kInfo, "audit: purge logged",
+           {{"seq", std::to_string(e.seq())},
+            {"by", e.requested_by()},
+            {"from", e.requested_from()},
+            {"mode", e.mode() == v1::PURGE_MODE_SOFT ? "soft" : "hard"},
+            {"selectors", selectors}});
+}
+
 v1::PurgeResult Coordinator::resultOf(const Tracked& t) const {
   v1::PurgeResult r;
   r.set_seq(t.entry.seq());
+  r.set_requested_by(t.entry.requested_by());
+  r.set_requested_from(t.entry.requested_from());
   r.set_state(t.state);
   r.set_accepted_at_ms(t.entry.accepted_at_ms());
   r.set_complete_latency_us(t.complete_latency_us);
@@ -420,6 +457,8 @@ v1::PurgeResult Coordinator::resultOf(const Tracked& t) const {
 v1::PurgeResult Coordinator::resultFromLog(const LogEntry& e) const {
   v1::PurgeResult r;
   r.set_seq(e.seq());
+  r.set_requested_by(e.requested_by());
+  r.set_requested_from(e.requested_from());
   r.set_accepted_at_ms(e.accepted_at_ms());
   *r.mutable_selectors() = e.selectors();
   r.set_mode(e.mode());
@@ -459,10 +498,24 @@ Result<v1::PurgeResult> Coordinator::getPurge(uint64_t seq) {
 }
 
 std::vector<v1::PurgeResult> Coordinator::recentPurges(size_t n) {
-  std::lock_guard lock(mu_);
   std::vector<v1::PurgeResult> out;
-  for (auto it = tracked_.rbegin(); it != tracked_.rend() && out.size() < n; ++it)
-    out.push_back(resultOf(*it));
+  uint64_t below;  // purges before this one are not tracked: read from the log
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = tracked_.rbegin(); it != tracked_.rend() && out.size() < n; ++it)
+      out.push_back(resultOf(*it));
+    below = tracked_.empty() ? logged_head_ + 1 : tracked_.front().entry.seq();
+  }
+  if (out.size() >= n || below <= 1) return out;
+  // (After a restart nothing is tracked yet: the trail is still shown.)
+  const uint64_t want = n - out.size();
+  const uint64_t from = std::max<uint64_t>({below > want ? below - want : 1, log_->firstSeq(), 1});
+  std::vector<LogEntry> entries;
+  if (from >= below || !log_->read(from, static_cast<size_t>(below - from), &entries).isOk())
+    return out;
+  std::lock_guard lock(mu_);
+  for (auto it = entries.rbegin(); it != entries.rend() && out.size() < n; ++it)
+    if (it->seq() < below) out.push_back(resultFromLog(*it));
   return out;
 }
 

@@ -133,7 +133,11 @@ class Coordinator {
   // `done` gets ACCEPTED once durable (wait none), COMPLETE or TIMEOUT
   // (wait all), or an error: InvalidArgument (bad request), ResourceExhausted
   // (rate limited: see retryAfterMs), IoError (log write failed).
-  void purge(const tern::v1::PurgeRequest& request, PurgeDone done);
+  // `requester` is logged with the purge (the audit trail).
+  void purge(const tern::v1::PurgeRequest& request, const Requester& requester, PurgeDone done);
+  void purge(const tern::v1::PurgeRequest& request, PurgeDone done) {
+    purge(request, Requester{}, std::move(done));
+  }
   Result<tern::v1::PurgeResult> getPurge(uint64_t seq);
   tern::v1::ListEdgesResponse listEdges();
   // The newest purges, newest first.
@@ -309,6 +313,9 @@ class Coordinator {
   void answerParked(const std::function<bool(uint64_t seq, int64_t deadline)>& which,
                     tern::v1::PurgeState state, Deferred* deferred);  // REQUIRES: mu_
   void onAck(Edge& edge, size_t index, uint64_t applied, uint64_t apply_us, Deferred* deferred);
+  // One structured log line per purge this process logged: who, from
+  // where, what.
+  static void auditLine(const LogEntry& e);
   tern::v1::PurgeResult resultOf(const Tracked& t) const;
   tern::v1::PurgeResult resultFromLog(const LogEntry& e) const;
   tern::v1::EdgeState stateOf(const Edge& e, int64_t now_us) const;

@@ -4,6 +4,7 @@
 // Plain function: no lock, no I/O.
 
 #include <cstdint>
+#include <string>
 
 #include "common/result.h"
 #include "tern/internal/coordinator_log.pb.h"
@@ -15,6 +16,12 @@ struct PurgeLimits {
   uint32_t default_wait_timeout_ms = 10000;
   uint32_t max_wait_timeout_ms = 120000;
   size_t max_idempotency_key = 256;
+};
+
+// Who asked for a purge, kept with it in the log (the audit trail).
+struct Requester {
+  std::string name;     // the credential's name (coordinator/api/access.h)
+  std::string address;  // where the call came from
 };
 
 struct CheckedPurge {

@@ -5,6 +5,8 @@
 //                                  [--soft] [--wait] [--timeout 10s] [--idempotency-key K]
 //   ternctl [global options] purges [ID]
 //   ternctl [global options] edges
+//   ternctl hash-token             the SHA-256 of a token read from stdin, for
+//                                  auth.tokens_file (the file keeps no token)
 //
 // Exit codes (stable, for scripts):
 //   0 done (purge complete, or accepted when not waiting)
@@ -15,6 +17,7 @@
 //   8 not found
 
 #include <grpcpp/grpcpp.h>
+#include <openssl/sha.h>
 
 #include <boost/program_options.hpp>
 #include <chrono>
@@ -101,6 +104,9 @@ void printPurge(const v1::PurgeResult& r) {
   if (r.state() == v1::PURGE_STATE_COMPLETE)
     std::printf(", %.2f ms", static_cast<double>(r.complete_latency_us()) / 1000);
   std::printf(")\n");
+  if (!r.requested_by().empty())
+    std::printf("  requested by %s from %s\n", r.requested_by().c_str(),
+                r.requested_from().c_str());
   for (int i = 0; i < r.selectors_size(); ++i) {
     if (i == 10) {
       std::printf("  ... %d selectors in all\n", r.selectors_size());
@@ -158,10 +164,26 @@ int main(int argc, char** argv) {
     return kUsage;
   }
   if (vm.count("help") || !vm.count("command")) {
-    std::cout << "usage: ternctl [options] purge|purges [ID]|edges\n\n" << global << "\n" << purge;
+    std::cout << "usage: ternctl [options] purge|purges [ID]|edges|hash-token\n\n"
+              << global << "\n"
+              << purge;
     std::cout << "\nexit codes: 0 ok, 1 error, 2 usage, 3 timeout (edges pending), 4 auth, "
                  "5 unreachable, 6 invalid request, 7 rate limited, 8 not found\n";
     return vm.count("help") ? kOk : kUsage;
+  }
+  if (vm["command"].as<std::string>() == "hash-token") {
+    std::string token;
+    std::getline(std::cin, token);
+    while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+    if (token.empty()) {
+      std::cerr << "ternctl: hash-token reads the token from stdin\n";
+      return kUsage;
+    }
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), md);
+    for (unsigned char c : md) std::printf("%02x", c);
+    std::printf("\n");
+    return kOk;
   }
   std::string address = vm["coordinator"].as<std::string>();
   if (address.empty() && std::getenv("TERN_COORDINATOR")) address = std::getenv("TERN_COORDINATOR");
@@ -259,7 +281,8 @@ int main(int argc, char** argv) {
       std::cout << tern::coordinator::purgesJson({resp.purges().begin(), resp.purges().end()});
       return kOk;
     }
-    std::printf("%-8s %-9s %-5s %10s  %s\n", "ID", "STATE", "MODE", "LATENCY", "SELECTORS");
+    std::printf("%-8s %-9s %-5s %10s  %-20s %s\n", "ID", "STATE", "MODE", "LATENCY", "BY",
+                "SELECTORS");
     for (const auto& r : resp.purges()) {
       std::string sel = r.selectors_size() ? selectorText(r.selectors(0)) : "";
       if (r.selectors_size() > 1) sel += " (+" + std::to_string(r.selectors_size() - 1) + ")";
@@ -267,9 +290,10 @@ int main(int argc, char** argv) {
       if (r.state() == v1::PURGE_STATE_COMPLETE)
         std::snprintf(lat, sizeof lat, "%.2fms",
                       static_cast<double>(r.complete_latency_us()) / 1000);
-      std::printf("%-8llu %-9s %-5s %10s  %s\n", static_cast<unsigned long long>(r.seq()),
+      std::printf("%-8llu %-9s %-5s %10s  %-20s %s\n", static_cast<unsigned long long>(r.seq()),
                   std::string(purgeStateName(r.state())).c_str(),
-                  r.mode() == v1::PURGE_MODE_SOFT ? "soft" : "hard", lat, sel.c_str());
+                  r.mode() == v1::PURGE_MODE_SOFT ? "soft" : "hard", lat,
+                  r.requested_by().empty() ? "-" : r.requested_by().c_str(), sel.c_str());
     }
     return kOk;
   }
@@ -312,6 +336,6 @@ int main(int argc, char** argv) {
     }
     return kOk;
   }
-  std::cerr << "ternctl: unknown command '" << command << "' (purge, purges, edges)\n";
+  std::cerr << "ternctl: unknown command '" << command << "' (purge, purges, edges, hash-token)\n";
   return kUsage;
 }

@@ -1,9 +1,12 @@
 #include "coordinator/server/grpc_service.h"
 
+#include <algorithm>
 #include <deque>
 #include <mutex>
+#include <optional>
 
 #include "common/log.h"
+#include "proto/purge_convert.h"
 
 namespace tern::coordinator {
 
@@ -21,6 +24,8 @@ grpc::Status toGrpc(const Status& s) {
       return {grpc::StatusCode::RESOURCE_EXHAUSTED, s.message()};
     case StatusCode::kUnauthenticated:
       return {grpc::StatusCode::UNAUTHENTICATED, s.message()};
+    case StatusCode::kPermissionDenied:
+      return {grpc::StatusCode::PERMISSION_DENIED, s.message()};
     case StatusCode::kUnavailable:
       return {grpc::StatusCode::UNAVAILABLE, s.message()};
     case StatusCode::kTimeout:
@@ -32,40 +37,79 @@ grpc::Status toGrpc(const Status& s) {
   }
 }
 
-bool authorized(grpc::CallbackServerContext* ctx, const TokenSet* tokens) {
-  if (tokens->open()) return true;
-  const auto& md = ctx->client_metadata();
-  auto it = md.find("authorization");
-  if (it == md.end()) return false;
-  return tokens->allows(std::string_view(it->second.data(), it->second.size()));
-}
-
 namespace {
 
-const grpc::Status kUnauthenticated(grpc::StatusCode::UNAUTHENTICATED,
-                                    "missing or wrong bearer token");
+std::string_view metadata(grpc::CallbackServerContext* ctx, std::string_view key) {
+  const auto& md = ctx->client_metadata();
+  auto it = md.find(grpc::string_ref(key.data(), key.size()));
+  if (it == md.end()) return {};
+  return std::string_view(it->second.data(), it->second.size());
+}
+
+std::string_view scopeName(Scope s) {
+  switch (s) {
+    case kScopePurge:
+      return "purge";
+    case kScopeRead:
+      return "read";
+    case kScopeEdge:
+      return "edge";
+    case kScopeReplica:
+      return "replica";
+    default:
+      return "all";
+  }
+}
 
 }  // namespace
+
+Result<Principal> callerWith(grpc::CallbackServerContext* ctx, const Access& access, Scope scope) {
+  TERN_ASSIGN_OR_RETURN(Principal who, access.authenticate(metadata(ctx, "authorization")));
+  const bool ok = scope == kScopeRead ? who.mayRead() : who.has(scope);
+  if (!ok)
+    return Status::permissionDenied("credential '" + who.name + "' lacks the " +
+                                    std::string(scopeName(scope)) + " scope");
+  return who;
+}
 
 grpc::ServerUnaryReactor* PurgeServiceImpl::Purge(grpc::CallbackServerContext* ctx,
                                                   const v1::PurgeRequest* request,
                                                   v1::PurgeResult* response) {
   auto* reactor = ctx->DefaultReactor();
-  if (!authorized(ctx, tokens_)) {
-    reactor->Finish(kUnauthenticated);
+  // Any credential gets as far as checkPurge: an edge's may soft-purge tags.
+  auto who = access_->authenticate(metadata(ctx, "authorization"));
+  Status allowed = who.ok() ? Status::ok() : who.status();
+  if (allowed.isOk()) {
+    auto selectors = proto::selectorsFromProto(request->selectors());
+    if (!selectors.ok()) {
+      reactor->Finish(toGrpc(selectors.status()));
+      return reactor;
+    }
+    allowed = checkPurge(*who, proto::fromProto(request->mode()), *selectors);
+  }
+  if (!allowed.isOk()) {
+    TERN_LOG(
+        kWarn, "audit: purge refused",
+        {{"by", who.ok() ? who->name : "-"}, {"from", ctx->peer()}, {"reason", allowed.message()}});
+    reactor->Finish(toGrpc(allowed));
     return reactor;
   }
-  coordinator_->purge(*request, [this, ctx, reactor, response](Result<v1::PurgeResult> r) {
-    if (r.ok()) {
-      *response = std::move(*r);
-      reactor->Finish(grpc::Status::OK);
-      return;
-    }
-    if (r.status().code() == StatusCode::kResourceExhausted) {
-      ctx->AddTrailingMetadata("retry-after-ms", std::to_string(coordinator_->retryAfterMs()));
-    }
-    reactor->Finish(toGrpc(r.status()));
-  });
+  Requester requester{who->name, ctx->peer()};
+  // A PURGE through an edge: the edge names the client it forwards.
+  if (auto client = metadata(ctx, "tern-forwarded-for"); !client.empty())
+    requester.address += " for " + std::string(client.substr(0, 128));
+  coordinator_->purge(
+      *request, requester, [this, ctx, reactor, response](Result<v1::PurgeResult> r) {
+        if (r.ok()) {
+          *response = std::move(*r);
+          reactor->Finish(grpc::Status::OK);
+          return;
+        }
+        if (r.status().code() == StatusCode::kResourceExhausted) {
+          ctx->AddTrailingMetadata("retry-after-ms", std::to_string(coordinator_->retryAfterMs()));
+        }
+        reactor->Finish(toGrpc(r.status()));
+      });
   return reactor;
 }
 
@@ -73,8 +117,8 @@ grpc::ServerUnaryReactor* PurgeServiceImpl::GetPurge(grpc::CallbackServerContext
                                                      const v1::GetPurgeRequest* request,
                                                      v1::PurgeResult* response) {
   auto* reactor = ctx->DefaultReactor();
-  if (!authorized(ctx, tokens_)) {
-    reactor->Finish(kUnauthenticated);
+  if (auto who = callerWith(ctx, *access_, kScopeRead); !who.ok()) {
+    reactor->Finish(toGrpc(who.status()));
     return reactor;
   }
   auto r = coordinator_->getPurge(request->seq());
@@ -87,8 +131,8 @@ grpc::ServerUnaryReactor* PurgeServiceImpl::ListPurges(grpc::CallbackServerConte
                                                        const v1::ListPurgesRequest* request,
                                                        v1::ListPurgesResponse* response) {
   auto* reactor = ctx->DefaultReactor();
-  if (!authorized(ctx, tokens_)) {
-    reactor->Finish(kUnauthenticated);
+  if (auto who = callerWith(ctx, *access_, kScopeRead); !who.ok()) {
+    reactor->Finish(toGrpc(who.status()));
     return reactor;
   }
   if (request->limit() > 1000) {
@@ -105,8 +149,8 @@ grpc::ServerUnaryReactor* PurgeServiceImpl::ListEdges(grpc::CallbackServerContex
                                                       const v1::ListEdgesRequest*,
                                                       v1::ListEdgesResponse* response) {
   auto* reactor = ctx->DefaultReactor();
-  if (!authorized(ctx, tokens_)) {
-    reactor->Finish(kUnauthenticated);
+  if (auto who = callerWith(ctx, *access_, kScopeRead); !who.ok()) {
+    reactor->Finish(toGrpc(who.status()));
     return reactor;
   }
   *response = coordinator_->listEdges();
@@ -198,13 +242,13 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::PurgeResult> {
 
 grpc::ServerWriteReactor<v1::PurgeResult>* PurgeServiceImpl::WatchPurges(
     grpc::CallbackServerContext* ctx, const v1::WatchPurgesRequest* request) {
-  if (!authorized(ctx, tokens_)) {
+  if (auto who = callerWith(ctx, *access_, kScopeRead); !who.ok()) {
     class Denied final : public grpc::ServerWriteReactor<v1::PurgeResult> {
      public:
-      Denied() { Finish(kUnauthenticated); }
+      explicit Denied(const grpc::Status& s) { Finish(s); }
       void OnDone() override { delete this; }
     };
-    return new Denied();
+    return new Denied(toGrpc(who.status()));
   }
   return new WatchReactor(coordinator_, request->from_seq());
 }
@@ -241,8 +285,14 @@ grpc::ByteBuffer wireBuffer(const WireMessage& m) {
 
 class EdgeReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  EdgeReactor(Coordinator* coordinator, std::string peer)
-      : coordinator_(coordinator), peer_(std::move(peer)) {
+  // `who` may join as the edge ids it allows; with `cert_ids`, as one of
+  // those exactly (the names of its verified client certificate).
+  EdgeReactor(Coordinator* coordinator, std::string peer, Principal who,
+              std::optional<std::vector<std::string>> cert_ids)
+      : coordinator_(coordinator),
+        peer_(std::move(peer)),
+        who_(std::move(who)),
+        cert_ids_(std::move(cert_ids)) {
     handle_ = std::make_shared<StreamHandle>(this);
     StartRead(&in_buf_);
   }
@@ -267,6 +317,17 @@ class EdgeReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
       if (in_.msg_case() != v1::EdgeMessage::kHello) {
         std::lock_guard lock(mu_);
         return finishLocked({grpc::StatusCode::INVALID_ARGUMENT, "first message must be hello"});
+      }
+      const std::string& edge_id = in_.hello().edge_id();
+      const bool may_join =
+          cert_ids_ ? std::find(cert_ids_->begin(), cert_ids_->end(), edge_id) != cert_ids_->end()
+                    : who_.mayJoinAs(edge_id);
+      if (!may_join) {
+        const std::string why =
+            "credential '" + who_.name + "' may not join as edge '" + edge_id.substr(0, 128) + "'";
+        TERN_LOG(kWarn, "edge stream refused", {{"peer", peer_}, {"error", why}});
+        std::lock_guard lock(mu_);
+        return finishLocked({grpc::StatusCode::PERMISSION_DENIED, why});
       }
       auto sid = coordinator_->attach(in_.hello(), handle_);
       if (!sid.ok()) {
@@ -352,6 +413,8 @@ class EdgeReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
 
   Coordinator* coordinator_;
   std::string peer_;
+  Principal who_;
+  std::optional<std::vector<std::string>> cert_ids_;
   std::shared_ptr<StreamHandle> handle_;
   grpc::ByteBuffer in_buf_;
   v1::EdgeMessage in_;
@@ -379,16 +442,36 @@ void StreamHandle::close(const std::string& reason) {
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* EdgeLinkImpl::Connect(
     grpc::CallbackServerContext* ctx) {
-  if (!authorized(ctx, tokens_)) {
-    class Denied final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
-     public:
-      Denied() { Finish(kUnauthenticated); }
-      void OnDone() override { delete this; }
-    };
-    TERN_LOG(kWarn, "edge stream refused: bad token", {{"peer", ctx->peer()}});
-    return new Denied();
+  class Denied final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+   public:
+    explicit Denied(const grpc::Status& s) { Finish(s); }
+    void OnDone() override { delete this; }
+  };
+  if (require_client_cert_) {
+    // mTLS: the certificate (verified against grpc_tls.client_ca by the
+    // handshake) is the edge's identity; a token does not stand in for it.
+    auto auth = ctx->auth_context();
+    std::vector<std::string> ids;
+    if (auth && auth->IsPeerAuthenticated()) {
+      for (const char* property : {"x509_common_name", "x509_subject_alternative_name"})
+        for (const auto& v : auth->FindPropertyValues(property))
+          ids.emplace_back(v.data(), v.size());
+    }
+    if (ids.empty()) {
+      TERN_LOG(kWarn, "edge stream refused: no client certificate", {{"peer", ctx->peer()}});
+      return new Denied({grpc::StatusCode::UNAUTHENTICATED,
+                         "the edge link needs a client certificate naming the edge id"});
+    }
+    Principal who{"cert:" + ids.front(), kScopeEdge, {}, {}, {}};
+    return new EdgeReactor(coordinator_, ctx->peer(), std::move(who), std::move(ids));
   }
-  return new EdgeReactor(coordinator_, ctx->peer());
+  auto who = callerWith(ctx, *access_, kScopeEdge);
+  if (!who.ok()) {
+    TERN_LOG(kWarn, "edge stream refused",
+             {{"peer", ctx->peer()}, {"error", who.status().toString()}});
+    return new Denied(toGrpc(who.status()));
+  }
+  return new EdgeReactor(coordinator_, ctx->peer(), std::move(*who), std::nullopt);
 }
 
 }  // namespace tern::coordinator

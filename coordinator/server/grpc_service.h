@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "coordinator/api/auth.h"
+#include "coordinator/api/access.h"
 #include "coordinator/core/coordinator.h"
 #include "tern/v1/edge_link.grpc.pb.h"
 #include "tern/v1/purge.grpc.pb.h"
@@ -16,8 +16,8 @@ namespace tern::coordinator {
 
 class PurgeServiceImpl final : public tern::v1::PurgeService::CallbackService {
  public:
-  PurgeServiceImpl(Coordinator* coordinator, const TokenSet* tokens)
-      : coordinator_(coordinator), tokens_(tokens) {}
+  PurgeServiceImpl(Coordinator* coordinator, const Access* access)
+      : coordinator_(coordinator), access_(access) {}
 
   grpc::ServerUnaryReactor* Purge(grpc::CallbackServerContext* ctx,
                                   const tern::v1::PurgeRequest* request,
@@ -36,29 +36,37 @@ class PurgeServiceImpl final : public tern::v1::PurgeService::CallbackService {
 
  private:
   Coordinator* coordinator_;
-  const TokenSet* tokens_;
+  const Access* access_;
 };
 
 // The edge link takes its messages as bytes: what it writes is encoded by
 // the engine once for every stream (edge_wire.h), and each EdgeMessage is
 // parsed here.
+//
+// Who may join: with `require_client_cert` (mTLS, grpc_tls.client_ca), an
+// edge whose verified client certificate names its edge id (common name or
+// a subject alternative name); otherwise a bearer token with the edge scope
+// whose edge_ids allow the id in its Hello.
 class EdgeLinkImpl final
     : public tern::v1::EdgeLink::WithRawCallbackMethod_Connect<tern::v1::EdgeLink::Service> {
  public:
-  EdgeLinkImpl(Coordinator* coordinator, const TokenSet* tokens)
-      : coordinator_(coordinator), tokens_(tokens) {}
+  EdgeLinkImpl(Coordinator* coordinator, const Access* access, bool require_client_cert = false)
+      : coordinator_(coordinator), access_(access), require_client_cert_(require_client_cert) {}
 
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Connect(
       grpc::CallbackServerContext* ctx) override;
 
  private:
   Coordinator* coordinator_;
-  const TokenSet* tokens_;
+  const Access* access_;
+  bool require_client_cert_;
 };
 
 // Maps our status codes to gRPC's.
 grpc::Status toGrpc(const Status& status);
-// The call carries a bearer token of `tokens` (or the APIs are open).
-bool authorized(grpc::CallbackServerContext* ctx, const TokenSet* tokens);
+// The caller of a call, from its "authorization" metadata: Unauthenticated
+// without a known credential, PermissionDenied without `scope` (for kScopeRead,
+// a purge credential will do).
+Result<Principal> callerWith(grpc::CallbackServerContext* ctx, const Access& access, Scope scope);
 
 }  // namespace tern::coordinator

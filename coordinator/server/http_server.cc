@@ -70,6 +70,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ar.target = std::string(req.target());
     ar.authorization = std::string(req[bhttp::field::authorization]);
     ar.idempotency_key = std::string(req["Idempotency-Key"]);
+    {
+      beast::error_code pec;
+      auto ep = stream_.socket().remote_endpoint(pec);
+      if (!pec) ar.peer = ep.address().to_string() + ":" + std::to_string(ep.port());
+    }
     ar.body = std::move(req.body());
     head_ = req.method() == bhttp::verb::head;
     // The answer may come from another thread: hop back to this connection.

@@ -134,13 +134,15 @@ class ProgressReactor final : public grpc::ServerWriteReactor<iv1::ReplicaSummar
 
 grpc::ServerWriteReactor<iv1::ReplicaSummary>* ReplicaLinkImpl::WatchProgress(
     grpc::CallbackServerContext* ctx, const iv1::ProgressRequest* request) {
-  if (!authorized(ctx, tokens_)) {
+  if (auto who = callerWith(ctx, *access_, kScopeReplica); !who.ok()) {
     class Denied final : public grpc::ServerWriteReactor<iv1::ReplicaSummary> {
      public:
-      Denied() { Finish({grpc::StatusCode::UNAUTHENTICATED, "missing or wrong bearer token"}); }
+      explicit Denied(const grpc::Status& s) { Finish(s); }
       void OnDone() override { delete this; }
     };
-    return new Denied();
+    TERN_LOG(kWarn, "replica progress stream refused",
+             {{"peer", ctx->peer()}, {"error", who.status().toString()}});
+    return new Denied(toGrpc(who.status()));
   }
   TERN_LOG(kDebug, "replica progress stream opened", {{"peer", request->replica_id()}});
   return new ProgressReactor(coordinator_, interval_us_);

@@ -21,7 +21,7 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include "coordinator/api/auth.h"
+#include "coordinator/api/access.h"
 #include "coordinator/core/coordinator.h"
 #include "tern/internal/coordinator_log.grpc.pb.h"
 
@@ -32,8 +32,9 @@ class ReplicaLinkImpl final : public tern::internal::v1::ReplicaLink::CallbackSe
   // `interval_us`: least time between two writes on one stream. Acks arrive
   // one by one; without a window each became a message to every peer (as many
   // messages as the edge streams carry). 0: write as soon as the last one is out.
-  ReplicaLinkImpl(Coordinator* coordinator, const TokenSet* tokens, uint32_t interval_us = 2000)
-      : coordinator_(coordinator), tokens_(tokens), interval_us_(interval_us) {}
+  // Callers need the replica scope.
+  ReplicaLinkImpl(Coordinator* coordinator, const Access* access, uint32_t interval_us = 2000)
+      : coordinator_(coordinator), access_(access), interval_us_(interval_us) {}
 
   grpc::ServerWriteReactor<tern::internal::v1::ReplicaSummary>* WatchProgress(
       grpc::CallbackServerContext* ctx,
@@ -41,13 +42,13 @@ class ReplicaLinkImpl final : public tern::internal::v1::ReplicaLink::CallbackSe
 
  private:
   Coordinator* coordinator_;
-  const TokenSet* tokens_;
+  const Access* access_;
   uint32_t interval_us_;
 };
 
 struct PeerLinkOptions {
   std::string replica_id;  // this replica, sent to peers for their logs
-  std::string token;       // bearer token for the peers ("" : none)
+  std::string token;       // bearer token with the replica scope ("" : none)
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   uint32_t poll_ms = 200;  // how often the peer list is looked at
 };

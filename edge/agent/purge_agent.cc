@@ -109,6 +109,12 @@ Status PurgeAgent::start(const std::string& address) {
       if (so.pem_root_certs.empty())
         return Status::invalidArgument("cannot read coordinator.ca_file " + o.ca_file);
     }
+    if (!o.cert_file.empty() || !o.key_file.empty()) {
+      so.pem_cert_chain = readFile(o.cert_file);
+      so.pem_private_key = readFile(o.key_file);
+      if (so.pem_cert_chain.empty() || so.pem_private_key.empty())
+        return Status::invalidArgument("cannot read coordinator.cert / coordinator.key");
+    }
     creds = grpc::SslCredentials(so);
   } else {
     creds = grpc::InsecureChannelCredentials();
@@ -447,8 +453,13 @@ void PurgeAgent::forwardPurge(cache::PurgeForward f, std::function<void(int, std
   }
   call->request.set_mode(proto::toProto(f.mode));
   call->request.set_wait(f.wait_all ? v1::WAIT_MODE_ALL : v1::WAIT_MODE_NONE);
-  if (!impl_->options.token.empty())
+  // A client's PURGE goes with the client's credential, never this edge's.
+  if (!f.authorization.empty()) {
+    call->ctx.AddMetadata("authorization", f.authorization);
+    if (!f.client_ip.empty()) call->ctx.AddMetadata("tern-forwarded-for", f.client_ip);
+  } else if (!impl_->options.token.empty()) {
     call->ctx.AddMetadata("authorization", "Bearer " + impl_->options.token);
+  }
   call->ctx.set_deadline(std::chrono::system_clock::now() +
                          std::chrono::seconds(f.wait_all ? 130 : 10));
   impl_->replicas[impl_->active.load()].purge->async()->Purge(
@@ -459,6 +470,12 @@ void PurgeAgent::forwardPurge(cache::PurgeForward f, std::function<void(int, std
           switch (s.error_code()) {
             case grpc::StatusCode::INVALID_ARGUMENT:
               status = 400;
+              break;
+            case grpc::StatusCode::UNAUTHENTICATED:
+              status = 401;
+              break;
+            case grpc::StatusCode::PERMISSION_DENIED:
+              status = 403;
               break;
             case grpc::StatusCode::RESOURCE_EXHAUSTED:
               status = 429;
@@ -472,8 +489,11 @@ void PurgeAgent::forwardPurge(cache::PurgeForward f, std::function<void(int, std
             default:
               break;
           }
-          json::object err{{"code", status == 400 ? "invalid_argument" : "coordinator_error"},
-                           {"message", s.error_message()}};
+          const char* code = status == 400   ? "invalid_argument"
+                             : status == 401 ? "unauthenticated"
+                             : status == 403 ? "permission_denied"
+                                             : "coordinator_error";
+          json::object err{{"code", code}, {"message", s.error_message()}};
           return done(status, json::serialize(json::object{{"error", err}}) + "\n");
         }
         const auto& r = call->result;

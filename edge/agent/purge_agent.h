@@ -42,6 +42,10 @@ struct AgentOptions {
   std::string token;    // bearer token for the coordinator
   bool tls = false;     // TLS to the coordinator
   std::string ca_file;  // PEM roots for TLS (empty: the system's)
+  // This edge's client certificate and key (PEM files) for a coordinator
+  // that identifies edges by certificate (mTLS); empty: none.
+  std::string cert_file;
+  std::string key_file;
   std::string edge_id;
   // Each channel's reconnection backoff (kept short: an edge reconnects
   // within a few hundred milliseconds of a coordinator being reachable).

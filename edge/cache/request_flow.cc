@@ -657,18 +657,22 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   void purge() {
     status_.fwd = "bypass";
     status_.detail = "purge";
-    {  // purge_token is never empty here (the edge refuses to start so)
-      auto auth = http::findField(req_->headers, "authorization");
-      const std::string expected = "Bearer " + ctx_.config.purge_token;
-      if (!auth || !constantTimeEqual(http::trim(*auth), expected)) {
-        http::Fields h = {{"Content-Type", "application/json"},
-                          {"Cache-Control", "no-store"},
-                          {"WWW-Authenticate", "Bearer realm=\"tern-edge\""}};
-        std::string body =
-            "{\"error\":{\"code\":\"unauthenticated\",\"message\":\"missing or wrong bearer "
-            "token\"}}\n";
-        return send(401, std::move(h), stringSource(body), body.size());
-      }
+    // The caller's credential goes to the coordinator, which decides what
+    // it may purge; this edge never lends its own. Without one, nothing is
+    // forwarded.
+    auto auth = http::findField(req_->headers, "authorization");
+    const std::string_view credential = auth ? http::trim(*auth) : std::string_view();
+    const bool bearer = credential.size() > 7 && (credential.substr(0, 7) == "Bearer " ||
+                                                  credential.substr(0, 7) == "bearer ");
+    if (!bearer || (!ctx_.config.purge_token.empty() &&
+                    !constantTimeEqual(credential, "Bearer " + ctx_.config.purge_token))) {
+      http::Fields h = {{"Content-Type", "application/json"},
+                        {"Cache-Control", "no-store"},
+                        {"WWW-Authenticate", "Bearer realm=\"tern-edge\""}};
+      std::string body =
+          "{\"error\":{\"code\":\"unauthenticated\",\"message\":\"PURGE needs the caller's "
+          "bearer token\"}}\n";
+      return send(401, std::move(h), stringSource(body), body.size());
     }
     PurgeForward f;
     const std::string keys = http::combinedField(req_->headers, "surrogate-key");
@@ -692,6 +696,8 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
       f.mode = storage::PurgeMode::kSoft;
     auto wait = http::findField(req_->headers, "tern-purge-wait");
     f.wait_all = wait && http::trim(*wait) == "all";
+    f.authorization = std::string(credential);
+    f.client_ip = req_->client_ip;
     auto self = shared_from_this();
     ctx_.config.purge_forwarder(std::move(f), [self](int status, std::string json) {
       self->ctx_.loop([self, status, json = std::move(json)] {

@@ -61,6 +61,12 @@ struct PurgeForward {
   std::vector<storage::PurgeSelector> selectors;
   storage::PurgeMode mode = storage::PurgeMode::kHard;
   bool wait_all = false;
+  // The caller's own "Bearer ..." credential, forwarded as it is: the
+  // coordinator decides what the caller may purge. Empty only for purges an
+  // edge makes on its own behalf (an origin's Cache-Group-Invalidation),
+  // which go with the edge's credential.
+  std::string authorization;
+  std::string client_ip;  // for the coordinator's audit trail
 };
 
 struct FlowConfig {
@@ -82,6 +88,8 @@ struct FlowConfig {
       purge_forwarder;
   // Required as "Authorization: Bearer <token>" on PURGE; with an empty
   // token every PURGE is refused.
+  // Optional: a PURGE must also carry this token (checked here, before it
+  // is forwarded with the caller's credential).
   std::string purge_token;
   // RFC 9875 Cache-Group-Invalidation on a response to an unsafe request:
   // called (on the blocking pool) with the groups to mark stale. With a
@@ -98,8 +106,8 @@ struct FlowMetrics {
   metrics::Counter& hit_bytes_disk;
   metrics::Counter& misses;
   metrics::Counter& lookup_misses_memory;  // lookups a tier did not answer
-  metrics::Counter& disk_lookups_inline;  // disk lookups served on the loop
-  metrics::Counter& disk_lookups_pool;    // ... and on the blocking pool
+  metrics::Counter& disk_lookups_inline;   // disk lookups served on the loop
+  metrics::Counter& disk_lookups_pool;     // ... and on the blocking pool
   metrics::Counter& lookup_misses_disk;
   metrics::Counter& passes;
   metrics::Counter& revalidations;

@@ -34,6 +34,10 @@ spec:
             secretKeyRef:
               name: {{ include "tern.secretName" . }}
               key: token
+        {{- if include "tern.scopedEdges" . }}
+        - name: TERN_COORDINATOR_AUTH_TOKENS_FILE
+          value: /etc/tern/auth/tokens.yaml
+        {{- end }}
         {{- if $replicated }}
         # The replica's name in etcd and on the status page: the pod's.
         - name: TERN_COORDINATOR_REPLICA_ID
@@ -67,6 +71,9 @@ spec:
         - {name: data, mountPath: /var/lib/tern}
         {{- end }}
         - {name: config, mountPath: /etc/tern/coordinator.yaml, subPath: coordinator.yaml}
+        {{- if include "tern.scopedEdges" . }}
+        - {name: auth, mountPath: /etc/tern/auth, readOnly: true}
+        {{- end }}
         {{- if .Values.coordinator.grpcTlsSecret }}
         - {name: grpc-tls, mountPath: /etc/tern/grpc-tls, readOnly: true}
         {{- end }}
@@ -74,6 +81,12 @@ spec:
     - name: config
       configMap:
         name: {{ include "tern.fullname" . }}-config
+    {{- if include "tern.scopedEdges" . }}
+    - name: auth
+      secret:
+        secretName: {{ include "tern.secretName" . }}
+        items: [{key: tokens.yaml, path: tokens.yaml}]
+    {{- end }}
     {{- if .Values.coordinator.grpcTlsSecret }}
     - name: grpc-tls
       secret:

@@ -24,6 +24,12 @@ app.kubernetes.io/component: {{ .component }}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
 
+{{/* Edges hold their own edge-scoped token ("edge-token" in the Secret)
+     and the coordinator a tokens file that names it. */}}
+{{- define "tern.scopedEdges" -}}
+{{- if or .Values.auth.edgeToken (and .Values.auth.existingSecret .Values.auth.scopedEdges) }}true{{ end -}}
+{{- end -}}
+
 {{- define "tern.secretName" -}}
 {{- .Values.auth.existingSecret | default (printf "%s-auth" (include "tern.fullname" .)) -}}
 {{- end -}}
