@@ -33,6 +33,9 @@ namespace {
 Config makeConfig() {
   Config c("tern-coordinator", "TERN_COORDINATOR_");
   c.add({"listen", "127.0.0.1:8470", "HTTP/JSON API, status page and /metrics (port 0: any)"});
+  c.add({"http_tls.cert", "",
+         "PEM certificate chain: the HTTP listener (API, status page, /metrics) speaks HTTPS"});
+  c.add({"http_tls.key", "", "PEM private key of http_tls.cert"});
   c.add({"grpc_listen", "127.0.0.1:8471", "gRPC purge API and edge link (port 0: any)"});
   c.add({"grpc_tls.cert", "", "PEM certificate chain for the gRPC listener (empty: plaintext)"});
   c.add({"grpc_tls.key", "", "PEM private key for the gRPC listener"});
@@ -253,6 +256,10 @@ int main(int argc, char** argv) {
   ho.listen = cfg.str("listen");
   ho.threads = static_cast<int>(get(cfg.integer("http.threads")));
   ho.max_connections = static_cast<size_t>(get(cfg.integer("http.max_connections")));
+  ho.tls_cert = cfg.str("http_tls.cert");
+  ho.tls_key = cfg.str("http_tls.key");
+  if (ho.tls_cert.empty() != ho.tls_key.empty())
+    return fail(Status::invalidArgument("http_tls.cert and http_tls.key go together"));
   HttpServer http(ho, &api);
   if (Status s = http.start(); !s.isOk()) return fail(s);
 

@@ -7,7 +7,9 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "common/log.h"
@@ -22,23 +24,44 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-class Connection : public std::enable_shared_from_this<Connection> {
+// Plain (Stream = beast::tcp_stream) or TLS (beast::ssl_stream of one).
+template <class Stream>
+class Connection : public std::enable_shared_from_this<Connection<Stream>> {
  public:
-  Connection(tcp::socket socket, HttpApi* api, const HttpServerOptions& options,
-             std::shared_ptr<std::atomic<size_t>> open)
+  Connection(
+      tcp::socket socket, HttpApi* api, const HttpServerOptions& options,
+      std::shared_ptr<std::atomic<size_t>> open) requires std::is_same_v<Stream, beast::tcp_stream>
       : stream_(std::move(socket)), api_(api), options_(options), open_(std::move(open)) {}
+  Connection(tcp::socket socket, asio::ssl::context& tls, HttpApi* api,
+             const HttpServerOptions& options,
+             std::shared_ptr<std::atomic<size_t>>
+                 open) requires(!std::is_same_v<Stream, beast::tcp_stream>)
+      : stream_(std::move(socket), tls), api_(api), options_(options), open_(std::move(open)) {}
   ~Connection() { --*open_; }
 
   void start() {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
+    asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+        self->read();
+      } else {
+        self->lowest().expires_after(std::chrono::milliseconds(self->options_.read_timeout_ms));
+        self->stream_.async_handshake(asio::ssl::stream_base::server, [self](beast::error_code ec) {
+          if (ec) return self->close();
+          self->read();
+        });
+      }
+    });
   }
 
  private:
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+  auto shared_from_this() { return std::enable_shared_from_this<Connection>::shared_from_this(); }
+
   void read() {
     parser_.emplace();
     parser_->body_limit(options_.body_limit_bytes);
     parser_->header_limit(64 * 1024);
-    stream_.expires_after(
+    lowest().expires_after(
         std::chrono::milliseconds(first_ ? options_.read_timeout_ms : options_.idle_timeout_ms));
     first_ = false;
     bhttp::async_read(
@@ -72,13 +95,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ar.idempotency_key = std::string(req["Idempotency-Key"]);
     {
       beast::error_code pec;
-      auto ep = stream_.socket().remote_endpoint(pec);
+      auto ep = lowest().socket().remote_endpoint(pec);
       if (!pec) ar.peer = ep.address().to_string() + ":" + std::to_string(ep.port());
     }
     ar.body = std::move(req.body());
     head_ = req.method() == bhttp::verb::head;
     // The answer may come from another thread: hop back to this connection.
-    stream_.expires_never();
+    lowest().expires_never();
     api_->handle(ar, [self = shared_from_this()](ApiResponse r) {
       asio::post(self->stream_.get_executor(),
                  [self, r = std::move(r)]() mutable { self->write(std::move(r)); });
@@ -97,7 +120,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     res->prepare_payload();
     if (head_) res->body().clear();
     res->keep_alive(keep_alive_);
-    stream_.expires_after(std::chrono::milliseconds(options_.read_timeout_ms));
+    lowest().expires_after(std::chrono::milliseconds(options_.read_timeout_ms));
     if (head_) {
       auto sr = std::make_shared<bhttp::response_serializer<bhttp::string_body>>(*res);
       bhttp::async_write_header(stream_, *sr,
@@ -117,12 +140,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void close() {
+    // (A TLS close_notify is not waited for: the connection is done.)
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.socket().close(ec);
+    lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+    lowest().socket().close(ec);
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   HttpApi* api_;
   const HttpServerOptions& options_;
   std::shared_ptr<std::atomic<size_t>> open_;
@@ -139,6 +163,7 @@ struct HttpServer::Impl {
   HttpServerOptions options;
   HttpApi* api;
   asio::io_context io;
+  std::unique_ptr<asio::ssl::context> tls;  // HTTPS when set
   tcp::acceptor acceptor{io};
   std::shared_ptr<std::atomic<size_t>> open = std::make_shared<std::atomic<size_t>>(0);
   std::vector<std::thread> threads;
@@ -155,7 +180,14 @@ struct HttpServer::Impl {
           beast::error_code ignored;
           s.close(ignored);
         } else {
-          std::make_shared<Connection>(std::move(s), api, options, open)->start();
+          if (tls) {
+            std::make_shared<Connection<beast::ssl_stream<beast::tcp_stream>>>(std::move(s), *tls,
+                                                                               api, options, open)
+                ->start();
+          } else {
+            std::make_shared<Connection<beast::tcp_stream>>(std::move(s), api, options, open)
+                ->start();
+          }
         }
       }
       accept();
@@ -171,6 +203,21 @@ HttpServer::HttpServer(HttpServerOptions options, HttpApi* api) : impl_(std::mak
 HttpServer::~HttpServer() { stop(); }
 
 Status HttpServer::start() {
+  if (!impl_->options.tls_cert.empty()) {
+    auto& ctx = impl_->tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                     asio::ssl::context::no_tlsv1_1);
+    beast::error_code ec;
+    ctx->use_certificate_chain_file(impl_->options.tls_cert, ec);
+    if (ec)
+      return Status::invalidArgument("http_tls.cert " + impl_->options.tls_cert + ": " +
+                                     ec.message());
+    ctx->use_private_key_file(impl_->options.tls_key, asio::ssl::context::pem, ec);
+    if (ec)
+      return Status::invalidArgument("http_tls.key " + impl_->options.tls_key + ": " +
+                                     ec.message());
+  }
   TERN_ASSIGN_OR_RETURN(auto ep, net::parseEndpoint(impl_->options.listen));
   TERN_RETURN_IF_ERROR(net::openAcceptor(impl_->acceptor, ep, false));
   impl_->port = impl_->acceptor.local_endpoint().port();

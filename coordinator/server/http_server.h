@@ -2,7 +2,8 @@
 // HttpServer: the coordinator's HTTP/1.1 listener (Boost.Beast). Reads a
 // request, hands it to HttpApi, writes the answer when it comes (possibly
 // from another thread, e.g. a purge waiting for every edge). Keep-alive,
-// limits on head and body size, timeouts for slow clients.
+// limits on head and body size, timeouts for slow clients; HTTPS when given a
+// certificate.
 
 #include <memory>
 #include <string>
@@ -21,6 +22,9 @@ struct HttpServerOptions {
   // Open connections at most; more are closed as they are accepted (a
   // wait=all call holds its connection until it is answered).
   size_t max_connections = 1024;
+  // PEM certificate chain and key: the listener speaks HTTPS only.
+  std::string tls_cert;
+  std::string tls_key;
 };
 
 class HttpServer {

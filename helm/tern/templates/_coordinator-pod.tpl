@@ -1,6 +1,7 @@
 {{/* The coordinator's pod template: of the StatefulSet (one coordinator, its
      log on the "data" volume) or of the Deployment (replicas, log in etcd). */}}
 {{- define "tern.coordinatorPod" -}}
+{{- include "tern.validateTls" . -}}
 {{- $replicated := include "tern.coordinatorReplicated" . -}}
 metadata:
   labels:
@@ -53,11 +54,12 @@ spec:
           containerPort: {{ .Values.coordinator.service.httpPort }}
         - name: grpc
           containerPort: {{ .Values.coordinator.service.grpcPort }}
+      {{- $scheme := ternary "HTTPS" "HTTP" (and .Values.coordinator.httpTls (ne (include "tern.coordinatorTlsSecret" .) "")) }}
       readinessProbe:
-        httpGet: {path: /readyz, port: http}
+        httpGet: {path: /readyz, port: http, scheme: {{ $scheme }}}
         periodSeconds: 5
       livenessProbe:
-        httpGet: {path: /healthz, port: http}
+        httpGet: {path: /healthz, port: http, scheme: {{ $scheme }}}
         periodSeconds: 10
         failureThreshold: 6
       resources:
@@ -74,7 +76,7 @@ spec:
         {{- if include "tern.scopedEdges" . }}
         - {name: auth, mountPath: /etc/tern/auth, readOnly: true}
         {{- end }}
-        {{- if .Values.coordinator.grpcTlsSecret }}
+        {{- if include "tern.coordinatorTlsSecret" . }}
         - {name: grpc-tls, mountPath: /etc/tern/grpc-tls, readOnly: true}
         {{- end }}
   volumes:
@@ -87,10 +89,10 @@ spec:
         secretName: {{ include "tern.secretName" . }}
         items: [{key: tokens.yaml, path: tokens.yaml}]
     {{- end }}
-    {{- if .Values.coordinator.grpcTlsSecret }}
+    {{- if include "tern.coordinatorTlsSecret" . }}
     - name: grpc-tls
       secret:
-        secretName: {{ .Values.coordinator.grpcTlsSecret }}
+        secretName: {{ include "tern.coordinatorTlsSecret" . }}
     {{- end }}
   {{- with .Values.coordinator.nodeSelector }}
   nodeSelector:

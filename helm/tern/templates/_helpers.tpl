@@ -30,6 +30,15 @@ app.kubernetes.io/component: {{ .component }}
 {{- if or .Values.auth.edgeToken (and .Values.auth.existingSecret .Values.auth.scopedEdges) }}true{{ end -}}
 {{- end -}}
 
+{{- define "tern.validateTls" -}}
+{{- if and .Values.coordinator.httpTls (not (include "tern.coordinatorTlsSecret" .)) -}}
+{{- fail "coordinator.httpTls needs coordinator.grpcTlsSecret or certManager.enabled (the HTTP listener uses the same certificate)" -}}
+{{- end -}}
+{{- if and .Values.certManager.enabled (not .Values.certManager.issuerRef.name) -}}
+{{- fail "certManager.enabled needs certManager.issuerRef.name" -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "tern.secretName" -}}
 {{- .Values.auth.existingSecret | default (printf "%s-auth" (include "tern.fullname" .)) -}}
 {{- end -}}
@@ -116,4 +125,31 @@ affinity:
             matchLabels:
               {{- include "tern.selector" . | nindent 14 }}
     {{- end }}
+{{- end -}}
+
+{{/* The coordinator's TLS Secret ("" : plaintext gRPC). */}}
+{{- define "tern.coordinatorTlsSecret" -}}
+{{- if .Values.coordinator.grpcTlsSecret -}}
+{{ .Values.coordinator.grpcTlsSecret }}
+{{- else if .Values.certManager.enabled -}}
+{{ include "tern.fullname" . }}-coordinator-tls
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret whose ca.crt verifies the coordinator ("" : system roots). */}}
+{{- define "tern.coordinatorCaSecret" -}}
+{{- if .Values.coordinator.caBundleSecret -}}
+{{ .Values.coordinator.caBundleSecret }}
+{{- else if and .Values.certManager.enabled (not .Values.coordinator.grpcTlsSecret) -}}
+{{ include "tern.fullname" . }}-coordinator-tls
+{{- end -}}
+{{- end -}}
+
+{{/* The edges' TLS Secret ("" : no TLS listener). */}}
+{{- define "tern.edgeTlsSecret" -}}
+{{- if .Values.edge.tlsSecret -}}
+{{ .Values.edge.tlsSecret }}
+{{- else if and .Values.certManager.enabled .Values.edge.tlsDnsNames -}}
+{{ include "tern.fullname" . }}-edge-tls
+{{- end -}}
 {{- end -}}

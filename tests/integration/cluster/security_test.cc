@@ -305,7 +305,7 @@ TEST_F(SecurityTest, SighupReloadsTheTokensFileAndKeepsEdgeStreams) {
   EXPECT_TRUE(ready(*edge_));
 }
 
-// ---- mTLS: the edge's certificate is its identity ----
+// ---- TLS on every hop; mTLS: the edge's certificate is its identity ----
 
 class MutualTlsTest : public ::testing::Test {
  protected:
@@ -359,8 +359,18 @@ TEST_F(MutualTlsTest, AnEdgeIsItsCertificate) {
       dir_.sub("coordinator"),
       std::vector<std::string>{"--lease", "1s", "--auth.token", kAdmin, "--grpc_tls.cert",
                                p("server.pem"), "--grpc_tls.key", p("server.key"),
-                               "--grpc_tls.client_ca", p("ca1.pem")});
+                               "--grpc_tls.client_ca", p("ca1.pem"), "--http_tls.cert",
+                               p("server.pem"), "--http_tls.key", p("server.key")});
   ASSERT_TRUE(coordinator_->ok()) << coordinator_->log();
+  // Every hop is TLS: the HTTP API too, verified against the CA by curl;
+  // plain HTTP on that port gets no answer.
+  const std::string https = "https://127.0.0.1:" + std::to_string(coordinator_->httpPort());
+  EXPECT_TRUE(sh("curl -sf --max-time 10 --cacert " + p("ca1.pem") + " " + https + "/healthz"));
+  EXPECT_TRUE(sh("curl -sf --max-time 10 --cacert " + p("ca1.pem") + " -H 'Authorization: Bearer " +
+                 kAdmin + "' " + https + "/v1/edges"));
+  EXPECT_FALSE(sh("curl -sf --max-time 10 --cacert " + p("ca2.pem") + " " + https + "/healthz"))
+      << "a client that trusts another CA refuses the coordinator";
+  EXPECT_NE(httpGet(coordinator_->httpPort(), "/healthz").status, 200);
 
   auto edge1 = startEdge("edge-1", "edge-1");
   ASSERT_TRUE(edge1->ok()) << edge1->log();
