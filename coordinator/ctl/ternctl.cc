@@ -4,7 +4,9 @@
 //   ternctl [global options] purge (--url U | --prefix P | --host H | --tag T | --all)...
 //                                  [--soft] [--wait] [--timeout 10s] [--idempotency-key K]
 //   ternctl [global options] purges [ID]
-//   ternctl [global options] edges
+//   ternctl [global options] edges [--watch [--interval 2s]]
+//   ternctl [global options] watch [--from SEQ]   purges as they complete
+//   ternctl completion bash        a bash completion script
 //   ternctl hash-token             the SHA-256 of a token read from stdin, for
 //                                  auth.tokens_file (the file keeps no token)
 //
@@ -23,8 +25,10 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <iostream>
+#include <thread>
 
 #include "coordinator/api/json.h"
 #include "tern/v1/purge.grpc.pb.h"
@@ -123,6 +127,87 @@ void printPurge(const v1::PurgeResult& r) {
   }
 }
 
+// One purge on one line (purges, watch).
+void printPurgeLine(const v1::PurgeResult& r) {
+  std::string sel = r.selectors_size() ? selectorText(r.selectors(0)) : "";
+  if (r.selectors_size() > 1) sel += " (+" + std::to_string(r.selectors_size() - 1) + ")";
+  char lat[32] = "-";
+  if (r.state() == v1::PURGE_STATE_COMPLETE)
+    std::snprintf(lat, sizeof lat, "%.2fms", static_cast<double>(r.complete_latency_us()) / 1000);
+  std::printf("%-8llu %-9s %-5s %10s  %-20s %s\n", static_cast<unsigned long long>(r.seq()),
+              std::string(purgeStateName(r.state())).c_str(),
+              r.mode() == v1::PURGE_MODE_SOFT ? "soft" : "hard", lat,
+              r.requested_by().empty() ? "-" : r.requested_by().c_str(), sel.c_str());
+}
+
+void printEdges(const v1::ListEdgesResponse& resp) {
+  std::printf("log head %llu\n", static_cast<unsigned long long>(resp.head_seq()));
+  std::printf("%-24s %-22s %-12s %8s %6s %s\n", "EDGE", "ADDRESS", "STATE", "APPLIED", "LAG",
+              "REPLICA");
+  for (const auto& e : resp.edges())
+    std::printf("%-24s %-22s %-12s %8llu %6llu %s\n", e.edge_id().c_str(), e.address().c_str(),
+                std::string(edgeStateName(e.state())).c_str(),
+                static_cast<unsigned long long>(e.applied_seq()),
+                static_cast<unsigned long long>(e.lag()), e.replica_id().c_str());
+  if (resp.replicas_size() > 0) {
+    std::printf("\n%-24s %-22s %8s %10s\n", "REPLICA", "ADDRESS", "EDGES", "HEAD SEEN");
+    for (const auto& r : resp.replicas())
+      std::printf("%-24s %-22s %8u %10llu%s\n", r.replica_id().c_str(), r.address().c_str(),
+                  r.edges_connected(), static_cast<unsigned long long>(r.head_seq()),
+                  r.self() ? "  (answering)" : "");
+  }
+  if (resp.etcd_members_size() > 0) {
+    std::printf("\n%-24s %-12s %-9s %-8s %10s %s\n", "ETCD MEMBER", "STATE", "ROLE", "VERSION",
+                "RAFT INDEX", "ERROR");
+    for (const auto& m : resp.etcd_members())
+      std::printf("%-24s %-12s %-9s %-8s %10llu %s\n", m.endpoint().c_str(),
+                  m.reachable() ? "reachable" : "unreachable",
+                  m.leader()      ? "leader"
+                  : m.reachable() ? "follower"
+                                  : "-",
+                  m.version().c_str(), static_cast<unsigned long long>(m.raft_index()),
+                  m.error().c_str());
+  }
+}
+
+// UTC wall time, for the snapshots of edges --watch.
+std::string nowText() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// `ternctl completion bash`; install with
+//   ternctl completion bash > /etc/bash_completion.d/ternctl
+constexpr const char* kBashCompletion = R"(# bash completion for ternctl
+_ternctl() {
+  local cur prev words cword
+  _init_completion 2>/dev/null || { cur="${COMP_WORDS[COMP_CWORD]}"; prev="${COMP_WORDS[COMP_CWORD-1]}"; }
+  local commands="purge purges edges watch hash-token completion"
+  local global="--coordinator --token --tls --ca-file --json --deadline --help"
+  local cmd="" w
+  for w in "${COMP_WORDS[@]:1:COMP_CWORD-1}"; do
+    case " $commands " in *" $w "*) cmd="$w"; break;; esac
+  done
+  case "$prev" in
+    --ca-file) COMPREPLY=($(compgen -f -- "$cur")); return;;
+    --coordinator|--token|--deadline|--timeout|--interval|--from|--url|--prefix|--host|--tag|--idempotency-key) return;;
+  esac
+  case "$cmd" in
+    "") COMPREPLY=($(compgen -W "$commands $global" -- "$cur"));;
+    purge) COMPREPLY=($(compgen -W "--url --prefix --host --tag --all --soft --wait --timeout --idempotency-key $global" -- "$cur"));;
+    edges) COMPREPLY=($(compgen -W "--watch --interval $global" -- "$cur"));;
+    watch) COMPREPLY=($(compgen -W "--from $global" -- "$cur"));;
+    completion) COMPREPLY=($(compgen -W "bash" -- "$cur"));;
+    *) COMPREPLY=($(compgen -W "$global" -- "$cur"));;
+  esac
+}
+complete -F _ternctl ternctl
+)";
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -148,12 +233,17 @@ int main(int argc, char** argv) {
       "wait", po::bool_switch(), "wait until every edge applied it (or is fenced)")(
       "timeout", po::value<std::string>()->default_value("10s"), "longest wait with --wait")(
       "idempotency-key", po::value<std::string>()->default_value(""), "retry-safe key");
+  po::options_description follow("watch and edges options");
+  follow.add_options()("from", po::value<uint64_t>()->default_value(0),
+                       "watch: start with the purges from this sequence number (0: new ones)")(
+      "watch,w", po::bool_switch(), "edges: list again every --interval until interrupted")(
+      "interval", po::value<std::string>()->default_value("2s"), "edges --watch: how often");
   po::options_description hidden;
   hidden.add_options()("command", po::value<std::string>())("arg", po::value<std::string>());
   po::positional_options_description pos;
   pos.add("command", 1).add("arg", 1);
   po::options_description all;
-  all.add(global).add(purge).add(hidden);
+  all.add(global).add(purge).add(follow).add(hidden);
 
   po::variables_map vm;
   try {
@@ -170,6 +260,14 @@ int main(int argc, char** argv) {
     std::cout << "\nexit codes: 0 ok, 1 error, 2 usage, 3 timeout (edges pending), 4 auth, "
                  "5 unreachable, 6 invalid request, 7 rate limited, 8 not found\n";
     return vm.count("help") ? kOk : kUsage;
+  }
+  if (vm["command"].as<std::string>() == "completion") {
+    if (!vm.count("arg") || vm["arg"].as<std::string>() != "bash") {
+      std::cerr << "ternctl: completion bash (the only shell so far)\n";
+      return kUsage;
+    }
+    std::cout << kBashCompletion;
+    return kOk;
   }
   if (vm["command"].as<std::string>() == "hash-token") {
     std::string token;
@@ -207,9 +305,12 @@ int main(int argc, char** argv) {
     creds = grpc::SslCredentials(so);
   }
   auto stub = v1::PurgeService::NewStub(grpc::CreateChannel(address, creds));
-  auto context = [&](grpc::ClientContext* ctx) {
+  const bool explicit_deadline = !vm["deadline"].defaulted();
+  auto context = [&](grpc::ClientContext* ctx, bool stream = false) {
     if (!token.empty()) ctx->AddMetadata("authorization", "Bearer " + token);
-    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(deadline_ms));
+    // A stream runs until interrupted, unless asked otherwise.
+    if (!stream || explicit_deadline)
+      ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(deadline_ms));
   };
 
   const std::string command = vm["command"].as<std::string>();
@@ -283,59 +384,74 @@ int main(int argc, char** argv) {
     }
     std::printf("%-8s %-9s %-5s %10s  %-20s %s\n", "ID", "STATE", "MODE", "LATENCY", "BY",
                 "SELECTORS");
-    for (const auto& r : resp.purges()) {
-      std::string sel = r.selectors_size() ? selectorText(r.selectors(0)) : "";
-      if (r.selectors_size() > 1) sel += " (+" + std::to_string(r.selectors_size() - 1) + ")";
-      char lat[32] = "-";
-      if (r.state() == v1::PURGE_STATE_COMPLETE)
-        std::snprintf(lat, sizeof lat, "%.2fms",
-                      static_cast<double>(r.complete_latency_us()) / 1000);
-      std::printf("%-8llu %-9s %-5s %10s  %-20s %s\n", static_cast<unsigned long long>(r.seq()),
-                  std::string(purgeStateName(r.state())).c_str(),
-                  r.mode() == v1::PURGE_MODE_SOFT ? "soft" : "hard", lat,
-                  r.requested_by().empty() ? "-" : r.requested_by().c_str(), sel.c_str());
-    }
+    for (const auto& r : resp.purges()) printPurgeLine(r);
     return kOk;
   }
   if (command == "edges") {
+    uint32_t interval_ms = 0;
+    if (!parseDurationMs(vm["interval"].as<std::string>(), &interval_ms) || interval_ms < 100) {
+      std::cerr << "ternctl: bad --interval (at least 100ms)\n";
+      return kUsage;
+    }
+    for (bool first = true;; first = false) {
+      if (!first) std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
+      grpc::ClientContext ctx;
+      context(&ctx);
+      v1::ListEdgesResponse resp;
+      grpc::Status s = stub->ListEdges(&ctx, v1::ListEdgesRequest(), &resp);
+      if (!vm["watch"].as<bool>()) {
+        if (!s.ok()) return failed(s, as_json);
+        if (as_json)
+          std::cout << tern::coordinator::edgesJson(resp);
+        else
+          printEdges(resp);
+        return kOk;
+      }
+      // Watching: one snapshot per interval, errors included (an outage
+      // is what the operator is watching for); only auth errors end it.
+      if (!s.ok()) {
+        if (exitFor(s) == kAuth) return failed(s, as_json);
+        if (as_json) {
+          std::cout << tern::coordinator::errorJson("grpc_" + std::to_string(s.error_code()),
+                                                    s.error_message());
+        } else {
+          std::printf("%s  %s (gRPC code %d)\n\n", nowText().c_str(), s.error_message().c_str(),
+                      static_cast<int>(s.error_code()));
+        }
+      } else if (as_json) {
+        std::cout << tern::coordinator::edgesJson(resp);  // one object per line
+      } else {
+        std::printf("%s\n", nowText().c_str());
+        printEdges(resp);
+        std::printf("\n");
+      }
+      std::fflush(stdout);
+    }
+  }
+  if (command == "watch") {
     grpc::ClientContext ctx;
-    context(&ctx);
-    v1::ListEdgesResponse resp;
-    grpc::Status s = stub->ListEdges(&ctx, v1::ListEdgesRequest(), &resp);
+    context(&ctx, /*stream=*/true);
+    v1::WatchPurgesRequest req;
+    req.set_from_seq(vm["from"].as<uint64_t>());
+    auto reader = stub->WatchPurges(&ctx, req);
+    v1::PurgeResult r;
+    if (!as_json)
+      std::printf("%-8s %-9s %-5s %10s  %-20s %s\n", "ID", "STATE", "MODE", "LATENCY", "BY",
+                  "SELECTORS");
+    std::fflush(stdout);
+    while (reader->Read(&r)) {
+      if (as_json)
+        std::cout << tern::coordinator::purgeResultJson(r);  // one object per line
+      else
+        printPurgeLine(r);
+      std::cout.flush();
+      std::fflush(stdout);
+    }
+    grpc::Status s = reader->Finish();
     if (!s.ok()) return failed(s, as_json);
-    if (as_json) {
-      std::cout << tern::coordinator::edgesJson(resp);
-      return kOk;
-    }
-    std::printf("log head %llu\n", static_cast<unsigned long long>(resp.head_seq()));
-    std::printf("%-24s %-22s %-12s %8s %6s %s\n", "EDGE", "ADDRESS", "STATE", "APPLIED", "LAG",
-                "REPLICA");
-    for (const auto& e : resp.edges())
-      std::printf("%-24s %-22s %-12s %8llu %6llu %s\n", e.edge_id().c_str(), e.address().c_str(),
-                  std::string(edgeStateName(e.state())).c_str(),
-                  static_cast<unsigned long long>(e.applied_seq()),
-                  static_cast<unsigned long long>(e.lag()), e.replica_id().c_str());
-    if (resp.replicas_size() > 0) {
-      std::printf("\n%-24s %-22s %8s %10s\n", "REPLICA", "ADDRESS", "EDGES", "HEAD SEEN");
-      for (const auto& r : resp.replicas())
-        std::printf("%-24s %-22s %8u %10llu%s\n", r.replica_id().c_str(), r.address().c_str(),
-                    r.edges_connected(), static_cast<unsigned long long>(r.head_seq()),
-                    r.self() ? "  (answering)" : "");
-    }
-    if (resp.etcd_members_size() > 0) {
-      std::printf("\n%-24s %-12s %-9s %-8s %10s %s\n", "ETCD MEMBER", "STATE", "ROLE", "VERSION",
-                  "RAFT INDEX", "ERROR");
-      for (const auto& m : resp.etcd_members())
-        std::printf("%-24s %-12s %-9s %-8s %10llu %s\n", m.endpoint().c_str(),
-                    m.reachable() ? "reachable" : "unreachable",
-                    m.leader()      ? "leader"
-                    : m.reachable() ? "follower"
-                                    : "-",
-                    m.version().c_str(), static_cast<unsigned long long>(m.raft_index()),
-                    m.error().c_str());
-    }
     return kOk;
   }
-  std::cerr << "ternctl: unknown command '" << command << "' (purge, purges, edges, hash-token)\n";
+  std::cerr << "ternctl: unknown command '" << command
+            << "' (purge, purges, edges, watch, hash-token, completion)\n";
   return kUsage;
 }

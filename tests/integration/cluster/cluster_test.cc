@@ -18,7 +18,9 @@
 #include <boost/json.hpp>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <future>
+#include <sstream>
 #include <thread>
 
 #include "tern/v1/purge.grpc.pb.h"
@@ -649,6 +651,65 @@ TEST_F(ClusterTest, TernctlPurgesAndListsWithReliableExitCodes) {
   ASSERT_TRUE(eventually([&] { return processState(edges_[0]->process().pid()) == 'T'; }));
   EXPECT_EQ(runCtl(out, with({"purge", "--tag", "z", "--wait", "--timeout", "100ms"})), 3);
   edges_[0]->process().signal(SIGCONT);
+}
+
+// ternctl follows purges as they complete and edges as they change, and
+// completes its own command line in bash.
+TEST_F(ClusterTest, TernctlWatchesPurgesAndEdgesAndCompletesInBash) {
+  const std::string ctl = buildBinary("coordinator/ternctl");
+  const std::string watch_out = dir_.sub("watch.out"), edges_out = dir_.sub("edges.out");
+  Process watch({ctl, "--coordinator", coordinator_->grpcAddress(), "--token", kToken, "--json",
+                 "watch", "--from", "1"},
+                watch_out);
+  Process edges({ctl, "--coordinator", coordinator_->grpcAddress(), "--token", kToken, "edges",
+                 "--watch", "--interval", "200ms"},
+                edges_out);
+  auto first = purge(R"({"tags":["watched-1"],"wait":"all"})");
+  auto second = purge(R"({"tags":["watched-2"],"wait":"all"})");
+  ASSERT_EQ(first["state"], "complete");
+  ASSERT_EQ(second["state"], "complete");
+  // Both completions arrive, in order, one JSON object per line.
+  ASSERT_TRUE(eventually([&] {
+    return readText(watch_out).find("watched-2") != std::string::npos;
+  })) << readText(watch_out);
+  std::vector<json::object> seen;
+  std::istringstream lines(readText(watch_out));
+  for (std::string line; std::getline(lines, line);)
+    if (!line.empty()) seen.push_back(json::parse(line).as_object());
+  ASSERT_EQ(seen.size(), 2u) << readText(watch_out);
+  EXPECT_EQ(seen[0]["id"], first["id"]);
+  EXPECT_EQ(seen[1]["id"], second["id"]);
+  EXPECT_EQ(seen[1]["state"], "complete");
+  EXPECT_TRUE(watch.running()) << "a watch runs until interrupted";
+  // Snapshots keep coming, each with every edge.
+  ASSERT_TRUE(eventually([&] {
+    const std::string out = readText(edges_out);
+    size_t n = 0;
+    for (size_t at = out.find("log head"); at != std::string::npos;
+         at = out.find("log head", at + 1))
+      ++n;
+    return n >= 3;
+  })) << readText(edges_out);
+  for (auto id : {"e1", "e2", "e3"})
+    EXPECT_NE(readText(edges_out).find(id), std::string::npos) << readText(edges_out);
+  watch.signal(SIGINT);
+  edges.signal(SIGINT);
+  EXPECT_GE(watch.wait(5000), 0);
+  EXPECT_GE(edges.wait(5000), 0);
+  // A wrong token ends an edges watch at once (exit 4), it does not poll on.
+  EXPECT_EQ(runCtl(edges_out, {"--coordinator", coordinator_->grpcAddress(), "--token", "wrong",
+                               "edges", "--watch"}),
+            4);
+
+  const std::string script = dir_.sub("complete.sh");
+  std::ofstream(script)
+      << "source <(" << ctl << " completion bash)\n"
+      << "COMP_WORDS=(ternctl ed); COMP_CWORD=1; _ternctl; echo \"${COMPREPLY[*]}\"\n"
+      << "COMP_WORDS=(ternctl purge --so); COMP_CWORD=2; _ternctl; "
+         "echo \"${COMPREPLY[*]}\"\n";
+  const std::string out = dir_.sub("complete.out");
+  ASSERT_EQ(std::system(("bash " + script + " > " + out + " 2>&1").c_str()), 0) << readText(out);
+  EXPECT_EQ(readText(out), "edges\n--soft\n");
 }
 
 }  // namespace
