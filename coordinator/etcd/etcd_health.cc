@@ -15,6 +15,8 @@ EtcdHealth::EtcdHealth(EtcdClient* client, metrics::Registry* registry, uint32_t
                             for (const auto& m : members()) n += m.reachable() ? 1 : 0;
                             return n;
                           });
+  registry->callbackGauge("tern_coordinator_etcd_members", "etcd members configured",
+                          [this] { return static_cast<double>(members().size()); });
   registry->callbackGauge("tern_coordinator_etcd_leader_known",
                           "1 if a reachable etcd member said it is the leader", [this] {
                             for (const auto& m : members())

@@ -10,7 +10,9 @@
 #include <sys/wait.h>
 
 #include <boost/json.hpp>
+#include <cctype>
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <set>
 #include <thread>
@@ -511,6 +513,40 @@ TEST_F(ReplicaTest, OneEtcdMemberDownPurgesContinue) {
   EXPECT_NE(page.find("unreachable"), std::string::npos) << page;
   EXPECT_NE(api(1, "GET", "/metrics").body.find("tern_coordinator_etcd_members_reachable 2"),
             std::string::npos);
+}
+
+// Every metric the Grafana dashboard and the alerting rules query is one that
+// a real replica (with etcd) or a real edge exports.
+TEST_F(ReplicaTest, TheDashboardAndTheAlertsNameOnlyMetricsThatExist) {
+  // A purge through every edge, so that the per-edge series exist.
+  auto r = api(0, "POST", "/v1/purge", R"({"tags":["dashboard"],"wait":"all"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const std::string exported =
+      api(0, "GET", "/metrics").body + httpGet(edges_[0]->adminPort(), "/metrics").body;
+  std::set<std::string> names;
+  for (const char* file :
+       {"/helm/tern/files/grafana-dashboard.json", "/helm/tern/files/prometheus-rules.yaml"}) {
+    const std::string text = readText(std::string(TERN_SOURCE_DIR) + file);
+    ASSERT_FALSE(text.empty()) << file;
+    for (size_t at = text.find("tern_"); at != std::string::npos; at = text.find("tern_", at + 1)) {
+      if (at > 0 && (std::isalnum(static_cast<unsigned char>(text[at - 1])) || text[at - 1] == '_'))
+        continue;  // inside another word
+      size_t end = at;
+      while (end < text.size() &&
+             (std::islower(static_cast<unsigned char>(text[end])) ||
+              std::isdigit(static_cast<unsigned char>(text[end])) || text[end] == '_'))
+        ++end;
+      std::string name = text.substr(at, end - at);
+      for (const char* suffix : {"_bucket", "_sum", "_count"})
+        if (name.ends_with(suffix) && exported.find("# TYPE " + name + " ") == std::string::npos)
+          name.resize(name.size() - std::strlen(suffix));  // a histogram's series
+      names.insert(name);
+    }
+  }
+  EXPECT_GE(names.size(), 15u) << "the dashboard and the rules query Tern's metrics";
+  for (const auto& name : names)
+    EXPECT_NE(exported.find("# TYPE " + name + " "), std::string::npos)
+        << name << " is queried but not exported";
 }
 
 TEST_F(ReplicaTest, WithoutAnEtcdQuorumThePurgeApiAnswers503) {
