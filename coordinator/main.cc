@@ -107,6 +107,14 @@ Result<std::string> readFile(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before any thread exists, so that every thread inherits the mask: the
+  // signals are taken by sigwait below, never by a default action.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   tern::tuneGrpcRuntime();
   Config cfg = makeConfig();
   bool help = false;
@@ -333,12 +341,6 @@ int main(int argc, char** argv) {
                            [p = peer_links.get()] { return static_cast<double>(p->received()); });
   }
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
   std::printf("tern-coordinator listening on port %d (grpc %d)\n", http.port(), grpc_port);

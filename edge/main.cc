@@ -93,6 +93,14 @@ int fail(const Status& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before any thread exists, so that every thread inherits the mask: the
+  // signals are taken by sigwait below, never by a default action.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   tern::tuneGrpcRuntime();
   Config cfg = makeConfig();
   bool help = false;
@@ -293,12 +301,6 @@ int main(int argc, char** argv) {
   admin_state.registry = &registry;
   admin_state.ready = [a = purge_agent.get()](std::string* why) { return !a || a->ready(why); };
 
-  // Block the stop signals in every thread; the main thread waits for them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
   server::EdgeServer server(sc, origins, &store, flow, &registry, admin_state);
@@ -314,7 +316,13 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   int sig = 0;
-  sigwait(&signals, &sig);
+  for (;;) {
+    sigwait(&signals, &sig);
+    if (sig != SIGHUP) break;
+    TERN_LOG(kWarn,
+             "SIGHUP: tern-edge does not re-read its configuration; restart it to apply "
+             "changes (the cache survives a restart)");
+  }
   TERN_LOG(kInfo, "stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   server.stop(10000);
   if (purge_agent) purge_agent->stop();

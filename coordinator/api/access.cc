@@ -278,10 +278,22 @@ Result<std::shared_ptr<const AccessPolicy>> loadAccessPolicy(const AccessSources
   std::string yaml;
   if (!sources.tokens_file.empty()) {
     TERN_ASSIGN_OR_RETURN(yaml, readWhole(sources.tokens_file));
+    // Nothing at all is a file caught half-written, not "no tokens" (say
+    // that with "tokens: []").
+    if (yaml.find_first_not_of(" \t\r\n") == std::string::npos)
+      return Status::invalidArgument(sources.tokens_file + ": the tokens file is empty");
   }
   auto policy = AccessPolicy::build(tokens, yaml);
   if (!policy.ok() && !sources.tokens_file.empty())
     return Status::invalidArgument(sources.tokens_file + ": " + policy.status().message());
+  // Files that name no credential would open the APIs to anyone: an empty
+  // file (or one caught half-written) is an error, never "open".
+  if (policy.ok() && (*policy)->open() &&
+      (!sources.token_file.empty() || !sources.tokens_file.empty()))
+    return Status::invalidArgument(
+        "no credential in " +
+        (sources.tokens_file.empty() ? sources.token_file : sources.tokens_file) +
+        ": refusing to leave the APIs open");
   return policy;
 }
 

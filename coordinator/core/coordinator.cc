@@ -159,6 +159,10 @@ void Coordinator::purge(const v1::PurgeRequest& request, const Requester& reques
   if (!checked.ok()) return done(checked.status());
   checked->entry.set_requested_by(requester.name);
   checked->entry.set_requested_from(requester.address);
+  // An idempotency key belongs to its caller: another credential using the
+  // same key neither answers nor blocks the first one's purge.
+  if (!checked->entry.idempotency_key().empty() && !requester.name.empty())
+    checked->entry.set_idempotency_key(requester.name + '\x1f' + checked->entry.idempotency_key());
   if (checked->wait == v1::WAIT_MODE_ALL) {
     // Bounded holds: each waiting call is counted until it is answered.
     if (waiting_calls_.fetch_add(1) >= options_.max_waiting_calls) {

@@ -53,6 +53,10 @@ Result<uint64_t> Coordinator::attach(const v1::Hello& hello, std::shared_ptr<Edg
   if (hello.protocol_version() != 1)
     return Status::invalidArgument("hello: unsupported protocol_version " +
                                    std::to_string(hello.protocol_version()));
+  // An edge ahead of the log raises its head (below); a number no log can
+  // reach would only wrap the sequence.
+  if (hello.applied_seq() > (uint64_t{1} << 62))
+    return Status::invalidArgument("hello: applied_seq out of range");
   // Metrics are registered before taking mu_ (the registry calls back into us).
   const EdgeMetrics em = metrics_.forEdge(hello.edge_id());
   Deferred deferred;

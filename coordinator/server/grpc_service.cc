@@ -63,6 +63,19 @@ std::string_view scopeName(Scope s) {
 
 }  // namespace
 
+std::vector<std::string> certificateNames(grpc::CallbackServerContext* ctx) {
+  std::vector<std::string> names;
+  auto auth = ctx->auth_context();
+  if (!auth || !auth->IsPeerAuthenticated()) return names;
+  // The subject alternative names when there are any, else the common name
+  // (RFC 6125 6.4.4).
+  for (const char* property : {"x509_subject_alternative_name", "x509_common_name"}) {
+    for (const auto& v : auth->FindPropertyValues(property)) names.emplace_back(v.data(), v.size());
+    if (!names.empty()) break;
+  }
+  return names;
+}
+
 Result<Principal> callerWith(grpc::CallbackServerContext* ctx, const Access& access, Scope scope) {
   TERN_ASSIGN_OR_RETURN(Principal who, access.authenticate(metadata(ctx, "authorization")));
   const bool ok = scope == kScopeRead ? who.mayRead() : who.has(scope);
@@ -78,6 +91,12 @@ grpc::ServerUnaryReactor* PurgeServiceImpl::Purge(grpc::CallbackServerContext* c
   auto* reactor = ctx->DefaultReactor();
   // Any credential gets as far as checkPurge: an edge's may soft-purge tags.
   auto who = access_->authenticate(metadata(ctx, "authorization"));
+  if (!who.ok() && metadata(ctx, "authorization").empty()) {
+    // An edge known by its client certificate (mTLS), asking on its own
+    // behalf (Cache-Group-Invalidation): the edge scope, nothing more.
+    if (auto names = certificateNames(ctx); !names.empty())
+      who = Principal{"cert:" + names.front(), kScopeEdge, {}, {}, {}};
+  }
   Status allowed = who.ok() ? Status::ok() : who.status();
   if (allowed.isOk()) {
     auto selectors = proto::selectorsFromProto(request->selectors());
@@ -96,6 +115,7 @@ grpc::ServerUnaryReactor* PurgeServiceImpl::Purge(grpc::CallbackServerContext* c
   }
   Requester requester{who->name, ctx->peer()};
   // A PURGE through an edge: the edge names the client it forwards.
+  // (What the caller says, not verified: recorded as its claim.)
   if (auto client = metadata(ctx, "tern-forwarded-for"); !client.empty())
     requester.address += " for " + std::string(client.substr(0, 128));
   coordinator_->purge(
@@ -450,13 +470,7 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* EdgeLinkImpl::Conne
   if (require_client_cert_) {
     // mTLS: the certificate (verified against grpc_tls.client_ca by the
     // handshake) is the edge's identity; a token does not stand in for it.
-    auto auth = ctx->auth_context();
-    std::vector<std::string> ids;
-    if (auth && auth->IsPeerAuthenticated()) {
-      for (const char* property : {"x509_common_name", "x509_subject_alternative_name"})
-        for (const auto& v : auth->FindPropertyValues(property))
-          ids.emplace_back(v.data(), v.size());
-    }
+    std::vector<std::string> ids = certificateNames(ctx);
     if (ids.empty()) {
       TERN_LOG(kWarn, "edge stream refused: no client certificate", {{"peer", ctx->peer()}});
       return new Denied({grpc::StatusCode::UNAUTHENTICATED,

@@ -62,6 +62,9 @@ class EdgeLinkImpl final
   bool require_client_cert_;
 };
 
+// The names of the caller's verified client certificate (mTLS): its subject
+// alternative names, or its common name when it has none. Empty without one.
+std::vector<std::string> certificateNames(grpc::CallbackServerContext* ctx);
 // Maps our status codes to gRPC's.
 grpc::Status toGrpc(const Status& status);
 // The caller of a call, from its "authorization" metadata: Unauthenticated

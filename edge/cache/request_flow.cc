@@ -662,8 +662,13 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     // forwarded.
     auto auth = http::findField(req_->headers, "authorization");
     const std::string_view credential = auth ? http::trim(*auth) : std::string_view();
-    const bool bearer = credential.size() > 7 && (credential.substr(0, 7) == "Bearer " ||
-                                                  credential.substr(0, 7) == "bearer ");
+    // A token is visible ASCII only (RFC 6750 b64token is narrower): it goes
+    // on as gRPC metadata, which refuses anything else.
+    const bool bearer =
+        credential.size() > 7 &&
+        (credential.substr(0, 7) == "Bearer " || credential.substr(0, 7) == "bearer ") &&
+        std::all_of(credential.begin() + 7, credential.end(),
+                    [](char c) { return c >= 0x21 && c <= 0x7e; });
     if (!bearer || (!ctx_.config.purge_token.empty() &&
                     !constantTimeEqual(credential, "Bearer " + ctx_.config.purge_token))) {
       http::Fields h = {{"Content-Type", "application/json"},

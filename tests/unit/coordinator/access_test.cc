@@ -164,6 +164,30 @@ TEST_F(AccessTest, AnEdgeCredentialJoinsOnlyAsTheIdsItNames) {
   EXPECT_TRUE(who(*policy_, "full-access-token-0123").mayJoinAs("anything"));
 }
 
+// Selectors as users write them, normalized as the coordinator does before
+// checking (case, schemes, default ports, a prefix without a path, IPv6).
+TEST_F(AccessTest, ScopesHoldForSelectorsAsUsersWriteThem) {
+  Principal w = who(*policy_, "www-deploy-secret-0123");
+  auto check = [&](SelectorKind kind, const std::string& value) {
+    auto sel = storage::normalizeSelector(kind, value);
+    EXPECT_TRUE(sel.ok()) << value << ": " << sel.status().toString();
+    return sel.ok() ? checkPurge(w, PurgeMode::kHard, {*sel}) : sel.status();
+  };
+  EXPECT_TRUE(check(SelectorKind::kUrl, "HTTPS://WWW.Example.COM:443/A").isOk());
+  EXPECT_TRUE(check(SelectorKind::kUrl, "http://www.example.com").isOk());
+  EXPECT_TRUE(check(SelectorKind::kPrefix, "www.example.com").isOk());
+  EXPECT_TRUE(check(SelectorKind::kHost, "WWW.EXAMPLE.COM").isOk());
+  EXPECT_TRUE(check(SelectorKind::kPrefix, "https://img.static.example.com/").isOk());
+  for (const char* url :
+       {"https://www.example.com.evil.net/", "https://evil.net/www.example.com/", "https://[::1]/a",
+        "https://static.example.com/a", "https://www.example.co/a", "https://xwww.example.com/a"}) {
+    EXPECT_EQ(check(SelectorKind::kUrl, url).code(), StatusCode::kPermissionDenied) << url;
+    EXPECT_EQ(check(SelectorKind::kPrefix, url).code(), StatusCode::kPermissionDenied) << url;
+  }
+  EXPECT_EQ(check(SelectorKind::kPrefix, "www.example.com.evil.net").code(),
+            StatusCode::kPermissionDenied);
+}
+
 TEST(AccessOpen, WithoutCredentialsEveryoneMayDoEverything) {
   auto p = AccessPolicy::build({}, "");
   ASSERT_TRUE(p.ok());
@@ -239,6 +263,28 @@ TEST(AccessFile, LoadsEveryConfiguredSourceAndReportsAFileThatCannotBeRead) {
   auto missing = loadAccessPolicy({{}, "", dir.sub("missing.yaml")});
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("missing.yaml"), std::string::npos);
+
+  // Files that name no credential never open the APIs (an empty file, or
+  // one caught half-written while it is replaced).
+  const std::string empty = dir.sub("empty.yaml"), no_tokens = dir.sub("none.txt");
+  std::ofstream(empty) << "";
+  std::ofstream(no_tokens) << "# nothing yet\n";
+  for (const AccessSources& sources :
+       std::vector<AccessSources>{{{}, "", empty}, {{}, no_tokens, ""}, {{}, no_tokens, empty}}) {
+    auto p2 = loadAccessPolicy(sources);
+    ASSERT_FALSE(p2.ok());
+    EXPECT_TRUE(p2.status().message().find("refusing to leave the APIs open") !=
+                    std::string::npos ||
+                p2.status().message().find("the tokens file is empty") != std::string::npos)
+        << p2.status().toString();
+  }
+  // An empty file is refused even next to a full-access token.
+  EXPECT_FALSE(loadAccessPolicy({{"flag-token-0123456789"}, "", empty}).ok());
+  std::ofstream(empty) << "tokens: []\n";
+  EXPECT_FALSE(loadAccessPolicy({{}, "", empty}).ok()) << "no credential at all: not open";
+  EXPECT_TRUE(loadAccessPolicy({{"flag-token-0123456789"}, "", empty}).ok());
+  // Configured nowhere: open, as documented.
+  EXPECT_TRUE((*loadAccessPolicy({}))->open());
 
   // Access swaps the policy whole: a caller holds either the old or the new.
   Access access(*p);
