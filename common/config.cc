@@ -223,3 +223,18 @@ Result<int64_t> parseDurationMs(const std::string& text) {
 }
 
 }  // namespace tern
+
+namespace tern {
+
+void Config::set(const std::string& key, std::vector<std::string> values) {
+  values_[key] = std::move(values);
+}
+
+std::vector<std::string> Config::keys() const {
+  std::vector<std::string> out;
+  out.reserve(options_.size());
+  for (const auto& o : options_) out.push_back(o.key);
+  return out;
+}
+
+}  // namespace tern

@@ -8,7 +8,8 @@
 // --cache-disk-budget; the environment variable is the prefix plus the key in
 // upper case with dots and dashes as underscores (TERN_EDGE_CACHE_DISK_BUDGET).
 //
-// Thread-safety: build and load once at start-up; reading is const.
+// Thread-safety: build and load once at start-up; reading is const; set()
+// only where nothing reads the Config at the same time.
 
 #include <cstdint>
 #include <map>
@@ -36,6 +37,10 @@ class Config {
   // keys, bad YAML or bad values. `*help_requested` is set for --help.
   Status load(int argc, const char* const* argv, bool* help_requested = nullptr);
   std::string usage() const;
+  // Every key, in the order added.
+  std::vector<std::string> keys() const;
+  // Replaces a key's values (a configuration reload keeps what it applied).
+  void set(const std::string& key, std::vector<std::string> values);
 
   std::string str(const std::string& key) const;
   std::vector<std::string> list(const std::string& key) const;

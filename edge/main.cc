@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <set>
 
 #include "common/config.h"
 #include "common/log.h"
@@ -92,6 +93,113 @@ int fail(const Status& s) {
 
 }  // namespace
 
+namespace {
+
+Result<origin::OriginConfig> originsOf(const Config& cfg) {
+  origin::OriginConfig origins;
+  for (const auto& url : cfg.list("origin")) {
+    TERN_ASSIGN_OR_RETURN(auto upstream, origin::parseUpstream(url));
+    origins.default_upstreams.push_back(std::move(upstream));
+  }
+  for (const auto& entry : cfg.list("origin_map")) {
+    auto eq = entry.find('=');
+    if (eq == std::string::npos)
+      return Status::invalidArgument("origin_map: expected host=url: " + entry);
+    std::string host = entry.substr(0, eq);
+    for (auto& ch : host) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    TERN_ASSIGN_OR_RETURN(auto upstream, origin::parseUpstream(entry.substr(eq + 1)));
+    origins.by_host[host].push_back(std::move(upstream));
+  }
+  if (origins.default_upstreams.empty() && origins.by_host.empty())
+    return Status::invalidArgument("no origin configured: use --origin http://host:port");
+  TERN_ASSIGN_OR_RETURN(origins.connect_timeout_ms, cfg.durationMs("origin_connect_timeout"));
+  TERN_ASSIGN_OR_RETURN(origins.read_timeout_ms, cfg.durationMs("origin_read_timeout"));
+  TERN_ASSIGN_OR_RETURN(origins.idle_timeout_ms, cfg.durationMs("origin_idle_timeout"));
+  TERN_ASSIGN_OR_RETURN(origins.tls_verify, cfg.boolean("origin_tls_verify"));
+  origins.tls_ca_file = cfg.str("origin_ca_file");
+  return origins;
+}
+
+Result<server::ServerConfig> serverConfigOf(const Config& cfg) {
+  server::ServerConfig sc;
+  sc.listen = cfg.str("listen");
+  sc.admin_listen = cfg.str("admin_listen");
+  sc.tls_listen = cfg.str("tls.listen");
+  sc.tls_cert = cfg.str("tls.cert");
+  sc.tls_key = cfg.str("tls.key");
+  TERN_ASSIGN_OR_RETURN(int64_t loops, cfg.integer("server.loops"));
+  TERN_ASSIGN_OR_RETURN(int64_t blocking, cfg.integer("server.blocking_threads"));
+  TERN_ASSIGN_OR_RETURN(int64_t max_connections, cfg.integer("server.max_connections"));
+  TERN_ASSIGN_OR_RETURN(int64_t max_fields, cfg.integer("server.max_header_fields"));
+  sc.loops = static_cast<int>(loops);
+  sc.blocking_threads = static_cast<int>(blocking);
+  sc.max_connections = static_cast<size_t>(max_connections);
+  sc.max_header_fields = static_cast<size_t>(max_fields);
+  TERN_ASSIGN_OR_RETURN(sc.header_limit_bytes, cfg.bytes("server.header_limit"));
+  TERN_ASSIGN_OR_RETURN(sc.body_limit_bytes, cfg.bytes("server.body_limit"));
+  TERN_ASSIGN_OR_RETURN(sc.header_timeout_ms, cfg.durationMs("server.header_timeout"));
+  TERN_ASSIGN_OR_RETURN(sc.idle_timeout_ms, cfg.durationMs("server.idle_timeout"));
+  TERN_ASSIGN_OR_RETURN(sc.body_timeout_ms, cfg.durationMs("server.body_timeout"));
+  TERN_ASSIGN_OR_RETURN(sc.access_log, cfg.boolean("log.access"));
+  return sc;
+}
+
+// What SIGHUP may change without a restart: the origins, the server's
+// limits and timeouts, and logging. Everything else is reported and kept.
+bool reloadable(const std::string& key) {
+  static const std::set<std::string> kKeys = {"config",
+                                              "origin",
+                                              "origin_map",
+                                              "origin_connect_timeout",
+                                              "origin_read_timeout",
+                                              "origin_idle_timeout",
+                                              "server.max_connections",
+                                              "server.header_limit",
+                                              "server.body_limit",
+                                              "server.max_header_fields",
+                                              "server.header_timeout",
+                                              "server.idle_timeout",
+                                              "server.body_timeout",
+                                              "log.level",
+                                              "log.access"};
+  return kKeys.contains(key);
+}
+
+// Re-reads the configuration (file, environment, flags) and applies what
+// may change while running. An error leaves everything as it was.
+void reload(int argc, char** argv, Config* running, server::EdgeServer* server) {
+  Config next = makeConfig();
+  Status loaded = next.load(argc, argv);
+  log::Level level = log::level();
+  auto origins = loaded.isOk() ? originsOf(next) : Result<origin::OriginConfig>(loaded);
+  auto settings =
+      origins.ok() ? serverConfigOf(next) : Result<server::ServerConfig>(origins.status());
+  if (settings.ok() && !log::parseLevel(next.str("log.level"), &level))
+    settings = Status::invalidArgument("log.level: unknown level");
+  if (!settings.ok()) {
+    TERN_LOG(kError, "configuration not reloaded, the running one stays",
+             {{"error", settings.status().toString()}});
+    return;
+  }
+  std::string changed, kept;
+  for (const auto& key : running->keys()) {
+    if (running->list(key) == next.list(key)) continue;
+    std::string& to = reloadable(key) ? changed : kept;
+    to += (to.empty() ? "" : " ") + key;
+  }
+  if (!kept.empty())
+    TERN_LOG(kWarn, "configuration changes that need a restart were not applied", {{"keys", kept}});
+  server->reload(*settings, *origins);
+  log::setLevel(level);
+  // What runs now is the old configuration with the reloadable keys of the
+  // new one: the next reload compares against that.
+  for (const auto& key : running->keys())
+    if (reloadable(key)) running->set(key, next.list(key));
+  TERN_LOG(kInfo, "configuration reloaded", {{"changed", changed.empty() ? "nothing" : changed}});
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   // Before any thread exists, so that every thread inherits the mask: the
   // signals are taken by sigwait below, never by a default action.
@@ -122,25 +230,7 @@ int main(int argc, char** argv) {
     return *r;
   };
 
-  origin::OriginConfig origins;
-  for (const auto& url : cfg.list("origin"))
-    origins.default_upstreams.push_back(get(origin::parseUpstream(url)));
-  for (const auto& entry : cfg.list("origin_map")) {
-    auto eq = entry.find('=');
-    if (eq == std::string::npos)
-      return fail(Status::invalidArgument("origin_map: expected host=url: " + entry));
-    std::string host = entry.substr(0, eq);
-    for (auto& ch : host) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    origins.by_host[host].push_back(get(origin::parseUpstream(entry.substr(eq + 1))));
-  }
-  if (origins.default_upstreams.empty() && origins.by_host.empty()) {
-    return fail(Status::invalidArgument("no origin configured: use --origin http://host:port"));
-  }
-  origins.connect_timeout_ms = get(cfg.durationMs("origin_connect_timeout"));
-  origins.read_timeout_ms = get(cfg.durationMs("origin_read_timeout"));
-  origins.idle_timeout_ms = get(cfg.durationMs("origin_idle_timeout"));
-  origins.tls_verify = get(cfg.boolean("origin_tls_verify"));
-  origins.tls_ca_file = cfg.str("origin_ca_file");
+  origin::OriginConfig origins = get(originsOf(cfg));
 
   storage::RocksStoreOptions disk;
   disk.path = cfg.str("cache.dir");
@@ -192,22 +282,7 @@ int main(int argc, char** argv) {
   registry.callbackGauge("tern_edge_applied_purge_seq", "Highest purge sequence applied",
                          [&] { return static_cast<double>(store.appliedSeq()); });
 
-  server::ServerConfig sc;
-  sc.listen = cfg.str("listen");
-  sc.admin_listen = cfg.str("admin_listen");
-  sc.tls_listen = cfg.str("tls.listen");
-  sc.tls_cert = cfg.str("tls.cert");
-  sc.tls_key = cfg.str("tls.key");
-  sc.loops = static_cast<int>(get(cfg.integer("server.loops")));
-  sc.blocking_threads = static_cast<int>(get(cfg.integer("server.blocking_threads")));
-  sc.max_connections = static_cast<size_t>(get(cfg.integer("server.max_connections")));
-  sc.header_limit_bytes = get(cfg.bytes("server.header_limit"));
-  sc.body_limit_bytes = get(cfg.bytes("server.body_limit"));
-  sc.max_header_fields = static_cast<size_t>(get(cfg.integer("server.max_header_fields")));
-  sc.header_timeout_ms = get(cfg.durationMs("server.header_timeout"));
-  sc.idle_timeout_ms = get(cfg.durationMs("server.idle_timeout"));
-  sc.body_timeout_ms = get(cfg.durationMs("server.body_timeout"));
-  sc.access_log = get(cfg.boolean("log.access"));
+  server::ServerConfig sc = get(serverConfigOf(cfg));
 
   cache::FlowConfig flow;
   flow.expose_cache_key = get(cfg.boolean("cache.expose_key"));
@@ -319,9 +394,7 @@ int main(int argc, char** argv) {
   for (;;) {
     sigwait(&signals, &sig);
     if (sig != SIGHUP) break;
-    TERN_LOG(kWarn,
-             "SIGHUP: tern-edge does not re-read its configuration; restart it to apply "
-             "changes (the cache survives a restart)");
+    reload(argc, argv, &cfg, &server);
   }
   TERN_LOG(kInfo, "stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   server.stop(10000);

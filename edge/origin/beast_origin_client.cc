@@ -355,6 +355,13 @@ BeastOriginClient::BeastOriginClient(asio::io_context& ioc, const OriginConfig& 
 
 BeastOriginClient::~BeastOriginClient() = default;
 
+void BeastOriginClient::reconfigure(const OriginConfig& config) {
+  OriginConfig next = config;
+  next.tls_verify = impl_->config.tls_verify;
+  next.tls_ca_file = impl_->config.tls_ca_file;
+  impl_->config = std::move(next);
+}
+
 void BeastOriginClient::fetch(OriginRequest request, Callbacks callbacks) {
   const Upstream* up = impl_->pick(request.authority);
   if (up == nullptr) {

@@ -51,6 +51,12 @@ class BeastOriginClient final : public OriginClient {
   BeastOriginClient(boost::asio::io_context& ioc, const OriginConfig& config);
   ~BeastOriginClient() override;
   void fetch(OriginRequest request, Callbacks callbacks) override;
+  // New upstreams and timeouts for the fetches that start from now on
+  // (configuration reload); fetches under way keep theirs, and pooled
+  // connections to upstreams that are gone close as they idle out. The TLS
+  // settings (tls_verify, tls_ca_file) stay as they were.
+  // REQUIRES: on this client's io_context thread.
+  void reconfigure(const OriginConfig& config);
 
   struct Impl;
 

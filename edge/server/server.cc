@@ -51,8 +51,33 @@ struct Loop {
   uint64_t next_idle = 1;
 };
 
+// The settings a configuration reload may change while connections are
+// open: read on the loops at each use (relaxed: each value stands alone).
+struct LiveSettings {
+  std::atomic<size_t> max_connections;
+  std::atomic<size_t> header_limit_bytes;
+  std::atomic<size_t> max_header_fields;
+  std::atomic<uint64_t> body_limit_bytes;
+  std::atomic<int64_t> header_timeout_ms;
+  std::atomic<int64_t> idle_timeout_ms;
+  std::atomic<int64_t> body_timeout_ms;
+  std::atomic<bool> access_log;
+
+  void set(const ServerConfig& c) {
+    max_connections = c.max_connections;
+    header_limit_bytes = c.header_limit_bytes;
+    max_header_fields = c.max_header_fields;
+    body_limit_bytes = c.body_limit_bytes;
+    header_timeout_ms = c.header_timeout_ms;
+    idle_timeout_ms = c.idle_timeout_ms;
+    body_timeout_ms = c.body_timeout_ms;
+    access_log = c.access_log;
+  }
+};
+
 struct EdgeServer::Impl {
   ServerConfig config;
+  LiveSettings live;
   origin::OriginConfig origins;
   cache::TieredStore* store;
   cache::FlowConfig flow;
@@ -110,7 +135,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     lowest().socket().set_option(tcp::no_delay(true), ec);
     // Unparsed bytes held at most: a request head within header_limit, or a
     // chunk header line (the body goes to the parser as it arrives).
-    buffer_.max_size(srv_.config.header_limit_bytes + kReadSlackBytes);
+    buffer_.max_size(srv_.live.header_limit_bytes.load(std::memory_order_relaxed) +
+                     kReadSlackBytes);
     srv_.connections++;
     srv_.open_connections->add(1);
   }
@@ -121,7 +147,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void start() {
     if constexpr (kTls) {
-      lowest().expires_after(std::chrono::milliseconds(srv_.config.header_timeout_ms));
+      lowest().expires_after(
+          std::chrono::milliseconds(srv_.live.header_timeout_ms.load(std::memory_order_relaxed)));
       auto self = this->shared_from_this();
       stream_.async_handshake(asio::ssl::stream_base::server, [self](beast::error_code ec) {
         if (ec) {
@@ -182,7 +209,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     res->result(static_cast<unsigned>(status));
     for (const auto& f : headers) res->insert(f.name, f.value);
     bool keep = keep_alive_ && !srv_.stopping.load();
-    if (srv_.config.access_log) {
+    if (srv_.live.access_log.load(std::memory_order_relaxed)) {
       for (const auto& f : headers) {
         if (f.name == "Cache-Status") cache_status_ = f.value;
       }
@@ -197,8 +224,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     res->body().more = body != nullptr;
     auto sr = std::make_shared<bhttp::response_serializer<bhttp::buffer_body>>(*res);
     auto self = this->shared_from_this();
-    if (srv_.config.body_timeout_ms > 0)
-      lowest().expires_after(std::chrono::milliseconds(srv_.config.body_timeout_ms));
+    if (srv_.live.body_timeout_ms.load(std::memory_order_relaxed) > 0)
+      lowest().expires_after(
+          std::chrono::milliseconds(srv_.live.body_timeout_ms.load(std::memory_order_relaxed)));
     std::shared_ptr<cache::BodySource> src(std::move(body));
     if (src && !head_only_) {
       // The head goes out with the first chunk of the body: one write (one
@@ -231,7 +259,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     head->append(reasonPhrase(status)).append("\r\n");
     for (const auto& f : headers) {
       if (http::hasLineBreak(f.value)) continue;  // never split a head
-      if (srv_.config.access_log && f.name == "Cache-Status") cache_status_ = f.value;
+      if (srv_.live.access_log.load(std::memory_order_relaxed) && f.name == "Cache-Status")
+        cache_status_ = f.value;
       head->append(f.name).append(": ").append(f.value).append("\r\n");
     }
     if (length) head->append("Content-Length: ").append(std::to_string(*length)).append("\r\n");
@@ -239,7 +268,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     head->append("\r\n");
     bytes_ = 0;
     auto self = this->shared_from_this();
-    lowest().expires_after(std::chrono::milliseconds(srv_.config.body_timeout_ms));
+    lowest().expires_after(
+        std::chrono::milliseconds(srv_.live.body_timeout_ms.load(std::memory_order_relaxed)));
     if (!body || head_only_) {
       return asio::async_write(stream_, asio::buffer(*head),
                                [self, head, keep, status](beast::error_code ec, size_t) {
@@ -275,7 +305,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       }
       if (chunk->empty()) return self->finished(keep, status);
       self->bytes_ += chunk->size();
-      self->lowest().expires_after(std::chrono::milliseconds(self->srv_.config.body_timeout_ms));
+      self->lowest().expires_after(std::chrono::milliseconds(
+          self->srv_.live.body_timeout_ms.load(std::memory_order_relaxed)));
       asio::async_write(self->stream_, asio::buffer(chunk->data(), chunk->size()),
                         [self, src, keep, status](beast::error_code ec, size_t) {
                           if (ec) return self->close();
@@ -299,7 +330,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       res->body().more = !chunk->empty();
       self->bytes_ += chunk->size();
       const bool last = chunk->empty();
-      self->lowest().expires_after(std::chrono::milliseconds(self->srv_.config.body_timeout_ms));
+      self->lowest().expires_after(std::chrono::milliseconds(
+          self->srv_.live.body_timeout_ms.load(std::memory_order_relaxed)));
       bhttp::async_write(self->stream_, *sr,
                          [self, res, sr, src, keep, status, last](beast::error_code ec, size_t) {
                            if (ec == bhttp::error::need_buffer) ec = {};
@@ -311,8 +343,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   void finished(bool keep, int status) {
-    if (srv_.config.body_timeout_ms > 0) lowest().expires_never();
-    if (srv_.config.access_log && log::Level::kInfo >= log::level()) {
+    if (srv_.live.body_timeout_ms.load(std::memory_order_relaxed) > 0) lowest().expires_never();
+    if (srv_.live.access_log.load(std::memory_order_relaxed) && log::Level::kInfo >= log::level()) {
       log::write(log::Level::kInfo, "access",
                  {{"client", client_ip_},
                   {"method", method_},
@@ -328,8 +360,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void read(bool first) {
     parser_.emplace();
-    parser_->header_limit(static_cast<uint32_t>(srv_.config.header_limit_bytes));
-    parser_->body_limit(srv_.config.body_limit_bytes);
+    parser_->header_limit(
+        static_cast<uint32_t>(srv_.live.header_limit_bytes.load(std::memory_order_relaxed)));
+    parser_->body_limit(srv_.live.body_limit_bytes.load(std::memory_order_relaxed));
     chunk_ext_too_long_ = false;
     parser_->on_chunk_header(on_chunk_header_);
     const bool idle = !first && buffer_.size() == 0;
@@ -337,8 +370,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     // once it is out the connection would wait idle past the stop's sweep
     // of idle connections (which ran on this loop before it got here).
     if (idle && srv_.stopping.load()) return close();
-    lowest().expires_after(std::chrono::milliseconds(idle ? srv_.config.idle_timeout_ms
-                                                          : srv_.config.header_timeout_ms));
+    lowest().expires_after(std::chrono::milliseconds(
+        idle ? srv_.live.idle_timeout_ms.load(std::memory_order_relaxed)
+             : srv_.live.header_timeout_ms.load(std::memory_order_relaxed)));
     if (idle) {
       idle_id_ = loop_.next_idle++;
       loop_.idle[idle_id_] = [w = this->weak_from_this()] {
@@ -402,7 +436,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     head.chunked = msg.chunked();
     for (const auto& f : msg) head.fields.emplace_back(f.name_string(), f.value());
     auto req = std::make_shared<cache::Request>();
-    if (auto bad = http::checkRequestHead(head, srv_.config.max_header_fields, &req->headers))
+    if (auto bad = http::checkRequestHead(
+            head, srv_.live.max_header_fields.load(std::memory_order_relaxed), &req->headers))
       return reject(bad->status, bad->reason);
     req->method = std::string(msg.method_string());
     req->target = std::string(msg.target());
@@ -554,7 +589,7 @@ void EdgeServer::Impl::accept(Loop& loop) {
     if (ec) {
       if (ec == asio::error::operation_aborted || stopping) return;
       TERN_LOG(kWarn, "accept failed", {{"reason", ec.message()}});
-    } else if (connections.load() >= config.max_connections) {
+    } else if (connections.load() >= live.max_connections.load(std::memory_order_relaxed)) {
       rejected_connections->inc();
       beast::error_code ignored;
       socket.close(ignored);
@@ -569,7 +604,7 @@ void EdgeServer::Impl::acceptTls(Loop& loop) {
   loop.tls_acceptor.async_accept(loop.ioc, [this, &loop](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (ec == asio::error::operation_aborted || stopping) return;
-    } else if (connections.load() >= config.max_connections) {
+    } else if (connections.load() >= live.max_connections.load(std::memory_order_relaxed)) {
       rejected_connections->inc();
       beast::error_code ignored;
       socket.close(ignored);
@@ -593,6 +628,7 @@ EdgeServer::EdgeServer(ServerConfig config, origin::OriginConfig origins, cache:
                        cache::FlowConfig flow, metrics::Registry* registry, admin::AdminState admin)
     : impl_(std::make_unique<Impl>()) {
   impl_->config = std::move(config);
+  impl_->live.set(impl_->config);
   impl_->origins = std::move(origins);
   impl_->store = store;
   impl_->flow = std::move(flow);
@@ -718,6 +754,18 @@ void EdgeServer::stop(int64_t grace_ms) {
 void EdgeServer::wait() {
   std::unique_lock lock(impl_->done_mu);
   impl_->done_cv.wait(lock, [&] { return impl_->done; });
+}
+
+void EdgeServer::reload(const ServerConfig& settings, const origin::OriginConfig& origins) {
+  impl_->live.set(settings);
+  // Each loop's origin client belongs to its loop: the new upstreams are
+  // handed over there, between two fetches.
+  for (auto& loop : impl_->loops) {
+    Loop* l = loop.get();
+    asio::post(l->ioc, [l, origins] {
+      if (l->origin) l->origin->reconfigure(origins);
+    });
+  }
 }
 
 int EdgeServer::port() const { return impl_->port; }

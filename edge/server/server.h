@@ -56,6 +56,12 @@ class EdgeServer {
   // Blocks until stop() finished.
   void wait();
 
+  // Configuration reload: the limits, timeouts and access_log of `settings`
+  // (listeners, TLS and threads stay as started) and the origins take
+  // effect for what starts from now on; open connections and the cache are
+  // kept. Thread-safe.
+  void reload(const ServerConfig& settings, const origin::OriginConfig& origins);
+
   int port() const;
   int adminPort() const;
   int tlsPort() const;  // 0 without TLS

@@ -13,7 +13,8 @@ namespace tern::testing {
 class EdgeProcess {
  public:
   // Starts tern-edge (built next to the test binary's tree) and waits until
-  // it prints its ports. Extra flags are appended.
+  // it prints its ports. Extra flags are appended. An empty origin_url gives
+  // no --origin flag (a --config file names the origins).
   EdgeProcess(const std::string& cache_dir, const std::string& origin_url,
               std::vector<std::string> extra_flags = {});
   ~EdgeProcess();

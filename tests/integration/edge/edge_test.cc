@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <regex>
 #include <thread>
 
@@ -649,6 +650,109 @@ TEST_F(EdgeTest, CacheGroupInvalidationMarksTheGroupStale) {
   EXPECT_EQ(a.body, "a");
   EXPECT_NE(get("/g/b").header("cache-status").find("hit"), std::string::npos)
       << "another group is untouched";
+}
+
+}  // namespace
+}  // namespace tern::testing
+
+namespace tern::testing {
+namespace {
+
+// A keep-alive connection of the test's own, to show it survives a reload.
+class KeepAlive {
+ public:
+  explicit KeepAlive(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+    timeval tv{5, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  ~KeepAlive() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  // The whole response to GET `path` (Content-Length framed), or "".
+  std::string get(const std::string& path) {
+    const std::string req = "GET " + path + " HTTP/1.1\r\nHost: test.example\r\n\r\n";
+    if (fd_ < 0 || ::send(fd_, req.data(), req.size(), MSG_NOSIGNAL) < 0) return "";
+    std::string in;
+    char buf[4096];
+    for (;;) {
+      const size_t head = in.find("\r\n\r\n");
+      if (head != std::string::npos) {
+        const size_t cl = in.find("Content-Length: ");
+        const size_t want = head + 4 + (cl < head ? std::stoul(in.substr(cl + 16)) : 0);
+        if (in.size() >= want) return in.substr(0, want);
+      }
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return "";
+      in.append(buf, static_cast<size_t>(n));
+    }
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// SIGHUP re-reads the configuration: origins and limits change for what
+// comes next; open connections and the cache stay; what needs a restart is
+// named and kept; a configuration that does not load changes nothing.
+TEST(EdgeReloadTest, SighupAppliesNewOriginsAndLimitsAndKeepsConnectionsAndTheCache) {
+  TempDir dir;
+  TestOrigin a, b;
+  OriginResponse ra, rb;
+  ra.body = "from-a";
+  ra.headers = {{"Cache-Control", "max-age=300"}};
+  rb.body = "from-b";
+  rb.headers = {{"Cache-Control", "max-age=300"}};
+  a.set("/x", ra);
+  a.set("/y", ra);
+  b.set("/y", rb);
+  const std::string config = dir.sub("edge.yaml");
+  std::ofstream(config) << "origin: [\"" << a.url() << "\"]\nserver: {header_limit: 32KiB}\n";
+  EdgeProcess edge(dir.sub("cache"), "", {"--config", config});
+  ASSERT_TRUE(edge.ok()) << edge.log();
+  ASSERT_EQ(httpGet(edge.port(), "/x").body, "from-a");
+  waitForHit([&] { return httpGet(edge.port(), "/x"); });
+  KeepAlive conn(edge.port());
+  ASSERT_NE(conn.get("/x").find("from-a"), std::string::npos);
+
+  std::ofstream(config) << "origin: [\"" << b.url() << "\"]\nserver: {header_limit: 4KiB}\n"
+                        << "cache: {memory_budget: 1MiB}\n";
+  edge.process().signal(SIGHUP);
+  ASSERT_TRUE(eventually([&] {
+    return edge.log().find("configuration reloaded") != std::string::npos;
+  })) << edge.log();
+  EXPECT_NE(edge.log().find("need a restart were not applied"), std::string::npos) << edge.log();
+  EXPECT_NE(edge.log().find("keys=cache.memory_budget"), std::string::npos) << edge.log();
+  // New origin for what is fetched now; the cache (from a) is kept.
+  EXPECT_EQ(httpGet(edge.port(), "/y").body, "from-b");
+  EXPECT_EQ(b.count("/y"), 1);
+  EXPECT_EQ(a.count("/y"), 0);
+  auto x = httpGet(edge.port(), "/x");
+  EXPECT_EQ(x.body, "from-a");
+  EXPECT_NE(x.header("cache-status").find("hit"), std::string::npos) << x.header("cache-status");
+  // The new header limit.
+  auto big = httpGet(edge.port(), "/x", {{"X-Big", std::string(6000, 'v')}});
+  EXPECT_EQ(big.status, 431);
+  // The connection opened before the reload still carries requests.
+  EXPECT_NE(conn.get("/x").find("from-a"), std::string::npos);
+
+  // A configuration that does not load changes nothing.
+  std::ofstream(config) << "origin: [\"ftp://nowhere\"]\n";
+  edge.process().signal(SIGHUP);
+  ASSERT_TRUE(eventually([&] {
+    return edge.log().find("configuration not reloaded") != std::string::npos;
+  })) << edge.log();
+  b.set("/z", rb);
+  EXPECT_EQ(httpGet(edge.port(), "/z").body, "from-b");
+  EXPECT_EQ(httpGet(edge.port(), "/x", {{"X-Big", std::string(6000, 'v')}}).status, 431);
 }
 
 }  // namespace
