@@ -20,6 +20,7 @@
 # pageout scheme, for one) part of the hits read the disk, and the disk
 # column says how much: compare runs only where it is alike.
 # Installs nginx-light and wrk from Debian when missing.
+# TERN_EXTRA_ARGS: more tern-edge flags (a variant to compare).
 # PERF_DIR=dir: the first round of each tern-edge phase is also recorded
 # with perf (dir/tern-<phase>.data; needs linux-perf).
 set -euo pipefail
@@ -47,7 +48,7 @@ PIDS+=($!)
 taskset -c 0 build/edge/tern-edge --listen "127.0.0.1:$TERN_PORT" --admin_listen "127.0.0.1:$TERN_ADMIN" \
   --origin "http://127.0.0.1:$ORIGIN_PORT" --cache.dir "$WORK/tern" --server.loops 1 \
   --server.blocking_threads 1 --cache.memory_budget 64MiB --cache.disk_budget 4GiB \
-  --log.access false --log.level warn &
+  --log.access false --log.level warn ${TERN_EXTRA_ARGS:-} &
 TERN_PID=$!
 PIDS+=($TERN_PID)
 

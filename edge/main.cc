@@ -44,6 +44,9 @@ Config makeConfig() {
   c.add({"cache.memory_max_object_size", "8MiB", "larger objects stay on disk only"});
   c.add({"cache.max_variants", "32", "Vary variants kept per URL"});
   c.add({"cache.min_free_disk", "64MiB", "stop writing when the disk has less free space"});
+  c.add({"cache.disk_nonblocking_reads", "true",
+         "an event loop reads disk-tier objects that are in the page cache itself (preadv2 "
+         "RWF_NOWAIT), handing only the rest to the blocking pool"});
   c.add({"cache.expose_key", "false", "add the cache key to Cache-Status"});
   c.add({"cache.stale_on_error", "0s",
          "when the origin fails (unreachable, reset, 500/502/503/504), serve a stored response "
@@ -238,6 +241,7 @@ int main(int argc, char** argv) {
   disk.max_object_bytes = get(cfg.bytes("cache.max_object_size"));
   disk.max_variants_per_url = static_cast<size_t>(get(cfg.integer("cache.max_variants")));
   disk.min_free_disk_bytes = get(cfg.bytes("cache.min_free_disk"));
+  disk.nonblocking_reads = get(cfg.boolean("cache.disk_nonblocking_reads"));
   auto rocks = storage::RocksStore::open(disk);
   if (!rocks.ok()) return fail(rocks.status());
 

@@ -397,7 +397,7 @@ Status RocksStore::openDb(OpenReport*) {
   db_opts.max_total_wal_size = 64ULL << 20;
   if (options_.env) {
     db_opts.env = options_.env;
-  } else {
+  } else if (options_.nonblocking_reads) {
     if (!nowait_env_) {
       nowait_env_ = rocksdb::NewCompositeEnv(nowaitFileSystem(rocksdb::FileSystem::Default()));
     }

@@ -69,6 +69,10 @@ struct RocksStoreOptions {
   // The file system RocksDB runs on (null: the default). Tests hand in one
   // that fails writes on demand.
   rocksdb::Env* env = nullptr;
+  // Reads inside a storage::NonBlockingReads scope are served from the page
+  // cache or refused (preadv2 RWF_NOWAIT), so that an event loop may try a
+  // lookup itself (default file system only).
+  bool nonblocking_reads = true;
 };
 
 // Whether an error from opening a store says another process (or another
