@@ -12,6 +12,8 @@
 # Reported: median requests/s and median p99 latency over the rounds, and
 # the ratio of each server's requests/s to Varnish's. Installs varnish,
 # nginx-light and wrk from Debian when missing.
+# ACCESS_LOG=1 adds "tern+log": a second tern-edge writing the access log
+# (every response, JSON lines to a file), to show what the log costs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS="${1:-3}"
@@ -39,6 +41,15 @@ taskset -c 0 build/edge/tern-edge --listen "127.0.0.1:$TERN_PORT" --admin_listen
   --origin "http://127.0.0.1:$ORIGIN_PORT" --cache.dir "$WORK/tern" --server.loops 1 \
   --server.blocking_threads 1 --log.access false --log.level warn &
 PIDS+=($!)
+SERVERS=(tern varnish nginx)
+if [ "${ACCESS_LOG:-0}" = 1 ]; then
+  TERNLOG_PORT=$(free_port); TERNLOG_ADMIN=$(free_port)
+  taskset -c 0 build/edge/tern-edge --listen "127.0.0.1:$TERNLOG_PORT" --admin_listen "127.0.0.1:$TERNLOG_ADMIN" \
+    --origin "http://127.0.0.1:$ORIGIN_PORT" --cache.dir "$WORK/ternlog" --server.loops 1 \
+    --server.blocking_threads 1 --log.access true --log.access_file "$WORK/access.log" --log.level warn &
+  PIDS+=($!)
+  SERVERS=(tern tern+log varnish nginx)
+fi
 
 # ---- Varnish: malloc storage on CPU 0 ----
 taskset -c 0 varnishd -F -n "$WORK/varnish" -a "127.0.0.1:$VARNISH_PORT" -b "127.0.0.1:$ORIGIN_PORT" \
@@ -73,7 +84,8 @@ PIDS+=($!)
 
 sleep 2
 declare -A PORT=([tern]=$TERN_PORT [varnish]=$VARNISH_PORT [nginx]=$NGINX_PORT)
-for s in tern varnish nginx; do
+[ -n "${TERNLOG_PORT:-}" ] && PORT[tern+log]=$TERNLOG_PORT
+for s in "${SERVERS[@]}"; do
   for kb in 1 16 256; do
     for i in 1 2 3; do curl -s -o /dev/null "http://127.0.0.1:${PORT[$s]}/obj${kb}k"; done
     status=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${PORT[$s]}/obj${kb}k")
@@ -85,7 +97,7 @@ curl -s -D - -o /dev/null "http://127.0.0.1:$TERN_PORT/obj1k" | grep -i '^cache-
 RESULTS="$WORK/results.txt"
 for round in $(seq 1 "$ROUNDS"); do
   for kb in 1 16 256; do
-    for s in tern varnish nginx; do
+    for s in "${SERVERS[@]}"; do
       out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:${PORT[$s]}/obj${kb}k")
       rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
       p99=$(echo "$out" | awk '$1=="99%" {print $2}')
@@ -112,7 +124,8 @@ print(f"\nHit benchmark: {rounds} interleaved rounds x {duration}s, wrk -t1 -c{c
 print(f"{'size':>7} {'server':>8} {'req/s':>10} {'p99 ms':>8} {'vs varnish':>11}")
 for kb in (1, 16, 256):
     base = statistics.median(x[0] for x in data[(kb, "varnish")])
-    for s in ("tern", "varnish", "nginx"):
+    for s in ("tern", "tern+log", "varnish", "nginx"):
+        if (kb, s) not in data: continue
         rps = statistics.median(x[0] for x in data[(kb, s)])
         p99 = statistics.median(x[1] for x in data[(kb, s)])
         print(f"{kb:>5}KiB {s:>8} {rps:>10.0f} {p99:>8.2f} {rps / base:>10.2f}x")

@@ -83,8 +83,13 @@ Config makeConfig() {
   c.add({"purge.token", "",
          "optional: a PURGE must also carry this bearer token (the caller's own token is what "
          "the coordinator checks)"});
-  c.add({"log.access", "true",
-         "one log line per response (client, method, target, status, bytes, us, cache)"});
+  c.add({"log.access", "false",
+         "access log: one JSON line per response (time, client, method, host, target, status, "
+         "bytes, duration, Cache-Status), written by its own thread"});
+  c.add({"log.access_file", "",
+         "file the access log is appended to (empty: standard error); "
+         "reopened on SIGHUP (log rotation)"});
+  c.add({"log.access_sample", "1", "share of responses in the access log, 0 to 1"});
   c.add({"log.level", "info", "debug | info | warn | error (debug includes the access log)"});
   return c;
 }
@@ -147,6 +152,14 @@ Result<server::ServerConfig> serverConfigOf(const Config& cfg) {
   return sc;
 }
 
+Result<double> parseShare(const std::string& text) {
+  char* end = nullptr;
+  double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !(v >= 0 && v <= 1))
+    return Status::invalidArgument("log.access_sample: a share from 0 to 1, not '" + text + "'");
+  return v;
+}
+
 // What SIGHUP may change without a restart: the origins, the server's
 // limits and timeouts, and logging. Everything else is reported and kept.
 bool reloadable(const std::string& key) {
@@ -170,7 +183,8 @@ bool reloadable(const std::string& key) {
 
 // Re-reads the configuration (file, environment, flags) and applies what
 // may change while running. An error leaves everything as it was.
-void reload(int argc, char** argv, Config* running, server::EdgeServer* server) {
+void reload(int argc, char** argv, Config* running, server::EdgeServer* server,
+            server::AccessLog* access) {
   Config next = makeConfig();
   Status loaded = next.load(argc, argv);
   log::Level level = log::level();
@@ -179,6 +193,8 @@ void reload(int argc, char** argv, Config* running, server::EdgeServer* server) 
       origins.ok() ? serverConfigOf(next) : Result<server::ServerConfig>(origins.status());
   if (settings.ok() && !log::parseLevel(next.str("log.level"), &level))
     settings = Status::invalidArgument("log.level: unknown level");
+  if (settings.ok() && !parseShare(next.str("log.access_sample")).ok())
+    settings = parseShare(next.str("log.access_sample")).status();
   if (!settings.ok()) {
     TERN_LOG(kError, "configuration not reloaded, the running one stays",
              {{"error", settings.status().toString()}});
@@ -192,7 +208,12 @@ void reload(int argc, char** argv, Config* running, server::EdgeServer* server) 
   }
   if (!kept.empty())
     TERN_LOG(kWarn, "configuration changes that need a restart were not applied", {{"keys", kept}});
+  double sample = 1;
+  if (auto v = parseShare(next.str("log.access_sample")); v.ok()) sample = *v;
   server->reload(*settings, *origins);
+  access->setSample(sample);
+  if (Status s = access->reopen(); !s.isOk())
+    TERN_LOG(kError, "access log not reopened", {{"error", s.toString()}});
   log::setLevel(level);
   // What runs now is the old configuration with the reloadable keys of the
   // new one: the next reload compares against that.
@@ -382,7 +403,13 @@ int main(int argc, char** argv) {
 
   signal(SIGPIPE, SIG_IGN);
 
-  server::EdgeServer server(sc, origins, &store, flow, &registry, admin_state);
+  server::AccessLogOptions alo;
+  alo.path = cfg.str("log.access_file");
+  alo.sample = get(parseShare(cfg.str("log.access_sample")));
+  auto opened_log = server::AccessLog::open(alo, &registry);
+  if (!opened_log.ok()) return fail(opened_log.status());
+  std::unique_ptr<server::AccessLog> access_log = std::move(*opened_log);
+  server::EdgeServer server(sc, origins, &store, flow, &registry, admin_state, access_log.get());
   if (Status s = server.start(); !s.isOk()) return fail(s);
   if (purge_agent) {
     std::string advertise = cfg.str("coordinator.advertise");
@@ -398,7 +425,7 @@ int main(int argc, char** argv) {
   for (;;) {
     sigwait(&signals, &sig);
     if (sig != SIGHUP) break;
-    reload(argc, argv, &cfg, &server);
+    reload(argc, argv, &cfg, &server, access_log.get());
   }
   TERN_LOG(kInfo, "stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   server.stop(10000);

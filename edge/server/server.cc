@@ -78,6 +78,7 @@ struct LiveSettings {
 struct EdgeServer::Impl {
   ServerConfig config;
   LiveSettings live;
+  AccessLog* access = nullptr;  // null: no access log
   origin::OriginConfig origins;
   cache::TieredStore* store;
   cache::FlowConfig flow;
@@ -344,15 +345,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void finished(bool keep, int status) {
     if (srv_.live.body_timeout_ms.load(std::memory_order_relaxed) > 0) lowest().expires_never();
-    if (srv_.live.access_log.load(std::memory_order_relaxed) && log::Level::kInfo >= log::level()) {
-      log::write(log::Level::kInfo, "access",
-                 {{"client", client_ip_},
-                  {"method", method_},
-                  {"target", target_},
-                  {"status", std::to_string(status)},
-                  {"bytes", std::to_string(bytes_)},
-                  {"us", std::to_string(steadyNowUs() - started_us_)},
-                  {"cache", cache_status_}});
+    if (srv_.access && srv_.live.access_log.load(std::memory_order_relaxed) &&
+        srv_.access->sampled()) {
+      srv_.access->record({client_ip_, method_, host_, target_, http10_ ? "HTTP/1.0" : "HTTP/1.1",
+                           cache_status_, status, bytes_, steadyNowUs() - started_us_});
     }
     if (!keep) return close();
     read(false);
@@ -451,6 +447,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     head_only_ = req->method == "HEAD";
     method_ = req->method;
     target_ = req->target;
+    if (srv_.access) {
+      auto host = http::findField(req->headers, "host");
+      host_ = host ? std::string(*host) : std::string();
+    }
     started_us_ = steadyNowUs();
     lowest().expires_never();
     // Holds the session while the flow works on the request (a miss has
@@ -542,7 +542,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   bool http10_ = false;
   std::deque<std::shared_ptr<std::string>> interim_queue_;  // the first is being written
   std::function<void()> deferred_;
-  std::string client_ip_, method_, target_, cache_status_;
+  std::string client_ip_, method_, target_, host_, cache_status_;
   uint64_t bytes_ = 0;
   int64_t started_us_ = 0;
 };
@@ -625,9 +625,11 @@ void EdgeServer::Impl::acceptAdmin() {
 }
 
 EdgeServer::EdgeServer(ServerConfig config, origin::OriginConfig origins, cache::TieredStore* store,
-                       cache::FlowConfig flow, metrics::Registry* registry, admin::AdminState admin)
+                       cache::FlowConfig flow, metrics::Registry* registry, admin::AdminState admin,
+                       AccessLog* access_log)
     : impl_(std::make_unique<Impl>()) {
   impl_->config = std::move(config);
+  impl_->access = access_log;
   impl_->live.set(impl_->config);
   impl_->origins = std::move(origins);
   impl_->store = store;

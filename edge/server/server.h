@@ -21,6 +21,7 @@
 #include "edge/admin/admin.h"
 #include "edge/cache/request_flow.h"
 #include "edge/origin/beast_origin_client.h"
+#include "edge/server/access_log.h"
 
 namespace tern::edge::server {
 
@@ -38,14 +39,16 @@ struct ServerConfig {
   uint64_t body_limit_bytes = 16ULL << 20;
   int64_t header_timeout_ms = 10000;  // to receive a request head
   int64_t idle_timeout_ms = 60000;    // keep-alive between requests
-  bool access_log = true;             // one log line per response
+  bool access_log = false;            // the access log on (when one is given)
   int64_t body_timeout_ms = 30000;    // to send or receive a body
 };
 
 class EdgeServer {
  public:
+  // `access_log` (optional) outlives the server.
   EdgeServer(ServerConfig config, origin::OriginConfig origins, cache::TieredStore* store,
-             cache::FlowConfig flow, metrics::Registry* registry, admin::AdminState admin);
+             cache::FlowConfig flow, metrics::Registry* registry, admin::AdminState admin,
+             AccessLog* access_log = nullptr);
   ~EdgeServer();
 
   // Binds and starts serving. Returns the bound ports through the getters.

@@ -8,12 +8,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <boost/json.hpp>
+#include <filesystem>
 #include <fstream>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include "common/clock.h"
 #include "edge/http/date.h"
+#include "tests/support/coordinator_process.h"
 #include "tests/support/edge_process.h"
 #include "tests/support/etcd_cluster.h"
 #include "tests/support/http_client.h"
@@ -753,6 +757,96 @@ TEST(EdgeReloadTest, SighupAppliesNewOriginsAndLimitsAndKeepsConnectionsAndTheCa
   b.set("/z", rb);
   EXPECT_EQ(httpGet(edge.port(), "/z").body, "from-b");
   EXPECT_EQ(httpGet(edge.port(), "/x", {{"X-Big", std::string(6000, 'v')}}).status, 431);
+}
+
+}  // namespace
+}  // namespace tern::testing
+
+namespace tern::testing {
+namespace {
+
+// Metric value (first series matching `series`, labels included), -1 if absent.
+double metricOf(const std::string& page, const std::string& series) {
+  size_t at = page.find("\n" + series + " ");
+  return at == std::string::npos ? -1 : std::atof(page.c_str() + at + series.size() + 2);
+}
+
+std::vector<boost::json::object> jsonLines(const std::string& path) {
+  std::vector<boost::json::object> out;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(boost::json::parse(line).as_object());
+  return out;
+}
+
+// The access log: a JSON line per response with what operators look for,
+// written by its own thread into its own file, sampled, and reopened on
+// SIGHUP so that log rotation works.
+TEST(AccessLogTest, OneJsonLinePerResponseSampledAndReopenedOnSighup) {
+  TempDir dir;
+  TestOrigin origin;
+  OriginResponse r;
+  r.body = "hello";
+  r.headers = {{"Cache-Control", "max-age=300"}};
+  origin.set("/a?x=1", r);
+  const std::string file = dir.sub("access.log");
+  EdgeProcess edge(dir.sub("cache"), origin.url(),
+                   {"--log.access", "true", "--log.access_file", file});
+  ASSERT_TRUE(edge.ok()) << edge.log();
+  EXPECT_EQ(httpGet(edge.port(), "/a?x=1", {{"Host", "www.example"}}).status, 200);
+  waitForHit([&] { return httpGet(edge.port(), "/a?x=1", {{"Host", "www.example"}}); });
+  EXPECT_EQ(httpGet(edge.port(), "/missing", {{"Host", "www.example"}}).status, 404);
+  std::vector<boost::json::object> lines;
+  ASSERT_TRUE(eventually([&] {
+    lines = jsonLines(file);
+    return !lines.empty() && lines.back()["target"] == "/missing";
+  })) << readText(file);
+  ASSERT_GE(lines.size(), 3u);
+  auto& miss = lines.front();
+  EXPECT_EQ(miss["method"], "GET");
+  EXPECT_EQ(miss["host"], "www.example");
+  EXPECT_EQ(miss["target"], "/a?x=1");
+  EXPECT_EQ(miss["status"], 200);
+  EXPECT_EQ(miss["bytes"], 5);
+  EXPECT_EQ(miss["client"], "127.0.0.1");
+  EXPECT_EQ(miss["protocol"], "HTTP/1.1");
+  EXPECT_NE(std::string(miss["cache"].as_string()).find("fwd=uri-miss"), std::string::npos);
+  EXPECT_TRUE(miss["ts"].as_string().ends_with("Z"));
+  EXPECT_GE(miss["duration_us"].as_int64(), 0);
+  auto& hit = lines[lines.size() - 2];
+  EXPECT_NE(std::string(hit["cache"].as_string()).find("hit"), std::string::npos);
+  EXPECT_EQ(lines.back()["status"], 404);
+  // Nothing else goes to that file; the process log has no access lines.
+  EXPECT_EQ(edge.log().find("\"target\""), std::string::npos);
+
+  // Rotation: the file is moved away; SIGHUP opens a new one under the name.
+  std::filesystem::rename(file, file + ".1");
+  edge.process().signal(SIGHUP);
+  ASSERT_TRUE(
+      eventually([&] { return edge.log().find("configuration reloaded") != std::string::npos; }));
+  EXPECT_EQ(httpGet(edge.port(), "/after-rotation").status, 404);
+  ASSERT_TRUE(eventually([&] {
+    return readText(file).find("/after-rotation") != std::string::npos;
+  })) << readText(file);
+  EXPECT_EQ(readText(file + ".1").find("/after-rotation"), std::string::npos);
+
+  // A sample of nothing writes nothing, while requests are counted.
+  EdgeProcess quiet(dir.sub("cache2"), origin.url(),
+                    {"--log.access", "true", "--log.access_file", dir.sub("quiet.log"),
+                     "--log.access_sample", "0"});
+  ASSERT_TRUE(quiet.ok()) << quiet.log();
+  for (int i = 0; i < 20; ++i) httpGet(quiet.port(), "/q" + std::to_string(i));
+  ASSERT_TRUE(eventually([&] {
+    return metricOf(httpGet(quiet.adminPort(), "/metrics").body, "tern_edge_requests_total") >= 20;
+  }));
+  EXPECT_EQ(metricOf(httpGet(quiet.adminPort(), "/metrics").body,
+                     "tern_edge_access_log_lines_total{result=\"written\"}"),
+            0);
+  EXPECT_EQ(readText(dir.sub("quiet.log")), "");
+  // An access log file that cannot be opened is a clear start-up error.
+  EdgeProcess broken(dir.sub("cache3"), origin.url(),
+                     {"--log.access", "true", "--log.access_file", dir.sub("no/such/dir/a.log")});
+  EXPECT_FALSE(broken.ok());
 }
 
 }  // namespace
