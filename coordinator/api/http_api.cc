@@ -178,9 +178,98 @@ void HttpApi::handle(const ApiRequest& req, std::function<void(ApiResponse)> res
   respond(error(404, "not_found", "no such endpoint"));
 }
 
+namespace {
+
+std::string num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", v);
+  return buf;
+}
+
+// Purge propagation (API in to every edge applied) of the recent completed
+// purges over time: one point each, drawn as inline SVG (no script, no
+// external asset: the page works offline and without JavaScript).
+std::string latencyChart(const std::vector<v1::PurgeResult>& purges) {
+  constexpr double kW = 640, kH = 180, kLeft = 48, kBottom = 24, kTop = 10, kRight = 10;
+  std::vector<std::pair<int64_t, double>> points;  // (accepted ms, latency ms), oldest first
+  for (auto it = purges.rbegin(); it != purges.rend(); ++it)
+    if (it->state() == v1::PURGE_STATE_COMPLETE)
+      points.emplace_back(it->accepted_at_ms(),
+                          static_cast<double>(it->complete_latency_us()) / 1000);
+  std::string h =
+      "<svg id=\"latency-chart\" role=\"img\" aria-label=\"purge propagation latency\" "
+      "viewBox=\"0 0 640 180\" width=\"640\" height=\"180\">"
+      "<rect x=\"0\" y=\"0\" width=\"640\" height=\"180\" fill=\"#fafafa\"/>";
+  if (points.empty())
+    return h +
+           "<text x=\"320\" y=\"90\" text-anchor=\"middle\" fill=\"#888\">no "
+           "completed purge yet</text></svg>";
+  double max_ms = 1;
+  for (const auto& p : points) max_ms = std::max(max_ms, p.second);
+  const int64_t t0 = points.front().first, t1 = std::max(points.back().first, t0 + 1);
+  auto x = [&](int64_t t) {
+    return points.size() == 1 ? kLeft + (kW - kLeft - kRight) / 2
+                              : kLeft + (kW - kLeft - kRight) * static_cast<double>(t - t0) /
+                                            static_cast<double>(t1 - t0);
+  };
+  auto y = [&](double ms) { return kH - kBottom - (kH - kBottom - kTop) * ms / max_ms; };
+  // Axes and their labels: the highest latency, the time span.
+  h += "<line x1=\"" + num(kLeft) + "\" y1=\"" + num(kTop) + "\" x2=\"" + num(kLeft) + "\" y2=\"" +
+       num(kH - kBottom) + "\" stroke=\"#999\"/><line x1=\"" + num(kLeft) + "\" y1=\"" +
+       num(kH - kBottom) + "\" x2=\"" + num(kW - kRight) + "\" y2=\"" + num(kH - kBottom) +
+       "\" stroke=\"#999\"/>";
+  h += "<text x=\"" + num(kLeft - 4) + "\" y=\"" + num(kTop + 10) +
+       "\" text-anchor=\"end\" font-size=\"11\">" + num(max_ms) + " ms</text>";
+  h += "<text x=\"" + num(kLeft - 4) + "\" y=\"" + num(kH - kBottom) +
+       "\" text-anchor=\"end\" font-size=\"11\">0</text>";
+  h += "<text x=\"" + num(kLeft) + "\" y=\"" + num(kH - 6) + "\" font-size=\"11\">" + formatMs(t0) +
+       "</text><text x=\"" + num(kW - kRight) + "\" y=\"" + num(kH - 6) +
+       "\" text-anchor=\"end\" font-size=\"11\">" + formatMs(t1) + "</text>";
+  h +=
+      "<polyline class=\"latency\" fill=\"none\" stroke=\"#0969da\" stroke-width=\"1.5\" points=\"";
+  for (const auto& p : points) h += num(x(p.first)) + "," + num(y(p.second)) + " ";
+  h += "\"/>";
+  for (const auto& p : points)
+    h += "<circle class=\"point\" cx=\"" + num(x(p.first)) + "\" cy=\"" + num(y(p.second)) +
+         "\" r=\"2.5\" fill=\"#0969da\"><title>" + num(p.second) + " ms</title></circle>";
+  return h + "</svg>";
+}
+
+// Each edge's lag (purges logged but not applied) as a bar; fenced edges red.
+std::string lagChart(const v1::ListEdgesResponse& edges) {
+  constexpr double kRow = 22, kLabel = 160, kBarMax = 440;
+  uint64_t max_lag = 1;
+  for (const auto& e : edges.edges()) max_lag = std::max<uint64_t>(max_lag, e.lag());
+  const double height = kRow * std::max(1, edges.edges_size()) + 8;
+  std::string h =
+      "<svg id=\"lag-chart\" role=\"img\" aria-label=\"lag per edge\" viewBox=\"0 0 640 " +
+      num(height) + "\" width=\"640\" height=\"" + num(height) + "\">";
+  int row = 0;
+  for (const auto& e : edges.edges()) {
+    const double y = 4 + kRow * row++;
+    const std::string state(edgeStateName(e.state()));
+    const double w =
+        e.lag() == 0 ? 1 : kBarMax * static_cast<double>(e.lag()) / static_cast<double>(max_lag);
+    const char* color = state == "fenced"        ? "#cf222e"
+                        : state == "catching_up" ? "#9a6700"
+                                                 : "#1a7f37";
+    h += "<text x=\"" + num(kLabel - 6) + "\" y=\"" + num(y + 14) +
+         "\" text-anchor=\"end\" font-size=\"12\">" + htmlEscape(e.edge_id()) + "</text>";
+    h += "<rect class=\"lag-bar " + state + "\" data-edge=\"" + htmlEscape(e.edge_id()) +
+         "\" x=\"" + num(kLabel) + "\" y=\"" + num(y + 3) + "\" width=\"" + num(w) +
+         "\" height=\"14\" fill=\"" + color + "\"><title>" + htmlEscape(e.edge_id()) + ": lag " +
+         std::to_string(e.lag()) + ", " + state + "</title></rect>";
+    h += "<text x=\"" + num(kLabel + w + 6) + "\" y=\"" + num(y + 14) + "\" font-size=\"12\">" +
+         std::to_string(e.lag()) + "</text>";
+  }
+  return h + "</svg>";
+}
+
+}  // namespace
+
 std::string HttpApi::statusPage() {
   const auto edges = coordinator_->listEdges();
-  const auto purges = coordinator_->recentPurges(20);
+  const auto purges = coordinator_->recentPurges(100);
   std::string h;
   h += "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
        "<meta http-equiv=\"refresh\" content=\"2\"><title>Tern coordinator</title><style>"
@@ -191,6 +280,9 @@ std::string HttpApi::statusPage() {
        "</style></head><body><h1>Tern coordinator</h1>";
   h += "<p id=\"summary\"></p><p>Log head: <b id=\"head-seq\">" + std::to_string(edges.head_seq()) +
        "</b></p>";
+  h += "<h2>Purge propagation</h2><p>From the purge call to every edge applied, recent "
+       "purges.</p>" +
+       latencyChart(purges) + "<h2>Lag per edge</h2>" + lagChart(edges);
   h += "<h2>Edges</h2><table id=\"edges\"><tr><th>edge</th><th>address</th><th>state</th>"
        "<th>applied</th><th>lag</th><th>last seen</th><th>replica</th></tr>";
   for (const auto& e : edges.edges()) {
@@ -229,7 +321,8 @@ std::string HttpApi::statusPage() {
   }
   h += "</table><h2>Recent purges</h2><table id=\"purges\"><tr><th>id</th><th>accepted</th>"
        "<th>mode</th><th>selectors</th><th>by</th><th>state</th><th>latency</th></tr>";
-  for (const auto& p : purges) {
+  for (size_t row = 0; row < purges.size() && row < 20; ++row) {
+    const auto& p = purges[row];
     std::string sel;
     for (int i = 0; i < p.selectors_size() && i < 5; ++i) {
       if (i) sel += ", ";

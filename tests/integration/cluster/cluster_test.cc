@@ -610,6 +610,67 @@ TEST_F(ClusterTest, StatusPageShowsEdgesLagAndPurgesInHeadlessChromium) {
   EXPECT_NE(dom.find("tag page"), std::string::npos);
   EXPECT_NE(dom.find("tag while-e3-stopped"), std::string::npos);
   EXPECT_NE(dom.find(" ms</td>"), std::string::npos) << "latency of completed purges";
+  // The pictures: propagation latency over time (a point per completed
+  // purge) and a lag bar per edge, the stopped one red with lag 1.
+  EXPECT_NE(dom.find("<svg id=\"latency-chart\""), std::string::npos) << dom;
+  EXPECT_NE(dom.find("<polyline class=\"latency\""), std::string::npos) << dom;
+  EXPECT_NE(dom.find("<circle class=\"point\""), std::string::npos) << dom;
+  EXPECT_NE(dom.find("<svg id=\"lag-chart\""), std::string::npos) << dom;
+  size_t bars = 0;
+  for (size_t at = dom.find("class=\"lag-bar"); at != std::string::npos;
+       at = dom.find("class=\"lag-bar", at + 1))
+    ++bars;
+  EXPECT_EQ(bars, 3u) << dom;
+  EXPECT_NE(dom.find("class=\"lag-bar fenced\" data-edge=\"e3\""), std::string::npos) << dom;
+  EXPECT_NE(dom.find("<title>e3: lag 1, fenced</title>"), std::string::npos) << dom;
+}
+
+// The status page drawn by a browser: the charts take room on the screenshot
+// (a page without them is shorter than the window), and the page needs
+// nothing from outside (no script or style loaded from elsewhere).
+TEST_F(ClusterTest, StatusPageScreenshotShowsTheCharts) {
+  for (int i = 0; i < 5; ++i) purge(R"({"tags":["shot"],"wait":"all"})");
+  std::string browser;
+  for (const char* candidate : {"/usr/bin/chromium", "/usr/bin/chromium-browser"})
+    if (std::filesystem::exists(candidate)) browser = candidate;
+  ASSERT_FALSE(browser.empty()) << "chromium is missing: tools/deps installs it";
+  const std::string png = dir_.sub("status.png");
+  Process chromium(
+      {browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+       "--user-data-dir=" + dir_.sub("chromium2"), "--window-size=800,1000", "--screenshot=" + png,
+       "http://127.0.0.1:" + std::to_string(coordinator_->httpPort()) + "/"},
+      dir_.sub("chromium2.log"));
+  ASSERT_GE(chromium.wait(60000), 0) << "chromium did not finish";
+  const std::string image = readText(png);
+  ASSERT_GT(image.size(), 24u) << readText(dir_.sub("chromium2.log"));
+  EXPECT_EQ(image.substr(1, 3), "PNG");
+  // The PNG's width and height (IHDR, big-endian), as asked.
+  auto be32 = [&](size_t at) {
+    return (static_cast<uint32_t>(static_cast<unsigned char>(image[at])) << 24) |
+           (static_cast<uint32_t>(static_cast<unsigned char>(image[at + 1])) << 16) |
+           (static_cast<uint32_t>(static_cast<unsigned char>(image[at + 2])) << 8) |
+           static_cast<uint32_t>(static_cast<unsigned char>(image[at + 3]));
+  };
+  EXPECT_EQ(be32(16), 800u);
+  EXPECT_EQ(be32(20), 1000u);
+  // The latency chart's blue (#0969da; nothing else on the page has it) is
+  // on the screen: the line and its points were drawn.
+  const std::string counts = dir_.sub("colors.txt");
+  ASSERT_EQ(std::system(("python3 " + std::string(TERN_SOURCE_DIR) +
+                         "/tests/support/png_colors.py " + png + " 0969da > " + counts)
+                            .c_str()),
+            0);
+  const std::string text = readText(counts);
+  ASSERT_EQ(text.rfind("0969da ", 0), 0u) << text;
+  EXPECT_GT(std::stoi(text.substr(7)), 200) << text;
+  const std::string page = httpGet(coordinator_->httpPort(), "/").body;
+  EXPECT_EQ(page.find("src=\"http"), std::string::npos);
+  EXPECT_EQ(page.find("href=\"http"), std::string::npos);
+  size_t points = 0;
+  for (size_t at = page.find("<circle class=\"point\""); at != std::string::npos;
+       at = page.find("<circle class=\"point\"", at + 1))
+    ++points;
+  EXPECT_EQ(points, 5u) << "one point per completed purge";
 }
 
 int runCtl(const std::string& log, std::vector<std::string> args) {
