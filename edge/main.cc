@@ -83,6 +83,10 @@ Config makeConfig() {
   c.add({"purge.token", "",
          "optional: a PURGE must also carry this bearer token (the caller's own token is what "
          "the coordinator checks)"});
+  c.add({"server.server_timing", "false",
+         "a Server-Timing header on every response: lookup, origin and total time in ms"});
+  c.add({"server.debug_token", "",
+         "requests with \"Tern-Debug: <token>\" get the Server-Timing header (empty: none)"});
   c.add({"log.access", "false",
          "access log: one JSON line per response (time, client, method, host, target, status, "
          "bytes, duration, Cache-Status), written by its own thread"});
@@ -90,7 +94,7 @@ Config makeConfig() {
          "file the access log is appended to (empty: standard error); "
          "reopened on SIGHUP (log rotation)"});
   c.add({"log.access_sample", "1", "share of responses in the access log, 0 to 1"});
-  c.add({"log.level", "info", "debug | info | warn | error (debug includes the access log)"});
+  c.add({"log.level", "info", "debug | info | warn | error"});
   return c;
 }
 
@@ -177,7 +181,8 @@ bool reloadable(const std::string& key) {
                                               "server.idle_timeout",
                                               "server.body_timeout",
                                               "log.level",
-                                              "log.access"};
+                                              "log.access",
+                                              "log.access_sample"};
   return kKeys.contains(key);
 }
 
@@ -312,6 +317,8 @@ int main(int argc, char** argv) {
   cache::FlowConfig flow;
   flow.expose_cache_key = get(cfg.boolean("cache.expose_key"));
   flow.max_object_bytes = disk.max_object_bytes;
+  flow.server_timing = get(cfg.boolean("server.server_timing"));
+  flow.debug_token = cfg.str("server.debug_token");
   flow.policy.stale_on_error_ms = get(cfg.durationMs("cache.stale_on_error"));
   flow.policy.stale_if_error_max_ms = get(cfg.durationMs("cache.stale_if_error_max"));
 

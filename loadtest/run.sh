@@ -34,7 +34,8 @@ cleanup() {
   rm -rf "$WORK"
 }
 wait_wrk() { for p in "${WRK[@]}"; do wait "$p" 2>/dev/null || true; done; WRK=(); }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_log() { for _ in $(seq 1 100); do grep -q "listening on port" "$1" 2>/dev/null && return 0; sleep 0.1; done; cat "$1"; exit 1; }
 

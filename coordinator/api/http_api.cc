@@ -206,7 +206,10 @@ std::string latencyChart(const std::vector<v1::PurgeResult>& purges) {
            "completed purge yet</text></svg>";
   double max_ms = 1;
   for (const auto& p : points) max_ms = std::max(max_ms, p.second);
-  const int64_t t0 = points.front().first, t1 = std::max(points.back().first, t0 + 1);
+  // (Wall-clock times: not necessarily in the log's order.)
+  int64_t t0 = points.front().first, t1 = t0;
+  for (const auto& p : points) t0 = std::min(t0, p.first), t1 = std::max(t1, p.first);
+  t1 = std::max(t1, t0 + 1);
   auto x = [&](int64_t t) {
     return points.size() == 1 ? kLeft + (kW - kLeft - kRight) / 2
                               : kLeft + (kW - kLeft - kRight) * static_cast<double>(t - t0) /
@@ -239,13 +242,19 @@ std::string latencyChart(const std::vector<v1::PurgeResult>& purges) {
 std::string lagChart(const v1::ListEdgesResponse& edges) {
   constexpr double kRow = 22, kLabel = 160, kBarMax = 440;
   uint64_t max_lag = 1;
-  for (const auto& e : edges.edges()) max_lag = std::max<uint64_t>(max_lag, e.lag());
-  const double height = kRow * std::max(1, edges.edges_size()) + 8;
+  int shown = 0;
+  for (const auto& e : edges.edges()) {
+    if (e.state() == v1::EDGE_STATE_RETIRED) continue;  // gone: not drawn
+    max_lag = std::max<uint64_t>(max_lag, e.lag());
+    ++shown;
+  }
+  const double height = kRow * std::max(1, shown) + 8;
   std::string h =
       "<svg id=\"lag-chart\" role=\"img\" aria-label=\"lag per edge\" viewBox=\"0 0 640 " +
       num(height) + "\" width=\"640\" height=\"" + num(height) + "\">";
   int row = 0;
   for (const auto& e : edges.edges()) {
+    if (e.state() == v1::EDGE_STATE_RETIRED) continue;
     const double y = 4 + kRow * row++;
     const std::string state(edgeStateName(e.state()));
     const double w =

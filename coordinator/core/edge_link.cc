@@ -398,6 +398,7 @@ void Coordinator::tick() {
       if (e.session == 0 && e.remote.empty() && !viewOf(e, t).live &&
           e.last_seen_us + options_.retire_after_ms * 1000 <= t) {
         e.retired = true;
+        if (e.metrics.lag) e.metrics.lag->set(0);  // no longer behind: no lasting alert
         // Replicas: the registry entry is removed by one that held it.
         if (!replicated_ || e.stream_opened_ms != 0)
           deferred.push_back([this, id = e.id] { (void)log_->removeEdge(id); });

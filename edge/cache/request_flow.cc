@@ -33,6 +33,21 @@ FlowMetrics::FlowMetrics(metrics::Registry& r)
                                      "Lookups a tier did not answer (not stored there, or "
                                      "unreadable)",
                                      "tier=\"memory\"")),
+      phase_lookup(r.histogram("tern_edge_phase_seconds",
+                               "Time per step of a request: lookup (memory, then disk), origin "
+                               "(until the response head, own fetch or another's), total (until "
+                               "this edge's response head)",
+                               metrics::latencyBuckets(), "phase=\"lookup\"")),
+      phase_origin(r.histogram("tern_edge_phase_seconds",
+                               "Time per step of a request: lookup (memory, then disk), origin "
+                               "(until the response head, own fetch or another's), total (until "
+                               "this edge's response head)",
+                               metrics::latencyBuckets(), "phase=\"origin\"")),
+      phase_total(r.histogram("tern_edge_phase_seconds",
+                              "Time per step of a request: lookup (memory, then disk), origin "
+                              "(until the response head, own fetch or another's), total (until "
+                              "this edge's response head)",
+                              metrics::latencyBuckets(), "phase=\"total\"")),
       disk_lookups_inline(r.counter("tern_edge_disk_lookups_total",
                                     "Disk-tier lookups, by where they ran: on the event loop "
                                     "(served from memory, no hand-off) or on the blocking pool",
@@ -147,6 +162,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
  private:
   // ---- kLookup ----
   void lookup() {
+    if (lookup_start_us_ == 0) lookup_start_us_ = steadyNowUs();
     lookup_seq_ = ctx_.store->appliedSeq();
     auto r = ctx_.store->lookupMemory(key_);
     if (r.ok()) return found(std::move(*r), false);
@@ -204,6 +220,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   }
 
   void found(LookupResult r, bool from_disk) {
+    lookupDone();
     // A purge applied while the entry was being looked up (a disk read on the
     // pool) may have matched it: look again, through the new markers.
     // (Under a purge storm, after three tries: ask the origin instead.)
@@ -275,6 +292,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
 
   // ---- kMiss ----
   void miss() {
+    lookupDone();
     ctx_.metrics->misses.inc();
     if (status_.fwd.empty()) status_.fwd = "uri-miss";
     if (http::requestCacheControl(req_->headers).only_if_cached)
@@ -320,6 +338,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
 
   // ---- kFetch ----
   void fetch(bool revalidation) {
+    if (origin_start_us_ == 0) origin_start_us_ = steadyNowUs();
     // Fenced, a purge may have completed without this edge: a fetch already
     // in flight may carry what it removed. Only a fetch of our own is safe.
     if (ctx_.config.lease && !ctx_.config.serve_stale_when_fenced &&
@@ -552,6 +571,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   // `reader` is released on every path that does not stream the body.
   void onHead(const std::optional<Inflight::Head>& head, const Status& st, bool leader,
               bool revalidation, Inflight::Reader reader) {
+    if (origin_start_us_ != 0 && origin_us_ < 0) origin_us_ = steadyNowUs() - origin_start_us_;
     if (!head) {
       // The leader found the object stored after all: look it up again.
       if (st.isNotFound() && !relooked_) {
@@ -820,6 +840,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     std::string via = http::combinedField(headers, "via");
     http::setField(headers, "Via", via.empty() ? ctx_.config.via : via + ", " + ctx_.config.via);
     headers.push_back({"Cache-Status", http::formatCacheStatus(status_)});
+    timePhases(&headers);
     if (status == 304 || status == 204 || (status >= 100 && status < 200)) {
       body = nullptr;
       length = std::nullopt;
@@ -827,9 +848,48 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     resp_->respond(status, std::move(headers), std::move(body), length);
   }
 
+  // The lookup's time, once: the first lookup until found or missed (a
+  // second look after waiting for another fetch is not counted again).
+  void lookupDone() {
+    if (lookup_start_us_ != 0 && lookup_us_ < 0) lookup_us_ = steadyNowUs() - lookup_start_us_;
+  }
+
+  // Where this request's time went, up to its response head: per-phase
+  // histograms, and a Server-Timing header (RFC: W3C Server Timing) when the
+  // configuration or the request's debug token asks for it.
+  void timePhases(http::Fields* headers) {
+    const int64_t total_us = steadyNowUs() - received_us_;
+    auto& m = *ctx_.metrics;
+    if (lookup_us_ >= 0) m.phase_lookup.observe(static_cast<double>(lookup_us_) / 1e6);
+    if (origin_us_ >= 0) m.phase_origin.observe(static_cast<double>(origin_us_) / 1e6);
+    m.phase_total.observe(static_cast<double>(total_us) / 1e6);
+    bool wanted = ctx_.config.server_timing;
+    if (!wanted && !ctx_.config.debug_token.empty()) {
+      auto token = http::findField(req_->headers, "tern-debug");
+      wanted = token && constantTimeEqual(http::trim(*token), ctx_.config.debug_token);
+    }
+    if (!wanted) return;
+    std::string v;
+    auto add = [&](const char* name, int64_t us) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%s%s;dur=%.3f", v.empty() ? "" : ", ", name,
+                    static_cast<double>(us) / 1000);
+      v += buf;
+    };
+    if (lookup_us_ >= 0) add("lookup", lookup_us_);
+    if (origin_us_ >= 0) add("origin", origin_us_);
+    add("total", total_us);
+    headers->push_back({"Server-Timing", std::move(v)});
+  }
+
   FlowContext& ctx_;
   std::shared_ptr<Request> req_;
   std::shared_ptr<Responder> resp_;
+  const int64_t received_us_ = steadyNowUs();
+  int64_t lookup_start_us_ = 0;
+  int64_t lookup_us_ = -1;  // -1: no lookup (or not done)
+  int64_t origin_start_us_ = 0;
+  int64_t origin_us_ = -1;  // until the origin's (or the leader's) response head
   ObjectKey key_;
   std::vector<std::string> vary_fields_;
   std::optional<LookupResult> stored_;

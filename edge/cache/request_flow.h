@@ -91,6 +91,10 @@ struct FlowConfig {
   // Optional: a PURGE must also carry this token (checked here, before it
   // is forwarded with the caller's credential).
   std::string purge_token;
+  // A Server-Timing header on every response, or on those whose request
+  // carries "Tern-Debug: <debug_token>" (empty: never per request).
+  bool server_timing = false;
+  std::string debug_token;
   // RFC 9875 Cache-Group-Invalidation on a response to an unsafe request:
   // called (on the blocking pool) with the groups to mark stale. With a
   // coordinator it is a global soft purge of those keys; standalone, local.
@@ -106,8 +110,11 @@ struct FlowMetrics {
   metrics::Counter& hit_bytes_disk;
   metrics::Counter& misses;
   metrics::Counter& lookup_misses_memory;  // lookups a tier did not answer
-  metrics::Counter& disk_lookups_inline;   // disk lookups served on the loop
-  metrics::Counter& disk_lookups_pool;     // ... and on the blocking pool
+  metrics::Histogram& phase_lookup;        // tern_edge_phase_seconds{phase}
+  metrics::Histogram& phase_origin;
+  metrics::Histogram& phase_total;
+  metrics::Counter& disk_lookups_inline;  // disk lookups served on the loop
+  metrics::Counter& disk_lookups_pool;    // ... and on the blocking pool
   metrics::Counter& lookup_misses_disk;
   metrics::Counter& passes;
   metrics::Counter& revalidations;

@@ -1,6 +1,8 @@
 #include "edge/server/access_log.h"
 
 #include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
@@ -35,6 +37,52 @@ double uniform01() {
   state ^= state << 25;
   state ^= state >> 27;
   return static_cast<double>((state * 0x2545F4914F6CDD1DULL) >> 11) * 0x1.0p-53;
+}
+
+// The length of the well-formed UTF-8 sequence at s[i], or 0 if there is
+// none (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF).
+size_t utf8Sequence(std::string_view s, size_t i) {
+  const auto c = static_cast<unsigned char>(s[i]);
+  const size_t n = c < 0x80           ? 1
+                   : (c >> 5) == 0x6  ? 2
+                   : (c >> 4) == 0xE  ? 3
+                   : (c >> 3) == 0x1E ? 4
+                                      : 0;
+  if (n == 0 || i + n > s.size() || (n == 2 && c < 0xC2) || c > 0xF4) return 0;
+  for (size_t k = 1; k < n; ++k)
+    if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return 0;
+  const auto c1 = n > 1 ? static_cast<unsigned char>(s[i + 1]) : 0;
+  if (n == 3 && ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0))) return 0;
+  if (n == 4 && ((c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 >= 0x90))) return 0;
+  return n;
+}
+
+bool isValidUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = utf8Sequence(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+// `s` with each byte outside a well-formed sequence replaced by U+FFFD:
+// request targets and Host may carry any byte, the log must stay JSON that
+// strict parsers read.
+std::string validUtf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 8);
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = utf8Sequence(s, i);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -95,15 +143,20 @@ void AccessLog::record(const AccessRecord& r) {
   json::object o(&mr);
   o.reserve(10);
   o.emplace("ts", isoTimeMs(wallNowMs()));
+  auto text = [&](std::string_view v) -> json::string {
+    // (Almost always valid already: no copy then.)
+    if (isValidUtf8(v)) return json::string(v, &mr);
+    return json::string(validUtf8(v), &mr);
+  };
   o.emplace("client", r.client);
-  o.emplace("method", r.method);
-  o.emplace("host", r.host);
-  o.emplace("target", r.target);
+  o.emplace("method", text(r.method));
+  o.emplace("host", text(r.host));
+  o.emplace("target", text(r.target));
   o.emplace("protocol", r.protocol);
   o.emplace("status", r.status);
   o.emplace("bytes", r.bytes);
   o.emplace("duration_us", r.duration_us);
-  o.emplace("cache", r.cache);
+  o.emplace("cache", text(r.cache));
   std::string line = json::serialize(o);
   line += '\n';
   bool wake = false;
@@ -136,9 +189,20 @@ void AccessLog::writerLoop() {
     }
     if (!batch.empty()) {
       std::lock_guard lock(file_mu_);
+      // Into a pipe (standard error under a container runtime) the other
+      // log lines may be written too: whole lines, at most PIPE_BUF bytes
+      // per write, so that no line is split by another.
+      struct stat st {};
+      const bool pipe = ::fstat(fd_, &st) == 0 &&
+                        (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || S_ISCHR(st.st_mode));
       size_t done = 0;
       while (done < batch.size()) {
-        ssize_t n = ::write(fd_, batch.data() + done, batch.size() - done);
+        size_t len = batch.size() - done;
+        if (pipe && len > PIPE_BUF) {
+          const size_t cut = batch.rfind('\n', done + PIPE_BUF - 1);
+          len = cut != std::string::npos && cut >= done ? cut + 1 - done : PIPE_BUF;
+        }
+        ssize_t n = ::write(fd_, batch.data() + done, len);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
           TERN_LOG(kError, "access log write failed", {{"error", std::strerror(errno)}});

@@ -225,9 +225,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     res->body().more = body != nullptr;
     auto sr = std::make_shared<bhttp::response_serializer<bhttp::buffer_body>>(*res);
     auto self = this->shared_from_this();
-    if (srv_.live.body_timeout_ms.load(std::memory_order_relaxed) > 0)
-      lowest().expires_after(
-          std::chrono::milliseconds(srv_.live.body_timeout_ms.load(std::memory_order_relaxed)));
+    if (const int64_t t = srv_.live.body_timeout_ms.load(std::memory_order_relaxed); t > 0)
+      lowest().expires_after(std::chrono::milliseconds(t));
     std::shared_ptr<cache::BodySource> src(std::move(body));
     if (src && !head_only_) {
       // The head goes out with the first chunk of the body: one write (one
@@ -355,6 +354,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   void read(bool first) {
+    // What the access log says of a response belongs to its own request.
+    method_.clear();
+    target_.clear();
+    host_.clear();
+    cache_status_.clear();
     parser_.emplace();
     parser_->header_limit(
         static_cast<uint32_t>(srv_.live.header_limit_bytes.load(std::memory_order_relaxed)));

@@ -629,7 +629,8 @@ TEST_F(ClusterTest, StatusPageShowsEdgesLagAndPurgesInHeadlessChromium) {
 // (a page without them is shorter than the window), and the page needs
 // nothing from outside (no script or style loaded from elsewhere).
 TEST_F(ClusterTest, StatusPageScreenshotShowsTheCharts) {
-  for (int i = 0; i < 5; ++i) purge(R"({"tags":["shot"],"wait":"all"})");
+  for (int i = 0; i < 5; ++i)
+    ASSERT_EQ(purge(R"({"tags":["shot"],"wait":"all"})")["state"], "complete");
   std::string browser;
   for (const char* candidate : {"/usr/bin/chromium", "/usr/bin/chromium-browser"})
     if (std::filesystem::exists(candidate)) browser = candidate;

@@ -771,11 +771,17 @@ double metricOf(const std::string& page, const std::string& series) {
   return at == std::string::npos ? -1 : std::atof(page.c_str() + at + series.size() + 2);
 }
 
+// The complete lines of a JSON-lines file (a last line still being written
+// is left out); a line that is not a JSON object fails the test.
 std::vector<boost::json::object> jsonLines(const std::string& path) {
   std::vector<boost::json::object> out;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) out.push_back(boost::json::parse(line).as_object());
+  const std::string text = readText(path);
+  for (size_t at = 0, nl; (nl = text.find('\n', at)) != std::string::npos; at = nl + 1) {
+    boost::system::error_code ec;
+    auto v = boost::json::parse(std::string_view(text).substr(at, nl - at), ec);
+    EXPECT_TRUE(!ec && v.is_object()) << text.substr(at, nl - at);
+    if (!ec && v.is_object()) out.push_back(v.as_object());
+  }
   return out;
 }
 
@@ -818,6 +824,17 @@ TEST(AccessLogTest, OneJsonLinePerResponseSampledAndReopenedOnSighup) {
   EXPECT_EQ(lines.back()["status"], 404);
   // Nothing else goes to that file; the process log has no access lines.
   EXPECT_EQ(edge.log().find("\"target\""), std::string::npos);
+  EXPECT_EQ(edge.log().find("msg=access"), std::string::npos);
+  // Bytes that are not UTF-8 in a target or Host stay valid JSON (U+FFFD),
+  // and a rejected request logs nothing of the previous one.
+  // (Such a Host makes no cache key: 400.)
+  EXPECT_EQ(httpGet(edge.port(), "/caf\xe9", {{"Host", "h\xff.example"}}).status, 400);
+  ASSERT_TRUE(eventually([&] {
+    lines = jsonLines(file);
+    return !lines.empty() && lines.back()["status"] == 400 &&
+           lines.back()["target"] == "/caf\xef\xbf\xbd";
+  })) << readText(file);
+  EXPECT_EQ(lines.back()["host"], "h\xef\xbf\xbd.example");
 
   // Rotation: the file is moved away; SIGHUP opens a new one under the name.
   std::filesystem::rename(file, file + ".1");
@@ -847,6 +864,58 @@ TEST(AccessLogTest, OneJsonLinePerResponseSampledAndReopenedOnSighup) {
   EdgeProcess broken(dir.sub("cache3"), origin.url(),
                      {"--log.access", "true", "--log.access_file", dir.sub("no/such/dir/a.log")});
   EXPECT_FALSE(broken.ok());
+}
+
+}  // namespace
+}  // namespace tern::testing
+
+namespace tern::testing {
+namespace {
+
+// Milliseconds of one Server-Timing metric ("origin;dur=51.234"), -1 if absent.
+double serverTiming(const std::string& header, const std::string& name) {
+  size_t at = header.find(name + ";dur=");
+  return at == std::string::npos ? -1 : std::atof(header.c_str() + at + name.size() + 5);
+}
+
+// Where a request's time went: per-phase histograms always, a Server-Timing
+// header for requests with the debug token (or always, when configured).
+TEST(ServerTimingTest, PhasesAreTimedAndShownToTheDebugTokenOnly) {
+  TempDir dir;
+  TestOrigin origin;
+  OriginResponse slow;
+  slow.body = "slow";
+  slow.delay_ms = 60;
+  slow.headers = {{"Cache-Control", "max-age=300"}};
+  origin.set("/slow", slow);
+  EdgeProcess edge(dir.sub("cache"), origin.url(), {"--server.debug_token", "let-me-see"});
+  ASSERT_TRUE(edge.ok()) << edge.log();
+  const HeaderList debug = {{"Tern-Debug", "let-me-see"}};
+
+  auto miss = httpGet(edge.port(), "/slow", debug);
+  ASSERT_EQ(miss.status, 200);
+  const std::string timing = miss.header("server-timing");
+  EXPECT_GE(serverTiming(timing, "origin"), 55) << timing;
+  EXPECT_GE(serverTiming(timing, "lookup"), 0) << timing;
+  EXPECT_GE(serverTiming(timing, "total"), serverTiming(timing, "origin")) << timing;
+  auto hit = waitForHit([&] { return httpGet(edge.port(), "/slow", debug); });
+  const std::string hit_timing = hit.header("server-timing");
+  EXPECT_GE(serverTiming(hit_timing, "lookup"), 0) << hit_timing;
+  EXPECT_EQ(serverTiming(hit_timing, "origin"), -1) << "a hit asks no origin: " << hit_timing;
+  EXPECT_LT(serverTiming(hit_timing, "total"), 50) << hit_timing;
+  // Without the token, or with another, nothing is shown.
+  EXPECT_EQ(httpGet(edge.port(), "/slow").header("server-timing"), "");
+  EXPECT_EQ(httpGet(edge.port(), "/slow", {{"Tern-Debug", "guess"}}).header("server-timing"), "");
+  // The histograms count every request, shown or not.
+  const std::string metrics = httpGet(edge.adminPort(), "/metrics").body;
+  EXPECT_NE(metrics.find("tern_edge_phase_seconds_count{phase=\"origin\"} 1\n"), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("tern_edge_phase_seconds_count{phase=\"total\"}"), std::string::npos);
+
+  EdgeProcess always(dir.sub("cache2"), origin.url(), {"--server.server_timing", "true"});
+  ASSERT_TRUE(always.ok()) << always.log();
+  EXPECT_NE(httpGet(always.port(), "/slow").header("server-timing").find("total;dur="),
+            std::string::npos);
 }
 
 }  // namespace
