@@ -5,6 +5,11 @@
 # coordinator reaches it.
 #
 #   docker/smoke_test.sh            (as root; docker if present, else podman)
+#   docker/smoke_test.sh --compose  the Compose cluster instead: the demo origin,
+#                                   a coordinator and three edges
+#                                   (docker/compose.host.yaml, free ports); a
+#                                   purge through it completes on every edge
+#                                   and the next read is fresh
 #
 # Without a Docker engine it uses podman with runc, and a local Debian 12 base
 # image made with debootstrap (no registry needed): TERN_BASE_IMAGE overrides.
@@ -12,6 +17,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IMAGE="${TERN_IMAGE:-localhost/tern:smoke}"
+MODE=containers
+[ "${1:-}" = "--compose" ] && MODE=compose
 
 RUN_OPTS=()
 BUILD_OPTS=()
@@ -20,7 +27,7 @@ if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
   BASE="${TERN_BASE_IMAGE:-debian:12}"
 else
   need=()
-  for p in podman runc debootstrap curl; do
+  for p in podman runc debootstrap curl $([ "$MODE" = compose ] && echo docker-compose); do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
   done
   if [ ${#need[@]} -gt 0 ]; then
@@ -31,6 +38,8 @@ else
   export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/.cache/containers.conf}"
   mkdir -p .cache
   cat > "$CONTAINERS_CONF" <<'CONF'
+[containers]
+default_ulimits = ["nofile=20000:20000"]
 [engine]
 runtime = "runc"
 CONF
@@ -49,10 +58,78 @@ CONF
 fi
 echo "smoke: building $IMAGE with $ENGINE (base $BASE)"
 $ENGINE build "${BUILD_OPTS[@]}" --network=host --pull=never --build-arg "DEBIAN=$BASE" \
-  -f docker/Dockerfile -t "$IMAGE" . \
+  --build-arg "RUNTIME=$BASE" -f docker/Dockerfile -t "$IMAGE" . \
   2>&1 | tail -5
+echo "smoke: image $IMAGE is $($ENGINE image inspect --format '{{.Size}}' "$IMAGE" | \
+  awk '{printf "%.1f MB", $1 / 1e6}')"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+if [ "$MODE" = compose ]; then
+  ORIGIN_IMAGE="${IMAGE%:*}-origin:${IMAGE##*:}"
+  $ENGINE build "${BUILD_OPTS[@]}" --network=host --pull=never --build-arg "DEBIAN=$BASE" \
+    -f docker/origin.Dockerfile -t "$ORIGIN_IMAGE" . 2>&1 | tail -2
+  # Compose itself: Docker's, or Debian's docker-compose speaking to podman's
+  # Docker-compatible API (podman-compose 1.0 attaches a bridge network even
+  # to host-network services, which this file avoids).
+  COMPOSE=(docker compose)
+  if [ "$ENGINE" = podman ]; then
+    SOCK="$(mktemp -u /tmp/tern-podman-XXXXXX.sock)"
+    podman system service --time=0 "unix://$SOCK" >/dev/null 2>&1 &
+    SERVICE_PID=$!
+    for _ in $(seq 1 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
+    export DOCKER_HOST="unix://$SOCK"
+    COMPOSE=(docker-compose)
+  fi
+  export TERN_IMAGE="$IMAGE" TERN_ORIGIN_IMAGE="$ORIGIN_IMAGE" TERN_TOKEN=smoke-compose
+  export ORIGIN_PORT=$(free_port) COORDINATOR_HTTP_PORT=$(free_port) COORDINATOR_GRPC_PORT=$(free_port)
+  EDGE_PORTS=(); ADMIN_PORTS=()
+  for n in 1 2 3; do
+    export "EDGE${n}_PORT=$(free_port)" "EDGE${n}_ADMIN_PORT=$(free_port)"
+    EDGE_PORTS+=("$(printenv "EDGE${n}_PORT")"); ADMIN_PORTS+=("$(printenv "EDGE${n}_ADMIN_PORT")")
+  done
+  PROJECT="ternsmoke$$"
+  down() {
+    "${COMPOSE[@]}" -p "$PROJECT" -f docker/compose.host.yaml down -v >/dev/null 2>&1 || true
+    if [ -n "${SERVICE_PID:-}" ]; then kill "$SERVICE_PID" 2>/dev/null || true; rm -f "$SOCK"; fi
+  }
+  trap down EXIT INT TERM
+  fail() { echo "smoke: FAILED: $*"; "${COMPOSE[@]}" -p "$PROJECT" -f docker/compose.host.yaml logs 2>&1 | tail -30; exit 1; }
+  # The images are built above: up does not build again.
+  "${COMPOSE[@]}" -p "$PROJECT" -f docker/compose.host.yaml up -d --no-build >/dev/null 2>&1 ||
+    fail "compose up"
+  for admin in "${ADMIN_PORTS[@]}"; do
+    for _ in $(seq 1 150); do
+      curl -fsS "http://127.0.0.1:$admin/readyz" >/dev/null 2>&1 && break
+      sleep 0.2
+    done
+    curl -fsS "http://127.0.0.1:$admin/readyz" >/dev/null || fail "edge (admin $admin) not ready"
+  done
+  for e in "${EDGE_PORTS[@]}"; do
+    curl -fsS -o /dev/null "http://127.0.0.1:$e/products/1"
+    for _ in $(seq 1 50); do
+      curl -fsS -D - -o /dev/null "http://127.0.0.1:$e/products/1" | grep -qi '^cache-status:.*hit' && break
+      sleep 0.1
+    done
+  done
+  curl -fsS -XPOST "http://127.0.0.1:$ORIGIN_PORT/admin/bump?tag=products" >/dev/null
+  result=$(curl -fsS -H "Authorization: Bearer $TERN_TOKEN" -d '{"tags":["products"],"wait":"all"}' \
+    "http://127.0.0.1:$COORDINATOR_HTTP_PORT/v1/purge") || fail "purge call"
+  echo "$result" | grep -q '"state":"complete"' || fail "purge not complete: $result"
+  for n in 1 2 3; do
+    echo "$result" | grep -q "\"edge_id\":\"edge$n\",\"state\":\"applied\"" ||
+      fail "edge$n did not apply: $result"
+  done
+  want=$(curl -fsS "http://127.0.0.1:$ORIGIN_PORT/products/1")
+  for e in "${EDGE_PORTS[@]}"; do
+    body=$(curl -fsS "http://127.0.0.1:$e/products/1")
+    [ "$body" = "$want" ] || fail "edge :$e served stale content after the purge: $body"
+  done
+  "${COMPOSE[@]}" -p "$PROJECT" -f docker/compose.host.yaml stop >/dev/null 2>&1 || fail "compose stop"
+  echo "smoke: ok (compose: origin, coordinator and 3 edges from $IMAGE; a purge completed on every edge and every edge then served the new content)"
+  exit 0
+fi
+
 ORIGIN=$(free_port); HTTP=$(free_port); GRPC=$(free_port); EDGE=$(free_port); ADMIN=$(free_port)
 NAME="tern-smoke-$$"
 PIDS=()
