@@ -16,6 +16,12 @@
 
 namespace tern::edge::cache {
 
+namespace {
+constexpr const char* kPhaseHelp =
+    "Time per step of a request: lookup (memory, then disk), origin (until the response head, "
+    "own fetch or another's), total (until this edge's response head)";
+}  // namespace
+
 FlowMetrics::FlowMetrics(metrics::Registry& r)
     : requests(r.counter("tern_edge_requests_total", "Client requests received")),
       hits_memory(r.counter("tern_edge_cache_hits_total", "Responses served from cache",
@@ -33,21 +39,12 @@ FlowMetrics::FlowMetrics(metrics::Registry& r)
                                      "Lookups a tier did not answer (not stored there, or "
                                      "unreadable)",
                                      "tier=\"memory\"")),
-      phase_lookup(r.histogram("tern_edge_phase_seconds",
-                               "Time per step of a request: lookup (memory, then disk), origin "
-                               "(until the response head, own fetch or another's), total (until "
-                               "this edge's response head)",
-                               metrics::latencyBuckets(), "phase=\"lookup\"")),
-      phase_origin(r.histogram("tern_edge_phase_seconds",
-                               "Time per step of a request: lookup (memory, then disk), origin "
-                               "(until the response head, own fetch or another's), total (until "
-                               "this edge's response head)",
-                               metrics::latencyBuckets(), "phase=\"origin\"")),
-      phase_total(r.histogram("tern_edge_phase_seconds",
-                              "Time per step of a request: lookup (memory, then disk), origin "
-                              "(until the response head, own fetch or another's), total (until "
-                              "this edge's response head)",
-                              metrics::latencyBuckets(), "phase=\"total\"")),
+      phase_lookup(r.histogram("tern_edge_phase_seconds", kPhaseHelp, metrics::latencyBuckets(),
+                               "phase=\"lookup\"")),
+      phase_origin(r.histogram("tern_edge_phase_seconds", kPhaseHelp, metrics::latencyBuckets(),
+                               "phase=\"origin\"")),
+      phase_total(r.histogram("tern_edge_phase_seconds", kPhaseHelp, metrics::latencyBuckets(),
+                              "phase=\"total\"")),
       disk_lookups_inline(r.counter("tern_edge_disk_lookups_total",
                                     "Disk-tier lookups, by where they ran: on the event loop "
                                     "(served from memory, no hand-off) or on the blocking pool",

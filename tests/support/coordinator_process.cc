@@ -1,6 +1,7 @@
 #include "tests/support/coordinator_process.h"
 
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <chrono>
 #include <cstdio>
@@ -79,6 +80,14 @@ void CoordinatorProcess::restart(bool kill, int down_ms) {
     if (args_[i] == "--grpc_listen") args_[i + 1] = "127.0.0.1:" + std::to_string(grpc_port_);
   }
   start();
+}
+
+int runCtl(const std::string& log, std::vector<std::string> args) {
+  args.insert(args.begin(), buildBinary("coordinator/ternctl"));
+  std::filesystem::remove(log);
+  Process p(args, log);
+  int st = p.wait(60000);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 }  // namespace tern::testing

@@ -37,4 +37,8 @@ class CoordinatorProcess {
 // Text of a file (empty when it cannot be read).
 std::string readText(const std::string& path);
 
+// Runs ternctl with `args` (output to `log`, replaced); its exit code, -1 if
+// it did not exit within a minute.
+int runCtl(const std::string& log, std::vector<std::string> args);
+
 }  // namespace tern::testing

@@ -674,14 +674,6 @@ TEST_F(ClusterTest, StatusPageScreenshotShowsTheCharts) {
   EXPECT_EQ(points, 5u) << "one point per completed purge";
 }
 
-int runCtl(const std::string& log, std::vector<std::string> args) {
-  args.insert(args.begin(), buildBinary("coordinator/ternctl"));
-  std::filesystem::remove(log);
-  Process p(args, log);
-  int st = p.wait(60000);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 TEST_F(ClusterTest, TernctlPurgesAndListsWithReliableExitCodes) {
   const std::string out = dir_.sub("ctl.out");
   const std::vector<std::string> base = {"--coordinator", coordinator_->grpcAddress(), "--token",

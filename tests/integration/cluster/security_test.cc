@@ -63,14 +63,6 @@ std::string tokensFile(const std::string& www_name, const std::string& www_token
          "    edge_ids: [\"edge-*\"]\n";
 }
 
-int runCtl(const std::string& log, std::vector<std::string> args) {
-  args.insert(args.begin(), buildBinary("coordinator/ternctl"));
-  std::filesystem::remove(log);
-  Process p(args, log);
-  int st = p.wait(60000);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 bool ready(EdgeProcess& e) { return httpGet(e.adminPort(), "/readyz").status == 200; }
 
 // Metric value from a Prometheus text page (-1 when absent).
