@@ -908,8 +908,9 @@ TEST(ServerTimingTest, PhasesAreTimedAndShownToTheDebugTokenOnly) {
   EXPECT_EQ(httpGet(edge.port(), "/slow", {{"Tern-Debug", "guess"}}).header("server-timing"), "");
   // The histograms count every request, shown or not.
   const std::string metrics = httpGet(edge.adminPort(), "/metrics").body;
-  EXPECT_NE(metrics.find("tern_edge_phase_seconds_count{phase=\"origin\"} 1\n"), std::string::npos)
-      << metrics;
+  // (A request that came before the object was stored waited for the origin
+  // too: at least the first did.)
+  EXPECT_GE(metricOf(metrics, "tern_edge_phase_seconds_count{phase=\"origin\"}"), 1) << metrics;
   EXPECT_NE(metrics.find("tern_edge_phase_seconds_count{phase=\"total\"}"), std::string::npos);
 
   EdgeProcess always(dir.sub("cache2"), origin.url(), {"--server.server_timing", "true"});
