@@ -9,8 +9,15 @@
 # only touched during warm-up. Each server gets the same objects of 1 KiB,
 # 16 KiB and 256 KiB (Cache-Control: max-age=3600), warmed before measuring.
 # Rounds interleave the servers so that drift of the machine hits all alike.
-# Reported: median requests/s and median p99 latency over the rounds, and
-# the ratio of each server's requests/s to Varnish's. Installs varnish,
+# Reported: median requests/s, median p99 latency and median server CPU per
+# request (user+system time of the server's processes over the run divided by
+# its requests: wrk saturates its own core with small objects, so req/s alone
+# understates a server) over the rounds, and the ratio of each server's
+# requests/s to Varnish's. Each run is checked: no socket errors, no non-2xx
+# answers, and before measuring every cache is seen answering from cache
+# (Cache-Status hit, Varnish's Age, nginx's X-Cache HIT). "nginx-files" is
+# nginx serving the same files from disk with sendfile, no cache: the
+# ceiling of this machine for a server on one core. Installs varnish,
 # nginx-light and wrk from Debian when missing.
 # ACCESS_LOG=1 adds "tern+log": a second tern-edge writing the access log
 # (every response, JSON lines to a file), to show what the log costs.
@@ -40,21 +47,24 @@ PIDS+=($!)
 taskset -c 0 build/edge/tern-edge --listen "127.0.0.1:$TERN_PORT" --admin_listen "127.0.0.1:$TERN_ADMIN" \
   --origin "http://127.0.0.1:$ORIGIN_PORT" --cache.dir "$WORK/tern" --server.loops 1 \
   --server.blocking_threads 1 --log.access false --log.level warn &
-PIDS+=($!)
-SERVERS=(tern varnish nginx)
+TERN_PID=$!
+PIDS+=($TERN_PID)
+SERVERS=(tern varnish nginx nginx-files)
 if [ "${ACCESS_LOG:-0}" = 1 ]; then
   TERNLOG_PORT=$(free_port); TERNLOG_ADMIN=$(free_port)
   taskset -c 0 build/edge/tern-edge --listen "127.0.0.1:$TERNLOG_PORT" --admin_listen "127.0.0.1:$TERNLOG_ADMIN" \
     --origin "http://127.0.0.1:$ORIGIN_PORT" --cache.dir "$WORK/ternlog" --server.loops 1 \
     --server.blocking_threads 1 --log.access true --log.access_file "$WORK/access.log" --log.level warn &
-  PIDS+=($!)
-  SERVERS=(tern tern+log varnish nginx)
+  TERNLOG_PID=$!
+  PIDS+=($TERNLOG_PID)
+  SERVERS=(tern tern+log varnish nginx nginx-files)
 fi
 
 # ---- Varnish: malloc storage on CPU 0 ----
 taskset -c 0 varnishd -F -n "$WORK/varnish" -a "127.0.0.1:$VARNISH_PORT" -b "127.0.0.1:$ORIGIN_PORT" \
   -s malloc,512m -p thread_pools=1 >"$WORK/varnish.log" 2>&1 &
-PIDS+=($!)
+VARNISH_PID=$!
+PIDS+=($VARNISH_PID)
 
 # ---- nginx proxy_cache: one worker on CPU 0 ----
 cat > "$WORK/proxy/nginx.conf" <<CONF
@@ -72,6 +82,7 @@ http {
     listen 127.0.0.1:$NGINX_PORT;
     location / {
       proxy_cache c;
+      add_header X-Cache \$upstream_cache_status;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_pass http://o;
@@ -80,10 +91,53 @@ http {
 }
 CONF
 taskset -c 0 nginx -c "$WORK/proxy/nginx.conf" -p "$WORK/proxy" &
-PIDS+=($!)
+NGINX_PID=$!
+PIDS+=($NGINX_PID)
+
+# ---- nginx serving the files (sendfile, no cache): the ceiling, CPU 0 ----
+FILES_PORT=$(free_port)
+mkdir -p "$WORK/files"
+cat > "$WORK/files/nginx.conf" <<CONF
+worker_processes 1;
+worker_cpu_affinity 0001;
+daemon off;
+pid $WORK/files/nginx.pid;
+error_log $WORK/files/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  server { listen 127.0.0.1:$FILES_PORT; root $WORK/www; }
+}
+CONF
+taskset -c 0 nginx -c "$WORK/files/nginx.conf" -p "$WORK/files" &
+FILES_PID=$!
+PIDS+=($FILES_PID)
+
+# The processes of a server (for its CPU time).
+server_pids() {
+  local root
+  case "$1" in
+    tern) root=$TERN_PID ;;
+    tern+log) root=$TERNLOG_PID ;;
+    varnish) root=$VARNISH_PID ;;
+    nginx) root=$NGINX_PID ;;
+    nginx-files) root=$FILES_PID ;;
+  esac
+  echo "$root $(pgrep -P "$root" | tr '\n' ' ') $(for c in $(pgrep -P "$root"); do pgrep -P "$c"; done | tr '\n' ' ')"
+}
+ticks() {
+  local t=0
+  for p in $(server_pids "$1"); do
+    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$t"
+}
+HZ=$(getconf CLK_TCK)
 
 sleep 2
-declare -A PORT=([tern]=$TERN_PORT [varnish]=$VARNISH_PORT [nginx]=$NGINX_PORT)
+declare -A PORT=([tern]=$TERN_PORT [varnish]=$VARNISH_PORT [nginx]=$NGINX_PORT [nginx-files]=$FILES_PORT)
 [ -n "${TERNLOG_PORT:-}" ] && PORT[tern+log]=$TERNLOG_PORT
 for s in "${SERVERS[@]}"; do
   for kb in 1 16 256; do
@@ -92,17 +146,38 @@ for s in "${SERVERS[@]}"; do
     [ "$status" = 200 ] || { echo "$s did not serve /obj${kb}k ($status)" >&2; exit 1; }
   done
 done
-curl -s -D - -o /dev/null "http://127.0.0.1:$TERN_PORT/obj1k" | grep -i '^cache-status' >&2 || true
+# Every cache answers from cache now (else the run would measure its origin).
+for kb in 1 16 256; do
+  for s in "${SERVERS[@]}"; do
+    head=$(curl -s -D - -o /dev/null "http://127.0.0.1:${PORT[$s]}/obj${kb}k" | tr -d '\r')
+    case "$s" in
+      tern*) echo "$head" | grep -qi '^cache-status: .*; hit' ;;
+      varnish) echo "$head" | grep -qiE '^age: [1-9]|^x-varnish: [0-9]+ [0-9]+' ;;
+      nginx) echo "$head" | grep -qi '^x-cache: HIT' ;;
+      *) true ;;
+    esac || { echo "$s does not answer /obj${kb}k from cache:" >&2; echo "$head" >&2; exit 1; }
+  done
+done
 
 RESULTS="$WORK/results.txt"
 for round in $(seq 1 "$ROUNDS"); do
   for kb in 1 16 256; do
     for s in "${SERVERS[@]}"; do
+      t0=$(ticks "$s")
       out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:${PORT[$s]}/obj${kb}k")
+      t1=$(ticks "$s")
       rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
       p99=$(echo "$out" | awk '$1=="99%" {print $2}')
-      echo "$round $kb $s $rps $p99" >> "$RESULTS"
-      echo "round $round ${kb}KiB $s: $rps req/s, p99 $p99" >&2
+      reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+      bad=$(echo "$out" | awk '/Non-2xx or 3xx responses/ {print $NF}')
+      errs=$(echo "$out" | awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10}')
+      bad=${bad:-0}; errs=${errs:-0}
+      cpu=$(python3 -c "print(round(($t1 - $t0) / $HZ * 1e6 / max(1, $reqs), 2))")
+      echo "$round $kb $s $rps $p99 $cpu $bad $errs" >> "$RESULTS"
+      echo "round $round ${kb}KiB $s: $rps req/s, p99 $p99, $cpu us CPU/request, non-2xx $bad, socket errors $errs" >&2
+      if [ "$bad" != 0 ] || [ "$errs" != 0 ]; then
+        echo "$s: $bad non-2xx answers and $errs socket errors in this run" >&2
+      fi
     done
   done
 done
@@ -117,16 +192,25 @@ def ms(v):
     return float(v)
 data = {}
 for line in open(path):
-    r, kb, s, rps, p99 = line.split()
-    data.setdefault((int(kb), s), []).append((float(rps), ms(p99)))
+    r, kb, s, rps, p99, cpu, bad, errs = line.split()
+    data.setdefault((int(kb), s), []).append((float(rps), ms(p99), float(cpu), int(bad), int(errs)))
 print(f"\nHit benchmark: {rounds} interleaved rounds x {duration}s, wrk -t1 -c{conns}, "
-      "servers on CPU 0, wrk on CPU 1 (median over rounds)\n")
-print(f"{'size':>7} {'server':>8} {'req/s':>10} {'p99 ms':>8} {'vs varnish':>11}")
+      "servers on CPU 0, wrk on CPU 1 (medians over rounds; CPU = the server's user+system "
+      "time per request)\n")
+print(f"{'size':>7} {'server':>11} {'req/s':>10} {'p99 ms':>8} {'CPU us/req':>11} {'errors':>7} {'vs varnish':>11}")
+failed = False
 for kb in (1, 16, 256):
     base = statistics.median(x[0] for x in data[(kb, "varnish")])
-    for s in ("tern", "tern+log", "varnish", "nginx"):
+    for s in ("tern", "tern+log", "varnish", "nginx", "nginx-files"):
         if (kb, s) not in data: continue
-        rps = statistics.median(x[0] for x in data[(kb, s)])
-        p99 = statistics.median(x[1] for x in data[(kb, s)])
-        print(f"{kb:>5}KiB {s:>8} {rps:>10.0f} {p99:>8.2f} {rps / base:>10.2f}x")
+        xs = data[(kb, s)]
+        rps = statistics.median(x[0] for x in xs)
+        p99 = statistics.median(x[1] for x in xs)
+        cpu = statistics.median(x[2] for x in xs)
+        errors = sum(x[3] + x[4] for x in xs)
+        failed |= errors > 0
+        print(f"{kb:>5}KiB {s:>11} {rps:>10.0f} {p99:>8.2f} {cpu:>11.2f} {errors:>7} {rps / base:>10.2f}x")
+if failed:
+    print("\nSome runs had non-2xx answers or socket errors: their figures do not count.")
+    sys.exit(1)
 PY
