@@ -22,8 +22,14 @@ taskset -c 1 nginx -c "$WORK/origin/nginx.conf" -p "$WORK/origin" &
 PIDS+=($!)
 gcc -O2 -shared -fPIC -o "$WORK/alloc_count.so" bench/alloc_count.c -lpthread
 
-count() { cat "$1" 2>/dev/null || echo 0; }
-# start <name> [tern flags...]: a tern-edge counted into $WORK/<name>.count
+count() {
+  local v
+  v=$(cat "$1" 2>/dev/null || true)
+  [[ "$v" =~ ^[0-9]+$ ]] || { echo "no allocation count in $1" >&2; exit 1; }
+  echo "$v"
+}
+# start <name> [tern flags...]: a tern-edge counted into $WORK/<name>.count;
+# its port in STARTED_PORT (not echoed: a subshell would lose its PID).
 start() {
   local name=$1; shift
   local port admin
@@ -34,17 +40,19 @@ start() {
     --server.blocking_threads 1 --log.level warn "$@" > "$WORK/$name.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 100); do curl -fs -o /dev/null "http://127.0.0.1:$admin/healthz" && break; sleep 0.1; done
-  echo "$port"
+  STARTED_PORT=$port
 }
-MEM_PORT=$(start memory)
-DISK_PORT=$(start disk --cache.memory_max_object_size 16)   # nothing fits the memory tier
+start memory
+MEM_PORT=$STARTED_PORT
+start disk --cache.memory_max_object_size 16   # nothing fits the memory tier
+DISK_PORT=$STARTED_PORT
 
 printf "\n%-8s %-7s %12s %14s %16s\n" tier size requests allocations "allocations/hit"
 for tier in memory disk; do
   port=$MEM_PORT; [ "$tier" = disk ] && port=$DISK_PORT
   for kb in 1 16; do
     for _ in 1 2 3 4 5; do curl -s -o /dev/null "http://127.0.0.1:$port/obj${kb}k"; done
-    status=$(curl -s -D - -o /dev/null "http://127.0.0.1:$port/obj${kb}k" | tr -d '\r' | grep -i '^cache-status')
+    status=$(curl -s -D - -o /dev/null "http://127.0.0.1:$port/obj${kb}k" | tr -d '\r' | grep -i '^cache-status' || true)
     echo "$status" | grep -q '; hit' || { echo "$tier /obj${kb}k is not a hit: $status" >&2; exit 1; }
     sleep 0.1
     idle0=$(count "$WORK/$tier.count"); sleep "$DURATION"; idle1=$(count "$WORK/$tier.count")
@@ -53,6 +61,7 @@ for tier in memory disk; do
     sleep 0.1
     a1=$(count "$WORK/$tier.count")
     reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+    reqs=${reqs:-0}
     allocs=$((a1 - a0 - (idle1 - idle0)))
     printf "%-8s %-7s %12s %14s %16s\n" "$tier" "${kb}KiB" "$reqs" "$allocs" \
       "$(python3 -c "print(round($allocs / max(1, $reqs), 2))")"

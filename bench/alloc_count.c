@@ -5,6 +5,7 @@
 // before and after a load. Not for production use.
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -52,10 +53,18 @@ static void* reporter(void* path) {
       text[--i] = (char)('0' + v % 10);
       v /= 10;
     } while (v && i > 0);
-    int fd = open((const char*)path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd >= 0) {
-      (void)!write(fd, text + i, sizeof text - (size_t)i);
-      close(fd);
+    // Written aside and renamed: a reader never sees a half-written number.
+    char tmp[4096];
+    size_t len = strlen((const char*)path);
+    if (len + 5 < sizeof tmp) {
+      memcpy(tmp, path, len);
+      memcpy(tmp + len, ".tmp", 5);
+      int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd >= 0) {
+        (void)!write(fd, text + i, sizeof text - (size_t)i);
+        close(fd);
+        rename(tmp, (const char*)path);
+      }
     }
     usleep(20000);
   }

@@ -171,7 +171,7 @@ for round in $(seq 1 "$ROUNDS"); do
       reqs=$(echo "$out" | awk '/requests in/ {print $1}')
       bad=$(echo "$out" | awk '/Non-2xx or 3xx responses/ {print $NF}')
       errs=$(echo "$out" | awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10}')
-      bad=${bad:-0}; errs=${errs:-0}
+      bad=${bad:-0}; errs=${errs:-0}; reqs=${reqs:-0}
       cpu=$(python3 -c "print(round(($t1 - $t0) / $HZ * 1e6 / max(1, $reqs), 2))")
       echo "$round $kb $s $rps $p99 $cpu $bad $errs" >> "$RESULTS"
       echo "round $round ${kb}KiB $s: $rps req/s, p99 $p99, $cpu us CPU/request, non-2xx $bad, socket errors $errs" >&2

@@ -107,10 +107,13 @@ if [ "$MODE" = compose ]; then
   done
   for e in "${EDGE_PORTS[@]}"; do
     curl -fsS -o /dev/null "http://127.0.0.1:$e/products/1"
+    hit=no
     for _ in $(seq 1 50); do
-      curl -fsS -D - -o /dev/null "http://127.0.0.1:$e/products/1" | grep -qi '^cache-status:.*hit' && break
+      head=$(curl -fsS -D - -o /dev/null "http://127.0.0.1:$e/products/1" || true)
+      if echo "$head" | grep -qi '^cache-status:.*hit'; then hit=yes; break; fi
       sleep 0.1
     done
+    [ "$hit" = yes ] || fail "edge :$e never served /products/1 from cache"
   done
   curl -fsS -XPOST "http://127.0.0.1:$ORIGIN_PORT/admin/bump?tag=products" >/dev/null
   result=$(curl -fsS -H "Authorization: Bearer $TERN_TOKEN" -d '{"tags":["products"],"wait":"all"}' \

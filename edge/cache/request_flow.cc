@@ -217,7 +217,6 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   }
 
   void found(LookupResult r, bool from_disk) {
-    lookupDone();
     // A purge applied while the entry was being looked up (a disk read on the
     // pool) may have matched it: look again, through the new markers.
     // (Under a purge storm, after three tries: ask the origin instead.)
@@ -233,6 +232,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
       status_.fwd = "vary-miss";
       return lookup();
     }
+    lookupDone();  // (second looks after a purge race or for the variant included)
     from_disk_ = from_disk;
     stored_ = std::move(r);
     stored_fields_ = toHttp(stored_->meta->headers);  // converted once, reused to deliver
@@ -385,6 +385,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     o.headers = req_->headers;
     http::stripHopByHop(o.headers);
     http::removeField(o.headers, "host");
+    http::removeField(o.headers, "tern-debug");  // ours, not the origin's
     if (!keep_method) {
       // Conditionals and ranges of the client are answered from the cache.
       for (auto f : {"if-none-match", "if-modified-since", "if-match", "if-unmodified-since",
@@ -568,7 +569,8 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   // `reader` is released on every path that does not stream the body.
   void onHead(const std::optional<Inflight::Head>& head, const Status& st, bool leader,
               bool revalidation, Inflight::Reader reader) {
-    if (origin_start_us_ != 0 && origin_us_ < 0) origin_us_ = steadyNowUs() - origin_start_us_;
+    // (Every head: a waiter that then fetches alone counts until its own.)
+    if (origin_start_us_ != 0) origin_us_ = steadyNowUs() - origin_start_us_;
     if (!head) {
       // The leader found the object stored after all: look it up again.
       if (st.isNotFound() && !relooked_) {
@@ -739,6 +741,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   void pass() {
     ctx_.metrics->passes.inc();
     status_.fwd = "request";
+    origin_start_us_ = steadyNowUs();
     auto inflight = std::make_shared<Inflight>();
     auto reader = std::make_shared<Inflight::Reader>(inflight->read());
     startOrigin(inflight, "", false, /*pass=*/true);
@@ -751,6 +754,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
       bool done = inflight->finished(&st);
       if (!head && !done) return;
       *fired = true;
+      self->origin_us_ = steadyNowUs() - self->origin_start_us_;
       if (!head) {
         reader->release();
         return self->error(st.code() == StatusCode::kTimeout ? 504 : 502, st.message());
@@ -859,7 +863,9 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     auto& m = *ctx_.metrics;
     if (lookup_us_ >= 0) m.phase_lookup.observe(static_cast<double>(lookup_us_) / 1e6);
     if (origin_us_ >= 0) m.phase_origin.observe(static_cast<double>(origin_us_) / 1e6);
-    m.phase_total.observe(static_cast<double>(total_us) / 1e6);
+    // (A PURGE waits for the coordinator, maybe for every edge: not a
+    // request's time to serve.)
+    if (req_->method != "PURGE") m.phase_total.observe(static_cast<double>(total_us) / 1e6);
     bool wanted = ctx_.config.server_timing;
     if (!wanted && !ctx_.config.debug_token.empty()) {
       auto token = http::findField(req_->headers, "tern-debug");

@@ -199,13 +199,16 @@ void AccessLog::writerLoop() {
       while (done < batch.size()) {
         size_t len = batch.size() - done;
         if (pipe && len > PIPE_BUF) {
+          // Whole lines up to PIPE_BUF; a longer line goes whole on its own.
           const size_t cut = batch.rfind('\n', done + PIPE_BUF - 1);
-          len = cut != std::string::npos && cut >= done ? cut + 1 - done : PIPE_BUF;
+          len = cut != std::string::npos && cut >= done ? cut + 1 - done
+                                                        : batch.find('\n', done) + 1 - done;
         }
         ssize_t n = ::write(fd_, batch.data() + done, len);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
-          TERN_LOG(kError, "access log write failed", {{"error", std::strerror(errno)}});
+          TERN_LOG(kError, "access log write failed",
+                   {{"error", n < 0 ? std::strerror(errno) : "nothing written"}});
           break;
         }
         done += static_cast<size_t>(n);

@@ -359,6 +359,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     target_.clear();
     host_.clear();
     cache_status_.clear();
+    http10_ = false;
     parser_.emplace();
     parser_->header_limit(
         static_cast<uint32_t>(srv_.live.header_limit_bytes.load(std::memory_order_relaxed)));

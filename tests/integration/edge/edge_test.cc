@@ -898,6 +898,17 @@ TEST(ServerTimingTest, PhasesAreTimedAndShownToTheDebugTokenOnly) {
   EXPECT_GE(serverTiming(timing, "origin"), 55) << timing;
   EXPECT_GE(serverTiming(timing, "lookup"), 0) << timing;
   EXPECT_GE(serverTiming(timing, "total"), serverTiming(timing, "origin")) << timing;
+  // The debug token is this edge's business: never sent to the origin.
+  for (const auto& r : origin.requests())
+    for (const auto& [name, value] : r.headers) EXPECT_NE(name, "tern-debug") << value;
+  // A pass (POST) times its origin too.
+  OriginResponse posted;
+  posted.body = "ok";
+  posted.delay_ms = 30;
+  origin.set("/form", posted);
+  auto pass = httpRequest(edge.port(), "POST", "/form", debug, "x");
+  EXPECT_GE(serverTiming(pass.header("server-timing"), "origin"), 25)
+      << pass.header("server-timing");
   auto hit = waitForHit([&] { return httpGet(edge.port(), "/slow", debug); });
   const std::string hit_timing = hit.header("server-timing");
   EXPECT_GE(serverTiming(hit_timing, "lookup"), 0) << hit_timing;
