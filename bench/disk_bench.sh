@@ -53,12 +53,7 @@ TERN_PID=$!
 PIDS+=($TERN_PID)
 
 # ---- nginx proxy_cache: one worker on CPU 0 ----
-cat > "$WORK/proxy/nginx.conf" <<CONF
-worker_processes 1;
-worker_cpu_affinity 0001;
-daemon off;
-pid $WORK/proxy/nginx.pid;
-error_log $WORK/proxy/error.log;
+{ nginx_main "$WORK/proxy" 0001; cat <<CONF
 events { worker_connections 4096; }
 http {
   access_log off;
@@ -76,6 +71,7 @@ http {
   }
 }
 CONF
+} > "$WORK/proxy/nginx.conf"
 taskset -c 0 nginx -c "$WORK/proxy/nginx.conf" -p "$WORK/proxy" &
 NGINX_MASTER=$!
 PIDS+=($NGINX_MASTER)

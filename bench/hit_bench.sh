@@ -67,12 +67,7 @@ VARNISH_PID=$!
 PIDS+=($VARNISH_PID)
 
 # ---- nginx proxy_cache: one worker on CPU 0 ----
-cat > "$WORK/proxy/nginx.conf" <<CONF
-worker_processes 1;
-worker_cpu_affinity 0001;
-daemon off;
-pid $WORK/proxy/nginx.pid;
-error_log $WORK/proxy/error.log;
+{ nginx_main "$WORK/proxy" 0001; cat <<CONF
 events { worker_connections 4096; }
 http {
   access_log off;
@@ -90,6 +85,7 @@ http {
   }
 }
 CONF
+} > "$WORK/proxy/nginx.conf"
 taskset -c 0 nginx -c "$WORK/proxy/nginx.conf" -p "$WORK/proxy" &
 NGINX_PID=$!
 PIDS+=($NGINX_PID)
@@ -97,12 +93,7 @@ PIDS+=($NGINX_PID)
 # ---- nginx serving the files (sendfile, no cache): the ceiling, CPU 0 ----
 FILES_PORT=$(free_port)
 mkdir -p "$WORK/files"
-cat > "$WORK/files/nginx.conf" <<CONF
-worker_processes 1;
-worker_cpu_affinity 0001;
-daemon off;
-pid $WORK/files/nginx.pid;
-error_log $WORK/files/error.log;
+{ nginx_main "$WORK/files" 0001; cat <<CONF
 events { worker_connections 4096; }
 http {
   access_log off;
@@ -111,6 +102,7 @@ http {
   server { listen 127.0.0.1:$FILES_PORT; root $WORK/www; }
 }
 CONF
+} > "$WORK/files/nginx.conf"
 taskset -c 0 nginx -c "$WORK/files/nginx.conf" -p "$WORK/files" &
 FILES_PID=$!
 PIDS+=($FILES_PID)

@@ -7,6 +7,9 @@
 #   origin_nginx_conf <port> <dir>           an nginx origin serving <dir>
 #                                            with Cache-Control max-age=3600,
 #                                            one worker on CPU 1
+#   nginx_main <dir> <cpu mask>              the lines every bench nginx starts
+#                                            with: one worker pinned by the mask,
+#                                            pid and error log in <dir>
 
 bench_setup() {
   local name=$1
@@ -32,14 +35,20 @@ bench_cleanup() {
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-origin_nginx_conf() {
-  local port=$1 dir=$2
+nginx_main() {
   cat <<CONF
 worker_processes 1;
-worker_cpu_affinity 0010;
+worker_cpu_affinity $2;
 daemon off;
-pid $WORK/origin/nginx.pid;
-error_log $WORK/origin/error.log;
+pid $1/nginx.pid;
+error_log $1/error.log;
+CONF
+}
+
+origin_nginx_conf() {
+  local port=$1 dir=$2
+  nginx_main "$WORK/origin" 0010
+  cat <<CONF
 events { worker_connections 1024; }
 http {
   access_log off;

@@ -50,6 +50,10 @@ Result<storage::PurgeSelector> fromProto(const tern::v1::Selector& s) {
   return selectorFrom(s, &storage::normalizeSelector);
 }
 
+Result<storage::PurgeSelector> loggedFromProto(const tern::v1::Selector& s) {
+  return selectorFrom(s, &storage::checkNormalizedSelector);
+}
+
 tern::v1::Selector toProto(const storage::PurgeSelector& sel) {
   tern::v1::Selector s;
   switch (sel.kind) {

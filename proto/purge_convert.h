@@ -29,5 +29,7 @@ Result<std::vector<storage::PurgeSelector>> selectorsFromProto(
 // normalized and are taken as they are, but checked again (an edge never
 // trusts its input; see storage::checkNormalizedSelector).
 Result<storage::PurgeSpec> specFromProto(const tern::v1::Purge& purge);
+// One logged selector, taken as it is (checked, never normalized again).
+Result<storage::PurgeSelector> loggedFromProto(const tern::v1::Selector& selector);
 
 }  // namespace tern::proto

@@ -5,6 +5,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "proto/purge_convert.h"
 
 namespace tern::coordinator {
 
@@ -412,23 +413,13 @@ void Coordinator::auditLine(const LogEntry& e) {
   std::string selectors;
   for (int i = 0; i < e.selectors_size() && i < 20; ++i) {
     if (i) selectors += ' ';
-    const auto& s = e.selectors(i);
-    switch (s.kind_case()) {
-      case v1::Selector::kUrl:
-        selectors += "url=" + s.url();
-        break;
-      case v1::Selector::kPrefix:
-        selectors += "prefix=" + s.prefix();
-        break;
-      case v1::Selector::kHost:
-        selectors += "host=" + s.host();
-        break;
-      case v1::Selector::kTag:
-        selectors += "tag=" + s.tag();
-        break;
-      default:
-        selectors += "all";
+    auto sel = proto::loggedFromProto(e.selectors(i));
+    if (!sel.ok()) {
+      selectors += "invalid";
+      continue;
     }
+    selectors += storage::selectorKindName(sel->kind);
+    if (sel->kind != storage::SelectorKind::kAll) selectors += "=" + sel->value;
   }
   if (e.selectors_size() > 20) selectors += " (" + std::to_string(e.selectors_size()) + " in all)";
   TERN_LOG(kInfo, "audit: purge logged",
