@@ -62,6 +62,15 @@ Config makeConfig() {
   c.add({"server.header_timeout", "10s", "time to receive a request head"});
   c.add({"server.idle_timeout", "60s", "keep-alive idle time"});
   c.add({"server.body_timeout", "30s", "time for each body write"});
+  c.add({"server.http2", "true", "HTTP/2 on tls.listen, negotiated by ALPN (h2, else http/1.1)"});
+  c.add({"server.h2c", "false",
+         "cleartext HTTP/2 with prior knowledge on listen (next to HTTP/1.1 there)"});
+  c.add({"server.h2_max_concurrent_streams", "128",
+         "HTTP/2 streams open at once per connection (SETTINGS_MAX_CONCURRENT_STREAMS)"});
+  c.add({"server.h2_max_header_list", "32KiB",
+         "largest HTTP/2 request header list, as decoded (SETTINGS_MAX_HEADER_LIST_SIZE)"});
+  c.add({"server.h2_initial_window", "256KiB",
+         "HTTP/2 flow-control window for each request body and for the connection"});
   c.add({"coordinator.address", "",
          "host:port of the coordinator's gRPC listener; several replicas: repeat, separate "
          "with commas, or give one name with several addresses (a headless Service; or "
@@ -153,6 +162,21 @@ Result<server::ServerConfig> serverConfigOf(const Config& cfg) {
   TERN_ASSIGN_OR_RETURN(sc.idle_timeout_ms, cfg.durationMs("server.idle_timeout"));
   TERN_ASSIGN_OR_RETURN(sc.body_timeout_ms, cfg.durationMs("server.body_timeout"));
   TERN_ASSIGN_OR_RETURN(sc.access_log, cfg.boolean("log.access"));
+  TERN_ASSIGN_OR_RETURN(sc.http2, cfg.boolean("server.http2"));
+  TERN_ASSIGN_OR_RETURN(sc.h2c, cfg.boolean("server.h2c"));
+  TERN_ASSIGN_OR_RETURN(int64_t streams, cfg.integer("server.h2_max_concurrent_streams"));
+  TERN_ASSIGN_OR_RETURN(uint64_t header_list, cfg.bytes("server.h2_max_header_list"));
+  TERN_ASSIGN_OR_RETURN(uint64_t window, cfg.bytes("server.h2_initial_window"));
+  if (streams < 1 || streams > (1 << 20))
+    return Status::invalidArgument("server.h2_max_concurrent_streams: from 1 to 1048576");
+  if (header_list < 1024 || header_list > (16u << 20))
+    return Status::invalidArgument("server.h2_max_header_list: from 1KiB to 16MiB");
+  // RFC 9113 6.5.2: a window is at most 2^31-1 bytes.
+  if (window < 1024 || window > 0x7fffffffu)
+    return Status::invalidArgument("server.h2_initial_window: from 1KiB to 2GiB-1");
+  sc.h2_max_concurrent_streams = static_cast<uint32_t>(streams);
+  sc.h2_max_header_list_bytes = static_cast<uint32_t>(header_list);
+  sc.h2_initial_window_bytes = static_cast<uint32_t>(window);
   return sc;
 }
 

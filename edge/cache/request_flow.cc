@@ -23,7 +23,10 @@ constexpr const char* kPhaseHelp =
 }  // namespace
 
 FlowMetrics::FlowMetrics(metrics::Registry& r)
-    : requests(r.counter("tern_edge_requests_total", "Client requests received")),
+    : requests_h1(r.counter("tern_edge_requests_total", "Client requests received, by protocol",
+                            "protocol=\"h1\"")),
+      requests_h2(r.counter("tern_edge_requests_total", "Client requests received, by protocol",
+                            "protocol=\"h2\"")),
       hits_memory(r.counter("tern_edge_cache_hits_total", "Responses served from cache",
                             "tier=\"memory\"")),
       hits_disk(
@@ -145,7 +148,8 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
 
   // ---- kReceive ----
   void receive() {
-    ctx_.metrics->requests.inc();
+    (req_->protocol == Protocol::kHttp2 ? ctx_.metrics->requests_h2 : ctx_.metrics->requests_h1)
+        .inc();
     auto host = http::findField(req_->headers, "host");
     auto key =
         storage::CacheKey::fromRequest(req_->scheme, host ? http::trim(*host) : "", req_->target);
@@ -400,8 +404,11 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     http::setField(o.headers, "X-Forwarded-For",
                    xff.empty() ? req_->client_ip : xff + ", " + req_->client_ip);
     http::setField(o.headers, "X-Forwarded-Proto", req_->scheme);
+    // Via names the protocol the request was received with (RFC 9110 7.6.3).
+    std::string own = ctx_.config.via;
+    if (req_->protocol == Protocol::kHttp2 && own.starts_with("1.1 ")) own.replace(0, 3, "2");
     std::string via = http::combinedField(req_->headers, "via");
-    http::setField(o.headers, "Via", via.empty() ? ctx_.config.via : via + ", " + ctx_.config.via);
+    http::setField(o.headers, "Via", via.empty() ? own : via + ", " + own);
     if (keep_method) o.body = req_->body;
     return o;
   }

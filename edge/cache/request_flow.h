@@ -33,7 +33,10 @@
 
 namespace tern::edge::cache {
 
+enum class Protocol : uint8_t { kHttp1, kHttp2 };
+
 struct Request {
+  Protocol protocol = Protocol::kHttp1;  // of the client connection
   std::string method;
   std::string target;
   std::string scheme = "http";  // of the client connection
@@ -103,7 +106,8 @@ struct FlowConfig {
 
 struct FlowMetrics {
   explicit FlowMetrics(metrics::Registry& r);
-  metrics::Counter& requests;
+  metrics::Counter& requests_h1;  // tern_edge_requests_total{protocol}
+  metrics::Counter& requests_h2;
   metrics::Counter& hits_memory;
   metrics::Counter& hits_disk;
   metrics::Counter& hit_bytes_memory;  // body bytes of the stored objects hits came from

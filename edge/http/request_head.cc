@@ -35,4 +35,41 @@ std::optional<HeadRejection> checkRequestHead(const RequestHead& head, size_t ma
   return std::nullopt;
 }
 
+std::optional<HeadRejection> checkHttp2RequestHead(const Http2RequestHead& head, size_t max_fields,
+                                                   Fields* headers) {
+  if (head.fields.size() > max_fields) return HeadRejection{431, "too many request header fields"};
+  headers->clear();
+  headers->reserve(head.fields.size() + 1);
+  std::string cookie;
+  size_t hosts = 0;
+  std::string_view host;
+  for (const auto& [name, value] : head.fields) {
+    // nghttp2 refuses CR, LF and NUL in values; checked again as for HTTP/1.1.
+    if (hasLineBreak(value)) return HeadRejection{400, "bad request: line break in a field value"};
+    if (name == "cookie") {
+      if (!cookie.empty()) cookie.append("; ");
+      cookie.append(value);
+      continue;
+    }
+    if (name == "host") {
+      ++hosts;
+      host = value;
+      continue;
+    }
+    headers->push_back({std::string(name), std::string(value)});
+  }
+  if (hosts > 1) return HeadRejection{400, "bad request: more than one Host"};
+  if (head.has_authority) {
+    if (hosts == 1 && !iequals(trim(host), head.authority))
+      return HeadRejection{400, "bad request: Host differs from :authority"};
+    host = head.authority;
+  } else if (hosts == 0) {
+    return HeadRejection{400, "bad request: neither :authority nor Host"};
+  }
+  if (host.empty()) return HeadRejection{400, "bad request: empty authority"};
+  headers->push_back({"host", std::string(host)});
+  if (!cookie.empty()) headers->push_back({"cookie", std::move(cookie)});
+  return std::nullopt;
+}
+
 }  // namespace tern::edge::http

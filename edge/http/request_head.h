@@ -33,4 +33,19 @@ struct HeadRejection {
 std::optional<HeadRejection> checkRequestHead(const RequestHead& head, size_t max_fields,
                                               Fields* headers);
 
+// An HTTP/2 request's head, after nghttp2 validated its frames, pseudo-header
+// fields and field names (RFC 9113 section 8.2 and 8.3).
+struct Http2RequestHead {
+  std::string_view authority;  // :authority, empty when absent
+  bool has_authority = false;
+  std::vector<std::pair<std::string_view, std::string_view>> fields;  // regular fields
+};
+
+// The same checks for HTTP/2 and the mapping to HTTP/1.1 semantics: Host is
+// taken from :authority (a Host that names another authority is refused,
+// RFC 9113 section 8.3.1); cookie crumbs are joined into one Cookie field
+// with "; " (section 8.2.3); a request without either authority is refused.
+std::optional<HeadRejection> checkHttp2RequestHead(const Http2RequestHead& head, size_t max_fields,
+                                                   Fields* headers);
+
 }  // namespace tern::edge::http

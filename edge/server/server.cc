@@ -1,8 +1,10 @@
 #include "edge/server/server.h"
 
+#include <openssl/ssl.h>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/socket_base.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
@@ -18,6 +20,7 @@
 #include "common/log.h"
 #include "common/net/listen.h"
 #include "edge/http/request_head.h"
+#include "edge/server/h2_connection.h"
 
 namespace tern::edge::server {
 
@@ -96,6 +99,9 @@ struct EdgeServer::Impl {
   metrics::Gauge* open_connections = nullptr;
   metrics::Counter* rejected_connections = nullptr;
   metrics::Counter* bad_requests = nullptr;
+  metrics::Counter* connections_h1 = nullptr;  // tern_edge_connections_total{protocol}
+  metrics::Counter* connections_h2 = nullptr;
+  metrics::Counter* h2_connection_errors = nullptr;
   std::mutex done_mu;
   std::condition_variable done_cv;
   bool done = false;
@@ -157,9 +163,14 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                    {{"client", self->client_ip_}, {"reason", ec.message()}});
           return self->lowest().close();
         }
+        if (self->negotiatedH2()) return self->becomeH2({});
+        self->srv_.connections_h1->inc();
         self->read(true);
       });
+    } else if (srv_.config.h2c) {
+      sniff();
     } else {
+      srv_.connections_h1->inc();
       read(true);
     }
   }
@@ -519,6 +530,42 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     });
   }
 
+  // ALPN chose "h2" in the TLS handshake.
+  bool negotiatedH2() {
+    if constexpr (kTls) {
+      const unsigned char* proto = nullptr;
+      unsigned len = 0;
+      SSL_get0_alpn_selected(stream_.native_handle(), &proto, &len);
+      return len == 2 && std::memcmp(proto, "h2", 2) == 0;
+    }
+    return false;
+  }
+
+  // Cleartext HTTP/2 with prior knowledge (RFC 9113 3.3): the connection
+  // starts with the client preface, which no HTTP/1.1 request does. Bytes
+  // are read until they tell; either way they stay for the protocol chosen.
+  void sniff() {
+    static constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    lowest().expires_after(
+        std::chrono::milliseconds(srv_.live.header_timeout_ms.load(std::memory_order_relaxed)));
+    auto self = this->shared_from_this();
+    stream_.async_read_some(buffer_.prepare(4096), [self](beast::error_code ec, size_t n) {
+      if (ec) return self->close();
+      self->buffer_.commit(n);
+      std::string_view got(static_cast<const char*>(self->buffer_.data().data()),
+                           self->buffer_.size());
+      const size_t k = std::min(got.size(), kPreface.size());
+      if (got.substr(0, k) != kPreface.substr(0, k)) {
+        self->srv_.connections_h1->inc();
+        return self->read(true);
+      }
+      if (got.size() < kPreface.size()) return self->sniff();
+      self->becomeH2(std::string(got));
+    });
+  }
+
+  void becomeH2(std::string received);
+
   static constexpr bool kTls = !std::is_same_v<Stream, LoopStream>;
   static constexpr size_t kReadSlackBytes = 64 * 1024;
   // Chunk extensions carry nothing the edge uses; a long one is an attack
@@ -551,6 +598,194 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   uint64_t bytes_ = 0;
   int64_t started_us_ = 0;
 };
+
+// ---- HTTP/2 session ----
+
+// One HTTP/2 connection: reads into H2Connection, writes what it gives out,
+// one write at a time. The stream's timer is set after each read or write:
+// the idle timeout while no stream is open, the body timeout while a
+// response is being sent (a peer that never opens its window is cut off),
+// none while requests wait on their journeys.
+template <class Stream>
+class H2Session : public std::enable_shared_from_this<H2Session<Stream>> {
+ public:
+  H2Session(Stream stream, Loop& loop, EdgeServer::Impl& srv, std::string client_ip)
+      : stream_(std::move(stream)), loop_(loop), srv_(srv), client_ip_(std::move(client_ip)) {
+    srv_.connections++;
+    srv_.open_connections->add(1);
+    srv_.connections_h2->inc();
+  }
+  ~H2Session() {
+    if (stop_id_ != 0) loop_.idle.erase(stop_id_);
+    srv_.connections--;
+    srv_.open_connections->add(-1);
+  }
+
+  void start(std::string received) {
+    auto weak = this->weak_from_this();
+    H2Settings settings;
+    settings.max_concurrent_streams = srv_.config.h2_max_concurrent_streams;
+    settings.max_header_list_bytes = srv_.config.h2_max_header_list_bytes;
+    settings.initial_window_bytes = srv_.config.h2_initial_window_bytes;
+    settings.max_header_fields = srv_.live.max_header_fields.load(std::memory_order_relaxed);
+    settings.body_limit_bytes = srv_.live.body_limit_bytes.load(std::memory_order_relaxed);
+    H2Connection::Hooks hooks;
+    Loop* loop = &loop_;
+    hooks.dispatch = [loop](std::shared_ptr<cache::Request> req,
+                            std::shared_ptr<cache::Responder> responder) {
+      cache::handleRequest(loop->ctx, std::move(req), std::move(responder));
+    };
+    hooks.output_ready = [weak] {
+      if (auto s = weak.lock()) s->flush();
+    };
+    hooks.rejected = [srv = &srv_, ip = client_ip_](int status, const std::string& why) {
+      srv->bad_requests->inc();
+      TERN_LOG(kInfo, "rejected request",
+               {{"client", ip}, {"status", std::to_string(status)}, {"reason", why}});
+    };
+    hooks.connection_error = [srv = &srv_, ip = client_ip_](const std::string& why) {
+      srv->h2_connection_errors->inc();
+      TERN_LOG(kInfo, "http/2 connection error", {{"client", ip}, {"reason", why}});
+    };
+    if (srv_.access) {
+      hooks.stream_end = [srv = &srv_](const AccessRecord& r) {
+        if (srv->live.access_log.load(std::memory_order_relaxed) && srv->access->sampled())
+          srv->access->record(r);
+      };
+    }
+    auto conn =
+        H2Connection::create(settings, std::move(hooks), client_ip_, kTls ? "https" : "http");
+    if (!conn.ok()) {
+      TERN_LOG(kWarn, "http/2 session failed", {{"reason", conn.status().toString()}});
+      return close();
+    }
+    conn_ = std::move(*conn);
+    // A graceful stop sends GOAWAY; streams begun finish, then it closes.
+    stop_id_ = loop_.next_idle++;
+    loop_.idle[stop_id_] = [weak] {
+      if (auto s = weak.lock()) {
+        s->stop_id_ = 0;
+        s->conn_->shutdown();
+        s->flush();
+      }
+    };
+    if (srv_.stopping.load()) conn_->shutdown();
+    if (!received.empty()) onBytes(received);
+    flush();
+    read();
+  }
+
+ private:
+  static constexpr bool kTls = !std::is_same_v<Stream, LoopStream>;
+  static constexpr size_t kWriteBatchBytes = 64 * 1024;
+  LoopStream& lowest() { return beast::get_lowest_layer(stream_); }
+
+  // One deadline for the connection, on a timer of its own (a read is
+  // always pending, so the stream's per-operation timers cannot be moved):
+  // the timer wakes at the deadline it was set for, and sleeps again if the
+  // deadline moved on meanwhile.
+  void arm() {
+    int64_t ms = 0;
+    if (conn_->sendingStreams() > 0 || writing_) {
+      ms = srv_.live.body_timeout_ms.load(std::memory_order_relaxed);
+    } else if (conn_->pendingRequests() == 0) {
+      ms = conn_->seenRequest() ? srv_.live.idle_timeout_ms.load(std::memory_order_relaxed)
+                                : srv_.live.header_timeout_ms.load(std::memory_order_relaxed);
+    }
+    if (ms <= 0) {
+      deadline_ = Deadline::max();
+      return;
+    }
+    deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    if (!timer_waiting_) {
+      waitDeadline();
+    } else if (deadline_ < timer_.expiry()) {
+      timer_.cancel();  // woken early; it sleeps again until the new deadline
+    }
+  }
+
+  void waitDeadline() {
+    timer_waiting_ = true;
+    timer_.expires_at(deadline_);
+    auto self = this->shared_from_this();
+    timer_.async_wait([self](beast::error_code) {
+      self->timer_waiting_ = false;
+      if (self->closed_ || self->deadline_ == Deadline::max()) return;
+      if (std::chrono::steady_clock::now() < self->deadline_) return self->waitDeadline();
+      TERN_LOG(kDebug, "http/2 connection timed out", {{"client", self->client_ip_}});
+      self->close();
+    });
+  }
+
+  void onBytes(std::string_view bytes) {
+    if (failed_) return;
+    // On an error (reported through the hooks) GOAWAY, when nghttp2 queued
+    // one, goes out; then the connection closes.
+    if (!conn_->receive(bytes).isOk()) failed_ = true;
+  }
+
+  void read() {
+    if (failed_ || !conn_->wantRead()) return;
+    arm();
+    auto self = this->shared_from_this();
+    stream_.async_read_some(asio::buffer(rbuf_), [self](beast::error_code ec, size_t n) {
+      if (ec) return self->close();
+      self->onBytes(std::string_view(self->rbuf_.data(), n));
+      self->flush();
+      self->read();
+    });
+  }
+
+  void flush() {
+    if (writing_ || closed_) return;
+    out_.clear();
+    conn_->pendingOutput(out_, kWriteBatchBytes);
+    if (out_.empty()) {
+      if (failed_ || (!conn_->wantRead() && !conn_->wantWrite())) return close();
+      return arm();
+    }
+    writing_ = true;
+    arm();
+    auto self = this->shared_from_this();
+    asio::async_write(stream_, asio::buffer(out_), [self](beast::error_code ec, size_t) {
+      self->writing_ = false;
+      if (ec) return self->close();
+      self->flush();
+    });
+  }
+
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    timer_.cancel();
+    beast::error_code ec;
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+    lowest().close();
+  }
+
+  using Deadline = std::chrono::steady_clock::time_point;
+  Stream stream_;
+  Loop& loop_;
+  EdgeServer::Impl& srv_;
+  std::string client_ip_;
+  asio::steady_timer timer_{loop_.ioc};
+  Deadline deadline_ = Deadline::max();
+  bool timer_waiting_ = false;
+  std::shared_ptr<H2Connection> conn_;
+  std::array<char, 16384> rbuf_;
+  std::string out_;
+  uint64_t stop_id_ = 0;
+  bool writing_ = false;
+  bool failed_ = false;
+  bool closed_ = false;
+};
+
+template <class Stream>
+void Session<Stream>::becomeH2(std::string received) {
+  lowest().expires_never();
+  std::make_shared<H2Session<Stream>>(std::move(stream_), loop_, srv_, client_ip_)
+      ->start(std::move(received));
+}
 
 // ---- admin session ----
 
@@ -648,6 +883,16 @@ EdgeServer::EdgeServer(ServerConfig config, origin::OriginConfig origins, cache:
                                                    "Connections refused over max_connections");
   impl_->bad_requests = &registry->counter("tern_edge_bad_requests_total",
                                            "Requests rejected as malformed or over limits");
+  impl_->connections_h1 =
+      &registry->counter("tern_edge_connections_total",
+                         "Client connections, by the protocol they speak", "protocol=\"h1\"");
+  impl_->connections_h2 =
+      &registry->counter("tern_edge_connections_total",
+                         "Client connections, by the protocol they speak", "protocol=\"h2\"");
+  impl_->h2_connection_errors =
+      &registry->counter("tern_edge_h2_connection_errors_total",
+                         "HTTP/2 connections closed for a protocol error or an abusive peer "
+                         "(floods, rapid reset)");
 }
 
 EdgeServer::~EdgeServer() {
@@ -673,6 +918,24 @@ Status EdgeServer::start() {
     if (ec) return Status::invalidArgument("tls.cert " + m.config.tls_cert + ": " + ec.message());
     m.tls->use_private_key_file(m.config.tls_key, asio::ssl::context::pem, ec);
     if (ec) return Status::invalidArgument("tls.key " + m.config.tls_key + ": " + ec.message());
+    // ALPN (RFC 7301): h2 when offered and enabled, else HTTP/1.1.
+    SSL_CTX_set_alpn_select_cb(
+        m.tls->native_handle(),
+        [](SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+           unsigned inlen, void* arg) -> int {
+          static const unsigned char kBoth[] = "\x02h2\x08http/1.1";
+          static const unsigned char kH1[] = "\x08http/1.1";
+          const bool h2 = *static_cast<const bool*>(arg);
+          const unsigned char* ours = h2 ? kBoth : kH1;
+          const unsigned ours_len = h2 ? sizeof(kBoth) - 1 : sizeof(kH1) - 1;
+          unsigned char* chosen = nullptr;
+          if (SSL_select_next_proto(&chosen, outlen, ours, ours_len, in, inlen) !=
+              OPENSSL_NPN_NEGOTIATED)
+            return SSL_TLSEXT_ERR_NOACK;
+          *out = chosen;
+          return SSL_TLSEXT_ERR_OK;
+        },
+        &m.config.http2);
   }
   TERN_ASSIGN_OR_RETURN(auto admin_ep, net::parseEndpoint(m.config.admin_listen));
   for (int i = 0; i < n; ++i) {

@@ -1,5 +1,6 @@
 #pragma once
-// EdgeServer: the HTTP/1.1 front of tern-edge on Boost.Asio + Boost.Beast.
+// EdgeServer: the HTTP/1.1 and HTTP/2 front of tern-edge on Boost.Asio
+// (HTTP/1.1 parsed by Boost.Beast, HTTP/2 framed by nghttp2: H2Connection).
 //
 // A fixed set of event loops (one io_context and thread each, sized to the
 // cores); each loop accepts on its own SO_REUSEPORT socket and owns its
@@ -41,6 +42,13 @@ struct ServerConfig {
   int64_t idle_timeout_ms = 60000;    // keep-alive between requests
   bool access_log = false;            // the access log on (when one is given)
   int64_t body_timeout_ms = 30000;    // to send or receive a body
+  // HTTP/2: negotiated by ALPN on the TLS listener (`http2`), and with prior
+  // knowledge on the plain listener (`h2c`).
+  bool http2 = true;
+  bool h2c = false;
+  uint32_t h2_max_concurrent_streams = 128;
+  uint32_t h2_max_header_list_bytes = 32 * 1024;
+  uint32_t h2_initial_window_bytes = 256 * 1024;
 };
 
 class EdgeServer {

@@ -854,7 +854,8 @@ TEST(AccessLogTest, OneJsonLinePerResponseSampledAndReopenedOnSighup) {
   ASSERT_TRUE(quiet.ok()) << quiet.log();
   for (int i = 0; i < 20; ++i) httpGet(quiet.port(), "/q" + std::to_string(i));
   ASSERT_TRUE(eventually([&] {
-    return metricOf(httpGet(quiet.adminPort(), "/metrics").body, "tern_edge_requests_total") >= 20;
+    return metricOf(httpGet(quiet.adminPort(), "/metrics").body,
+                    "tern_edge_requests_total{protocol=\"h1\"}") >= 20;
   }));
   EXPECT_EQ(metricOf(httpGet(quiet.adminPort(), "/metrics").body,
                      "tern_edge_access_log_lines_total{result=\"written\"}"),

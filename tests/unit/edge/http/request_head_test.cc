@@ -50,5 +50,48 @@ TEST(RequestHead, VersionFieldCountLineBreaksAndHost) {
   EXPECT_EQ(out.back(), (Field{"Host", ""}));
 }
 
+Http2RequestHead h2Of(std::string_view authority, bool has_authority,
+                      std::vector<std::pair<std::string_view, std::string_view>> fields) {
+  Http2RequestHead h;
+  h.authority = authority;
+  h.has_authority = has_authority;
+  h.fields = std::move(fields);
+  return h;
+}
+
+TEST(Http2RequestHead, AuthorityBecomesHostAndCookieCrumbsAreJoined) {
+  Fields out;
+  auto bad = checkHttp2RequestHead(
+      h2Of("example.com", true, {{"accept", "*/*"}, {"cookie", "a=1"}, {"cookie", "b=2"}}), 100,
+      &out);
+  ASSERT_FALSE(bad.has_value()) << bad->reason;
+  EXPECT_EQ(out, (Fields{{"accept", "*/*"}, {"host", "example.com"}, {"cookie", "a=1; b=2"}}));
+}
+
+TEST(Http2RequestHead, HostMustAgreeWithAuthority) {
+  Fields out;
+  // The same authority in both (case aside) is accepted; another is refused.
+  EXPECT_FALSE(checkHttp2RequestHead(h2Of("a.test", true, {{"host", "A.test"}}), 100, &out));
+  auto bad = checkHttp2RequestHead(h2Of("a.test", true, {{"host", "b.test"}}), 100, &out);
+  ASSERT_TRUE(bad.has_value());
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_NE(bad->reason.find(":authority"), std::string::npos);
+  // Without :authority the Host field stands for it (RFC 9113 8.3.1).
+  ASSERT_FALSE(checkHttp2RequestHead(h2Of("", false, {{"host", "c.test"}}), 100, &out));
+  EXPECT_EQ(findField(out, "host"), "c.test");
+}
+
+TEST(Http2RequestHead, RefusesMissingAuthorityTwoHostsLineBreaksAndTooManyFields) {
+  Fields out;
+  EXPECT_EQ(checkHttp2RequestHead(h2Of("", false, {{"accept", "*/*"}}), 100, &out)->status, 400);
+  EXPECT_EQ(checkHttp2RequestHead(h2Of("", true, {}), 100, &out)->status, 400);
+  EXPECT_EQ(
+      checkHttp2RequestHead(h2Of("a", true, {{"host", "a"}, {"host", "a"}}), 100, &out)->status,
+      400);
+  EXPECT_EQ(checkHttp2RequestHead(h2Of("a", true, {{"x", "1\r\nevil: 1"}}), 100, &out)->status,
+            400);
+  EXPECT_EQ(checkHttp2RequestHead(h2Of("a", true, {{"x", "1"}, {"y", "2"}}), 1, &out)->status, 431);
+}
+
 }  // namespace
 }  // namespace tern::edge::http
