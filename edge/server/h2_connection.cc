@@ -3,7 +3,6 @@
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -29,6 +28,7 @@ struct H2Connection::Stream {
   std::shared_ptr<cache::BodySource> body;
   std::string_view chunk;  // valid until the next body->next()
   size_t chunk_off = 0;
+  size_t send_off = 0;  // where the DATA frame being sent starts in `chunk`
   bool waiting = false;   // a body->next() is outstanding
   bool deferred = false;  // nghttp2 was told NGHTTP2_ERR_DEFERRED
   bool eof = false;
@@ -180,9 +180,9 @@ struct H2Callbacks {
     return 0;
   }
 
-  static ssize_t readBody(nghttp2_session*, int32_t id, uint8_t* buf, size_t length,
+  static ssize_t readBody(nghttp2_session*, int32_t id, uint8_t*, size_t length,
                           uint32_t* flags, nghttp2_data_source*, void* user) {
-    return conn(user).readBody(id, buf, length, flags);
+    return conn(user).readBody(id, length, flags);
   }
 
   static int onFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* user) {
@@ -190,6 +190,16 @@ struct H2Callbacks {
       conn(user).connectionError(std::string("GOAWAY sent: ") +
                                  nghttp2_http2_strerror(frame->goaway.error_code));
     }
+    return 0;
+  }
+
+  static int sendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd,
+                      size_t length, nghttp2_data_source*, void* user) {
+    auto& c = conn(user);
+    auto* s = c.find(frame->hd.stream_id);
+    if (!c.sink_ || !s) return NGHTTP2_ERR_CALLBACK_FAILURE;
+    c.sink_->append(reinterpret_cast<const char*>(framehd), 9);
+    c.sink_->append(s->chunk.data() + s->send_off, length);  // never padded
     return 0;
   }
 
@@ -221,6 +231,7 @@ Result<std::shared_ptr<H2Connection>> H2Connection::create(H2Settings settings, 
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &H2Callbacks::onStreamClose);
   nghttp2_session_callbacks_set_error_callback2(cbs, &H2Callbacks::onError);
   nghttp2_session_callbacks_set_on_frame_send_callback(cbs, &H2Callbacks::onFrameSend);
+  nghttp2_session_callbacks_set_send_data_callback(cbs, &H2Callbacks::sendData);
   nghttp2_option* opt = nullptr;
   nghttp2_option_new(&opt);
   // Closed streams are forgotten at once (no RFC 7540 priority tree).
@@ -431,13 +442,15 @@ void H2Connection::pull(int32_t id, Stream& s) {
   });
 }
 
-long H2Connection::readBody(int32_t id, uint8_t* buf, size_t length, uint32_t* flags) {
+long H2Connection::readBody(int32_t id, size_t length, uint32_t* flags) {
   auto* s = find(id);
   if (!s || !s->body) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   for (;;) {
     if (s->chunk_off < s->chunk.size()) {
+      // No copy here: sendData() writes the frame straight from the chunk.
       size_t n = std::min(length, s->chunk.size() - s->chunk_off);
-      std::memcpy(buf, s->chunk.data() + s->chunk_off, n);
+      *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+      s->send_off = s->chunk_off;
       s->chunk_off += n;
       s->bytes += n;
       // The last byte of a body of known length ends the stream in the same
@@ -477,12 +490,14 @@ void H2Connection::streamClosed(int32_t id) {
 
 void H2Connection::pendingOutput(std::string& out, size_t limit) {
   busy_ = true;
+  sink_ = &out;
   while (out.size() < limit) {
     const uint8_t* data = nullptr;
     ssize_t n = nghttp2_session_mem_send(session_, &data);
     if (n <= 0) break;
     out.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
   }
+  sink_ = nullptr;
   busy_ = false;
 }
 

@@ -102,7 +102,7 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   void interim(int32_t id, int status, const http::Fields& headers);
   void handlerDone();
   void pull(int32_t id, Stream& s);
-  long readBody(int32_t id, uint8_t* buf, size_t length, uint32_t* flags);
+  long readBody(int32_t id, size_t length, uint32_t* flags);
   void streamClosed(int32_t id);
   void connectionError(const std::string& reason);
 
@@ -115,7 +115,8 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   uint64_t body_bytes_held_ = 0;
   size_t sending_ = 0;
   size_t handlers_ = 0;  // journeys begun and not yet answered
-  bool busy_ = false;    // inside nghttp2 (no re-entry through output_ready)
+  std::string* sink_ = nullptr;  // where pendingOutput() puts DATA frames
+  bool busy_ = false;            // inside nghttp2 (no re-entry through output_ready)
   bool seen_request_ = false;
   bool calm_down_ = false;
   bool destroying_ = false;
