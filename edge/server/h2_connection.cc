@@ -28,7 +28,7 @@ struct H2Connection::Stream {
   std::shared_ptr<cache::BodySource> body;
   std::string_view chunk;  // valid until the next body->next()
   size_t chunk_off = 0;
-  size_t send_off = 0;  // where the DATA frame being sent starts in `chunk`
+  size_t send_off = 0;    // where the DATA frame being sent starts in `chunk`
   bool waiting = false;   // a body->next() is outstanding
   bool deferred = false;  // nghttp2 was told NGHTTP2_ERR_DEFERRED
   bool eof = false;
@@ -180,8 +180,8 @@ struct H2Callbacks {
     return 0;
   }
 
-  static ssize_t readBody(nghttp2_session*, int32_t id, uint8_t*, size_t length,
-                          uint32_t* flags, nghttp2_data_source*, void* user) {
+  static ssize_t readBody(nghttp2_session*, int32_t id, uint8_t*, size_t length, uint32_t* flags,
+                          nghttp2_data_source*, void* user) {
     return conn(user).readBody(id, length, flags);
   }
 
@@ -193,8 +193,8 @@ struct H2Callbacks {
     return 0;
   }
 
-  static int sendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd,
-                      size_t length, nghttp2_data_source*, void* user) {
+  static int sendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
+                      nghttp2_data_source*, void* user) {
     auto& c = conn(user);
     auto* s = c.find(frame->hd.stream_id);
     if (!c.sink_ || !s) return NGHTTP2_ERR_CALLBACK_FAILURE;

@@ -114,7 +114,7 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   std::vector<int32_t> ready_;  // complete requests, dispatched after mem_recv returns
   uint64_t body_bytes_held_ = 0;
   size_t sending_ = 0;
-  size_t handlers_ = 0;  // journeys begun and not yet answered
+  size_t handlers_ = 0;          // journeys begun and not yet answered
   std::string* sink_ = nullptr;  // where pendingOutput() puts DATA frames
   bool busy_ = false;            // inside nghttp2 (no re-entry through output_ready)
   bool seen_request_ = false;

@@ -4,12 +4,12 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/socket_base.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <deque>
 #include <functional>
 #include <thread>
@@ -21,6 +21,7 @@
 #include "common/net/listen.h"
 #include "edge/http/request_head.h"
 #include "edge/server/h2_connection.h"
+#include "edge/server/tls_stream.h"
 
 namespace tern::edge::server {
 
@@ -129,7 +130,7 @@ LoopSocket toLoopSocket(asio::io_context& ioc, tcp::socket socket) {
 }
 
 // One client connection, plain or TLS. `Stream` is LoopStream or
-// beast::ssl_stream<LoopStream>.
+// TlsStream<LoopStream>.
 template <class Stream>
 class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
@@ -849,7 +850,7 @@ void EdgeServer::Impl::acceptTls(Loop& loop) {
       beast::error_code ignored;
       socket.close(ignored);
     } else {
-      std::make_shared<Session<beast::ssl_stream<LoopStream>>>(std::move(socket), loop, *this, *tls)
+      std::make_shared<Session<TlsStream<LoopStream>>>(std::move(socket), loop, *this, *tls)
           ->start();
     }
     if (!stopping) acceptTls(loop);

@@ -276,6 +276,42 @@ TEST_F(Http2Test, LargeBodiesFollowFlowControlWithBoundedMemory) {
   EXPECT_TRUE(healthy());
 }
 
+// TLS (edge/server/tls_stream.h) under both protocols: bodies much larger
+// than a record and than a write batch, keep-alive, TLS 1.2 and 1.3, and
+// clients that go away mid-response.
+TEST_F(Http2Test, TlsCarriesLargeBodiesForBothProtocols) {
+  startEdge();
+  std::string big(5 << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 13 % 253);
+  origin_.set("/tlsbig", resp(big, {{"Cache-Control", "max-age=60"}}));
+  origin_.set("/small", resp("small", {{"Cache-Control", "max-age=60"}}));
+  const std::string base = "https://localhost:" + std::to_string(edge_->tlsPort());
+  for (const std::string proto : {"--http1.1", "--http2"}) {
+    for (const std::string tls : {"--tlsv1.2 --tls-max 1.2", "--tlsv1.3"}) {
+      for (int round = 0; round < 2; ++round) {  // a miss, then a hit
+        std::string out = dir_.sub("tls.out");
+        auto r = run("curl -s " + proto + " " + tls + " --cacert " + cert_ + " -o " + out +
+                     " -w '%{http_code} %{size_download} %{http_version}' " + base + "/tlsbig");
+        EXPECT_EQ(r.out, "200 " + std::to_string(big.size()) + (proto == "--http2" ? " 2" : " 1.1"))
+            << proto << " " << tls;
+        std::ifstream in(out, std::ios::binary);
+        std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        EXPECT_TRUE(got == big) << proto << " " << tls << ": body differs";
+      }
+    }
+    // Several requests on one kept-alive connection.
+    auto many = run("curl -s " + proto + " --cacert " + cert_ + " " + base + "/small " + base +
+                    "/small " + base + "/small -w ' %{num_connects}'");
+    EXPECT_EQ(many.out, "small 1small 0small 0") << proto;  // connections opened per request
+  }
+  // Clients that leave mid-body do not disturb the others.
+  for (int i = 0; i < 5; ++i)
+    run("curl -s --max-filesize 1 --http1.1 --cacert " + cert_ + " -o /dev/null " + base +
+        "/tlsbig; curl -s -m 0.05 --http2 --cacert " + cert_ + " -o /dev/null " + base + "/tlsbig");
+  EXPECT_EQ(curl("--http2 --cacert " + cert_ + " " + base + "/small").body, "small");
+  EXPECT_TRUE(healthy());
+}
+
 TEST_F(Http2Test, GracefulStopSendsGoawayAndFinishesStreamsInFlight) {
   startEdge();
   auto slow = resp("finished", {});
