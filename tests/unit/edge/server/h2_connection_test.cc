@@ -249,6 +249,44 @@ TEST_F(H2ConnectionTest, ShutdownSendsGoawayAndLetsStreamsInFlightFinish) {
   EXPECT_FALSE(conn_->wantRead() || conn_->wantWrite()) << "finished: the session closes";
 }
 
+TEST_F(H2ConnectionTest, RequestTrailersAreReadAndLeftOut) {
+  std::string post = h2::literal(":method", "POST") + h2::literal(":scheme", "http") +
+                     h2::literal(":path", "/p") + h2::literal(":authority", "test");
+  ASSERT_TRUE(conn_->receive(headersFrame(1, post, false)).isOk());
+  ASSERT_TRUE(conn_->receive(h2::frame(h2::kData, 0, 1, "body")).isOk());
+  ASSERT_TRUE(conn_->receive(headersFrame(1, h2::literal("x-checksum", "abc"))).isOk());
+  ASSERT_EQ(requests_.size(), 1u);
+  EXPECT_EQ(requests_[0]->body, "body");
+  EXPECT_FALSE(http::findField(requests_[0]->headers, "x-checksum").has_value());
+}
+
+TEST_F(H2ConnectionTest, MalformedRequestsAreResetAndNeverDispatched) {
+  drain();
+  // RFC 9113 8.2.2 and 8.3.1: a connection-specific field, a missing :path,
+  // an upper-case name, a pseudo-header after a regular field.
+  const std::vector<std::string> blocks = {
+      h2::getBlock("/a") + h2::literal("connection", "keep-alive"),
+      h2::literal(":method", "GET") + h2::literal(":scheme", "http") +
+          h2::literal(":authority", "test"),
+      h2::getBlock("/a") + h2::literal("X-Upper", "1"),
+      h2::literal(":method", "GET") + h2::literal("accept", "*/*") + h2::literal(":path", "/a") +
+          h2::literal(":scheme", "http") + h2::literal(":authority", "test"),
+  };
+  uint32_t id = 1;
+  for (const auto& block : blocks) {
+    ASSERT_TRUE(conn_->receive(headersFrame(id, block)).isOk());
+    auto frames = drain();
+    ASSERT_FALSE(frames.empty()) << id;
+    EXPECT_EQ(frames[0].type, h2::kRstStream) << id;
+    EXPECT_EQ(frames[0].stream, id);
+    id += 2;
+  }
+  EXPECT_TRUE(requests_.empty());
+  // The connection carries on.
+  ASSERT_TRUE(conn_->receive(headersFrame(id, h2::getBlock("/ok"))).isOk());
+  EXPECT_EQ(requests_.size(), 1u);
+}
+
 TEST_F(H2ConnectionTest, ContinuationFloodIsAConnectionError) {
   std::string flood = h2::frame(h2::kHeaders, 0, 1, h2::getBlock("/a"));
   for (int i = 0; i < 20; ++i)
