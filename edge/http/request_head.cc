@@ -37,7 +37,11 @@ std::optional<HeadRejection> checkRequestHead(const RequestHead& head, size_t ma
 
 std::optional<HeadRejection> checkHttp2RequestHead(const Http2RequestHead& head, size_t max_fields,
                                                    Fields* headers) {
-  if (head.fields.size() > max_fields) return HeadRejection{431, "too many request header fields"};
+  // Cookie crumbs count as the one field they become.
+  size_t cookies = 0;
+  for (const auto& f : head.fields) cookies += f.first == "cookie";
+  if (head.fields.size() - (cookies > 1 ? cookies - 1 : 0) > max_fields)
+    return HeadRejection{431, "too many request header fields"};
   headers->clear();
   headers->reserve(head.fields.size() + 1);
   std::string cookie;

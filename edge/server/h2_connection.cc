@@ -3,6 +3,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -19,10 +20,16 @@ struct H2Connection::Stream {
   std::vector<std::pair<std::string, std::string>> fields;
   size_t header_bytes = 0;
   bool headers_done = false;
+  bool request_done = false;  // END_STREAM received
+  bool has_cookie = false;    // (cookie crumbs count as one field)
+  size_t cookie_crumbs = 0;   // cookie fields after the first
   // Refused before its journey (431, 413, 400): further input is dropped.
   bool rejected = false;
   bool dispatched = false;
   uint64_t body_bytes = 0;
+  uint64_t held = 0;       // of body_bytes_held_: released once, at dispatch or close
+  uint64_t discarded = 0;  // request body read and dropped after a rejection
+  bool awaiting = false;   // dispatched, not answered
   // The response.
   bool responded = false;
   std::shared_ptr<cache::BodySource> body;
@@ -42,12 +49,18 @@ struct H2Connection::Stream {
 
 // The journey's answer for one stream. It holds the connection weakly: a
 // stream the client reset, or a connection gone, drops the answer.
+// The request body it was given counts against the connection until then.
 class H2Connection::StreamResponder final : public cache::Responder {
  public:
-  StreamResponder(std::weak_ptr<H2Connection> conn, int32_t id) : conn_(std::move(conn)), id_(id) {}
+  StreamResponder(std::weak_ptr<H2Connection> conn, int32_t id, uint64_t body_bytes)
+      : conn_(std::move(conn)), id_(id), body_bytes_(body_bytes) {}
   ~StreamResponder() override {
-    if (!answered_) {
-      if (auto c = conn_.lock()) c->handlerDone();
+    if (answered_) return;
+    // A journey that ends without an answer: the stream is reset, as
+    // HTTP/1.1 closes the connection.
+    if (auto c = conn_.lock()) {
+      c->handlerDone(body_bytes_);
+      c->abandon(id_);
     }
   }
   void respond(int status, http::Fields headers, std::unique_ptr<cache::BodySource> body,
@@ -55,7 +68,7 @@ class H2Connection::StreamResponder final : public cache::Responder {
     if (answered_) return;
     answered_ = true;
     if (auto c = conn_.lock()) {
-      c->handlerDone();
+      c->handlerDone(body_bytes_);
       c->respond(id_, status, std::move(headers), std::move(body), length);
     }
   }
@@ -67,12 +80,14 @@ class H2Connection::StreamResponder final : public cache::Responder {
  private:
   std::weak_ptr<H2Connection> conn_;
   int32_t id_;
+  uint64_t body_bytes_;
   bool answered_ = false;
 };
 
 namespace {
 
 constexpr std::string_view kPseudoMethod = ":method";
+constexpr uint64_t kDiscardBytes = 4 << 20;
 constexpr std::string_view kPseudoPath = ":path";
 constexpr std::string_view kPseudoAuthority = ":authority";
 
@@ -83,7 +98,21 @@ std::string_view view(const uint8_t* p, size_t n) { return {reinterpret_cast<con
 bool dropOverH2(std::string_view lower_name) {
   return lower_name == "connection" || lower_name == "keep-alive" ||
          lower_name == "proxy-connection" || lower_name == "transfer-encoding" ||
-         lower_name == "upgrade" || lower_name == "content-length";
+         lower_name == "upgrade" || lower_name == "te" || lower_name == "content-length";
+}
+
+// The request's Content-Length, when it has one that parses.
+std::optional<uint64_t> declaredLength(const std::vector<std::pair<std::string, std::string>>& f) {
+  for (const auto& [n, v] : f) {
+    if (n != "content-length") continue;
+    uint64_t out = 0;
+    for (char ch : v) {
+      if (ch < '0' || ch > '9' || out > (UINT64_MAX - 9) / 10) return std::nullopt;
+      out = out * 10 + static_cast<uint64_t>(ch - '0');
+    }
+    return v.empty() ? std::nullopt : std::optional<uint64_t>(out);
+  }
+  return std::nullopt;
 }
 
 nghttp2_nv nv(std::string_view name, std::string_view value) {
@@ -134,11 +163,15 @@ struct H2Callbacks {
       s->has_authority = true;
     } else if (n.empty() || n[0] != ':') {
       // nghttp2 has refused upper-case names, connection-specific fields and
-      // TE other than "trailers" (RFC 9113 8.2.2) before this point.
-      if (s->fields.size() >= c.settings_.max_header_fields) {
+      // TE other than "trailers" (RFC 9113 8.2.2) before this point. Cookie
+      // crumbs (8.2.3) become one field: they count as one.
+      const bool crumb = n == "cookie" && s->has_cookie;
+      s->has_cookie = s->has_cookie || n == "cookie";
+      if (!crumb && s->fields.size() - s->cookie_crumbs >= c.settings_.max_header_fields) {
         c.reject(*s, 431, "too many request header fields");
         return 0;
       }
+      if (crumb) ++s->cookie_crumbs;
       s->fields.emplace_back(std::string(n), std::string(v));
     }
     return 0;
@@ -149,8 +182,15 @@ struct H2Callbacks {
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
     auto* s = c.find(frame->hd.stream_id);
     if (!s) return 0;
-    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST)
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
       s->headers_done = true;
+      // A body declared larger than the limit is refused before it is sent.
+      if (auto n = declaredLength(s->fields); n && *n > c.settings_.body_limit_bytes) {
+        c.reject(*s, 413, "content too large");
+        return 0;
+      }
+    }
+    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) s->request_done = true;
     if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->headers_done && !s->rejected &&
         !s->dispatched) {
       s->dispatched = true;
@@ -163,13 +203,27 @@ struct H2Callbacks {
                          void* user) {
     auto& c = conn(user);
     auto* s = c.find(id);
+    if (s && s->rejected && !s->request_done) {
+      // After an early answer (413) the rest of the request is read and
+      // dropped: clients such as curl 7.88 discard a response followed by
+      // RST_STREAM(NO_ERROR) while they upload, although RFC 9113 8.1 says
+      // they must not. Past kDiscardBytes the stream is reset all the same.
+      s->discarded += len;
+      if (s->responded &&
+          s->discarded > std::max<uint64_t>(c.settings_.body_limit_bytes, kDiscardBytes)) {
+        s->request_done = true;
+        nghttp2_submit_rst_stream(c.session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
+      }
+      return 0;
+    }
     if (!s || s->rejected || s->dispatched) return 0;
     if (s->body_bytes + len > c.settings_.body_limit_bytes ||
-        c.body_bytes_held_ + len > c.settings_.body_limit_bytes) {
+        c.body_bytes_held_ + len > 2 * c.settings_.body_limit_bytes) {
       c.reject(*s, 413, "content too large");
       return 0;
     }
     s->body_bytes += len;
+    s->held += len;
     c.body_bytes_held_ += len;
     s->req->body.append(reinterpret_cast<const char*>(data), len);
     return 0;
@@ -186,9 +240,10 @@ struct H2Callbacks {
   }
 
   static int onFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+    auto& c = conn(user);
     if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) {
-      conn(user).connectionError(std::string("GOAWAY sent: ") +
-                                 nghttp2_http2_strerror(frame->goaway.error_code));
+      c.connectionError(std::string("GOAWAY sent: ") +
+                        nghttp2_http2_strerror(frame->goaway.error_code));
     }
     return 0;
   }
@@ -200,7 +255,9 @@ struct H2Callbacks {
     if (!c.sink_ || !s) return NGHTTP2_ERR_CALLBACK_FAILURE;
     c.sink_->append(reinterpret_cast<const char*>(framehd), 9);
     c.sink_->append(s->chunk.data() + s->send_off, length);  // never padded
-    return 0;
+    // A batch is full: nghttp2 stops here (flow-control windows may allow
+    // far more than one batch; the rest waits for the next write).
+    return c.sink_->size() >= c.sink_limit_ ? NGHTTP2_ERR_PAUSE : 0;
   }
 
   static int onError(nghttp2_session*, int, const char* msg, size_t len, void* user) {
@@ -275,11 +332,14 @@ void H2Connection::notify() {
 
 Status H2Connection::receive(std::string_view bytes) {
   busy_ = true;
-  ssize_t rv = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(bytes.data()),
-                                        bytes.size());
+  ssize_t rv = fatal_ ? ssize_t{NGHTTP2_ERR_CALLBACK_FAILURE}
+                      : nghttp2_session_mem_recv(
+                            session_, reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
   busy_ = false;
   if (rv < 0) {
-    // A connection error: nghttp2 has queued GOAWAY where the protocol wants one.
+    // Fatal (a flood, a bad preface, too many CONTINUATIONs): nghttp2 has
+    // queued nothing worth sending; the connection is closed as it is.
+    fatal_ = true;
     Status st = rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC
                     ? Status::invalidArgument("not an HTTP/2 connection preface")
                     : Status::invalidArgument(std::string("http/2: ") +
@@ -288,11 +348,8 @@ Status H2Connection::receive(std::string_view bytes) {
     return st;
   }
   dispatchReady();
-  if (calm_down_) {
-    Status st = Status::resourceExhausted("http/2: too many requests reset in flight");
-    connectionError(std::string(st.message()));
-    return st;
-  }
+  // Calming down is not fatal: GOAWAY is on its way, the streams taken finish.
+  if (calm_down_) connectionError("http/2: too many requests reset while in flight");
   return Status::ok();
 }
 
@@ -310,13 +367,17 @@ void H2Connection::dispatchReady() {
     auto* s = find(id);
     if (!s || s->rejected) continue;  // reset by the client in the same read
     // Streams the client reset while their journey goes on still cost a
-    // request each; past twice the stream limit that is an attack.
-    if (handlers_ >= 2 * static_cast<size_t>(settings_.max_concurrent_streams)) {
+    // request each; past twice the stream limit that is an attack: GOAWAY
+    // naming the last stream taken (those finish), the rest refused (a
+    // client may retry them elsewhere).
+    if (!calm_down_ && handlers_ >= 2 * static_cast<size_t>(settings_.max_concurrent_streams)) {
       calm_down_ = true;
-      nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
-                            nghttp2_session_get_last_proc_stream_id(session_),
+      nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, last_dispatched_,
                             NGHTTP2_ENHANCE_YOUR_CALM, nullptr, 0);
-      return;
+    }
+    if (calm_down_) {
+      nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
+      continue;
     }
     http::Http2RequestHead head;
     head.authority = s->authority;
@@ -329,35 +390,49 @@ void H2Connection::dispatchReady() {
       continue;
     }
     if (s->req->method == "CONNECT") {
-      reject(*s, 405, "CONNECT is not served here");
+      reject(*s, 405, "CONNECT is not served here",
+             {{"allow", "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE"}});
       continue;
     }
     s->fields.clear();
-    body_bytes_held_ -= s->body_bytes;
     s->req->scheme = scheme_;
     s->req->client_ip = client_ip_;
     s->req->protocol = cache::Protocol::kHttp2;
     s->req->received_ms = wallNowMs();
     ++handlers_;
-    hooks_.dispatch(s->req, std::make_shared<StreamResponder>(weak_from_this(), id));
+    ++awaiting_;
+    s->awaiting = true;
+    last_dispatched_ = id;
+    // The body now belongs to the journey; it counts until the journey answers.
+    const uint64_t held = std::exchange(s->held, 0);
+    hooks_.dispatch(s->req, std::make_shared<StreamResponder>(weak_from_this(), id, held));
   }
 }
 
-void H2Connection::reject(Stream& s, int status, const std::string& reason) {
+void H2Connection::reject(Stream& s, int status, const std::string& reason, http::Fields extra) {
   if (s.rejected) return;
   s.rejected = true;
-  body_bytes_held_ -= s.body_bytes;
-  s.body_bytes = 0;
+  body_bytes_held_ -= std::exchange(s.held, 0);
   s.req->body.clear();
   s.fields.clear();
   if (hooks_.rejected) hooks_.rejected(status, reason);
   if (s.req->method.empty()) s.req->method = "GET";  // for the access log
   std::string body = std::to_string(status) + " " + reason + "\n";
-  respond(s.id, status, {{"content-type", "text/plain"}}, cache::stringSource(body), body.size());
+  extra.push_back({"content-type", "text/plain"});
+  respond(s.id, status, std::move(extra), cache::stringSource(body), body.size());
 }
 
-void H2Connection::handlerDone() {
+void H2Connection::handlerDone(uint64_t body_bytes) {
   if (handlers_ > 0) --handlers_;
+  body_bytes_held_ -= body_bytes;
+}
+
+void H2Connection::abandon(int32_t id) {
+  auto* s = find(id);
+  if (!s || s->responded) return;
+  TERN_LOG(kWarn, "http/2 request left unanswered; stream reset", {{"stream", std::to_string(id)}});
+  nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
+  notify();
 }
 
 void H2Connection::respond(int32_t id, int status, http::Fields headers,
@@ -366,6 +441,7 @@ void H2Connection::respond(int32_t id, int status, http::Fields headers,
   auto* s = find(id);
   if (!s || s->responded) return;
   s->responded = true;
+  if (std::exchange(s->awaiting, false)) --awaiting_;
   s->status = status;
   const bool head_only = s->req->method == "HEAD";
   std::string status_text = std::to_string(status);
@@ -377,7 +453,8 @@ void H2Connection::respond(int32_t id, int status, http::Fields headers,
     for (auto& ch : f.name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     if (dropOverH2(f.name) || http::hasLineBreak(f.value)) continue;
     if (f.name == "cache-status") s->cache_status = f.value;
-    nva.push_back(nv(f.name, f.value));
+    // RFC 9113 8.2.1: no leading or trailing white space in a value.
+    nva.push_back(nv(f.name, http::trim(f.value)));
   }
   if (length) nva.push_back(nv("content-length", length_text));
   nghttp2_data_provider provider{};
@@ -409,7 +486,7 @@ void H2Connection::interim(int32_t id, int status, const http::Fields& headers) 
   for (const auto& f : headers) {
     names.push_back(http::toLower(f.name));
     if (dropOverH2(names.back()) || http::hasLineBreak(f.value)) continue;
-    nva.push_back(nv(names.back(), f.value));
+    nva.push_back(nv(names.back(), http::trim(f.value)));
   }
   nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, id, nullptr, nva.data(), nva.size(), nullptr);
   notify();
@@ -449,6 +526,7 @@ long H2Connection::readBody(int32_t id, size_t length, uint32_t* flags) {
     if (s->chunk_off < s->chunk.size()) {
       // No copy here: sendData() writes the frame straight from the chunk.
       size_t n = std::min(length, s->chunk.size() - s->chunk_off);
+      if (s->length) n = static_cast<size_t>(std::min<uint64_t>(n, *s->length - s->bytes));
       *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
       s->send_off = s->chunk_off;
       s->chunk_off += n;
@@ -461,6 +539,8 @@ long H2Connection::readBody(int32_t id, size_t length, uint32_t* flags) {
     }
     if (s->failed) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // resets the stream
     if (s->eof) {
+      // A body shorter than its Content-Length must not end like a whole one.
+      if (s->length && s->bytes < *s->length) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
       *flags |= NGHTTP2_DATA_FLAG_EOF;
       return 0;
     }
@@ -477,7 +557,8 @@ void H2Connection::streamClosed(int32_t id) {
   auto it = streams_.find(id);
   if (it == streams_.end()) return;
   Stream& s = *it->second;
-  if (!s.dispatched || s.rejected) body_bytes_held_ -= s.body_bytes;
+  body_bytes_held_ -= std::exchange(s.held, 0);
+  if (std::exchange(s.awaiting, false)) --awaiting_;
   if (s.body && sending_ > 0) --sending_;
   if (s.responded && hooks_.stream_end) {
     auto host = http::findField(s.req->headers, "host");
@@ -489,20 +570,46 @@ void H2Connection::streamClosed(int32_t id) {
 }
 
 void H2Connection::pendingOutput(std::string& out, size_t limit) {
+  if (fatal_) return;
   busy_ = true;
   sink_ = &out;
+  sink_limit_ = limit;
   while (out.size() < limit) {
     const uint8_t* data = nullptr;
     ssize_t n = nghttp2_session_mem_send(session_, &data);
-    if (n <= 0) break;
+    if (n < 0) {
+      fatal_ = true;
+      TERN_LOG(kInfo, "http/2 session failed",
+               {{"client", client_ip_}, {"reason", nghttp2_strerror(static_cast<int>(n))}});
+      break;
+    }
+    if (n == 0) break;  // nothing left, or paused by sendData with a full batch
     out.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
   }
   sink_ = nullptr;
   busy_ = false;
 }
 
-bool H2Connection::wantRead() const { return nghttp2_session_want_read(session_) != 0; }
-bool H2Connection::wantWrite() const { return nghttp2_session_want_write(session_) != 0; }
+bool H2Connection::wantRead() const { return !fatal_ && nghttp2_session_want_read(session_) != 0; }
+bool H2Connection::wantWrite() const {
+  return !fatal_ && nghttp2_session_want_write(session_) != 0;
+}
+
+bool H2Connection::stalledByPeer() const {
+  if (sending_ == 0) return false;
+  const bool connection_closed = nghttp2_session_get_remote_window_size(session_) <= 0;
+  for (const auto& [id, s] : streams_) {
+    if (!s->body || s->eof || s->waiting || s->failed) continue;  // nothing ready to send
+    if (connection_closed || nghttp2_session_get_stream_remote_window_size(session_, id) <= 0)
+      return true;
+  }
+  return false;
+}
+
+void H2Connection::shutdownNotice() {
+  nghttp2_submit_shutdown_notice(session_);
+  notify();
+}
 
 void H2Connection::shutdown() {
   nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,

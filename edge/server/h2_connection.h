@@ -15,9 +15,11 @@
 // floods, the RST_STREAM rate limit against rapid reset, CVE-2023-44487):
 // a header list over `max_header_list_bytes` is answered 431 as it is
 // decoded (nothing past the limit is kept: an HPACK bomb costs nothing),
-// request bodies held are bounded per connection, and a client that keeps
-// resetting streams whose requests are still being worked on past twice
-// max_concurrent_streams gets GOAWAY (ENHANCE_YOUR_CALM).
+// request bodies held (until their journeys answer) are bounded per
+// connection to twice body_limit, and a client that keeps resetting streams
+// whose requests are still being worked on past twice max_concurrent_streams
+// gets GOAWAY (ENHANCE_YOUR_CALM). One write batch is bounded however far
+// the peer opens its windows.
 //
 // Thread-safety: one event loop.
 
@@ -42,7 +44,7 @@ struct H2Settings {
   uint32_t max_header_list_bytes = 32 * 1024;  // SETTINGS_MAX_HEADER_LIST_SIZE, enforced
   uint32_t initial_window_bytes = 256 * 1024;  // per stream and for the connection
   size_t max_header_fields = 100;
-  uint64_t body_limit_bytes = 16ULL << 20;  // per request, and held at once per connection
+  uint64_t body_limit_bytes = 16ULL << 20;  // per request; twice that held per connection
 };
 
 class H2Connection : public std::enable_shared_from_this<H2Connection> {
@@ -79,12 +81,16 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   // it is finished (after GOAWAY and its last stream) and may be closed.
   bool wantRead() const;
   bool wantWrite() const;
-  // Streams whose response is being sent, and requests whose journey has
-  // not answered yet (the session picks its timeout from these).
+  // What the session's timeout depends on: streams whose response body is
+  // being sent; open streams whose journey has not answered yet; whether a
+  // stream has data to send that the peer's flow-control windows hold back.
   size_t sendingStreams() const { return sending_; }
-  size_t pendingRequests() const { return handlers_; }
+  size_t awaitingAnswer() const { return awaiting_; }
+  bool stalledByPeer() const;
   bool seenRequest() const { return seen_request_; }
-  // Graceful stop: GOAWAY naming the last stream taken; those finish.
+  // Graceful stop: first a GOAWAY that announces it (RFC 9113 6.8), about a
+  // round trip later the one naming the last stream taken; those finish.
+  void shutdownNotice();
   void shutdown();
 
  private:
@@ -96,11 +102,12 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   Stream* find(int32_t id);
   void notify();
   void dispatchReady();
-  void reject(Stream& s, int status, const std::string& reason);
+  void reject(Stream& s, int status, const std::string& reason, http::Fields extra = {});
   void respond(int32_t id, int status, http::Fields headers,
                std::unique_ptr<cache::BodySource> body, std::optional<uint64_t> length);
   void interim(int32_t id, int status, const http::Fields& headers);
-  void handlerDone();
+  void handlerDone(uint64_t body_bytes);
+  void abandon(int32_t id);
   void pull(int32_t id, Stream& s);
   long readBody(int32_t id, size_t length, uint32_t* flags);
   void streamClosed(int32_t id);
@@ -114,13 +121,17 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   std::vector<int32_t> ready_;  // complete requests, dispatched after mem_recv returns
   uint64_t body_bytes_held_ = 0;
   size_t sending_ = 0;
-  size_t handlers_ = 0;          // journeys begun and not yet answered
+  size_t handlers_ = 0;  // journeys begun and not yet answered (reset streams too)
+  size_t awaiting_ = 0;  // open streams whose journey has not answered
+  int32_t last_dispatched_ = 0;
+  size_t sink_limit_ = 0;
   std::string* sink_ = nullptr;  // where pendingOutput() puts DATA frames
   bool busy_ = false;            // inside nghttp2 (no re-entry through output_ready)
   bool seen_request_ = false;
   bool calm_down_ = false;
   bool destroying_ = false;
   bool error_reported_ = false;
+  bool fatal_ = false;  // nghttp2 failed: nothing more is read or sent
 };
 
 }  // namespace tern::edge::server

@@ -43,16 +43,18 @@ std::string_view reasonPhrase(int status) {
 }  // namespace
 
 struct Loop {
+  // Keep-alive connections waiting for their next request, and HTTP/2
+  // connections (loop thread only): a graceful stop closes or winds them
+  // down. Declared first, destroyed last: sessions destroyed with the
+  // io_context's pending handlers still find it.
+  std::unordered_map<uint64_t, std::function<void()>> idle;
+  uint64_t next_idle = 1;
   asio::io_context ioc{1};
   tcp::acceptor acceptor{ioc};
   tcp::acceptor tls_acceptor{ioc};
   std::unique_ptr<origin::BeastOriginClient> origin;
   cache::FlowContext ctx;
   std::thread thread;
-  // Keep-alive connections waiting for their next request (loop thread
-  // only): a graceful stop closes them at once.
-  std::unordered_map<uint64_t, std::function<void()>> idle;
-  uint64_t next_idle = 1;
 };
 
 // The settings a configuration reload may change while connections are
@@ -545,10 +547,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   // Cleartext HTTP/2 with prior knowledge (RFC 9113 3.3): the connection
   // starts with the client preface, which no HTTP/1.1 request does. Bytes
   // are read until they tell; either way they stay for the protocol chosen.
-  void sniff() {
+  void sniff(bool first = true) {
     static constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    lowest().expires_after(
-        std::chrono::milliseconds(srv_.live.header_timeout_ms.load(std::memory_order_relaxed)));
+    if (first) {  // one header timeout for the whole preface, however it trickles in
+      lowest().expires_after(
+          std::chrono::milliseconds(srv_.live.header_timeout_ms.load(std::memory_order_relaxed)));
+    }
     auto self = this->shared_from_this();
     stream_.async_read_some(buffer_.prepare(4096), [self](beast::error_code ec, size_t n) {
       if (ec) return self->close();
@@ -560,7 +564,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         self->srv_.connections_h1->inc();
         return self->read(true);
       }
-      if (got.size() < kPreface.size()) return self->sniff();
+      if (got.size() < kPreface.size()) return self->sniff(false);
       self->becomeH2(std::string(got));
     });
   }
@@ -666,11 +670,10 @@ class H2Session : public std::enable_shared_from_this<H2Session<Stream>> {
     loop_.idle[stop_id_] = [weak] {
       if (auto s = weak.lock()) {
         s->stop_id_ = 0;
-        s->conn_->shutdown();
-        s->flush();
+        s->windDown();
       }
     };
-    if (srv_.stopping.load()) conn_->shutdown();
+    if (srv_.stopping.load()) windDown();
     if (!received.empty()) onBytes(received);
     flush();
     read();
@@ -684,12 +687,31 @@ class H2Session : public std::enable_shared_from_this<H2Session<Stream>> {
   // One deadline for the connection, on a timer of its own (a read is
   // always pending, so the stream's per-operation timers cannot be moved):
   // the timer wakes at the deadline it was set for, and sleeps again if the
-  // deadline moved on meanwhile.
-  void arm() {
+  // deadline moved on meanwhile. The deadline follows what the connection
+  // is doing: a write on the wire must finish within the body timeout (each
+  // write is progress); a stream held back by the peer's flow-control
+  // windows must move within the body timeout, counted from when it stopped
+  // (frames that carry no data, such as PINGs, do not extend it); journeys
+  // and their bodies are not timed here (the origin has its own timeouts);
+  // otherwise the idle timeout (the header timeout before any request).
+  void arm(bool progress = false) {
+    enum Mode { kIdle, kBusy, kStalled, kWriting };
+    Mode mode = kIdle;
+    if (writing_) {
+      mode = kWriting;
+    } else if (conn_->stalledByPeer()) {
+      mode = kStalled;
+    } else if (conn_->awaitingAnswer() > 0 || conn_->sendingStreams() > 0) {
+      mode = kBusy;
+    }
+    // Still stalled, or still on the same write: the deadline stays.
+    const bool unchanged = mode == mode_ && (mode == kStalled || mode == kWriting) && !progress;
+    mode_ = mode;
+    if (unchanged) return;
     int64_t ms = 0;
-    if (conn_->sendingStreams() > 0 || writing_) {
+    if (mode == kWriting || mode == kStalled) {
       ms = srv_.live.body_timeout_ms.load(std::memory_order_relaxed);
-    } else if (conn_->pendingRequests() == 0) {
+    } else if (mode == kIdle) {
       ms = conn_->seenRequest() ? srv_.live.idle_timeout_ms.load(std::memory_order_relaxed)
                                 : srv_.live.header_timeout_ms.load(std::memory_order_relaxed);
     }
@@ -746,7 +768,7 @@ class H2Session : public std::enable_shared_from_this<H2Session<Stream>> {
       return arm();
     }
     writing_ = true;
-    arm();
+    arm(true);
     auto self = this->shared_from_this();
     asio::async_write(stream_, asio::buffer(out_), [self](beast::error_code ec, size_t) {
       self->writing_ = false;
@@ -755,10 +777,25 @@ class H2Session : public std::enable_shared_from_this<H2Session<Stream>> {
     });
   }
 
+  // Graceful stop: the GOAWAY that announces it, then 100 ms later (a round
+  // trip and more on any network a cache serves) the one that names the
+  // last stream taken; those streams finish, then the connection closes.
+  void windDown() {
+    conn_->shutdownNotice();
+    flush();
+    stop_timer_.expires_after(std::chrono::milliseconds(100));
+    stop_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      if (ec || self->closed_) return;
+      self->conn_->shutdown();
+      self->flush();
+    });
+  }
+
   void close() {
     if (closed_) return;
     closed_ = true;
     timer_.cancel();
+    stop_timer_.cancel();
     beast::error_code ec;
     lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
     lowest().close();
@@ -772,6 +809,8 @@ class H2Session : public std::enable_shared_from_this<H2Session<Stream>> {
   asio::steady_timer timer_{loop_.ioc};
   Deadline deadline_ = Deadline::max();
   bool timer_waiting_ = false;
+  int mode_ = 0;  // arm()'s last Mode
+  asio::steady_timer stop_timer_{loop_.ioc};
   std::shared_ptr<H2Connection> conn_;
   std::array<char, 16384> rbuf_;
   std::string out_;

@@ -136,11 +136,11 @@ TEST_F(H2ConnectionTest, AStreamBecomesARequestAndItsResponseFrames) {
   EXPECT_EQ(req.client_ip, "10.0.0.1");
   EXPECT_EQ(http::findField(req.headers, "host"), "test");
   EXPECT_EQ(http::findField(req.headers, "cookie"), "x=1; y=2");
-  EXPECT_EQ(conn_->pendingRequests(), 1u);
+  EXPECT_EQ(conn_->awaitingAnswer(), 1u);
 
   responders_[0]->respond(200, {{"Content-Type", "text/plain"}, {"Connection", "close"}},
                           cache::stringSource("hello"), 5);
-  EXPECT_EQ(conn_->pendingRequests(), 0u);
+  EXPECT_EQ(conn_->awaitingAnswer(), 0u);
   auto frames = drain();
   ASSERT_EQ(frames.size(), 2u);
   EXPECT_EQ(frames[0].type, h2::kHeaders);
@@ -187,12 +187,86 @@ TEST_F(H2ConnectionTest, AnAnswerForAStreamTheClientResetIsDropped) {
   drain();
   responders_[0]->respond(200, {}, cache::stringSource("late"), 4);
   EXPECT_TRUE(drain().empty());
-  EXPECT_EQ(conn_->pendingRequests(), 0u);
-  // A responder that never answers still releases its count when dropped.
+  EXPECT_EQ(conn_->awaitingAnswer(), 0u);
+  // A journey that ends without answering resets its stream (HTTP/1.1
+  // closes the connection) instead of leaving it open for ever.
   ASSERT_TRUE(conn_->receive(headersFrame(3, h2::getBlock("/b"))).isOk());
-  EXPECT_EQ(conn_->pendingRequests(), 1u);
+  EXPECT_EQ(conn_->awaitingAnswer(), 1u);
   responders_.clear();
-  EXPECT_EQ(conn_->pendingRequests(), 0u);
+  auto frames = drain();
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(frames[0].type, h2::kRstStream);
+  EXPECT_EQ(frames[0].stream, 3u);
+  EXPECT_EQ(conn_->awaitingAnswer(), 0u);
+}
+
+TEST_F(H2ConnectionTest, BodiesHeldAreReleasedHoweverTheStreamEnds) {
+  H2Settings small;
+  small.body_limit_bytes = 1000;  // 2000 held at most per connection
+  make(small);
+  std::string post = h2::literal(":method", "POST") + h2::literal(":scheme", "http") +
+                     h2::literal(":path", "/p") + h2::literal(":authority", "test");
+  uint32_t id = 1;
+  // Complete bodies reset in the same read, twenty times: 18 KB in all.
+  for (int i = 0; i < 20; ++i, id += 2) {
+    ASSERT_TRUE(conn_
+                    ->receive(headersFrame(id, post, false) +
+                              h2::frame(h2::kData, h2::kEndStream, id, std::string(900, 'x')) +
+                              h2::frame(h2::kRstStream, 0, id, std::string("\0\0\0\x08", 4)))
+                    .isOk());
+  }
+  // Bodies whose journeys answered.
+  for (int i = 0; i < 5; ++i, id += 2) {
+    ASSERT_TRUE(conn_
+                    ->receive(headersFrame(id, post, false) +
+                              h2::frame(h2::kData, h2::kEndStream, id, std::string(900, 'y')))
+                    .isOk());
+    ASSERT_FALSE(responders_.empty());
+    responders_.back()->respond(204, {}, nullptr, std::nullopt);
+  }
+  drain();
+  EXPECT_TRUE(rejected_.empty());
+  // Two bodies in flight at once are within the connection's bound; a third is not.
+  for (int i = 0; i < 3; ++i, id += 2) {
+    ASSERT_TRUE(conn_
+                    ->receive(headersFrame(id, post, false) +
+                              h2::frame(h2::kData, h2::kEndStream, id, std::string(900, 'z')))
+                    .isOk());
+  }
+  EXPECT_EQ(rejected_, std::vector<int>{413});
+  // A declared length over the limit is refused before the body is sent.
+  ASSERT_TRUE(
+      conn_->receive(headersFrame(id, post + h2::literal("content-length", "5000"), false)).isOk());
+  EXPECT_EQ(rejected_.size(), 2u);
+}
+
+TEST_F(H2ConnectionTest, OneBatchIsBoundedHoweverWideTheWindows) {
+  // The client opens its windows to 2 GiB and asks for 4 MiB on 4 streams.
+  ASSERT_TRUE(conn_
+                  ->receive(h2::settings({{0x4, 0x7fffffff}}) +
+                            h2::frame(h2::kWindowUpdate, 0, 0, std::string("\x7f\xfe\xff\xff", 4)))
+                  .isOk());
+  drain();
+  std::string big(4 << 20, 'b');
+  for (uint32_t id = 1; id <= 7; id += 2) {
+    ASSERT_TRUE(conn_->receive(headersFrame(id, h2::getBlock("/big"))).isOk());
+    responders_.back()->respond(200, {}, cache::stringSource(big), big.size());
+  }
+  std::string out;
+  conn_->pendingOutput(out, 64 * 1024);
+  EXPECT_LT(out.size(), 64 * 1024 + 17 * 1024) << "one batch, not every window's worth";
+  // The rest comes batch by batch.
+  size_t total = out.size(), batches = 1;
+  for (;;) {
+    out.clear();
+    conn_->pendingOutput(out, 64 * 1024);
+    if (out.empty()) break;
+    EXPECT_LT(out.size(), 64 * 1024 + 17 * 1024);
+    total += out.size();
+    ++batches;
+  }
+  EXPECT_GT(total, 4 * big.size());
+  EXPECT_GT(batches, 200u);
 }
 
 TEST_F(H2ConnectionTest, AnHpackBombIsAnswered431BeforeItIsDecodedWhole) {
