@@ -389,6 +389,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         idle ? srv_.live.idle_timeout_ms.load(std::memory_order_relaxed)
              : srv_.live.header_timeout_ms.load(std::memory_order_relaxed)));
     if (idle) {
+      if constexpr (kTls) stream_.releaseBuffers();  // a kept-alive connection holds none
       idle_id_ = loop_.next_idle++;
       loop_.idle[idle_id_] = [w = this->weak_from_this()] {
         if (auto s = w.lock()) s->lowest().cancel();
@@ -430,6 +431,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         ec == asio::error::eof || ec == asio::error::operation_aborted) {
       return close();  // (aborted: an idle keep-alive closed by a graceful stop)
     }
+    // TLS broken (a fatal alert, a bad record): nothing can be answered.
+    if (ec.category() == asio::error::get_ssl_category() ||
+        ec == asio::ssl::error::stream_truncated)
+      return close();
     if (ec == beast::error::timeout) {
       // The stream is closed by the timeout: log and drop (as nginx and
       // Varnish do), nothing can be written any more.

@@ -34,6 +34,7 @@
 #include <boost/beast/core/basic_stream.hpp>
 #include <boost/beast/core/buffers_range.hpp>
 #include <memory>
+#include <new>
 #include <string>
 
 namespace tern::edge::server {
@@ -49,15 +50,21 @@ class TlsStream {
   TlsStream(Next&& next, boost::asio::ssl::context& ctx)
       : next_(std::forward<Next>(next)), state_(std::make_unique<State>()) {
     state_->ssl = SSL_new(ctx.native_handle());
-    BIO* rbio = BIO_new(BIO_s_mem());
+    BIO* rbio = state_->ssl ? BIO_new(BIO_s_mem()) : nullptr;
+    BIO* wbio = rbio ? BIO_new(sinkMethod()) : nullptr;
+    if (!wbio) {
+      BIO_free(rbio);
+      throw std::bad_alloc();
+    }
     BIO_set_mem_eof_return(rbio, -1);  // empty: "retry", not end of stream
-    BIO* wbio = BIO_new(sinkMethod());
     BIO_set_data(wbio, state_.get());
     BIO_set_init(wbio, 1);
     SSL_set_bio(state_->ssl, rbio, wbio);
     SSL_set_accept_state(state_->ssl);
     // As nginx: an idle connection does not keep OpenSSL's record buffers.
-    SSL_set_mode(state_->ssl, SSL_MODE_RELEASE_BUFFERS);
+    // AUTO_RETRY (OpenSSL 3's default, made explicit): SSL_read asks for
+    // more only when what the read BIO holds is used up.
+    SSL_set_mode(state_->ssl, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_AUTO_RETRY);
   }
   TlsStream(TlsStream&&) = default;
   ~TlsStream() = default;
@@ -65,6 +72,11 @@ class TlsStream {
   executor_type get_executor() { return next_.get_executor(); }
   NextLayer& next_layer() { return next_; }
   SSL* native_handle() { return state_->ssl; }
+  // Gives back the output buffer's memory (a keep-alive connection waiting
+  // for its next request). Not while a write is in flight.
+  void releaseBuffers() {
+    if (!state_->writing && state_->out.empty()) std::string().swap(state_->out);
+  }
 
   template <class Handler>
   auto async_handshake(boost::asio::ssl::stream_base::handshake_type, Handler&& handler) {
@@ -85,7 +97,9 @@ class TlsStream {
   }
 
  private:
-  static constexpr size_t kMaxBatch = 64 * 1024;  // plaintext per write
+  // Plaintext per write: above any one batch a session hands over (HTTP/2:
+  // 64 KiB and a frame), so that a batch is never split into two writes.
+  static constexpr size_t kMaxBatch = 128 * 1024;
   static constexpr size_t kCoalesce = 16 * 1024;  // small buffers joined into one record
 
   struct State {
@@ -107,7 +121,11 @@ class TlsStream {
       BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "tern-sink");
       BIO_meth_set_write(m, [](BIO* b, const char* data, int len) -> int {
         auto* st = static_cast<State*>(BIO_get_data(b));
-        (st->writing ? st->out_next : st->out).append(data, static_cast<size_t>(len));
+        try {  // (no exception through OpenSSL's C frames)
+          (st->writing ? st->out_next : st->out).append(data, static_cast<size_t>(len));
+        } catch (...) {
+          return -1;
+        }
         return len;
       });
       BIO_meth_set_ctrl(
@@ -131,8 +149,15 @@ class TlsStream {
   void beginWrite() { state_->writing = true; }
   void endWrite() {
     state_->writing = false;
-    state_->out.clear();
-    state_->out.swap(state_->out_next);
+    state_->out.clear();  // (keeps its capacity for the next batch)
+    if (!state_->out_next.empty()) {
+      state_->out += state_->out_next;
+      state_->out_next.clear();
+    }
+  }
+  static bool feed(State& st, std::size_t n) {
+    return BIO_write(SSL_get_rbio(st.ssl), st.in.data(), static_cast<int>(n)) ==
+           static_cast<int>(n);
   }
 
   struct HandshakeOp {
@@ -143,25 +168,28 @@ class TlsStream {
     void operator()(Self& self, boost::system::error_code ec = {}, std::size_t n = 0) {
       State& st = *s.state_;
       if (step == 3) return self.complete(error);  // posted completion
-      if (step == 1) {                             // a write of handshake records finished
+      if (step == 1) {
+        // A flight of ours is out; after a failure, it was the alert saying why.
         s.endWrite();
         if (ec) return self.complete(ec);
+        if (error) return self.complete(error);
       } else if (step == 2) {  // ciphertext arrived
         if (ec) return self.complete(ec);
-        BIO_write(SSL_get_rbio(st.ssl), st.in.data(), static_cast<int>(n));
+        if (!feed(st, n)) return self.complete(boost::asio::error::no_memory);
       }
       ERR_clear_error();
       const int rv = SSL_do_handshake(st.ssl);
+      const bool want_read = rv != 1 && SSL_get_error(st.ssl, rv) == SSL_ERROR_WANT_READ;
+      if (rv != 1 && !want_read) error = sslError(st.ssl, rv);
       if (!st.out.empty()) {  // our flight goes out first (after the last step too)
         step = 1;
         s.beginWrite();
         return boost::asio::async_write(s.next_, boost::asio::buffer(st.out), std::move(self));
       }
-      if (rv != 1 && SSL_get_error(st.ssl, rv) == SSL_ERROR_WANT_READ) {
+      if (want_read) {
         step = 2;
         return s.next_.async_read_some(boost::asio::buffer(st.in), std::move(self));
       }
-      error = rv == 1 ? boost::system::error_code() : sslError(st.ssl, rv);
       if (step != 0) return self.complete(error);
       step = 3;
       boost::asio::post(s.next_.get_executor(), std::move(self));
@@ -181,7 +209,7 @@ class TlsStream {
       if (step == 3) return self.complete(error, result);  // posted completion
       if (step == 2) {
         if (ec) return self.complete(ec, 0);
-        BIO_write(SSL_get_rbio(st.ssl), st.in.data(), static_cast<int>(n));
+        if (!feed(st, n)) return self.complete(boost::asio::error::no_memory, 0);
       }
       boost::asio::mutable_buffer first;
       for (auto b : boost::beast::buffers_range_ref(buffers)) {
