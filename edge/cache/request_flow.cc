@@ -83,6 +83,64 @@ FlowMetrics::FlowMetrics(metrics::Registry& r)
       origin_latency(
           r.histogram("tern_edge_origin_latency_seconds", "Time to the origin response head")) {}
 
+std::string_view phaseName(Phase p) {
+  switch (p) {
+    case Phase::kReceive:
+      return "receive";
+    case Phase::kLookup:
+      return "lookup";
+    case Phase::kHit:
+      return "hit";
+    case Phase::kMiss:
+      return "miss";
+    case Phase::kRevalidate:
+      return "revalidate";
+    case Phase::kFetch:
+      return "fetch";
+    case Phase::kStore:
+      return "store";
+    case Phase::kPass:
+      return "pass";
+    case Phase::kPurge:
+      return "purge";
+    case Phase::kError:
+      return "error";
+    case Phase::kDeliver:
+      return "deliver";
+  }
+  return "?";
+}
+
+bool allowedTransition(Phase from, Phase to) {
+  using P = Phase;
+  if (to == P::kError) return from != P::kDeliver;
+  switch (from) {
+    case P::kReceive:
+      return to == P::kLookup || to == P::kPass || to == P::kPurge;
+    case P::kLookup:
+      return to == P::kLookup || to == P::kHit || to == P::kMiss || to == P::kRevalidate;
+    case P::kMiss:
+    case P::kRevalidate:
+      return to == P::kFetch;
+    // A fetch leads to its response (delivered, stored), to a stored copy
+    // (stale on error: kHit), back to lookup, or to a fetch of its own.
+    case P::kFetch:
+      return to == P::kStore || to == P::kDeliver || to == P::kHit || to == P::kLookup ||
+             to == P::kFetch;
+    case P::kStore:
+      return to == P::kDeliver;
+    case P::kPass:
+      return to == P::kStore || to == P::kDeliver;
+    case P::kHit:
+    case P::kPurge:
+    case P::kError:
+      return to == P::kDeliver;
+    case P::kDeliver:
+      return false;
+  }
+  return false;
+}
+
 namespace {
 
 using storage::EntryMeta;
@@ -121,6 +179,25 @@ http::Fields storableHeaders(const http::Fields& headers) {
   return out;
 }
 
+// A stored response refreshed by a 304 (RFC 9111 4.3.4): its fields updated
+// from the 304's, the fields it may store and its surrogate keys taken from
+// the result, its times reset. The one merge both the response served and
+// the entry stored come from; `served` gets the merged fields as served.
+EntryMeta refreshedBy304(const EntryMeta& stored, const http::Fields& not_modified,
+                         int64_t request_time_ms, int64_t response_time_ms,
+                         http::Fields* served = nullptr) {
+  EntryMeta meta = stored;
+  http::Fields merged = toHttp(stored.headers);
+  http::mergeNotModified(merged, not_modified);
+  meta.tags = http::surrogateKeys(merged);
+  meta.headers = toStorage(storableHeaders(merged));
+  meta.request_time_ms = request_time_ms;
+  meta.response_time_ms = response_time_ms;
+  meta.stale = false;
+  if (served) *served = std::move(merged);
+  return meta;
+}
+
 std::optional<uint64_t> contentLength(const http::Fields& h) {
   auto v = http::findField(h, "content-length");
   if (!v) return std::nullopt;
@@ -148,6 +225,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
 
   // ---- kReceive ----
   void receive() {
+    if (ctx_.config.on_phase) ctx_.config.on_phase(*req_, Phase::kReceive);
     (req_->protocol == Protocol::kHttp2 ? ctx_.metrics->requests_h2 : ctx_.metrics->requests_h1)
         .inc();
     auto host = http::findField(req_->headers, "host");
@@ -161,8 +239,22 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   }
 
  private:
+  // The one place where the request changes phase: checked against the
+  // table (allowedTransition), told to the observer.
+  void enter(Phase next) {
+    if (!allowedTransition(phase_, next)) {
+      TERN_LOG(kWarn, "request flow: transition outside the table",
+               {{"from", std::string(phaseName(phase_))},
+                {"to", std::string(phaseName(next))},
+                {"key", key_.url.toString()}});
+    }
+    phase_ = next;
+    if (ctx_.config.on_phase) ctx_.config.on_phase(*req_, next);
+  }
+
   // ---- kLookup ----
   void lookup() {
+    enter(Phase::kLookup);
     if (lookup_start_us_ == 0) lookup_start_us_ = steadyNowUs();
     lookup_seq_ = ctx_.store->appliedSeq();
     auto r = ctx_.store->lookupMemory(key_);
@@ -239,6 +331,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     lookupDone();  // (second looks after a purge race or for the variant included)
     from_disk_ = from_disk;
     stored_ = std::move(r);
+    stored_meta_ = stored_->meta;                     // (stored_ is moved out to deliver)
     stored_fields_ = toHttp(stored_->meta->headers);  // converted once, reused to deliver
     const http::Fields& fields = stored_fields_;
     // Never a content-coding the request does not accept (an origin that
@@ -282,6 +375,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
 
   // ---- kHit ----
   void hit(bool stale) {
+    enter(Phase::kHit);
     (from_disk_ ? ctx_.metrics->hits_disk : ctx_.metrics->hits_memory).inc();
     (from_disk_ ? ctx_.metrics->hit_bytes_disk : ctx_.metrics->hit_bytes_memory)
         .inc(stored_->meta->body_size);
@@ -293,6 +387,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
 
   // ---- kMiss ----
   void miss() {
+    enter(Phase::kMiss);
     lookupDone();
     ctx_.metrics->misses.inc();
     if (status_.fwd.empty()) status_.fwd = "uri-miss";
@@ -303,6 +398,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
 
   // ---- kRevalidate ----
   void revalidate() {
+    enter(Phase::kRevalidate);
     ctx_.metrics->revalidations.inc();
     status_.fwd = "stale";
     fetch(true);
@@ -324,8 +420,10 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     t->key_ = key_;
     t->vary_fields_ = vary_fields_;
     t->stored_ = LookupResult{stored_->meta, true, nullptr};
+    t->stored_meta_ = stored_->meta;
     t->background_key_ = bkey;
     t->background_inflight_ = joined.inflight;
+    t->phase_ = Phase::kFetch;  // it starts at the origin
     t->startOrigin(std::make_shared<Inflight>(), "", true);
   }
 
@@ -339,12 +437,13 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
 
   // ---- kFetch ----
   void fetch(bool revalidation) {
+    enter(Phase::kFetch);
     if (origin_start_us_ == 0) origin_start_us_ = steadyNowUs();
     // Fenced, a purge may have completed without this edge: a fetch already
     // in flight may carry what it removed. Only a fetch of our own is safe.
     if (ctx_.config.lease && !ctx_.config.serve_stale_when_fenced &&
         ctx_.config.lease->fenced(steadyNowUs()))
-      return fetchAlone(revalidation);
+      return fetchAlone(revalidation, false);
     std::string ckey = collapseKey(revalidation);
     auto joined = ctx_.collapser->join(ckey, ctx_.store->appliedSeq());
     if (joined.leader && !revalidation && !rechecked_) {
@@ -358,6 +457,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
         ctx_.collapser->release(ckey, joined.inflight);
         joined.inflight->finish(Status::notFound("stored meanwhile"));
         status_.fwd.clear();
+        enter(Phase::kLookup);  // (a second look)
         return found(std::move(*again), false);
       }
     }
@@ -371,7 +471,10 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   }
 
   // Fetches on this transaction's own (uncollapsed) inflight.
-  void fetchAlone(bool revalidation) {
+  // `again`: after a shared fetch that cannot serve this request (a second
+  // fetch in the request's path).
+  void fetchAlone(bool revalidation, bool again = true) {
+    if (again) enter(Phase::kFetch);
     auto inflight = std::make_shared<Inflight>();
     startOrigin(inflight, "", revalidation);
     awaitHead(inflight, true, revalidation);
@@ -475,18 +578,11 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
       };
       if (st->filling) return;  // the fill releases once the body is stored (or not)
       if (!status.isOk()) return release();
-      if (revalidation && st->head.status == 304 && self->stored_) {
+      if (revalidation && st->head.status == 304 && self->stored_meta_) {
         self->ctx_.metrics->revalidated_304.inc();
-        EntryMeta meta = *self->stored_->meta;
-        http::Fields merged = toHttp(meta.headers);
-        http::mergeNotModified(merged, st->head.headers);
-        auto tags = http::surrogateKeys(merged);
-        meta.headers = toStorage(storableHeaders(merged));
-        meta.tags = std::move(tags);
-        meta.request_time_ms = st->head.request_time_ms;
-        meta.response_time_ms = st->head.response_time_ms;
+        EntryMeta meta = refreshedBy304(*self->stored_meta_, st->head.headers,
+                                        st->head.request_time_ms, st->head.response_time_ms);
         meta.store_seq = store_seq;
-        meta.stale = false;
         self->ctx_.pool([self, meta, release] {
           Status s = self->ctx_.store->updateMeta(self->key_, meta);
           if (!s.isOk() && !s.isNotFound()) self->ctx_.metrics->store_failures.inc();
@@ -510,6 +606,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   // ---- kStore (on the pool, while the body streams) ----
   void startFill(const std::shared_ptr<Inflight>& inflight, const origin::OriginHead& head,
                  uint64_t store_seq, const std::string& ckey) {
+    enter(Phase::kStore);
     auto vf = http::varyFields(head.headers).value_or(std::vector<std::string>{});
     ObjectKey key = key_;
     key.variant = http::variantId(req_->headers, vf);
@@ -616,13 +713,11 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     status_.fwd_status = head->status;
     if (revalidation && head->status == 304 && stored_) {
       // Merge the 304 into what we serve; the leader updates the store.
-      auto refreshed = std::make_shared<EntryMeta>(*stored_->meta);
-      http::Fields merged = toHttp(refreshed->headers);
-      http::mergeNotModified(merged, head->headers);
-      refreshed->headers = toStorage(merged);
+      const int64_t now_ms = wallNowMs();
+      http::Fields merged;
+      auto refreshed = std::make_shared<EntryMeta>(
+          refreshedBy304(*stored_->meta, head->headers, now_ms, now_ms, &merged));
       stored_fields_ = merged;
-      refreshed->response_time_ms = wallNowMs();
-      refreshed->request_time_ms = refreshed->response_time_ms;
       stored_->meta = refreshed;
       reuse_.age_ms = 0;
       reuse_.ttl_ms = http::freshnessLifetimeMs(refreshed->status, merged,
@@ -681,6 +776,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   // ---- kPass ----
   // ---- PURGE (forwarded to the coordinator: global, never node-local) ----
   void purge() {
+    enter(Phase::kPurge);
     status_.fwd = "bypass";
     status_.detail = "purge";
     // The caller's credential goes to the coordinator, which decides what
@@ -746,6 +842,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   }
 
   void pass() {
+    enter(Phase::kPass);
     ctx_.metrics->passes.inc();
     status_.fwd = "request";
     origin_start_us_ = steadyNowUs();
@@ -828,6 +925,8 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   }
 
   void error(int code, const std::string& why) {
+    if (sent_) return;
+    enter(Phase::kError);
     if (status_.fwd.empty() && !status_.hit) status_.fwd = "bypass";
     status_.hit = false;
     status_.detail = why.substr(0, 120);
@@ -840,6 +939,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
             std::optional<uint64_t> length) {
     if (sent_) return;
     sent_ = true;
+    enter(Phase::kDeliver);
     http::stripHopByHop(headers);
     std::erase_if(headers, [](const http::Field& f) {
       return http::isSurrogateKeyField(f.name) || http::iequals(f.name, "content-length");
@@ -903,15 +1003,17 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   ObjectKey key_;
   std::vector<std::string> vary_fields_;
   std::optional<LookupResult> stored_;
-  http::Fields stored_fields_;  // stored_->meta->headers as HTTP fields
-  bool rechecked_ = false;      // the leader's second look before fetching
-  uint64_t lookup_seq_ = 0;     // purges applied when the current lookup began
+  std::shared_ptr<const EntryMeta> stored_meta_;  // what the lookup found, kept
+  http::Fields stored_fields_;                    // stored_->meta->headers as HTTP fields
+  bool rechecked_ = false;                        // the leader's second look before fetching
+  uint64_t lookup_seq_ = 0;                       // purges applied when the current lookup began
   int relookups_ = 0;
   bool relooked_ = false;  // a waiter sent back to lookup once
   bool from_disk_ = false;
   http::ReuseDecision reuse_;
   http::CacheStatus status_;
   bool sent_ = false;
+  Phase phase_ = Phase::kReceive;
   bool fenced_ = false;  // the lease had lapsed when the entry was found
   std::string background_key_;
   std::shared_ptr<Inflight> background_inflight_;

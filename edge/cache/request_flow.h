@@ -1,14 +1,19 @@
 #pragma once
-// The journey of one request through the cache, as a named state machine
-// (see docs/request-journey.md):
+// The journey of one request through the cache, as a state machine (see
+// docs/request-journey.md):
 //
-//   kReceive -> kLookup -> kHit | kMiss | kRevalidate | kPass
-//   kMiss, kRevalidate -> kFetch -> kDeliver (and kStore in the background)
-//   kHit -> kDeliver
+//   kReceive -> kLookup | kPass | kPurge
+//   kLookup  -> kHit | kMiss | kRevalidate (kLookup again: a Vary record,
+//               or a purge applied while looking)
+//   kMiss, kRevalidate -> kFetch -> kStore (the fill, on the pool) -> kDeliver
+//   kFetch   -> kLookup (stored meanwhile, or a shared fetch not usable)
+//   kHit, kPass, kPurge -> kDeliver; any phase -> kError -> kDeliver
 //
-// Each phase is one function of Transaction, logged at debug level and
-// counted. The flow runs on the event loop of the client's connection;
-// blocking steps (disk lookups and writes) run on the pool and come back.
+// Each phase is a function of Transaction; every transition goes through
+// one place (Transaction::enter), which checks it against this table and
+// tells FlowConfig::on_phase. The flow runs on the event loop of the
+// client's connection; blocking steps (disk lookups and writes) run on the
+// pool and come back.
 //
 // Thread-safety: a RequestFlow belongs to one event loop; the shared parts
 // (store, collapser, metrics) are thread-safe.
@@ -34,6 +39,23 @@
 namespace tern::edge::cache {
 
 enum class Protocol : uint8_t { kHttp1, kHttp2 };
+
+enum class Phase : uint8_t {
+  kReceive,
+  kLookup,
+  kHit,
+  kMiss,
+  kRevalidate,
+  kFetch,
+  kStore,
+  kPass,
+  kPurge,
+  kError,
+  kDeliver,
+};
+std::string_view phaseName(Phase p);
+// Whether the state machine may go from `from` to `to` (the table above).
+bool allowedTransition(Phase from, Phase to);
 
 struct Request {
   Protocol protocol = Protocol::kHttp1;  // of the client connection
@@ -102,6 +124,9 @@ struct FlowConfig {
   // called (on the blocking pool) with the groups to mark stale. With a
   // coordinator it is a global soft purge of those keys; standalone, local.
   std::function<void(std::vector<std::string> groups)> group_invalidator;
+  // Told of every phase a request enters, on the thread it runs on (tests
+  // and tracing; null: nobody is).
+  std::function<void(const Request&, Phase)> on_phase;
 };
 
 struct FlowMetrics {

@@ -1,0 +1,295 @@
+// The request journey as a state machine, driven without sockets: a memory
+// store, an origin that answers when the test says so, executors that run
+// tasks at once. Each test checks the phases a request went through (every
+// one of them allowed by the table) and what it was answered.
+
+#include "edge/cache/request_flow.h"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <map>
+
+#include "common/clock.h"
+#include "storage/memory/memory_store.h"
+
+namespace tern::edge::cache {
+namespace {
+
+using P = Phase;
+
+class FakeOrigin final : public origin::OriginClient {
+ public:
+  struct Pending {
+    origin::OriginRequest request;
+    Callbacks callbacks;
+  };
+  void fetch(origin::OriginRequest request, Callbacks callbacks) override {
+    ++fetches;
+    pending.push_back({std::move(request), std::move(callbacks)});
+  }
+  // Answers the oldest fetch in flight with a whole response.
+  void answer(int status, http::Fields headers, std::string body = {}) {
+    ASSERT_FALSE(pending.empty());
+    Pending p = std::move(pending.front());
+    pending.pop_front();
+    origin::OriginHead head;
+    head.status = status;
+    head.headers = std::move(headers);
+    head.request_time_ms = head.response_time_ms = wallNowMs();
+    p.callbacks.on_head(head);
+    if (!body.empty()) p.callbacks.on_data(std::move(body), [] {});
+    p.callbacks.on_done(Status::ok());
+  }
+  // Fails the oldest fetch in flight before any response.
+  void fail(Status st) {
+    ASSERT_FALSE(pending.empty());
+    Pending p = std::move(pending.front());
+    pending.pop_front();
+    p.callbacks.on_head(st);
+    p.callbacks.on_done(st.withSource(ErrorSource::kOrigin));
+  }
+  std::deque<Pending> pending;
+  int fetches = 0;
+};
+
+struct Answer {
+  std::vector<Phase> path;  // the phases the request went through
+  int status = 0;
+  http::Fields headers;
+  std::string body;
+  bool answered = false;
+  std::string header(std::string_view name) const {
+    auto v = http::findField(headers, name);
+    return v ? std::string(*v) : std::string();
+  }
+};
+
+class Recorder final : public Responder {
+ public:
+  explicit Recorder(Answer* out) : out_(out) {}
+  void respond(int status, http::Fields headers, std::unique_ptr<BodySource> body,
+               std::optional<uint64_t>) override {
+    out_->status = status;
+    out_->headers = std::move(headers);
+    out_->answered = true;
+    source_ = std::move(body);
+    pull();
+  }
+
+ private:
+  // Executors run at once here, so a body that is there is read at once; a
+  // body still coming from the origin is read as it arrives.
+  void pull() {
+    if (!source_) return;
+    source_->next([this](Result<std::string_view> chunk) {
+      if (!chunk.ok() || chunk->empty()) return;
+      out_->body.append(chunk->data(), chunk->size());
+      pull();
+    });
+  }
+  Answer* out_;
+  std::unique_ptr<BodySource> source_;
+};
+
+class RequestFlowTest : public ::testing::Test {
+ protected:
+  RequestFlowTest() {
+    storage::MemoryStoreOptions o;
+    o.background = false;
+    store_ =
+        std::make_unique<TieredStore>(std::make_unique<storage::MemoryStore>(o), nullptr, 1 << 20);
+    metrics_ = std::make_unique<FlowMetrics>(registry_);
+  }
+  FlowContext context() {
+    FlowConfig config = config_;
+    config.on_phase = [this](const Request& req, Phase p) {
+      auto& path = answerOf_[&req]->path;
+      if (!path.empty()) {
+        EXPECT_TRUE(allowedTransition(path.back(), p))
+            << phaseName(path.back()) << " -> " << phaseName(p) << " for " << req.target;
+      }
+      path.push_back(p);
+    };
+    Executor now = [](Task t) { t(); };
+    return FlowContext{store_.get(), &collapser_, &origin_,       now,
+                       now,          config,      metrics_.get(), &background_};
+  }
+  // Starts a request; its answer lands in the returned object (kept alive by
+  // the test's list).
+  Answer* request(const std::string& method, const std::string& target, http::Fields headers = {},
+                  std::string body = {}) {
+    auto req = std::make_shared<Request>();
+    req->method = method;
+    req->target = target;
+    req->headers = std::move(headers);
+    req->headers.push_back({"Host", "example.com"});
+    req->body = std::move(body);
+    req->client_ip = "10.0.0.1";
+    req->received_ms = wallNowMs();
+    answers_.push_back(std::make_unique<Answer>());
+    Answer* a = answers_.back().get();
+    answerOf_[req.get()] = a;
+    last_[target + " " + method] = a;
+    contexts_.push_back(std::make_unique<FlowContext>(context()));
+    handleRequest(*contexts_.back(), req, std::make_shared<Recorder>(a));
+    return a;
+  }
+  // The path of the last request for `target`.
+  std::vector<Phase> path(const std::string& target, const std::string& method = "GET") {
+    return last_[target + " " + method]->path;
+  }
+
+  metrics::Registry registry_;
+  std::unique_ptr<TieredStore> store_;
+  std::unique_ptr<FlowMetrics> metrics_;
+  Collapser collapser_, background_;
+  FakeOrigin origin_;
+  FlowConfig config_;
+  std::map<const Request*, Answer*> answerOf_;
+  std::map<std::string, Answer*> last_;
+  std::vector<std::unique_ptr<Answer>> answers_;
+  std::vector<std::unique_ptr<FlowContext>> contexts_;
+};
+
+const http::Fields kFresh = {{"Cache-Control", "max-age=60"}, {"ETag", "\"v1\""}};
+
+TEST_F(RequestFlowTest, AMissIsFetchedStoredAndDeliveredThenAHitIsServedFromTheStore) {
+  Answer* miss = request("GET", "/a");
+  EXPECT_FALSE(miss->answered);  // at the origin
+  EXPECT_EQ(path("/a"), (std::vector<Phase>{P::kReceive, P::kLookup, P::kMiss, P::kFetch}));
+  origin_.answer(200, kFresh, "hello");
+  EXPECT_EQ(miss->status, 200);
+  EXPECT_EQ(miss->body, "hello");
+  EXPECT_NE(miss->header("cache-status").find("stored"), std::string::npos);
+  EXPECT_EQ(path("/a"), (std::vector<Phase>{P::kReceive, P::kLookup, P::kMiss, P::kFetch, P::kStore,
+                                            P::kDeliver}));
+  Answer* hit = request("GET", "/a");
+  EXPECT_EQ(hit->status, 200);
+  EXPECT_EQ(hit->body, "hello");
+  EXPECT_NE(hit->header("cache-status").find("hit"), std::string::npos);
+  EXPECT_EQ(path("/a"), (std::vector<Phase>{P::kReceive, P::kLookup, P::kHit, P::kDeliver}));
+  EXPECT_EQ(origin_.fetches, 1);
+}
+
+TEST_F(RequestFlowTest, AStaleEntryIsRevalidatedAndA304RefreshesIt) {
+  request("GET", "/r");
+  origin_.answer(200, {{"Cache-Control", "max-age=0"}, {"ETag", "\"v1\""}}, "body");
+  Answer* again = request("GET", "/r");
+  EXPECT_EQ(path("/r"), (std::vector<Phase>{P::kReceive, P::kLookup, P::kRevalidate, P::kFetch}));
+  ASSERT_EQ(origin_.pending.size(), 1u);
+  EXPECT_EQ(http::findField(origin_.pending.front().request.headers, "if-none-match"), "\"v1\"");
+  origin_.answer(304, {{"Cache-Control", "max-age=60"}, {"ETag", "\"v1\""}});
+  EXPECT_EQ(again->status, 200);
+  EXPECT_EQ(again->body, "body");
+  EXPECT_EQ(path("/r").back(), P::kDeliver);
+  // Refreshed: a hit now.
+  request("GET", "/r");
+  EXPECT_EQ(path("/r"), (std::vector<Phase>{P::kReceive, P::kLookup, P::kHit, P::kDeliver}));
+}
+
+TEST_F(RequestFlowTest, OriginErrorsAre502Or504UnlessAStoredResponseMayStandIn) {
+  Answer* down = request("GET", "/down");
+  origin_.fail(Status::unavailable("origin connect refused"));
+  EXPECT_EQ(down->status, 502);
+  EXPECT_EQ(path("/down"), (std::vector<Phase>{P::kReceive, P::kLookup, P::kMiss, P::kFetch,
+                                               P::kError, P::kDeliver}));
+  Answer* slow = request("GET", "/slow");
+  origin_.fail(Status::timeout("origin timeout"));
+  EXPECT_EQ(slow->status, 504);
+  // stale-if-error: the stored response stands in for a failed revalidation.
+  request("GET", "/s");
+  origin_.answer(200, {{"Cache-Control", "max-age=0, stale-if-error=60"}, {"ETag", "\"s\""}},
+                 "stored");
+  Answer* stale = request("GET", "/s");
+  origin_.fail(Status::unavailable("origin connect refused"));
+  EXPECT_EQ(stale->status, 200);
+  EXPECT_EQ(stale->body, "stored");
+  EXPECT_EQ(path("/s"),
+            (std::vector<Phase>{P::kReceive, P::kLookup, P::kRevalidate, P::kFetch, P::kDeliver}));
+}
+
+TEST_F(RequestFlowTest, ConcurrentMissesShareOneFetch) {
+  Answer* first = request("GET", "/c");
+  Answer* second = request("GET", "/c");
+  EXPECT_EQ(origin_.fetches, 1);
+  origin_.answer(200, kFresh, "shared");
+  EXPECT_EQ(first->body, "shared");
+  EXPECT_EQ(second->body, "shared");
+  EXPECT_NE(second->header("cache-status").find("collapsed"), std::string::npos)
+      << second->header("cache-status");
+  EXPECT_EQ(second->path,
+            (std::vector<Phase>{P::kReceive, P::kLookup, P::kMiss, P::kFetch, P::kDeliver}));
+}
+
+TEST_F(RequestFlowTest, UnsafeMethodsPassToTheOriginAndInvalidate) {
+  request("GET", "/p");
+  origin_.answer(200, kFresh, "old");
+  Answer* post = request("POST", "/p", {{"Content-Type", "text/plain"}}, "payload");
+  ASSERT_EQ(origin_.pending.size(), 1u);
+  EXPECT_EQ(origin_.pending.front().request.method, "POST");
+  EXPECT_EQ(origin_.pending.front().request.body, "payload");
+  origin_.answer(200, {{"Cache-Control", "no-store"}}, "done");
+  EXPECT_EQ(post->status, 200);
+  EXPECT_EQ(path("/p", "POST"), (std::vector<Phase>{P::kReceive, P::kPass, P::kDeliver}));
+  // The POST invalidated the stored GET.
+  request("GET", "/p");
+  EXPECT_EQ(path("/p")[2], P::kMiss);
+}
+
+TEST_F(RequestFlowTest, PurgeIsForwardedWithTheCallersCredentialOrRefused) {
+  PurgeForward forwarded;
+  config_.purge_forwarder = [&](PurgeForward f,
+                                std::function<void(int status, std::string json)> done) {
+    forwarded = std::move(f);
+    done(200, R"({"seq":7})");
+  };
+  Answer* refused = request("PURGE", "/x");
+  EXPECT_EQ(refused->status, 401);
+  EXPECT_EQ(path("/x", "PURGE"), (std::vector<Phase>{P::kReceive, P::kPurge, P::kDeliver}));
+  Answer* ok = request("PURGE", "/x", {{"Authorization", "Bearer caller-token"}});
+  EXPECT_EQ(ok->status, 200);
+  EXPECT_EQ(forwarded.authorization, "Bearer caller-token");
+  ASSERT_EQ(forwarded.selectors.size(), 1u);
+  EXPECT_EQ(path("/x", "PURGE"), (std::vector<Phase>{P::kReceive, P::kPurge, P::kDeliver}));
+  EXPECT_EQ(origin_.fetches, 0);
+}
+
+TEST_F(RequestFlowTest, OnlyIfCachedAndBadTargetsAreAnsweredWithoutTheOrigin) {
+  Answer* only = request("GET", "/o", {{"Cache-Control", "only-if-cached"}});
+  EXPECT_EQ(only->status, 504);
+  EXPECT_EQ(path("/o"),
+            (std::vector<Phase>{P::kReceive, P::kLookup, P::kMiss, P::kError, P::kDeliver}));
+  Answer* bad = request("GET", "/%zz");
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_EQ(path("/%zz"), (std::vector<Phase>{P::kReceive, P::kError, P::kDeliver}));
+  EXPECT_EQ(origin_.fetches, 0);
+}
+
+TEST_F(RequestFlowTest, AFencedEdgeRevalidatesWhatIsFresh) {
+  LeaseGate lease(0);  // lapsed
+  config_.lease = &lease;
+  lease.openUntil(steadyNowUs() + 60'000'000);
+  request("GET", "/f");
+  origin_.answer(200, kFresh, "v1");
+  lease.openUntil(0);  // the lease lapses
+  Answer* fenced = request("GET", "/f");
+  EXPECT_EQ(path("/f"), (std::vector<Phase>{P::kReceive, P::kLookup, P::kRevalidate, P::kFetch}));
+  origin_.answer(304, kFresh);
+  EXPECT_EQ(fenced->body, "v1");
+}
+
+TEST(RequestFlowTable, TransitionsFollowTheTable) {
+  EXPECT_TRUE(allowedTransition(P::kReceive, P::kLookup));
+  EXPECT_TRUE(allowedTransition(P::kLookup, P::kLookup));  // a Vary record, a purge race
+  EXPECT_TRUE(allowedTransition(P::kFetch, P::kStore));
+  EXPECT_TRUE(allowedTransition(P::kHit, P::kError));
+  EXPECT_FALSE(allowedTransition(P::kReceive, P::kHit));
+  EXPECT_FALSE(allowedTransition(P::kHit, P::kFetch));
+  EXPECT_FALSE(allowedTransition(P::kDeliver, P::kError));
+  EXPECT_FALSE(allowedTransition(P::kDeliver, P::kLookup));
+  EXPECT_EQ(phaseName(P::kRevalidate), "revalidate");
+}
+
+}  // namespace
+}  // namespace tern::edge::cache
