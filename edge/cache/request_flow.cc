@@ -11,6 +11,7 @@
 #include "edge/http/range.h"
 #include "edge/http/surrogate_keys.h"
 #include "edge/http/vary.h"
+#include "edge/origin/origin_request.h"
 #include "storage/cache_key.h"
 #include "storage/nonblocking.h"
 
@@ -481,39 +482,24 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   }
 
   origin::OriginRequest originRequest(bool revalidation, bool keep_method) const {
-    origin::OriginRequest o;
-    o.method = keep_method ? req_->method : "GET";  // HEAD misses fetch GET to fill the cache
-    o.target = req_->target;
-    if (!o.target.starts_with("/")) {
-      o.target = key_.url.path + (key_.url.has_query ? "?" + key_.url.query : "");
-    }
-    auto host = http::findField(req_->headers, "host");
-    o.authority = host ? std::string(http::trim(*host)) : key_.url.host;
-    o.headers = req_->headers;
-    http::stripHopByHop(o.headers);
-    http::removeField(o.headers, "host");
-    http::removeField(o.headers, "tern-debug");  // ours, not the origin's
-    if (!keep_method) {
-      // Conditionals and ranges of the client are answered from the cache.
-      for (auto f : {"if-none-match", "if-modified-since", "if-match", "if-unmodified-since",
-                     "range", "if-range"}) {
-        http::removeField(o.headers, f);
-      }
-    }
-    if (revalidation && stored_) {
-      for (auto& v : http::validatorsFor(toHttp(stored_->meta->headers))) o.headers.push_back(v);
-    }
-    std::string xff = http::combinedField(req_->headers, "x-forwarded-for");
-    http::setField(o.headers, "X-Forwarded-For",
-                   xff.empty() ? req_->client_ip : xff + ", " + req_->client_ip);
-    http::setField(o.headers, "X-Forwarded-Proto", req_->scheme);
-    // Via names the protocol the request was received with (RFC 9110 7.6.3).
-    std::string own = ctx_.config.via;
-    if (req_->protocol == Protocol::kHttp2 && own.starts_with("1.1 ")) own.replace(0, 3, "2");
-    std::string via = http::combinedField(req_->headers, "via");
-    http::setField(o.headers, "Via", via.empty() ? own : via + ", " + own);
-    if (keep_method) o.body = req_->body;
-    return o;
+    origin::ClientRequest client;
+    client.method = req_->method;
+    client.target = req_->target;
+    client.headers = &req_->headers;
+    client.body = &req_->body;
+    client.client_ip = req_->client_ip;
+    client.scheme = req_->scheme;
+    client.http2 = req_->protocol == Protocol::kHttp2;
+    origin::ForwardAs as;
+    as.keep_method = keep_method;
+    const std::string origin_form =
+        key_.url.path + (key_.url.has_query ? "?" + key_.url.query : "");
+    as.origin_form = origin_form;
+    as.default_authority = key_.url.host;
+    as.via = ctx_.config.via;
+    if (revalidation && stored_)
+      as.validators = http::validatorsFor(toHttp(stored_->meta->headers));
+    return origin::forwardToOrigin(client, as);
   }
 
   // The leader's origin fetch. Stores the response when it is complete.
@@ -775,70 +761,27 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
 
   // ---- kPass ----
   // ---- PURGE (forwarded to the coordinator: global, never node-local) ----
+  // ---- kPurge (edge/cache/purge_request.h reads the request) ----
   void purge() {
     enter(Phase::kPurge);
     status_.fwd = "bypass";
     status_.detail = "purge";
-    // The caller's credential goes to the coordinator, which decides what
-    // it may purge; this edge never lends its own. Without one, nothing is
-    // forwarded.
-    auto auth = http::findField(req_->headers, "authorization");
-    const std::string_view credential = auth ? http::trim(*auth) : std::string_view();
-    // A token is visible ASCII only (RFC 6750 b64token is narrower): it goes
-    // on as gRPC metadata, which refuses anything else.
-    const bool bearer =
-        credential.size() > 7 &&
-        (credential.substr(0, 7) == "Bearer " || credential.substr(0, 7) == "bearer ") &&
-        std::all_of(credential.begin() + 7, credential.end(),
-                    [](char c) { return c >= 0x21 && c <= 0x7e; });
-    if (!bearer || (!ctx_.config.purge_token.empty() &&
-                    !constantTimeEqual(credential, "Bearer " + ctx_.config.purge_token))) {
+    auto f = purgeRequest(req_->headers, key_.url, req_->client_ip, ctx_.config.purge_token);
+    if (!f.ok()) {
       http::Fields h = {{"Content-Type", "application/json"},
                         {"Cache-Control", "no-store"},
                         {"WWW-Authenticate", "Bearer realm=\"tern-edge\""}};
-      std::string body =
-          "{\"error\":{\"code\":\"unauthenticated\",\"message\":\"PURGE needs the caller's "
-          "bearer token\"}}\n";
+      std::string body = "{\"error\":{\"code\":\"unauthenticated\",\"message\":\"" +
+                         std::string(f.status().message()) + "\"}}\n";
       return send(401, std::move(h), stringSource(body), body.size());
     }
-    PurgeForward f;
-    const std::string keys = http::combinedField(req_->headers, "surrogate-key");
-    for (size_t i = 0; i < keys.size();) {
-      while (i < keys.size() && (keys[i] == ' ' || keys[i] == '\t')) ++i;
-      size_t j = i;
-      while (j < keys.size() && keys[j] != ' ' && keys[j] != '\t') ++j;
-      if (j > i) f.selectors.push_back({storage::SelectorKind::kTag, keys.substr(i, j - i)});
-      i = j;
-    }
-    if (f.selectors.empty()) {
-      auto prefix = http::findField(req_->headers, "tern-purge-prefix");
-      const bool is_prefix = prefix && http::trim(*prefix) == "1";
-      f.selectors.push_back(
-          {is_prefix ? storage::SelectorKind::kPrefix : storage::SelectorKind::kUrl,
-           key_.url.urlId()});
-    }
-    auto mode = http::findField(req_->headers, "tern-purge-mode");
-    auto fastly_soft = http::findField(req_->headers, "fastly-soft-purge");
-    if ((mode && http::trim(*mode) == "soft") || (fastly_soft && http::trim(*fastly_soft) == "1"))
-      f.mode = storage::PurgeMode::kSoft;
-    auto wait = http::findField(req_->headers, "tern-purge-wait");
-    f.wait_all = wait && http::trim(*wait) == "all";
-    f.authorization = std::string(credential);
-    f.client_ip = req_->client_ip;
     auto self = shared_from_this();
-    ctx_.config.purge_forwarder(std::move(f), [self](int status, std::string json) {
+    ctx_.config.purge_forwarder(std::move(*f), [self](int status, std::string json) {
       self->ctx_.loop([self, status, json = std::move(json)] {
         http::Fields h = {{"Content-Type", "application/json"}, {"Cache-Control", "no-store"}};
         self->send(status, std::move(h), stringSource(json), json.size());
       });
     });
-  }
-
-  static bool constantTimeEqual(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    unsigned char diff = 0;
-    for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-    return diff == 0;
   }
 
   void pass() {
@@ -976,7 +919,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     bool wanted = ctx_.config.server_timing;
     if (!wanted && !ctx_.config.debug_token.empty()) {
       auto token = http::findField(req_->headers, "tern-debug");
-      wanted = token && constantTimeEqual(http::trim(*token), ctx_.config.debug_token);
+      wanted = token && sameSecret(http::trim(*token), ctx_.config.debug_token);
     }
     if (!wanted) return;
     std::string v;

@@ -30,6 +30,7 @@
 #include "edge/cache/collapser.h"
 #include "edge/cache/executor.h"
 #include "edge/cache/lease_gate.h"
+#include "edge/cache/purge_request.h"
 #include "edge/cache/tiered_store.h"
 #include "edge/http/fields.h"
 #include "edge/http/freshness.h"
@@ -78,20 +79,6 @@ class Responder {
   // An interim response (103 Early Hints) ahead of the final one; ignored
   // once the final response has started.
   virtual void interim(int /*status*/, http::Fields /*headers*/) {}
-};
-
-// A PURGE request at the edge, as forwarded to the coordinator. Selector
-// values are as the client gave them (the coordinator normalizes them).
-struct PurgeForward {
-  std::vector<storage::PurgeSelector> selectors;
-  storage::PurgeMode mode = storage::PurgeMode::kHard;
-  bool wait_all = false;
-  // The caller's own "Bearer ..." credential, forwarded as it is: the
-  // coordinator decides what the caller may purge. Empty only for purges an
-  // edge makes on its own behalf (an origin's Cache-Group-Invalidation),
-  // which go with the edge's credential.
-  std::string authorization;
-  std::string client_ip;  // for the coordinator's audit trail
 };
 
 struct FlowConfig {
