@@ -101,6 +101,10 @@ class RequestFlowTest : public ::testing::Test {
         std::make_unique<TieredStore>(std::make_unique<storage::MemoryStore>(o), nullptr, 1 << 20);
     metrics_ = std::make_unique<FlowMetrics>(registry_);
   }
+  // Journeys still at the origin end, as an origin that goes away ends them.
+  void TearDown() override {
+    while (!origin_.pending.empty()) origin_.fail(Status::unavailable("the test is over"));
+  }
   FlowContext context() {
     FlowConfig config = config_;
     config.on_phase = [this](const Request& req, Phase p) {
