@@ -85,15 +85,8 @@ done
 
 # CPU ticks (user+system) of a server: tern-edge's process, or nginx's
 # master and workers.
-server_pids() {
-  if [ "$1" = tern ]; then echo "$TERN_PID"; else echo "$NGINX_MASTER $(pgrep -P "$NGINX_MASTER" | tr '\n' ' ')"; fi
-}
 ticks() {
-  local t=0
-  for p in $(server_pids "$1"); do
-    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
-  done
-  echo "$t"
+  if [ "$1" = tern ]; then cpu_ticks "$TERN_PID"; else cpu_ticks "$NGINX_MASTER"; fi
 }
 HZ=$(getconf CLK_TCK)
 # Sectors read by all block devices so far.

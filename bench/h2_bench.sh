@@ -63,13 +63,9 @@ http {
     ssl_certificate_key $WORK/key.pem;
     http2_max_concurrent_streams 128;
     keepalive_requests 1000000000;  # (the default, 1000, ends each connection early)
-    location / {
-      proxy_cache c;
-      add_header X-Cache \$upstream_cache_status;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_pass http://o;
-    }
+CONF
+nginx_cache_location
+cat <<CONF
   }
 }
 CONF
@@ -78,17 +74,8 @@ taskset -c 0 nginx -c "$WORK/proxy/nginx.conf" -p "$WORK/proxy" &
 NGINX_PID=$!
 PIDS+=($NGINX_PID)
 
-server_pids() {
-  local root
-  case "$1" in tern) root=$TERN_PID ;; nginx) root=$NGINX_PID ;; esac
-  echo "$root $(pgrep -P "$root" | tr '\n' ' ')"
-}
-ticks() {
-  local t=0
-  for p in $(server_pids "$1"); do
-    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
-  done
-  echo "$t"
+ticks() {  # server
+  case "$1" in tern) cpu_ticks "$TERN_PID" ;; nginx) cpu_ticks "$NGINX_PID" ;; esac
 }
 HZ=$(getconf CLK_TCK)
 url() {  # server transport size

@@ -75,13 +75,9 @@ http {
   upstream o { server 127.0.0.1:$ORIGIN_PORT; keepalive 32; }
   server {
     listen 127.0.0.1:$NGINX_PORT;
-    location / {
-      proxy_cache c;
-      add_header X-Cache \$upstream_cache_status;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_pass http://o;
-    }
+CONF
+nginx_cache_location
+cat <<CONF
   }
 }
 CONF
@@ -107,24 +103,15 @@ taskset -c 0 nginx -c "$WORK/files/nginx.conf" -p "$WORK/files" &
 FILES_PID=$!
 PIDS+=($FILES_PID)
 
-# The processes of a server (for its CPU time).
-server_pids() {
-  local root
-  case "$1" in
-    tern) root=$TERN_PID ;;
-    tern+log) root=$TERNLOG_PID ;;
-    varnish) root=$VARNISH_PID ;;
-    nginx) root=$NGINX_PID ;;
-    nginx-files) root=$FILES_PID ;;
-  esac
-  echo "$root $(pgrep -P "$root" | tr '\n' ' ') $(for c in $(pgrep -P "$root"); do pgrep -P "$c"; done | tr '\n' ' ')"
-}
+# A server's CPU time: its processes, their children and theirs.
 ticks() {
-  local t=0
-  for p in $(server_pids "$1"); do
-    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
-  done
-  echo "$t"
+  case "$1" in
+    tern) cpu_ticks "$TERN_PID" ;;
+    tern+log) cpu_ticks "$TERNLOG_PID" ;;
+    varnish) cpu_ticks "$VARNISH_PID" ;;
+    nginx) cpu_ticks "$NGINX_PID" ;;
+    nginx-files) cpu_ticks "$FILES_PID" ;;
+  esac
 }
 HZ=$(getconf CLK_TCK)
 

@@ -10,6 +10,11 @@
 #   nginx_main <dir> <cpu mask>              the lines every bench nginx starts
 #                                            with: one worker pinned by the mask,
 #                                            pid and error log in <dir>
+#   nginx_cache_location                     the proxy_cache location of the
+#                                            hit benchmarks (upstream "o",
+#                                            zone "c", X-Cache: HIT on hits)
+#   cpu_ticks <pid>                          user+system clock ticks of a
+#                                            process, its children and theirs
 
 bench_setup() {
   local name=$1
@@ -59,4 +64,25 @@ http {
   }
 }
 CONF
+}
+
+nginx_cache_location() {
+  cat <<'CONF'
+    location / {
+      proxy_cache c;
+      add_header X-Cache $upstream_cache_status;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass http://o;
+    }
+CONF
+}
+
+cpu_ticks() {
+  local t=0 p children
+  children=$(pgrep -P "$1" | tr '\n' ' ')
+  for p in $1 $children $(for c in $children; do pgrep -P "$c"; done); do
+    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$t"
 }
