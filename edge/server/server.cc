@@ -42,13 +42,49 @@ std::string_view reasonPhrase(int status) {
 
 }  // namespace
 
+// A connection a graceful stop must reach at once: a keep-alive connection
+// waiting for its next request (closed), an HTTP/2 connection (wound down).
+// Its loop lists it without an allocation: a connection goes on and off the
+// list with each request it waits for.
+struct StopHook {
+  StopHook* prev = nullptr;
+  StopHook* next = nullptr;
+  bool listed = false;
+  virtual ~StopHook() = default;
+  virtual void onStop() = 0;
+};
+
+struct StopList {
+  StopHook* head = nullptr;
+  void add(StopHook* h) {
+    if (h->listed) return;
+    h->listed = true;
+    h->prev = nullptr;
+    h->next = head;
+    if (head) head->prev = h;
+    head = h;
+  }
+  void remove(StopHook* h) {
+    if (!h->listed) return;
+    h->listed = false;
+    if (h->prev) h->prev->next = h->next;
+    if (h->next) h->next->prev = h->prev;
+    if (head == h) head = h->next;
+    h->prev = h->next = nullptr;
+  }
+  // Takes every hook off the list and calls it (a hook may add itself again).
+  void fire() {
+    std::vector<StopHook*> all;
+    for (StopHook* h = head; h; h = h->next) all.push_back(h);
+    for (StopHook* h : all) remove(h);
+    for (StopHook* h : all) h->onStop();
+  }
+};
+
 struct Loop {
-  // Keep-alive connections waiting for their next request, and HTTP/2
-  // connections (loop thread only): a graceful stop closes or winds them
-  // down. Declared first, destroyed last: sessions destroyed with the
-  // io_context's pending handlers still find it.
-  std::unordered_map<uint64_t, std::function<void()>> idle;
-  uint64_t next_idle = 1;
+  // Loop thread only. Declared first, destroyed last: sessions destroyed
+  // with the io_context's pending handlers still find it.
+  StopList stop_hooks;
   asio::io_context ioc{1};
   tcp::acceptor acceptor{ioc};
   tcp::acceptor tls_acceptor{ioc};
@@ -134,7 +170,7 @@ LoopSocket toLoopSocket(asio::io_context& ioc, tcp::socket socket) {
 // One client connection, plain or TLS. `Stream` is LoopStream or
 // TlsStream<LoopStream>.
 template <class Stream>
-class Session : public std::enable_shared_from_this<Session<Stream>> {
+class Session : public std::enable_shared_from_this<Session<Stream>>, public StopHook {
  public:
   template <class... TlsArgs>
   Session(tcp::socket socket, Loop& loop, EdgeServer::Impl& srv, TlsArgs&... tls)
@@ -151,6 +187,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     srv_.open_connections->add(1);
   }
   ~Session() {
+    loop_.stop_hooks.remove(this);
     srv_.connections--;
     srv_.open_connections->add(-1);
   }
@@ -390,10 +427,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
              : srv_.live.header_timeout_ms.load(std::memory_order_relaxed)));
     if (idle) {
       if constexpr (kTls) stream_.releaseBuffers();  // a kept-alive connection holds none
-      idle_id_ = loop_.next_idle++;
-      loop_.idle[idle_id_] = [w = this->weak_from_this()] {
-        if (auto s = w.lock()) s->lowest().cancel();
-      };
+      loop_.stop_hooks.add(this);
     }
     auto self = this->shared_from_this();
     bhttp::async_read_header(stream_, buffer_, *parser_, [self](beast::error_code ec, size_t) {
@@ -421,10 +455,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                       [self](beast::error_code ec, size_t) { self->onRead(ec); });
   }
 
-  void leaveIdle() {
-    if (idle_id_ != 0) loop_.idle.erase(idle_id_);
-    idle_id_ = 0;
-  }
+  void leaveIdle() { loop_.stop_hooks.remove(this); }
+
+  // A graceful stop: the wait for the next request ends (its read is
+  // cancelled and the connection closes).
+  void onStop() override { lowest().cancel(); }
 
   void onRead(beast::error_code ec) {
     if (ec == bhttp::error::end_of_stream || ec == asio::error::connection_reset ||
@@ -594,7 +629,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         }
       };
   Loop& loop_;
-  uint64_t idle_id_ = 0;  // in loop_.idle while waiting for a next request
+
   EdgeServer::Impl& srv_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   bool keep_alive_ = true;
@@ -617,7 +652,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 // response is being sent (a peer that never opens its window is cut off),
 // none while requests wait on their journeys.
 template <class Stream>
-class H2Session : public std::enable_shared_from_this<H2Session<Stream>> {
+class H2Session : public std::enable_shared_from_this<H2Session<Stream>>, public StopHook {
  public:
   H2Session(Stream stream, Loop& loop, EdgeServer::Impl& srv, std::string client_ip)
       : stream_(std::move(stream)), loop_(loop), srv_(srv), client_ip_(std::move(client_ip)) {
@@ -626,7 +661,7 @@ class H2Session : public std::enable_shared_from_this<H2Session<Stream>> {
     srv_.connections_h2->inc();
   }
   ~H2Session() {
-    if (stop_id_ != 0) loop_.idle.erase(stop_id_);
+    loop_.stop_hooks.remove(this);
     srv_.connections--;
     srv_.open_connections->add(-1);
   }
@@ -671,13 +706,7 @@ class H2Session : public std::enable_shared_from_this<H2Session<Stream>> {
     }
     conn_ = std::move(*conn);
     // A graceful stop sends GOAWAY; streams begun finish, then it closes.
-    stop_id_ = loop_.next_idle++;
-    loop_.idle[stop_id_] = [weak] {
-      if (auto s = weak.lock()) {
-        s->stop_id_ = 0;
-        s->windDown();
-      }
-    };
+    loop_.stop_hooks.add(this);
     if (srv_.stopping.load()) windDown();
     if (!received.empty()) onBytes(received);
     flush();
@@ -782,6 +811,8 @@ class H2Session : public std::enable_shared_from_this<H2Session<Stream>> {
     });
   }
 
+  void onStop() override { windDown(); }
+
   // Graceful stop: the GOAWAY that announces it, then 100 ms later (a round
   // trip and more on any network a cache serves) the one that names the
   // last stream taken; those streams finish, then the connection closes.
@@ -819,7 +850,6 @@ class H2Session : public std::enable_shared_from_this<H2Session<Stream>> {
   std::shared_ptr<H2Connection> conn_;
   std::array<char, 16384> rbuf_;
   std::string out_;
-  uint64_t stop_id_ = 0;
   bool writing_ = false;
   bool failed_ = false;
   bool closed_ = false;
@@ -1040,10 +1070,9 @@ void EdgeServer::stop(int64_t grace_ms) {
       l->acceptor.close(ec);
       l->tls_acceptor.close(ec);
       // Idle keep-alive connections close now; those with a request in
-      // flight finish it (and close after its response).
-      auto idle = std::move(l->idle);
-      l->idle.clear();
-      for (auto& [id, close] : idle) close();
+      // flight finish it (and close after its response); HTTP/2 connections
+      // get GOAWAY.
+      l->stop_hooks.fire();
     });
   }
   asio::post(m.loops[0]->ioc, [&m] {
