@@ -283,14 +283,16 @@ TEST_F(Http2Test, LargeBodiesFollowFlowControlWithBoundedMemory) {
   // Zero windows: 16 streams of the 24 MiB object, never read. Each holds at
   // most a chunk at the edge, and the body timeout cuts the stalled
   // connection off.
+  const std::string h2_requests = "tern_edge_requests_total{protocol=\"h2\"}";
   const long before = residentKiB(edge_->process().pid());
+  const double taken = metricOf(metrics(), h2_requests);
   RawH2 stalled(edge_->port(), {{0x4, 0}});  // SETTINGS_INITIAL_WINDOW_SIZE = 0
   ASSERT_TRUE(stalled.handshake());
   std::string requests;
   for (uint32_t id = 1; id <= 31; id += 2)
     requests += h2::frame(h2::kHeaders, h2::kEndHeaders | h2::kEndStream, id, h2::getBlock("/big"));
   ASSERT_TRUE(stalled.send(requests));
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_TRUE(eventually([&] { return metricOf(metrics(), h2_requests) >= taken + 16; }));
   const long during = residentKiB(edge_->process().pid());
   EXPECT_LT(during - before, 64 * 1024) << "KiB before " << before << ", during " << during;
   EXPECT_TRUE(stalled.waitClosed(10000)) << "a connection stalled by its windows is cut off";
@@ -299,22 +301,25 @@ TEST_F(Http2Test, LargeBodiesFollowFlowControlWithBoundedMemory) {
   // edge writes one batch at a time as the socket takes it, not what the
   // windows would allow.
   const long before_wide = residentKiB(edge_->process().pid());
+  const double taken_wide = metricOf(metrics(), h2_requests);
   RawH2 wide(edge_->port(), {{0x4, 0x7fffffff}});
   ASSERT_TRUE(wide.handshake());
   ASSERT_TRUE(
       wide.send(h2::frame(h2::kWindowUpdate, 0, 0, std::string("\x7f\xfe\xff\xff", 4)) + requests));
-  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
-  const long during_wide = residentKiB(edge_->process().pid());
-  EXPECT_LT(during_wide - before_wide, 64 * 1024)
-      << "KiB before " << before_wide << ", during " << during_wide;
+  ASSERT_TRUE(eventually([&] { return metricOf(metrics(), h2_requests) >= taken_wide + 16; }));
   // Still not reading: once the socket stops taking data for the body
-  // timeout (2 s), the edge closes; a write then fails.
+  // timeout (2 s), the edge closes and a write fails. Until then the edge's
+  // RSS is sampled: it stays bounded all along.
   bool gone = false;
+  long during_wide = 0;
   for (int i = 0; i < 100 && !gone; ++i) {
+    during_wide = std::max(during_wide, residentKiB(edge_->process().pid()));
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     gone = !wide.send(h2::frame(h2::kPing, 0, 0, std::string(8, 'p')), 100);
   }
   EXPECT_TRUE(gone) << "a client that never reads is cut off";
+  EXPECT_LT(during_wide - before_wide, 64 * 1024)
+      << "KiB before " << before_wide << ", at most " << during_wide;
   EXPECT_TRUE(healthy());
 }
 
