@@ -14,12 +14,30 @@
 #include <string>
 #include <vector>
 
+#include "common/header_field.h"
+
 namespace tern::storage {
 
-struct Header {
-  std::string name;
-  std::string value;
-  bool operator==(const Header&) const = default;
+using Header = HeaderField;
+
+// What reusing a stored response needs of its header fields (RFC 9111
+// 4.2), worked out once when it is stored, so that a hit parses none of
+// them: its corrected initial age (4.2.3), the directives that decide
+// whether a stale copy may be served (4.2.4, 5.2.2; RFC 5861, RFC 8246).
+// The freshness lifetime is EntryMeta::freshness_lifetime_ms.
+struct StoredFreshness {
+  // False in a record written before these were kept: the edge derives
+  // them from the stored header fields instead.
+  bool known = false;
+  int64_t initial_age_ms = 0;
+  bool no_cache = false;
+  bool must_revalidate = false;
+  bool proxy_revalidate = false;
+  bool s_maxage = false;  // present (it implies proxy-revalidate)
+  bool immutable = false;
+  int64_t stale_while_revalidate_s = -1;  // -1: absent
+  int64_t stale_if_error_s = -1;          // -1: absent
+  bool operator==(const StoredFreshness&) const = default;
 };
 
 enum class EntryKind : uint8_t {
@@ -38,6 +56,7 @@ struct EntryMeta {
   // Freshness lifetime computed when stored, in milliseconds; -1 if none
   // (then the edge decides from the headers).
   int64_t freshness_lifetime_ms = -1;
+  StoredFreshness freshness;
 
   // Validators, copied from the headers for cheap access.
   std::string etag;

@@ -148,18 +148,45 @@ using storage::EntryMeta;
 using storage::LookupResult;
 using storage::ObjectKey;
 
-http::Fields toHttp(const std::vector<storage::Header>& h) {
-  http::Fields out;
-  out.reserve(h.size());
-  for (const auto& f : h) out.push_back({f.name, f.value});
-  return out;
+// What reusing a stored response needs of its fields: kept with it when it
+// was stored, or (a record written before that was kept) parsed now.
+http::ResponseFreshness freshnessOf(const EntryMeta& m, const http::CachePolicy& policy) {
+  const storage::StoredFreshness& k = m.freshness;
+  if (!k.known) {
+    http::ResponseFreshness f = http::responseFreshness(m.status, m.headers, m.request_time_ms,
+                                                        m.response_time_ms, policy);
+    if (m.freshness_lifetime_ms >= 0) f.lifetime_ms = m.freshness_lifetime_ms;
+    return f;
+  }
+  http::ResponseFreshness f;
+  f.lifetime_ms = std::max<int64_t>(0, m.freshness_lifetime_ms);
+  f.initial_age_ms = k.initial_age_ms;
+  f.no_cache = k.no_cache;
+  f.must_revalidate = k.must_revalidate;
+  f.proxy_revalidate = k.proxy_revalidate;
+  f.s_maxage = k.s_maxage;
+  f.immutable = k.immutable;
+  if (k.stale_while_revalidate_s >= 0) f.stale_while_revalidate = k.stale_while_revalidate_s;
+  if (k.stale_if_error_s >= 0) f.stale_if_error = k.stale_if_error_s;
+  return f;
 }
 
-std::vector<storage::Header> toStorage(const http::Fields& h) {
-  std::vector<storage::Header> out;
-  out.reserve(h.size());
-  for (const auto& f : h) out.push_back({f.name, f.value});
-  return out;
+// Keeps what the response's fields say of its reuse with the entry.
+void keepFreshness(int status, const http::Fields& headers, int64_t request_time_ms,
+                   int64_t response_time_ms, const http::CachePolicy& policy, EntryMeta* m) {
+  http::ResponseFreshness f =
+      http::responseFreshness(status, headers, request_time_ms, response_time_ms, policy);
+  m->freshness_lifetime_ms = f.lifetime_ms;
+  storage::StoredFreshness& k = m->freshness;
+  k.known = true;
+  k.initial_age_ms = f.initial_age_ms;
+  k.no_cache = f.no_cache;
+  k.must_revalidate = f.must_revalidate;
+  k.proxy_revalidate = f.proxy_revalidate;
+  k.s_maxage = f.s_maxage;
+  k.immutable = f.immutable;
+  k.stale_while_revalidate_s = f.stale_while_revalidate.value_or(-1);
+  k.stale_if_error_s = f.stale_if_error.value_or(-1);
 }
 
 // Fields a shared cache must not store (RFC 9111 5.2.2.4, 5.2.2.7) or that
@@ -186,14 +213,15 @@ http::Fields storableHeaders(const http::Fields& headers) {
 // the entry stored come from; `served` gets the merged fields as served.
 EntryMeta refreshedBy304(const EntryMeta& stored, const http::Fields& not_modified,
                          int64_t request_time_ms, int64_t response_time_ms,
-                         http::Fields* served = nullptr) {
+                         const http::CachePolicy& policy, http::Fields* served = nullptr) {
   EntryMeta meta = stored;
-  http::Fields merged = toHttp(stored.headers);
+  http::Fields merged = stored.headers;
   http::mergeNotModified(merged, not_modified);
   meta.tags = http::surrogateKeys(merged);
-  meta.headers = toStorage(storableHeaders(merged));
+  meta.headers = storableHeaders(merged);
   meta.request_time_ms = request_time_ms;
   meta.response_time_ms = response_time_ms;
+  keepFreshness(meta.status, merged, request_time_ms, response_time_ms, policy, &meta);
   meta.stale = false;
   if (served) *served = std::move(merged);
   return meta;
@@ -332,9 +360,8 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     lookupDone();  // (second looks after a purge race or for the variant included)
     from_disk_ = from_disk;
     stored_ = std::move(r);
-    stored_meta_ = stored_->meta;                     // (stored_ is moved out to deliver)
-    stored_fields_ = toHttp(stored_->meta->headers);  // converted once, reused to deliver
-    const http::Fields& fields = stored_fields_;
+    stored_meta_ = stored_->meta;  // (stored_ is moved out to deliver)
+    const http::Fields& fields = stored_meta_->headers;
     // Never a content-coding the request does not accept (an origin that
     // ignored Accept-Encoding, or a variant from before normalization).
     if (std::find(vary_fields_.begin(), vary_fields_.end(), "accept-encoding") !=
@@ -342,7 +369,6 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
       if (auto ce = http::findField(fields, "content-encoding");
           ce && !http::acceptsCoding(http::combinedField(req_->headers, "accept-encoding"), *ce)) {
         stored_.reset();
-        stored_fields_.clear();
         status_.fwd = "vary-miss";
         return miss();
       }
@@ -351,9 +377,9 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
               ctx_.config.lease->fenced(steadyNowUs());
     if (fenced_) ctx_.metrics->fenced_revalidations.inc();
     bool force = stored_->must_revalidate || fenced_ || raced;
-    reuse_ = http::decideReuse(req_->headers, stored_->meta->status, fields,
-                               stored_->meta->request_time_ms, stored_->meta->response_time_ms,
-                               wallNowMs(), force, ctx_.config.policy);
+    reuse_ = http::decideReuse(req_->headers, freshnessOf(*stored_meta_, ctx_.config.policy),
+                               stored_meta_->response_time_ms, wallNowMs(), force,
+                               ctx_.config.policy);
     switch (reuse_.reuse) {
       case http::Reuse::kFresh:
         return hit(false);
@@ -498,7 +524,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     as.default_authority = key_.url.host;
     as.via = ctx_.config.via;
     if (revalidation && stored_)
-      as.validators = http::validatorsFor(toHttp(stored_->meta->headers));
+      as.validators = http::validatorsFor(stored_->meta->headers);
     return origin::forwardToOrigin(client, as);
   }
 
@@ -566,8 +592,9 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
       if (!status.isOk()) return release();
       if (revalidation && st->head.status == 304 && self->stored_meta_) {
         self->ctx_.metrics->revalidated_304.inc();
-        EntryMeta meta = refreshedBy304(*self->stored_meta_, st->head.headers,
-                                        st->head.request_time_ms, st->head.response_time_ms);
+        EntryMeta meta =
+            refreshedBy304(*self->stored_meta_, st->head.headers, st->head.request_time_ms,
+                           st->head.response_time_ms, self->ctx_.config.policy);
         meta.store_seq = store_seq;
         self->ctx_.pool([self, meta, release] {
           Status s = self->ctx_.store->updateMeta(self->key_, meta);
@@ -598,11 +625,11 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     key.variant = http::variantId(req_->headers, vf);
     EntryMeta meta;
     meta.status = static_cast<uint16_t>(head.status);
-    meta.headers = toStorage(storableHeaders(head.headers));
+    meta.headers = storableHeaders(head.headers);
     meta.request_time_ms = head.request_time_ms;
     meta.response_time_ms = head.response_time_ms;
-    meta.freshness_lifetime_ms = http::freshnessLifetimeMs(
-        head.status, head.headers, head.response_time_ms, ctx_.config.policy);
+    keepFreshness(head.status, head.headers, head.request_time_ms, head.response_time_ms,
+                  ctx_.config.policy, &meta);
     if (auto e = http::findField(head.headers, "etag")) meta.etag = std::string(*e);
     if (auto lm = http::findField(head.headers, "last-modified"))
       meta.last_modified = std::string(*lm);
@@ -701,13 +728,12 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
       // Merge the 304 into what we serve; the leader updates the store.
       const int64_t now_ms = wallNowMs();
       http::Fields merged;
-      auto refreshed = std::make_shared<EntryMeta>(
-          refreshedBy304(*stored_->meta, head->headers, now_ms, now_ms, &merged));
-      stored_fields_ = merged;
+      auto refreshed = std::make_shared<EntryMeta>(refreshedBy304(
+          *stored_->meta, head->headers, now_ms, now_ms, ctx_.config.policy, &merged));
+      refreshed_fields_ = std::move(merged);
       stored_->meta = refreshed;
       reuse_.age_ms = 0;
-      reuse_.ttl_ms = http::freshnessLifetimeMs(refreshed->status, merged,
-                                                refreshed->response_time_ms, ctx_.config.policy);
+      reuse_.ttl_ms = refreshed->freshness_lifetime_ms;
       status_.ttl_s = reuse_.ttl_ms / 1000;
       return deliverStored(std::move(*stored_), from_disk_);
     }
@@ -843,7 +869,8 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
 
   // ---- kDeliver ----
   void deliverStored(LookupResult r, bool from_disk) {
-    http::Fields headers = std::move(stored_fields_);
+    // The stored fields, or those a 304 just refreshed them with.
+    http::Fields headers = refreshed_fields_ ? std::move(*refreshed_fields_) : r.meta->headers;
     http::setField(headers, "Age", std::to_string(std::max<int64_t>(0, reuse_.age_ms / 1000)));
     const uint64_t length = r.meta->body_size;
     if (http::notModified(req_->method, req_->headers, headers)) {
@@ -947,7 +974,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   std::vector<std::string> vary_fields_;
   std::optional<LookupResult> stored_;
   std::shared_ptr<const EntryMeta> stored_meta_;  // what the lookup found, kept
-  http::Fields stored_fields_;                    // stored_->meta->headers as HTTP fields
+  std::optional<http::Fields> refreshed_fields_;  // stored fields merged with a 304's
   bool rechecked_ = false;                        // the leader's second look before fetching
   uint64_t lookup_seq_ = 0;                       // purges applied when the current lookup began
   int relookups_ = 0;

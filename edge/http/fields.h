@@ -9,15 +9,12 @@
 #include <string_view>
 #include <vector>
 
+#include "common/header_field.h"
+
 namespace tern::edge::http {
 
-struct Field {
-  std::string name;
-  std::string value;
-  bool operator==(const Field&) const = default;
-};
-
-using Fields = std::vector<Field>;
+using Field = HeaderField;
+using Fields = HeaderFields;
 
 bool iequals(std::string_view a, std::string_view b);
 std::string toLower(std::string_view s);

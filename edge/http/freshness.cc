@@ -98,8 +98,11 @@ int64_t freshnessLifetimeMs(int status, const Fields& h, int64_t response_time_m
   return lifetimeFrom(effectiveResponseCacheControl(h), status, h, response_time_ms, policy);
 }
 
-int64_t currentAgeMs(const Fields& h, int64_t request_time_ms, int64_t response_time_ms,
-                     int64_t now_ms) {
+namespace {
+
+// Section 4.2.3: corrected_initial_age; the current age adds the time
+// since the response arrived.
+int64_t initialAgeMs(const Fields& h, int64_t request_time_ms, int64_t response_time_ms) {
   int64_t date = dateField(h, "date").value_or(response_time_ms);
   int64_t age_value = 0;
   if (auto age = findField(h, "age")) {
@@ -113,33 +116,52 @@ int64_t currentAgeMs(const Fields& h, int64_t request_time_ms, int64_t response_
   int64_t apparent_age = std::max<int64_t>(0, response_time_ms - date);
   int64_t response_delay = std::max<int64_t>(0, response_time_ms - request_time_ms);
   int64_t corrected_age_value = age_value + response_delay;
-  int64_t corrected_initial_age = std::max(apparent_age, corrected_age_value);
-  int64_t resident_time = std::max<int64_t>(0, now_ms - response_time_ms);
-  return corrected_initial_age + resident_time;
+  return std::max(apparent_age, corrected_age_value);
 }
 
-ReuseDecision decideReuse(const Fields& request_headers, int status, const Fields& h,
-                          int64_t request_time_ms, int64_t response_time_ms, int64_t now_ms,
-                          bool force_revalidate, const CachePolicy& policy) {
-  ReuseDecision d;
+}  // namespace
+
+int64_t currentAgeMs(const Fields& h, int64_t request_time_ms, int64_t response_time_ms,
+                     int64_t now_ms) {
+  int64_t resident_time = std::max<int64_t>(0, now_ms - response_time_ms);
+  return initialAgeMs(h, request_time_ms, response_time_ms) + resident_time;
+}
+
+ResponseFreshness responseFreshness(int status, const Fields& h, int64_t request_time_ms,
+                                    int64_t response_time_ms, const CachePolicy& policy) {
   CacheControl cc = effectiveResponseCacheControl(h);
+  ResponseFreshness f;
+  f.lifetime_ms = lifetimeFrom(cc, status, h, response_time_ms, policy);
+  f.initial_age_ms = initialAgeMs(h, request_time_ms, response_time_ms);
+  f.no_cache = cc.no_cache;
+  f.must_revalidate = cc.must_revalidate;
+  f.proxy_revalidate = cc.proxy_revalidate;
+  f.s_maxage = cc.s_maxage.has_value();
+  f.immutable = cc.immutable;
+  f.stale_while_revalidate = cc.stale_while_revalidate;
+  f.stale_if_error = cc.stale_if_error;
+  return f;
+}
+
+ReuseDecision decideReuse(const Fields& request_headers, const ResponseFreshness& f,
+                          int64_t response_time_ms, int64_t now_ms, bool force_revalidate,
+                          const CachePolicy& policy) {
+  ReuseDecision d;
   CacheControl req = requestCacheControl(request_headers);
-  int64_t lifetime = lifetimeFrom(cc, status, h, response_time_ms, policy);
-  d.age_ms = currentAgeMs(h, request_time_ms, response_time_ms, now_ms);
-  d.ttl_ms = lifetime - d.age_ms;
+  d.age_ms = f.initial_age_ms + std::max<int64_t>(0, now_ms - response_time_ms);
+  d.ttl_ms = f.lifetime_ms - d.age_ms;
   // Section 4.2.4: no stale response where a directive forbids it; s-maxage
   // implies proxy-revalidate for shared caches (section 5.2.2.10).
-  const bool no_stale =
-      cc.no_cache || cc.must_revalidate || cc.proxy_revalidate || cc.s_maxage.has_value();
+  const bool no_stale = f.no_cache || f.must_revalidate || f.proxy_revalidate || f.s_maxage;
   if (!no_stale) {
     int64_t allowed = policy.stale_on_error_ms;
-    if (cc.stale_if_error || req.stale_if_error) {
-      allowed = std::max(cc.stale_if_error.value_or(0), req.stale_if_error.value_or(0)) * 1000;
+    if (f.stale_if_error || req.stale_if_error) {
+      allowed = std::max(f.stale_if_error.value_or(0), req.stale_if_error.value_or(0)) * 1000;
     }
     d.stale_if_error_ms = std::clamp<int64_t>(allowed, 0, policy.stale_if_error_max_ms);
   }
 
-  if (force_revalidate || cc.no_cache || req.no_cache) {
+  if (force_revalidate || f.no_cache || req.no_cache) {
     d.reuse = Reuse::kRevalidate;
     return d;
   }
@@ -147,7 +169,7 @@ ReuseDecision decideReuse(const Fields& request_headers, int status, const Field
   // Request max-age / min-fresh narrow what counts as fresh (5.2.1.1, 5.2.1.3).
   // A reload (max-age=0) does not revalidate a fresh immutable response
   // (RFC 8246 2); a forced reload (no-cache, above) still does.
-  if (req.max_age && d.age_ms > *req.max_age * 1000 && !(cc.immutable && fresh)) fresh = false;
+  if (req.max_age && d.age_ms > *req.max_age * 1000 && !(f.immutable && fresh)) fresh = false;
   if (req.min_fresh && d.ttl_ms < *req.min_fresh * 1000) fresh = false;
   if (fresh) {
     d.reuse = Reuse::kFresh;
@@ -163,13 +185,21 @@ ReuseDecision decideReuse(const Fields& request_headers, int status, const Field
     d.reuse = Reuse::kStaleAllowed;
     return d;
   }
-  if (cc.stale_while_revalidate && d.ttl_ms <= 0 &&
-      staleness <= *cc.stale_while_revalidate * 1000 && !req.max_age && !req.min_fresh) {
+  if (f.stale_while_revalidate && d.ttl_ms <= 0 &&
+      staleness <= *f.stale_while_revalidate * 1000 && !req.max_age && !req.min_fresh) {
     d.reuse = Reuse::kStaleWhileRevalidate;
     return d;
   }
   d.reuse = Reuse::kRevalidate;
   return d;
+}
+
+ReuseDecision decideReuse(const Fields& request_headers, int status, const Fields& h,
+                          int64_t request_time_ms, int64_t response_time_ms, int64_t now_ms,
+                          bool force_revalidate, const CachePolicy& policy) {
+  return decideReuse(request_headers,
+                     responseFreshness(status, h, request_time_ms, response_time_ms, policy),
+                     response_time_ms, now_ms, force_revalidate, policy);
 }
 
 }  // namespace tern::edge::http

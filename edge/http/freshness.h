@@ -4,6 +4,7 @@
 // since the Unix epoch.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -63,8 +64,31 @@ struct ReuseDecision {
   int64_t stale_if_error_ms = 0;
 };
 
+// What section 4 needs of a response's own fields, parsed once (a cache
+// keeps it with the stored response; a hit then parses none of them).
+struct ResponseFreshness {
+  int64_t lifetime_ms = 0;     // section 4.2.1
+  int64_t initial_age_ms = 0;  // corrected_initial_age (4.2.3)
+  bool no_cache = false;
+  bool must_revalidate = false;
+  bool proxy_revalidate = false;
+  bool s_maxage = false;  // present
+  bool immutable = false;
+  std::optional<int64_t> stale_while_revalidate;  // seconds (RFC 5861)
+  std::optional<int64_t> stale_if_error;          // seconds (RFC 5861)
+  bool operator==(const ResponseFreshness&) const = default;
+};
+
+ResponseFreshness responseFreshness(int status, const Fields& response_headers,
+                                    int64_t request_time_ms, int64_t response_time_ms,
+                                    const CachePolicy& policy = {});
+
 // Section 4: can a stored response be reused for this request?
 // `force_revalidate` is set for soft-purged entries and fenced edges.
+ReuseDecision decideReuse(const Fields& request_headers, const ResponseFreshness& response,
+                          int64_t response_time_ms, int64_t now_ms, bool force_revalidate,
+                          const CachePolicy& policy = {});
+// The same from the response's fields (parsed here).
 ReuseDecision decideReuse(const Fields& request_headers, int status, const Fields& response_headers,
                           int64_t request_time_ms, int64_t response_time_ms, int64_t now_ms,
                           bool force_revalidate, const CachePolicy& policy = {});

@@ -74,6 +74,41 @@ int64_t unzigzag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cas
 
 constexpr size_t kMaxListItems = 1 << 16;
 
+// Sections after the tag list: tag, then length-prefixed bytes. A reader
+// skips the sections it does not know, so a record stays readable by the
+// version before the one that added a section.
+constexpr uint64_t kSectionFreshness = 1;
+
+std::string encodeFreshness(const StoredFreshness& f) {
+  std::string out;
+  putVarint(out, zigzag(f.initial_age_ms));
+  putVarint(out, (f.no_cache ? 1u : 0u) | (f.must_revalidate ? 2u : 0u) |
+                     (f.proxy_revalidate ? 4u : 0u) | (f.s_maxage ? 8u : 0u) |
+                     (f.immutable ? 16u : 0u));
+  putVarint(out, zigzag(f.stale_while_revalidate_s));
+  putVarint(out, zigzag(f.stale_if_error_s));
+  return out;
+}
+
+bool decodeFreshness(std::string_view data, StoredFreshness* f) {
+  Reader in(data);
+  uint64_t age, flags, swr, sie;
+  if (!in.varint(&age) || !in.varint(&flags) || !in.varint(&swr) || !in.varint(&sie) ||
+      !in.done()) {
+    return false;
+  }
+  f->known = true;
+  f->initial_age_ms = unzigzag(age);
+  f->no_cache = (flags & 1) != 0;
+  f->must_revalidate = (flags & 2) != 0;
+  f->proxy_revalidate = (flags & 4) != 0;
+  f->s_maxage = (flags & 8) != 0;
+  f->immutable = (flags & 16) != 0;
+  f->stale_while_revalidate_s = unzigzag(swr);
+  f->stale_if_error_s = unzigzag(sie);
+  return true;
+}
+
 }  // namespace
 
 std::string metaKey(const ObjectKey& key) {
@@ -194,6 +229,10 @@ std::string encodeMeta(const MetaRecord& r) {
   for (const auto& f : m.vary_fields) putBytes(body, f);
   putVarint(body, m.tags.size());
   for (const auto& t : m.tags) putBytes(body, t);
+  if (m.freshness.known) {
+    putVarint(body, kSectionFreshness);
+    putBytes(body, encodeFreshness(m.freshness));
+  }
 
   std::string out;
   out.reserve(8 + body.size());
@@ -241,7 +280,14 @@ Result<MetaRecord> decodeMeta(std::string_view data) {
   for (auto& t : m.tags) {
     if (!in.bytes(&t)) return Status::corruption("malformed tag list");
   }
-  if (!in.done()) return Status::corruption("trailing bytes in metadata record");
+  while (!in.done()) {
+    uint64_t section;
+    std::string payload;
+    if (!in.varint(&section) || !in.bytes(&payload))
+      return Status::corruption("malformed metadata section");
+    if (section == kSectionFreshness && !decodeFreshness(payload, &m.freshness))
+      return Status::corruption("malformed freshness section");
+  }
   if (r.chunk_bytes == 0 && m.body_size != 0) return Status::corruption("zero chunk size");
   return r;
 }

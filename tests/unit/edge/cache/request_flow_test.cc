@@ -192,6 +192,63 @@ TEST_F(RequestFlowTest, AStaleEntryIsRevalidatedAndA304RefreshesIt) {
   EXPECT_EQ(path("/r"), (std::vector<Phase>{P::kReceive, P::kLookup, P::kHit, P::kDeliver}));
 }
 
+// What reuse needs of a response's fields is worked out once, when it is
+// stored, and a hit decides from that: fields that say otherwise are not
+// parsed again. A record written before this was kept is still decided from
+// its fields.
+TEST_F(RequestFlowTest, AHitDecidesFromWhatWasKeptWhenStoredNotFromTheFields) {
+  request("GET", "/kept");
+  origin_.answer(200,
+                 {{"Cache-Control", "max-age=60, stale-while-revalidate=30, must-revalidate"},
+                  {"Age", "5"}},
+                 "x");
+  auto key = storage::CacheKey::fromRequest("http", "example.com", "/kept");
+  ASSERT_TRUE(key.ok());
+  auto stored = store_->lookupMemory({*key, ""});
+  ASSERT_TRUE(stored.ok());
+  const storage::EntryMeta& m = *stored->meta;
+  EXPECT_EQ(m.freshness_lifetime_ms, 60000);
+  EXPECT_TRUE(m.freshness.known);
+  EXPECT_GE(m.freshness.initial_age_ms, 5000);
+  EXPECT_LT(m.freshness.initial_age_ms, 6000);
+  EXPECT_TRUE(m.freshness.must_revalidate);
+  EXPECT_FALSE(m.freshness.no_cache);
+  EXPECT_EQ(m.freshness.stale_while_revalidate_s, 30);
+  EXPECT_EQ(m.freshness.stale_if_error_s, -1);
+
+  auto put = [&](const std::string& path, http::Fields fields, int64_t lifetime_ms,
+                 bool known) {
+    auto k = storage::CacheKey::fromRequest("http", "example.com", path);
+    ASSERT_TRUE(k.ok());
+    storage::EntryMeta e;
+    e.headers = std::move(fields);
+    e.request_time_ms = e.response_time_ms = wallNowMs();
+    e.freshness_lifetime_ms = lifetime_ms;
+    e.freshness.known = known;
+    ASSERT_TRUE(store_->store({*k, ""}, e, {std::make_shared<const std::string>("y")}).isOk());
+  };
+  // Fields that would make it stale; what was kept says fresh: a hit.
+  put("/fields-say-stale", {{"Cache-Control", "max-age=0"}}, 3600 * 1000, true);
+  // What was kept says stale; fields that say fresh are not read: revalidated.
+  put("/kept-says-stale", {{"Cache-Control", "max-age=3600"}}, 0, true);
+  // A record from before: decided from its fields.
+  put("/old-fresh", {{"Cache-Control", "max-age=3600"}}, -1, false);
+  put("/old-stale", {{"Cache-Control", "max-age=0"}}, -1, false);
+  const int fetches = origin_.fetches;
+  request("GET", "/fields-say-stale");
+  EXPECT_EQ(path("/fields-say-stale"),
+            (std::vector<Phase>{P::kReceive, P::kLookup, P::kHit, P::kDeliver}));
+  request("GET", "/kept-says-stale");
+  EXPECT_EQ(path("/kept-says-stale"),
+            (std::vector<Phase>{P::kReceive, P::kLookup, P::kRevalidate, P::kFetch}));
+  request("GET", "/old-fresh");
+  EXPECT_EQ(path("/old-fresh"), (std::vector<Phase>{P::kReceive, P::kLookup, P::kHit, P::kDeliver}));
+  request("GET", "/old-stale");
+  EXPECT_EQ(path("/old-stale"),
+            (std::vector<Phase>{P::kReceive, P::kLookup, P::kRevalidate, P::kFetch}));
+  EXPECT_EQ(origin_.fetches, fetches + 2);
+}
+
 TEST_F(RequestFlowTest, OriginErrorsAre502Or504UnlessAStoredResponseMayStandIn) {
   Answer* down = request("GET", "/down");
   origin_.fail(Status::unavailable("origin connect refused"));

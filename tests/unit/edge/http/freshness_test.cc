@@ -130,6 +130,31 @@ TEST(FreshnessTest, AgeCalculation) {
   EXPECT_EQ(currentAgeMs({{"Age", "garbage"}}, kNow, kNow, kNow), 0);
 }
 
+// What a cache keeps of a response's fields when it stores it, so that a
+// hit parses none of them (CDN-Cache-Control, when present, rules).
+TEST(FreshnessTest, ParsedOnceWhenStored) {
+  Fields h = {{"Date", date(kNow - 2000)},
+              {"Age", "10"},
+              {"Cache-Control", "max-age=60, stale-if-error=300, immutable"}};
+  ResponseFreshness f = responseFreshness(200, h, kNow - 2000, kNow);
+  EXPECT_EQ(f.lifetime_ms, 60000);
+  EXPECT_EQ(f.initial_age_ms, 12000);
+  EXPECT_TRUE(f.immutable);
+  EXPECT_FALSE(f.no_cache || f.must_revalidate || f.proxy_revalidate || f.s_maxage);
+  EXPECT_EQ(f.stale_if_error, 300);
+  EXPECT_FALSE(f.stale_while_revalidate);
+  // The age a hit sees is that plus the time since the response arrived.
+  EXPECT_EQ(decideReuse({}, f, kNow, kNow + 5000, false).age_ms, currentAgeMs(h, kNow - 2000, kNow,
+                                                                              kNow + 5000));
+  Fields cdn = {{"Cache-Control", "max-age=5"},
+                {"CDN-Cache-Control", "s-maxage=120, stale-while-revalidate=30"}};
+  f = responseFreshness(200, cdn, kNow, kNow);
+  EXPECT_EQ(f.lifetime_ms, 120000);
+  EXPECT_TRUE(f.s_maxage);
+  EXPECT_EQ(f.stale_while_revalidate, 30);
+  EXPECT_TRUE(responseFreshness(200, {{"Cache-Control", "no-cache"}}, kNow, kNow).no_cache);
+}
+
 ReuseDecision reuse(const Fields& req, const Fields& resp, int64_t stored_for_ms,
                     bool force = false) {
   return decideReuse(req, 200, resp, kNow, kNow, kNow + stored_for_ms, force);

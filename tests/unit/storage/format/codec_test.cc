@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/hash.h"
 #include "storage/format/format.h"
 
 namespace tern::storage::format {
@@ -34,6 +35,36 @@ TEST(CodecTest, MetaRoundTrips) {
   EXPECT_EQ(decoded->meta, r.meta);
   EXPECT_EQ(decoded->object_id, r.object_id);
   EXPECT_EQ(decoded->chunk_bytes, r.chunk_bytes);
+}
+
+// What reuse needs of the fields (kept when stored) round-trips in a section
+// of its own; a record without it (written before) reads as "not known",
+// and a section a later version adds is skipped.
+TEST(CodecTest, FreshnessSectionRoundTripsAndIsOptional) {
+  MetaRecord r = sample();
+  EXPECT_FALSE(decodeMeta(encodeMeta(r))->meta.freshness.known);
+  const size_t without = encodeMeta(r).size();
+  r.meta.freshness_lifetime_ms = 60000;
+  r.meta.freshness = {true, 5042, true, false, true, true, false, 30, 86400};
+  auto decoded = decodeMeta(encodeMeta(r));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().toString();
+  EXPECT_EQ(decoded->meta, r.meta);
+  r.meta.freshness = {true, 0, false, true, false, false, true, -1, -1};
+  decoded = decodeMeta(encodeMeta(r));
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(decoded->meta.freshness, r.meta.freshness);
+
+  // A section of an unknown kind after the known ones: skipped.
+  std::string enc = encodeMeta(r);
+  std::string body = enc.substr(8) + std::string("\x07\x03" "abc", 5);
+  EXPECT_GT(enc.size(), without);
+  std::string later = enc.substr(0, 4);
+  uint32_t sum = checksum32(body);
+  later.append(reinterpret_cast<const char*>(&sum), 4);
+  later.append(body);
+  decoded = decodeMeta(later);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().toString();
+  EXPECT_EQ(decoded->meta, r.meta);
 }
 
 TEST(CodecTest, EveryFlippedByteOrTruncationIsDetected) {
