@@ -11,6 +11,11 @@ class StringSource final : public BodySource {
     sent_ = true;
     done(std::string_view(body_));
   }
+  std::optional<Result<std::string_view>> tryNext() override {
+    if (sent_) return Result<std::string_view>(std::string_view());
+    sent_ = true;
+    return Result<std::string_view>(std::string_view(body_));
+  }
 
  private:
   std::string body_;
@@ -21,15 +26,18 @@ class StoredSource final : public BodySource {
  public:
   StoredSource(std::unique_ptr<storage::BodyReader> reader, bool blocking, Executor loop,
                Executor pool)
-      : reader_(std::move(reader)),
+      : owned_(std::move(reader)),
         blocking_(blocking),
         loop_(std::move(loop)),
         pool_(std::move(pool)) {}
   void next(std::function<void(Result<std::string_view>)> done) override {
-    if (!blocking_ || reader_->nextIsInMemory()) return done(reader_->next());
+    if (owned_ && (!blocking_ || owned_->nextIsInMemory())) return done(owned_->next());
     // The reader (and the buffer its view points into) outlives this object
     // while a read is on the pool; the view stays valid until the next call,
-    // which only comes after `done` ran: no copy.
+    // which only comes after `done` ran: no copy. (Shared from the first
+    // read that needs the pool: a body in memory costs no shared owner.)
+    if (owned_) reader_ = std::move(owned_);
+    if (!blocking_ || reader_->nextIsInMemory()) return done(reader_->next());
     auto reader = reader_;
     Executor loop = loop_;
     pool_([reader, loop, done = std::move(done)]() mutable {
@@ -37,9 +45,15 @@ class StoredSource final : public BodySource {
       loop([reader, r = std::move(r), done = std::move(done)]() mutable { done(std::move(r)); });
     });
   }
+  std::optional<Result<std::string_view>> tryNext() override {
+    storage::BodyReader* r = owned_ ? owned_.get() : reader_.get();
+    if (blocking_ && !r->nextIsInMemory()) return std::nullopt;
+    return r->next();
+  }
 
  private:
-  std::shared_ptr<storage::BodyReader> reader_;
+  std::unique_ptr<storage::BodyReader> owned_;   // until a read goes to the pool
+  std::shared_ptr<storage::BodyReader> reader_;  // from then on
   bool blocking_;
   Executor loop_, pool_;
 };

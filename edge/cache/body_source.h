@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -24,6 +25,10 @@ class BodySource {
   // Calls `done` (on the session's loop) with the next chunk, or an empty
   // view at the end. The view stays valid until the next call.
   virtual void next(std::function<void(Result<std::string_view>)> done) = 0;
+  // The next chunk when it can be had at once, without waiting or blocking
+  // (a body in memory, a chunk read ahead), as next() would give it;
+  // nullopt: nothing taken, call next(). Saves the callback on a hit.
+  virtual std::optional<Result<std::string_view>> tryNext() { return std::nullopt; }
 };
 
 std::unique_ptr<BodySource> stringSource(std::string body);

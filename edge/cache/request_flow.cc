@@ -153,8 +153,8 @@ using storage::ObjectKey;
 http::ResponseFreshness freshnessOf(const EntryMeta& m, const http::CachePolicy& policy) {
   const storage::StoredFreshness& k = m.freshness;
   if (!k.known) {
-    http::ResponseFreshness f = http::responseFreshness(m.status, m.headers, m.request_time_ms,
-                                                        m.response_time_ms, policy);
+    http::ResponseFreshness f =
+        http::responseFreshness(m.status, m.headers, m.request_time_ms, m.response_time_ms, policy);
     if (m.freshness_lifetime_ms >= 0) f.lifetime_ms = m.freshness_lifetime_ms;
     return f;
   }
@@ -377,9 +377,9 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
               ctx_.config.lease->fenced(steadyNowUs());
     if (fenced_) ctx_.metrics->fenced_revalidations.inc();
     bool force = stored_->must_revalidate || fenced_ || raced;
-    reuse_ = http::decideReuse(req_->headers, freshnessOf(*stored_meta_, ctx_.config.policy),
-                               stored_meta_->response_time_ms, wallNowMs(), force,
-                               ctx_.config.policy);
+    reuse_ =
+        http::decideReuse(req_->headers, freshnessOf(*stored_meta_, ctx_.config.policy),
+                          stored_meta_->response_time_ms, wallNowMs(), force, ctx_.config.policy);
     switch (reuse_.reuse) {
       case http::Reuse::kFresh:
         return hit(false);
@@ -523,8 +523,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     as.origin_form = origin_form;
     as.default_authority = key_.url.host;
     as.via = ctx_.config.via;
-    if (revalidation && stored_)
-      as.validators = http::validatorsFor(stored_->meta->headers);
+    if (revalidation && stored_) as.validators = http::validatorsFor(stored_->meta->headers);
     return origin::forwardToOrigin(client, as);
   }
 
@@ -869,8 +868,16 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
 
   // ---- kDeliver ----
   void deliverStored(LookupResult r, bool from_disk) {
-    // The stored fields, or those a 304 just refreshed them with.
-    http::Fields headers = refreshed_fields_ ? std::move(*refreshed_fields_) : r.meta->headers;
+    // The stored fields, or those a 304 just refreshed them with; room for
+    // the fields a response gains on its way out (Age, Via, Cache-Status,
+    // Server-Timing, Content-Range) without a second allocation.
+    http::Fields headers;
+    if (refreshed_fields_) {
+      headers = std::move(*refreshed_fields_);
+    } else {
+      headers.reserve(r.meta->headers.size() + 5);
+      headers.assign(r.meta->headers.begin(), r.meta->headers.end());
+    }
     http::setField(headers, "Age", std::to_string(std::max<int64_t>(0, reuse_.age_ms / 1000)));
     const uint64_t length = r.meta->body_size;
     if (http::notModified(req_->method, req_->headers, headers)) {

@@ -185,8 +185,8 @@ ReuseDecision decideReuse(const Fields& request_headers, const ResponseFreshness
     d.reuse = Reuse::kStaleAllowed;
     return d;
   }
-  if (f.stale_while_revalidate && d.ttl_ms <= 0 &&
-      staleness <= *f.stale_while_revalidate * 1000 && !req.max_age && !req.min_fresh) {
+  if (f.stale_while_revalidate && d.ttl_ms <= 0 && staleness <= *f.stale_while_revalidate * 1000 &&
+      !req.max_age && !req.min_fresh) {
     d.reuse = Reuse::kStaleWhileRevalidate;
     return d;
   }

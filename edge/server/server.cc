@@ -10,6 +10,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <charconv>
 #include <deque>
 #include <functional>
 #include <thread>
@@ -301,55 +302,71 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
   // formatted once into one buffer and goes out with the first body chunk
   // in a single gathered write; the rest of the body follows chunk by chunk.
   // Chunked responses take the Beast serializer path above.
+  // The head and the body source live in the session (one response at a
+  // time), so a response allocates neither a head buffer nor a shared owner.
   void respondFramed(int status, const http::Fields& headers,
                      std::unique_ptr<cache::BodySource> body, std::optional<uint64_t> length) {
     const bool keep = keep_alive_ && !srv_.stopping.load();
-    auto head = std::make_shared<std::string>();
-    head->reserve(512);
-    head->append("HTTP/1.1 ").append(std::to_string(status)).push_back(' ');
-    head->append(reasonPhrase(status)).append("\r\n");
+    std::string& head = head_;
+    head.clear();
+    head.append("HTTP/1.1 ");
+    char num[24];
+    head.append(num, std::to_chars(num, num + sizeof num, status).ptr).push_back(' ');
+    head.append(reasonPhrase(status)).append("\r\n");
+    const bool logged = srv_.live.access_log.load(std::memory_order_relaxed);
     for (const auto& f : headers) {
       if (http::hasLineBreak(f.value)) continue;  // never split a head
-      if (srv_.live.access_log.load(std::memory_order_relaxed) && f.name == "Cache-Status")
-        cache_status_ = f.value;
-      head->append(f.name).append(": ").append(f.value).append("\r\n");
+      if (logged && f.name == "Cache-Status") cache_status_ = f.value;
+      head.append(f.name).append(": ").append(f.value).append("\r\n");
     }
-    if (length) head->append("Content-Length: ").append(std::to_string(*length)).append("\r\n");
-    if (!keep) head->append("Connection: close\r\n");
-    head->append("\r\n");
+    if (length) {
+      head.append("Content-Length: ")
+          .append(num, std::to_chars(num, num + sizeof num, *length).ptr)
+          .append("\r\n");
+    }
+    if (!keep) head.append("Connection: close\r\n");
+    head.append("\r\n");
     bytes_ = 0;
     auto self = this->shared_from_this();
     lowest().expires_after(
         std::chrono::milliseconds(srv_.live.body_timeout_ms.load(std::memory_order_relaxed)));
     if (!body || head_only_) {
-      return asio::async_write(stream_, asio::buffer(*head),
-                               [self, head, keep, status](beast::error_code ec, size_t) {
+      return asio::async_write(stream_, asio::buffer(head_),
+                               [self, keep, status](beast::error_code ec, size_t) {
                                  if (ec) return self->close();
                                  self->finished(keep, status);
                                });
     }
-    std::shared_ptr<cache::BodySource> src(std::move(body));
-    src->next([self, head, src, keep, status](Result<std::string_view> chunk) {
+    body_ = std::move(body);
+    pull([self, keep, status](Result<std::string_view> chunk) {
       if (!chunk.ok()) {
         TERN_LOG(kWarn, "response body failed", {{"reason", chunk.status().toString()}});
         return self->close();
       }
-      std::array<asio::const_buffer, 2> bufs = {asio::buffer(*head),
+      std::array<asio::const_buffer, 2> bufs = {asio::buffer(self->head_),
                                                 asio::buffer(chunk->data(), chunk->size())};
       self->bytes_ += chunk->size();
       const bool last = chunk->empty();
       asio::async_write(self->stream_, bufs,
-                        [self, head, src, keep, status, last](beast::error_code ec, size_t) {
+                        [self, keep, status, last](beast::error_code ec, size_t) {
                           if (ec) return self->close();
                           if (last) return self->finished(keep, status);
-                          self->pumpRaw(src, keep, status);
+                          self->pumpRaw(keep, status);
                         });
     });
   }
 
-  void pumpRaw(std::shared_ptr<cache::BodySource> src, bool keep, int status) {
+  // The body's next chunk to `f`: at once when it is there (no callback
+  // object is made), else when the source has it.
+  template <class F>
+  void pull(F&& f) {
+    if (auto chunk = body_->tryNext()) return f(std::move(*chunk));
+    body_->next(std::forward<F>(f));
+  }
+
+  void pumpRaw(bool keep, int status) {
     auto self = this->shared_from_this();
-    src->next([self, src, keep, status](Result<std::string_view> chunk) {
+    pull([self, keep, status](Result<std::string_view> chunk) {
       if (!chunk.ok()) {
         TERN_LOG(kWarn, "response body failed", {{"reason", chunk.status().toString()}});
         return self->close();
@@ -359,9 +376,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
       self->lowest().expires_after(std::chrono::milliseconds(
           self->srv_.live.body_timeout_ms.load(std::memory_order_relaxed)));
       asio::async_write(self->stream_, asio::buffer(chunk->data(), chunk->size()),
-                        [self, src, keep, status](beast::error_code ec, size_t) {
+                        [self, keep, status](beast::error_code ec, size_t) {
                           if (ec) return self->close();
-                          self->pumpRaw(src, keep, status);
+                          self->pumpRaw(keep, status);
                         });
     });
   }
@@ -394,6 +411,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
   }
 
   void finished(bool keep, int status) {
+    body_.reset();  // (what it holds of the store or of a fetch, released now)
     if (srv_.live.body_timeout_ms.load(std::memory_order_relaxed) > 0) lowest().expires_never();
     if (srv_.access && srv_.live.access_log.load(std::memory_order_relaxed) &&
         srv_.access->sampled()) {
@@ -486,11 +504,29 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
       return reject(400, "bad request: chunk header too long");
     if (ec) return reject(400, "bad request: " + ec.message());
     auto& msg = parser_->get();
-    http::RequestHead head;
+    http::RequestHead& head = head_in_;  // (its list keeps its room from request to request)
     head.version = msg.version();
     head.chunked = msg.chunked();
+    head.fields.clear();
     for (const auto& f : msg) head.fields.emplace_back(f.name_string(), f.value());
-    auto req = std::make_shared<cache::Request>();
+    // The request and its responder share one allocation.
+    struct SessionResponder final : cache::Responder {
+      std::shared_ptr<Session> session;
+      void respond(int status, http::Fields headers, std::unique_ptr<cache::BodySource> body,
+                   std::optional<uint64_t> length) override {
+        if (auto s = std::move(session))
+          s->respond(status, std::move(headers), std::move(body), length);
+      }
+      void interim(int status, http::Fields headers) override {
+        if (session) session->interim(status, headers);
+      }
+    };
+    struct Exchange {
+      cache::Request request;
+      SessionResponder responder;
+    };
+    auto exchange = std::make_shared<Exchange>();
+    std::shared_ptr<cache::Request> req(exchange, &exchange->request);
     if (auto bad = http::checkRequestHead(
             head, srv_.live.max_header_fields.load(std::memory_order_relaxed), &req->headers))
       return reject(bad->status, bad->reason);
@@ -512,22 +548,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
     }
     started_us_ = steadyNowUs();
     lowest().expires_never();
-    // Holds the session while the flow works on the request (a miss has
-    // no I/O pending on the session itself); released after responding.
-    struct SessionResponder final : cache::Responder {
-      std::shared_ptr<Session> session;
-      void respond(int status, http::Fields headers, std::unique_ptr<cache::BodySource> body,
-                   std::optional<uint64_t> length) override {
-        if (auto s = std::move(session))
-          s->respond(status, std::move(headers), std::move(body), length);
-      }
-      void interim(int status, http::Fields headers) override {
-        if (session) session->interim(status, headers);
-      }
-    };
-    auto responder = std::make_shared<SessionResponder>();
-    responder->session = this->shared_from_this();
-    cache::handleRequest(loop_.ctx, std::move(req), responder);
+    // The responder holds the session while the flow works on the request
+    // (a miss has no I/O pending on the session itself); released once the
+    // response is handed over.
+    exchange->responder.session = this->shared_from_this();
+    std::shared_ptr<cache::Responder> responder(exchange, &exchange->responder);
+    cache::handleRequest(loop_.ctx, std::move(req), std::move(responder));
   }
 
   void reject(int status, const std::string& why) {
@@ -639,6 +665,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
   bool http10_ = false;
   std::deque<std::shared_ptr<std::string>> interim_queue_;  // the first is being written
   std::function<void()> deferred_;
+  http::RequestHead head_in_;                // the request head being checked (views)
+  std::string head_;                         // the response head being written
+  std::unique_ptr<cache::BodySource> body_;  // the body being written (respondFramed)
   std::string client_ip_, method_, target_, host_, cache_status_;
   uint64_t bytes_ = 0;
   int64_t started_us_ = 0;

@@ -112,10 +112,21 @@ bool decodeFreshness(std::string_view data, StoredFreshness* f) {
 }  // namespace
 
 std::string metaKey(const ObjectKey& key) {
-  std::string out = urlPrefix(key.url);
-  out.append(key.url.scheme).push_back(kSep);
-  out.append(key.variant);
+  std::string out;
+  appendMetaKey(key, &out);
   return out;
+}
+
+void appendMetaKey(const ObjectKey& key, std::string* out) {
+  const CacheKey& url = key.url;
+  out->reserve(out->size() + url.host.size() + url.path.size() + url.query.size() +
+               url.scheme.size() + key.variant.size() + 8);
+  out->append(url.host).push_back(kSep);
+  out->append(url.path);
+  if (url.has_query) out->append("?").append(url.query);
+  out->push_back(kSep);
+  out->append(url.scheme).push_back(kSep);
+  out->append(key.variant);
 }
 
 std::string urlPrefix(const CacheKey& url) {

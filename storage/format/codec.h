@@ -18,6 +18,8 @@ namespace tern::storage::format {
 // Metadata key: host \0 path[?query] \0 scheme \0 variant. All variants of a
 // URL share the prefix urlPrefix(); all URLs of a host share hostPrefix().
 std::string metaKey(const ObjectKey& key);
+// The same, appended to `out` (a buffer kept by the caller, no allocation).
+void appendMetaKey(const ObjectKey& key, std::string* out);
 std::string urlPrefix(const CacheKey& url);
 std::string hostPrefix(std::string_view host);
 // The key prefix holding every URL whose urlId starts with `url_id_prefix`

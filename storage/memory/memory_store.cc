@@ -138,7 +138,10 @@ bool MemoryStore::admits(const ObjectKey& key, uint64_t body_bytes) {
 }
 
 Result<LookupResult> MemoryStore::lookup(const ObjectKey& key) {
-  std::string meta_key = fmt::metaKey(key);
+  // The key is built in a buffer of this thread's (a lookup allocates no key).
+  thread_local std::string meta_key;
+  meta_key.clear();
+  fmt::appendMetaKey(key, &meta_key);
   Shard& shard = shardFor(meta_key);
   std::shared_ptr<Object> object;
   {

@@ -198,10 +198,10 @@ TEST_F(RequestFlowTest, AStaleEntryIsRevalidatedAndA304RefreshesIt) {
 // its fields.
 TEST_F(RequestFlowTest, AHitDecidesFromWhatWasKeptWhenStoredNotFromTheFields) {
   request("GET", "/kept");
-  origin_.answer(200,
-                 {{"Cache-Control", "max-age=60, stale-while-revalidate=30, must-revalidate"},
-                  {"Age", "5"}},
-                 "x");
+  origin_.answer(
+      200,
+      {{"Cache-Control", "max-age=60, stale-while-revalidate=30, must-revalidate"}, {"Age", "5"}},
+      "x");
   auto key = storage::CacheKey::fromRequest("http", "example.com", "/kept");
   ASSERT_TRUE(key.ok());
   auto stored = store_->lookupMemory({*key, ""});
@@ -216,8 +216,7 @@ TEST_F(RequestFlowTest, AHitDecidesFromWhatWasKeptWhenStoredNotFromTheFields) {
   EXPECT_EQ(m.freshness.stale_while_revalidate_s, 30);
   EXPECT_EQ(m.freshness.stale_if_error_s, -1);
 
-  auto put = [&](const std::string& path, http::Fields fields, int64_t lifetime_ms,
-                 bool known) {
+  auto put = [&](const std::string& path, http::Fields fields, int64_t lifetime_ms, bool known) {
     auto k = storage::CacheKey::fromRequest("http", "example.com", path);
     ASSERT_TRUE(k.ok());
     storage::EntryMeta e;
@@ -242,7 +241,8 @@ TEST_F(RequestFlowTest, AHitDecidesFromWhatWasKeptWhenStoredNotFromTheFields) {
   EXPECT_EQ(path("/kept-says-stale"),
             (std::vector<Phase>{P::kReceive, P::kLookup, P::kRevalidate, P::kFetch}));
   request("GET", "/old-fresh");
-  EXPECT_EQ(path("/old-fresh"), (std::vector<Phase>{P::kReceive, P::kLookup, P::kHit, P::kDeliver}));
+  EXPECT_EQ(path("/old-fresh"),
+            (std::vector<Phase>{P::kReceive, P::kLookup, P::kHit, P::kDeliver}));
   request("GET", "/old-stale");
   EXPECT_EQ(path("/old-stale"),
             (std::vector<Phase>{P::kReceive, P::kLookup, P::kRevalidate, P::kFetch}));

@@ -144,8 +144,8 @@ TEST(FreshnessTest, ParsedOnceWhenStored) {
   EXPECT_EQ(f.stale_if_error, 300);
   EXPECT_FALSE(f.stale_while_revalidate);
   // The age a hit sees is that plus the time since the response arrived.
-  EXPECT_EQ(decideReuse({}, f, kNow, kNow + 5000, false).age_ms, currentAgeMs(h, kNow - 2000, kNow,
-                                                                              kNow + 5000));
+  EXPECT_EQ(decideReuse({}, f, kNow, kNow + 5000, false).age_ms,
+            currentAgeMs(h, kNow - 2000, kNow, kNow + 5000));
   Fields cdn = {{"Cache-Control", "max-age=5"},
                 {"CDN-Cache-Control", "s-maxage=120, stale-while-revalidate=30"}};
   f = responseFreshness(200, cdn, kNow, kNow);

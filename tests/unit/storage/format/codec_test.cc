@@ -56,7 +56,10 @@ TEST(CodecTest, FreshnessSectionRoundTripsAndIsOptional) {
 
   // A section of an unknown kind after the known ones: skipped.
   std::string enc = encodeMeta(r);
-  std::string body = enc.substr(8) + std::string("\x07\x03" "abc", 5);
+  std::string body = enc.substr(8) + std::string(
+                                         "\x07\x03"
+                                         "abc",
+                                         5);
   EXPECT_GT(enc.size(), without);
   std::string later = enc.substr(0, 4);
   uint32_t sum = checksum32(body);
