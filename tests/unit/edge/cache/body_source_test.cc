@@ -143,6 +143,34 @@ TEST_F(BodySourceTest, ReadAheadOfAnEmptyBodyOrAMemoryReaderChangesNothing) {
   EXPECT_TRUE(readAhead(&none).isOk());
 }
 
+// tryNext hands out what is there at once, and nothing that needs I/O: a
+// read-ahead chunk yes, then the next disk chunk no (it is left for next(),
+// which reads it on the pool), then the end once it is known.
+TEST_F(BodySourceTest, TryNextTakesOnlyWhatNeedsNoIo) {
+  std::string body(150, 't');
+  ASSERT_TRUE(put(*store_, key("http://a.example/t"), body).isOk());
+  auto r = reader("http://a.example/t");
+  ASSERT_TRUE(readAhead(&r).isOk());
+  auto src = storedSource(std::move(r), /*blocking=*/true, q_.loopExecutor(), q_.poolExecutor());
+  auto first = src->tryNext();
+  ASSERT_TRUE(first && first->ok());
+  EXPECT_EQ(**first, body.substr(0, 100));
+  EXPECT_FALSE(src->tryNext());  // the second chunk is on disk
+  EXPECT_EQ(readAll(*src, q_), body.substr(100));
+  EXPECT_EQ(q_.pool_tasks, 1);
+  auto end = src->tryNext();
+  ASSERT_TRUE(end && end->ok());
+  EXPECT_TRUE((*end)->empty());
+
+  auto text = stringSource("abc");
+  auto a = text->tryNext();
+  ASSERT_TRUE(a && a->ok());
+  EXPECT_EQ(**a, "abc");
+  auto b = text->tryNext();
+  ASSERT_TRUE(b && b->ok());
+  EXPECT_TRUE((*b)->empty());
+}
+
 TEST_F(BodySourceTest, ReadAheadOfACorruptFirstChunkIsAnErrorAndRemovesTheObject) {
   ASSERT_TRUE(put(*store_, key("http://a.example/c"), std::string(150, 'c')).isOk());  // id 0
   ASSERT_TRUE(store_->putRawForTesting("body", storage::format::chunkKey(0, 0), "garbage").isOk());
