@@ -19,7 +19,11 @@
 # nginx serving the same files from disk with sendfile, no cache: the
 # ceiling of this machine for a server on one core. Installs varnish,
 # nginx-light and wrk from Debian when missing.
-# ACCESS_LOG=1 adds "tern+log": a second tern-edge writing the access log
+# SIZES (KiB, default "1 16 256 4096") picks the objects.
+# TERN_B="name:arguments" adds a second tern-edge, started with those extra
+# arguments, as server "name": an A/B of one setting in the same run, e.g.
+# TERN_B="tern-nophase:--server.phase_metrics false".
+# ACCESS_LOG=1 is TERN_B for "tern+log": a second tern-edge writing the access log
 # (every response, JSON lines to a file), to show what the log costs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +38,8 @@ VARNISH_PORT=$(free_port); NGINX_PORT=$(free_port)
 
 # ---- origin: nginx serving static files ----
 mkdir -p "$WORK/www" "$WORK/origin" "$WORK/proxy/cache"
-for kb in 1 16 256; do head -c $((kb * 1024)) /dev/urandom > "$WORK/www/obj${kb}k"; done
+SIZES="${SIZES:-1 16 256 4096}"
+for kb in $SIZES; do head -c $((kb * 1024)) /dev/urandom > "$WORK/www/obj${kb}k"; done
 # nginx workers run unprivileged: let them read the files and write the cache.
 chmod 755 "$WORK" "$WORK/www" "$WORK/proxy"
 chmod 644 "$WORK"/www/*
@@ -51,13 +56,18 @@ TERN_PID=$!
 PIDS+=($TERN_PID)
 SERVERS=(tern varnish nginx nginx-files)
 if [ "${ACCESS_LOG:-0}" = 1 ]; then
-  TERNLOG_PORT=$(free_port); TERNLOG_ADMIN=$(free_port)
-  taskset -c 0 build/edge/tern-edge --listen "127.0.0.1:$TERNLOG_PORT" --admin_listen "127.0.0.1:$TERNLOG_ADMIN" \
-    --origin "http://127.0.0.1:$ORIGIN_PORT" --cache.dir "$WORK/ternlog" --server.loops 1 \
-    --server.blocking_threads 1 --log.access true --log.access_file "$WORK/access.log" --log.level warn &
-  TERNLOG_PID=$!
-  PIDS+=($TERNLOG_PID)
-  SERVERS=(tern tern+log varnish nginx nginx-files)
+  TERN_B="tern+log:--log.access true --log.access_file $WORK/access.log"
+fi
+if [ -n "${TERN_B:-}" ]; then
+  B_NAME="${TERN_B%%:*}"; B_ARGS="${TERN_B#*:}"
+  B_PORT=$(free_port); B_ADMIN=$(free_port)
+  # shellcheck disable=SC2086  # the extra arguments are words
+  taskset -c 0 build/edge/tern-edge --listen "127.0.0.1:$B_PORT" --admin_listen "127.0.0.1:$B_ADMIN" \
+    --origin "http://127.0.0.1:$ORIGIN_PORT" --cache.dir "$WORK/tern-b" --server.loops 1 \
+    --server.blocking_threads 1 --log.access false --log.level warn $B_ARGS &
+  B_PID=$!
+  PIDS+=($B_PID)
+  SERVERS=(tern "$B_NAME" varnish nginx nginx-files)
 fi
 
 # ---- Varnish: malloc storage on CPU 0 ----
@@ -107,26 +117,26 @@ PIDS+=($FILES_PID)
 ticks() {
   case "$1" in
     tern) cpu_ticks "$TERN_PID" ;;
-    tern+log) cpu_ticks "$TERNLOG_PID" ;;
     varnish) cpu_ticks "$VARNISH_PID" ;;
     nginx) cpu_ticks "$NGINX_PID" ;;
     nginx-files) cpu_ticks "$FILES_PID" ;;
+    "${B_NAME:-}") cpu_ticks "$B_PID" ;;
   esac
 }
 HZ=$(getconf CLK_TCK)
 
 sleep 2
 declare -A PORT=([tern]=$TERN_PORT [varnish]=$VARNISH_PORT [nginx]=$NGINX_PORT [nginx-files]=$FILES_PORT)
-[ -n "${TERNLOG_PORT:-}" ] && PORT[tern+log]=$TERNLOG_PORT
+[ -n "${B_PORT:-}" ] && PORT[$B_NAME]=$B_PORT
 for s in "${SERVERS[@]}"; do
-  for kb in 1 16 256; do
+  for kb in $SIZES; do
     for i in 1 2 3; do curl -s -o /dev/null "http://127.0.0.1:${PORT[$s]}/obj${kb}k"; done
     status=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${PORT[$s]}/obj${kb}k")
     [ "$status" = 200 ] || { echo "$s did not serve /obj${kb}k ($status)" >&2; exit 1; }
   done
 done
 # Every cache answers from cache now (else the run would measure its origin).
-for kb in 1 16 256; do
+for kb in $SIZES; do
   for s in "${SERVERS[@]}"; do
     head=$(curl -s -D - -o /dev/null "http://127.0.0.1:${PORT[$s]}/obj${kb}k" | tr -d '\r')
     case "$s" in
@@ -140,7 +150,7 @@ done
 
 RESULTS="$WORK/results.txt"
 for round in $(seq 1 "$ROUNDS"); do
-  for kb in 1 16 256; do
+  for kb in $SIZES; do
     for s in "${SERVERS[@]}"; do
       t0=$(ticks "$s")
       out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:${PORT[$s]}/obj${kb}k")
@@ -161,9 +171,10 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-python3 - "$RESULTS" "$ROUNDS" "$DURATION" "$CONNS" <<'PY'
+python3 - "$RESULTS" "$ROUNDS" "$DURATION" "$CONNS" "${SERVERS[*]}" <<'PY'
 import statistics, sys
 path, rounds, duration, conns = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+servers = sys.argv[5].split()
 def ms(v):
     v = v.strip()
     for unit, f in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
@@ -178,9 +189,9 @@ print(f"\nHit benchmark: {rounds} interleaved rounds x {duration}s, wrk -t1 -c{c
       "time per request)\n")
 print(f"{'size':>7} {'server':>11} {'req/s':>10} {'p99 ms':>8} {'CPU us/req':>11} {'errors':>7} {'vs varnish':>11}")
 failed = False
-for kb in (1, 16, 256):
+for kb in sorted({k for k, _ in data}):
     base = statistics.median(x[0] for x in data[(kb, "varnish")])
-    for s in ("tern", "tern+log", "varnish", "nginx", "nginx-files"):
+    for s in servers:
         if (kb, s) not in data: continue
         xs = data[(kb, s)]
         rps = statistics.median(x[0] for x in xs)

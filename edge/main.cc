@@ -1,6 +1,8 @@
 // tern-edge: wiring only. Reads the configuration, opens the cache tiers,
 // starts the server and waits for SIGTERM/SIGINT to stop gracefully.
 
+#include <sys/resource.h>
+
 #include <signal.h>
 
 #include <unistd.h>
@@ -42,6 +44,9 @@ Config makeConfig() {
   c.add({"cache.memory_budget", "256MiB", "bytes kept in memory at most"});
   c.add({"cache.max_object_size", "64MiB", "larger responses are served but not stored"});
   c.add({"cache.memory_max_object_size", "8MiB", "larger objects stay on disk only"});
+  c.add({"cache.sendfile_min_size", "1MiB",
+         "memory-tier bodies at least this large are kept in sealed in-memory files and sent "
+         "with sendfile(2) over plain HTTP/1.1 (0: never)"});
   c.add({"cache.max_variants", "32", "Vary variants kept per URL"});
   c.add({"cache.min_free_disk", "64MiB", "stop writing when the disk has less free space"});
   c.add({"cache.disk_nonblocking_reads", "true",
@@ -92,6 +97,9 @@ Config makeConfig() {
   c.add({"purge.token", "",
          "optional: a PURGE must also carry this bearer token (the caller's own token is what "
          "the coordinator checks)"});
+  c.add({"server.phase_metrics", "true",
+         "per-phase histograms of every request (tern_edge_phase_seconds: lookup, origin, "
+         "total); off, a request reads no clock for them"});
   c.add({"server.server_timing", "false",
          "a Server-Timing header on every response: lookup, origin and total time in ms"});
   c.add({"server.debug_token", "",
@@ -251,6 +259,20 @@ void reload(int argc, char** argv, Config* running, server::EdgeServer* server,
   TERN_LOG(kInfo, "configuration reloaded", {{"changed", changed.empty() ? "nothing" : changed}});
 }
 
+// Raises this process's limit of open descriptors to the most it may have
+// (as nginx's worker_rlimit_nofile or Go's runtime do: the soft limit of a
+// shell is often 1,024, too few for a busy edge); returns the limit now.
+uint64_t openFileLimit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return 1024;
+  if (lim.rlim_cur < lim.rlim_max) {
+    rlimit raised = lim;
+    raised.rlim_cur = lim.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
+  }
+  return lim.rlim_cur == RLIM_INFINITY ? 1u << 20 : static_cast<uint64_t>(lim.rlim_cur);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -299,6 +321,10 @@ int main(int argc, char** argv) {
   mem.budget_bytes = get(cfg.bytes("cache.memory_budget"));
   mem.max_object_bytes = get(cfg.bytes("cache.memory_max_object_size"));
   mem.max_variants_per_url = disk.max_variants_per_url;
+  mem.file_body_bytes = get(cfg.bytes("cache.sendfile_min_size"));
+  // A quarter of the descriptors for such files, the rest for connections,
+  // origin connections and RocksDB.
+  mem.max_file_bodies = static_cast<size_t>(openFileLimit() / 4);
   cache::TieredStore store(std::make_unique<storage::MemoryStore>(mem), std::move(*rocks),
                            mem.max_object_bytes);
 
@@ -342,6 +368,7 @@ int main(int argc, char** argv) {
   flow.expose_cache_key = get(cfg.boolean("cache.expose_key"));
   flow.max_object_bytes = disk.max_object_bytes;
   flow.server_timing = get(cfg.boolean("server.server_timing"));
+  flow.phase_metrics = get(cfg.boolean("server.phase_metrics"));
   flow.debug_token = cfg.str("server.debug_token");
   flow.policy.stale_on_error_ms = get(cfg.durationMs("cache.stale_on_error"));
   flow.policy.stale_if_error_max_ms = get(cfg.durationMs("cache.stale_if_error_max"));

@@ -33,6 +33,14 @@
 
 namespace tern::storage {
 
+// Bytes of an open file, for sendfile(2). The file stays open, and its
+// bytes unchanged (sealed), for as long as the reader that gave it lives.
+struct FileRegion {
+  int fd = -1;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+
 // Streams a stored body chunk by chunk.
 class BodyReader {
  public:
@@ -45,6 +53,13 @@ class BodyReader {
   // or the body has ended. A caller on an event loop may then make it
   // inline instead of handing it to a thread that may block.
   virtual bool nextIsInMemory() const = 0;
+  // When the rest of the body lies in a file (a large body of the memory
+  // tier): fills `out` with it and moves the reader to the end of the body.
+  // False (and nothing moved) when it does not.
+  virtual bool takeFile(FileRegion* out) {
+    (void)out;
+    return false;
+  }
 };
 
 // Writes one object. Nothing is visible to lookups until commit().

@@ -50,6 +50,9 @@ class StoredSource final : public BodySource {
     if (blocking_ && !r->nextIsInMemory()) return std::nullopt;
     return r->next();
   }
+  bool takeFile(storage::FileRegion* out) override {
+    return (owned_ ? owned_.get() : reader_.get())->takeFile(out);
+  }
 
  private:
   std::unique_ptr<storage::BodyReader> owned_;   // until a read goes to the pool
@@ -145,6 +148,18 @@ class RangeSource final : public BodySource {
       uint64_t to = std::min(end, last_ + 1) - start;
       done(c.substr(from, to - from));
     });
+  }
+  // Untouched so far and the rest of the inner body in a file: the range of it.
+  bool takeFile(storage::FileRegion* out) override {
+    if (pos_ != 0 || !inner_->takeFile(out)) return false;
+    if (first_ >= out->length) {  // (the range lies past the end: nothing)
+      out->length = 0;
+    } else {
+      out->offset += first_;
+      out->length = std::min(out->length - first_, last_ - first_ + 1);
+    }
+    pos_ = last_ + 1;
+    return true;
   }
 
  private:

@@ -29,6 +29,13 @@ class BodySource {
   // (a body in memory, a chunk read ahead), as next() would give it;
   // nullopt: nothing taken, call next(). Saves the callback on a hit.
   virtual std::optional<Result<std::string_view>> tryNext() { return std::nullopt; }
+  // When the rest of the body lies in a file (a large memory-tier body):
+  // fills `out` with it, for sendfile(2), and the source is at its end.
+  // The file stays valid while the source lives. False: read on.
+  virtual bool takeFile(storage::FileRegion* out) {
+    (void)out;
+    return false;
+  }
 };
 
 std::unique_ptr<BodySource> stringSource(std::string body);

@@ -284,7 +284,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   // ---- kLookup ----
   void lookup() {
     enter(Phase::kLookup);
-    if (lookup_start_us_ == 0) lookup_start_us_ = steadyNowUs();
+    if (timed_ && lookup_start_us_ == 0) lookup_start_us_ = steadyNowUs();
     lookup_seq_ = ctx_.store->appliedSeq();
     auto r = ctx_.store->lookupMemory(key_);
     if (r.ok()) return found(std::move(*r), false);
@@ -465,7 +465,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   // ---- kFetch ----
   void fetch(bool revalidation) {
     enter(Phase::kFetch);
-    if (origin_start_us_ == 0) origin_start_us_ = steadyNowUs();
+    if (timed_ && origin_start_us_ == 0) origin_start_us_ = steadyNowUs();
     // Fenced, a purge may have completed without this edge: a fetch already
     // in flight may carry what it removed. Only a fetch of our own is safe.
     if (ctx_.config.lease && !ctx_.config.serve_stale_when_fenced &&
@@ -813,7 +813,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     enter(Phase::kPass);
     ctx_.metrics->passes.inc();
     status_.fwd = "request";
-    origin_start_us_ = steadyNowUs();
+    if (timed_) origin_start_us_ = steadyNowUs();
     auto inflight = std::make_shared<Inflight>();
     auto reader = std::make_shared<Inflight::Reader>(inflight->read());
     startOrigin(inflight, "", false, /*pass=*/true);
@@ -826,7 +826,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
       bool done = inflight->finished(&st);
       if (!head && !done) return;
       *fired = true;
-      self->origin_us_ = steadyNowUs() - self->origin_start_us_;
+      if (self->timed_) self->origin_us_ = steadyNowUs() - self->origin_start_us_;
       if (!head) {
         reader->release();
         return self->error(st.code() == StatusCode::kTimeout ? 504 : 502, st.message());
@@ -943,13 +943,16 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   // histograms, and a Server-Timing header (RFC: W3C Server Timing) when the
   // configuration or the request's debug token asks for it.
   void timePhases(http::Fields* headers) {
+    if (!timed_) return;
     const int64_t total_us = steadyNowUs() - received_us_;
-    auto& m = *ctx_.metrics;
-    if (lookup_us_ >= 0) m.phase_lookup.observe(static_cast<double>(lookup_us_) / 1e6);
-    if (origin_us_ >= 0) m.phase_origin.observe(static_cast<double>(origin_us_) / 1e6);
-    // (A PURGE waits for the coordinator, maybe for every edge: not a
-    // request's time to serve.)
-    if (req_->method != "PURGE") m.phase_total.observe(static_cast<double>(total_us) / 1e6);
+    if (ctx_.config.phase_metrics) {
+      auto& m = *ctx_.metrics;
+      if (lookup_us_ >= 0) m.phase_lookup.observe(static_cast<double>(lookup_us_) / 1e6);
+      if (origin_us_ >= 0) m.phase_origin.observe(static_cast<double>(origin_us_) / 1e6);
+      // (A PURGE waits for the coordinator, maybe for every edge: not a
+      // request's time to serve.)
+      if (req_->method != "PURGE") m.phase_total.observe(static_cast<double>(total_us) / 1e6);
+    }
     bool wanted = ctx_.config.server_timing;
     if (!wanted && !ctx_.config.debug_token.empty()) {
       auto token = http::findField(req_->headers, "tern-debug");
@@ -972,7 +975,11 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   FlowContext& ctx_;
   std::shared_ptr<Request> req_;
   std::shared_ptr<Responder> resp_;
-  const int64_t received_us_ = steadyNowUs();
+  // Whether this request's phases are timed (metrics, or Server-Timing
+  // that may be asked for); a request that is not reads no clock for them.
+  const bool timed_ =
+      ctx_.config.phase_metrics || ctx_.config.server_timing || !ctx_.config.debug_token.empty();
+  const int64_t received_us_ = timed_ ? steadyNowUs() : 0;
   int64_t lookup_start_us_ = 0;
   int64_t lookup_us_ = -1;  // -1: no lookup (or not done)
   int64_t origin_start_us_ = 0;

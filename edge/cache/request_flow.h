@@ -107,6 +107,9 @@ struct FlowConfig {
   // carries "Tern-Debug: <debug_token>" (empty: never per request).
   bool server_timing = false;
   std::string debug_token;
+  // Per-phase histograms (tern_edge_phase_seconds). With these off and no
+  // Server-Timing asked for, a request reads no clock for its phases.
+  bool phase_metrics = true;
   // RFC 9875 Cache-Group-Invalidation on a response to an unsafe request:
   // called (on the blocking pool) with the groups to mark stale. With a
   // coordinator it is a global soft purge of those keys; standalone, local.

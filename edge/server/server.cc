@@ -1,6 +1,7 @@
 #include "edge/server/server.h"
 
 #include <openssl/ssl.h>
+#include <sys/sendfile.h>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/socket_base.hpp>
@@ -338,6 +339,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
                                });
     }
     body_ = std::move(body);
+    if constexpr (!kTls) {
+      if (body_->takeFile(&file_)) return sendFile(keep, status);
+    }
     pull([self, keep, status](Result<std::string_view> chunk) {
       if (!chunk.ok()) {
         TERN_LOG(kWarn, "response body failed", {{"reason", chunk.status().toString()}});
@@ -353,6 +357,66 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
                           if (last) return self->finished(keep, status);
                           self->pumpRaw(keep, status);
                         });
+    });
+  }
+
+  // A body in a file (a large memory-tier body, kept in a sealed memfd):
+  // the head, then sendfile(2) from the page cache, no copy through user
+  // space. Waits for the socket when it is full; the body timeout runs from
+  // each bit of progress; a turn sends at most kFileTurnBytes, then lets the
+  // loop's other connections go first.
+  void sendFile(bool keep, int status) {
+    auto self = this->shared_from_this();
+    asio::async_write(stream_, asio::buffer(head_),
+                      [self, keep, status](beast::error_code ec, size_t) {
+                        if (ec) return self->close();
+                        self->pumpFile(keep, status);
+                      });
+  }
+
+  void pumpFile(bool keep, int status) {
+    auto& sock = lowest().socket();
+    beast::error_code ec;
+    sock.native_non_blocking(true, ec);
+    if (ec) return close();
+    uint64_t turn = 0;
+    while (file_.length > 0) {
+      if (turn >= kFileTurnBytes) {
+        return asio::post(sock.get_executor(), [self = this->shared_from_this(), keep, status] {
+          self->pumpFile(keep, status);
+        });
+      }
+      off_t offset = static_cast<off_t>(file_.offset);
+      const ssize_t n = ::sendfile(sock.native_handle(), file_.fd, &offset,
+                                   static_cast<size_t>(std::min(file_.length, kFileTurnBytes)));
+      if (n > 0) {
+        file_.offset += static_cast<uint64_t>(n);
+        file_.length -= static_cast<uint64_t>(n);
+        bytes_ += static_cast<uint64_t>(n);
+        turn += static_cast<uint64_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return waitToSendFile(keep, status);
+      return close();  // the peer is gone (or the file ended early: never, it is sealed)
+    }
+    if (file_timer_) file_timer_->cancel();
+    finished(keep, status);
+  }
+
+  void waitToSendFile(bool keep, int status) {
+    if (const int64_t t = srv_.live.body_timeout_ms.load(std::memory_order_relaxed); t > 0) {
+      if (!file_timer_) file_timer_.emplace(loop_.ioc);
+      file_timer_->expires_after(std::chrono::milliseconds(t));
+      file_timer_->async_wait([weak = this->weak_from_this()](beast::error_code ec) {
+        auto self = weak.lock();
+        if (!ec && self) self->lowest().close();  // the client stopped reading
+      });
+    }
+    lowest().socket().async_wait(tcp::socket::wait_write, [self = this->shared_from_this(), keep,
+                                                           status](beast::error_code ec) {
+      if (ec) return self->close();
+      self->pumpFile(keep, status);
     });
   }
 
@@ -665,9 +729,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
   bool http10_ = false;
   std::deque<std::shared_ptr<std::string>> interim_queue_;  // the first is being written
   std::function<void()> deferred_;
-  http::RequestHead head_in_;                // the request head being checked (views)
-  std::string head_;                         // the response head being written
-  std::unique_ptr<cache::BodySource> body_;  // the body being written (respondFramed)
+  http::RequestHead head_in_;                     // the request head being checked (views)
+  std::string head_;                              // the response head being written
+  std::unique_ptr<cache::BodySource> body_;       // the body being written (respondFramed)
+  storage::FileRegion file_;                      // what is left of a body sent from a file
+  std::optional<asio::steady_timer> file_timer_;  // the body timeout while sendfile waits
+  static constexpr uint64_t kFileTurnBytes = 2 << 20;
   std::string client_ip_, method_, target_, host_, cache_status_;
   uint64_t bytes_ = 0;
   int64_t started_us_ = 0;

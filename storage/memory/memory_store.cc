@@ -1,6 +1,11 @@
 #include "storage/memory/memory_store.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 
 #include "common/hash.h"
 #include "storage/format/codec.h"
@@ -10,9 +15,29 @@ namespace tern::storage {
 
 namespace fmt = format;
 
+// A body kept in a sealed memfd and mapped read-only (see
+// MemoryStoreOptions::file_body_bytes). Closed when the last object version
+// or reader holding it is gone; a sendfile(2) still under way keeps its
+// pages, which nobody can change (the file is sealed).
+struct FileBody {
+  int fd = -1;
+  const char* data = nullptr;
+  size_t size = 0;
+  std::atomic<size_t>* count = nullptr;  // the store's live file bodies
+  FileBody() = default;
+  FileBody(const FileBody&) = delete;
+  FileBody& operator=(const FileBody&) = delete;
+  ~FileBody() {
+    if (data != nullptr) ::munmap(const_cast<char*>(data), size);
+    if (fd >= 0) ::close(fd);
+    if (count != nullptr) count->fetch_sub(1);
+  }
+};
+
 struct MemoryStore::Object {
   EntryMeta meta;
-  std::vector<std::string> chunks;
+  std::vector<std::string> chunks;          // the body, unless it is in `file`
+  std::shared_ptr<const FileBody> file;     // a large body (file_body_bytes)
   uint64_t bytes = 0;                       // accounted size
   std::atomic<bool> stale{false};           // set by a soft purge
   std::atomic<uint64_t> judged_version{0};  // filter version it was last judged at
@@ -35,19 +60,61 @@ std::string_view urlPart(std::string_view meta_key) {
   return b == std::string_view::npos ? meta_key : meta_key.substr(0, b + 1);
 }
 
+// Copies `chunks` into a sealed memfd mapped read-only, counted in `count`
+// while it lives; null when the system refuses (no memfd, no descriptor
+// left, no memory): the caller keeps the chunks.
+std::shared_ptr<const FileBody> toFileBody(const std::vector<std::string>& chunks, size_t size,
+                                           std::atomic<size_t>* count) {
+  auto body = std::make_shared<FileBody>();
+  body->fd = ::memfd_create("tern-body", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (body->fd < 0) return nullptr;
+  for (const auto& c : chunks) {
+    size_t done = 0;
+    while (done < c.size()) {
+      ssize_t n = ::write(body->fd, c.data() + done, c.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return nullptr;
+      done += static_cast<size_t>(n);
+    }
+  }
+  if (::fcntl(body->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0)
+    return nullptr;
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, body->fd, 0);
+  if (map == MAP_FAILED) return nullptr;
+  body->data = static_cast<const char*>(map);
+  body->size = size;
+  body->count = count;
+  return body;
+}
+
 class MemoryBodyReader final : public BodyReader {
  public:
-  explicit MemoryBodyReader(std::shared_ptr<const MemoryStore::Object> object)
-      : object_(std::move(object)) {}
+  MemoryBodyReader(std::shared_ptr<const MemoryStore::Object> object, size_t chunk_bytes)
+      : object_(std::move(object)), chunk_bytes_(chunk_bytes) {}
   Result<std::string_view> next() override {
+    if (const FileBody* f = object_->file.get()) {
+      const size_t n = std::min(chunk_bytes_, f->size - pos_);
+      std::string_view v(f->data + pos_, n);
+      pos_ += n;
+      return v;
+    }
     if (index_ >= object_->chunks.size()) return std::string_view();
     return std::string_view(object_->chunks[index_++]);
   }
   bool nextIsInMemory() const override { return true; }
+  bool takeFile(FileRegion* out) override {
+    const FileBody* f = object_->file.get();
+    if (f == nullptr) return false;
+    *out = {f->fd, pos_, f->size - pos_};
+    pos_ = f->size;
+    return true;
+  }
 
  private:
   std::shared_ptr<const MemoryStore::Object> object_;
-  size_t index_ = 0;
+  size_t chunk_bytes_;
+  size_t index_ = 0;  // chunks
+  size_t pos_ = 0;    // file
 };
 
 }  // namespace
@@ -87,6 +154,22 @@ class MemoryObjectWriter final : public ObjectWriter {
     object_->meta.body_size = size_;
     object_->meta.body_hash = hasher_.digest();
     object_->bytes = accountedBytes(meta_key_, object_->meta);
+    const MemoryStoreOptions& o = store_->options_;
+    if (o.file_body_bytes > 0 && size_ >= o.file_body_bytes) {
+      // A place among the files first (over the cap: kept as chunks).
+      std::atomic<size_t>& files = store_->file_bodies_;
+      if (files.fetch_add(1) < o.max_file_bodies) {
+        if (auto file = toFileBody(object_->chunks, size_, &files)) {
+          object_->file = std::move(file);
+          object_->chunks.clear();
+          object_->chunks.shrink_to_fit();
+        } else {
+          files.fetch_sub(1);
+        }
+      } else {
+        files.fetch_sub(1);
+      }
+    }
     return store_->commit(meta_key_, std::move(object_));
   }
   void abort() override {
@@ -165,7 +248,7 @@ Result<LookupResult> MemoryStore::lookup(const ObjectKey& key) {
   out.meta = std::shared_ptr<const EntryMeta>(object, &object->meta);  // no copy
   out.must_revalidate = object->meta.stale || object->stale.load();
   if (object->meta.kind == EntryKind::kResponse)
-    out.body = std::make_unique<MemoryBodyReader>(object);
+    out.body = std::make_unique<MemoryBodyReader>(object, options_.chunk_bytes);
   return out;
 }
 
@@ -283,6 +366,7 @@ Status MemoryStore::updateMeta(const ObjectKey& key, EntryMeta meta) {
   if (verdict != PurgeVerdict::kValid) meta.stale = true;
   updated->meta = std::move(meta);
   updated->chunks = old.chunks;
+  updated->file = old.file;  // (the same sealed file: nothing copied)
   updated->bytes = accountedBytes(meta_key, updated->meta);
   updated->judged_version = version;
   bytes_ += static_cast<int64_t>(updated->bytes) - static_cast<int64_t>(old.bytes);

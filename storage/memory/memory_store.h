@@ -34,6 +34,13 @@ struct MemoryStoreOptions {
   uint64_t budget_bytes = 256ULL << 20;
   uint64_t max_object_bytes = 8ULL << 20;
   uint32_t chunk_bytes = 64 * 1024;
+  // Bodies of at least this many bytes are kept in an anonymous in-memory
+  // file (memfd, sealed), mapped for reading, so that a session can send
+  // them with sendfile(2): no copy through user space (0: never).
+  uint64_t file_body_bytes = 0;
+  // At most this many such files at once (each is an open descriptor);
+  // beyond, bodies are kept as chunks.
+  size_t max_file_bodies = 1024;
   size_t max_variants_per_url = 32;
   EvictionKind eviction = EvictionKind::kTinyLfu;
   bool background = true;
@@ -91,6 +98,7 @@ class MemoryStore final : public ObjectStore {
   std::atomic<int64_t> bytes_{0};
   std::atomic<int64_t> objects_{0};
   std::atomic<uint64_t> evictions_{0};
+  std::atomic<size_t> file_bodies_{0};  // memfd bodies alive
 
   std::mutex sweep_mu_;
   std::mutex bg_mu_;

@@ -30,14 +30,17 @@ struct Impl {
 };
 void PrintTo(const Impl& impl, std::ostream* os) { *os << impl.name; }
 
-Impl memoryImpl() {
-  return {"memory", [](const std::string&, Limits l) -> std::unique_ptr<ObjectStore> {
+// `file_body_bytes`: bodies of at least that size in sealed memfds (0: none).
+Impl memoryImpl(std::string name = "memory", uint64_t file_body_bytes = 0) {
+  return {std::move(name),
+          [file_body_bytes](const std::string&, Limits l) -> std::unique_ptr<ObjectStore> {
             MemoryStoreOptions o;
             o.budget_bytes = l.budget;
             o.max_object_bytes = l.max_object;
             o.chunk_bytes = l.chunk;
             o.max_variants_per_url = l.max_variants;
             o.background = false;
+            o.file_body_bytes = file_body_bytes;
             return std::make_unique<MemoryStore>(o);
           }};
 }
@@ -563,7 +566,8 @@ TEST_P(ObjectStoreConformance, ConcurrentReadersWritersAndPurges) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, ObjectStoreConformance,
-                         ::testing::Values(memoryImpl(), rocksImpl()),
+                         ::testing::Values(memoryImpl(), memoryImpl("memory_files", 1),
+                                           rocksImpl()),
                          [](const auto& p) { return p.param.name; });
 
 }  // namespace
