@@ -44,7 +44,7 @@ Config makeConfig() {
   c.add({"cache.memory_budget", "256MiB", "bytes kept in memory at most"});
   c.add({"cache.max_object_size", "64MiB", "larger responses are served but not stored"});
   c.add({"cache.memory_max_object_size", "8MiB", "larger objects stay on disk only"});
-  c.add({"cache.sendfile_min_size", "1MiB",
+  c.add({"cache.sendfile_min_size", "256KiB",
          "memory-tier bodies at least this large are kept in sealed in-memory files and sent "
          "with sendfile(2) over plain HTTP/1.1 (0: never)"});
   c.add({"cache.max_variants", "32", "Vary variants kept per URL"});

@@ -406,7 +406,7 @@ TEST_F(EdgeTest, SlowClientIsTimedOut) {
   EXPECT_EQ(get("/after").body, "up");
 }
 
-// A memory-tier body of at least cache.sendfile_min_size (1 MiB) is kept in
+// A memory-tier body of at least cache.sendfile_min_size (256 KiB) is kept in
 // a sealed memfd and sent with sendfile(2) over plain HTTP/1.1: whole, in
 // ranges, back to back on one connection; over TLS it is read as bytes.
 TEST_F(EdgeTest, LargeMemoryBodiesAreSentFromSealedFiles) {
