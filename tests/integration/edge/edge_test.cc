@@ -504,6 +504,33 @@ TEST_F(EdgeTest, AClientThatStopsReadingAFileBodyIsCutOff) {
   EXPECT_EQ(get("/huge").body.size(), huge.size());
 }
 
+// A request head lives in an arena of its connection (1 KiB, then the
+// heap), emptied between requests: heads small and large, one after the
+// other on one connection, each arrive whole at the origin.
+TEST_F(EdgeTest, RequestHeadsOfAnySizeOnOneConnection) {
+  origin_.set("/h1", resp("1", {}));
+  origin_.set("/h2", resp("2", {}));
+  origin_.set("/h3", resp("3", {}));
+  std::string big(2000, 'b'), bigger(3000, 'c');  // (the test origin takes 8 KiB)
+  for (size_t i = 0; i < big.size(); i += 7) big[i] = static_cast<char>('a' + i % 26);
+  std::string out = rawExchange(
+      edge_->port(), "GET /h1 HTTP/1.1\r\nHost: a\r\nX-Big: " + big + "\r\nX-More: " + bigger +
+                         "\r\n\r\n"
+                         "GET /h2 HTTP/1.1\r\nHost: a\r\nX-Small: s\r\n\r\n"
+                         "GET /h3 HTTP/1.1\r\nHost: a\r\nX-Big: " +
+                         big + "\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(out.find("\r\n\r\n1"), std::string::npos) << out.substr(0, 300);
+  EXPECT_NE(out.find("\r\n\r\n2"), std::string::npos);
+  EXPECT_NE(out.find("\r\n\r\n3"), std::string::npos);
+  std::map<std::string, std::map<std::string, std::string>> seen;
+  for (auto& r : origin_.requests()) seen[r.target] = r.headers;
+  EXPECT_EQ(seen["/h1"]["x-big"], big);
+  EXPECT_EQ(seen["/h1"]["x-more"], bigger);
+  EXPECT_EQ(seen["/h2"]["x-small"], "s");
+  EXPECT_EQ(seen["/h2"].count("x-big"), 0u);
+  EXPECT_EQ(seen["/h3"]["x-big"], big);
+}
+
 TEST_F(EdgeTest, PipelinedRequestsAnsweredInOrder) {
   origin_.set("/one", resp("1", {{"Cache-Control", "max-age=60"}}));
   origin_.set("/two", resp("22", {{"Cache-Control", "max-age=60"}}));
