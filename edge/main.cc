@@ -7,7 +7,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <set>
 
@@ -273,6 +275,13 @@ uint64_t openFileLimit() {
   return lim.rlim_cur == RLIM_INFINITY ? 1u << 20 : static_cast<uint64_t>(lim.rlim_cur);
 }
 
+// The most memory mappings this process may have (vm.max_map_count).
+uint64_t mapCountLimit() {
+  std::ifstream f("/proc/sys/vm/max_map_count");
+  uint64_t n = 0;
+  return (f >> n) && n > 0 ? n : 65530;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -322,9 +331,10 @@ int main(int argc, char** argv) {
   mem.max_object_bytes = get(cfg.bytes("cache.memory_max_object_size"));
   mem.max_variants_per_url = disk.max_variants_per_url;
   mem.file_body_bytes = get(cfg.bytes("cache.sendfile_min_size"));
-  // A quarter of the descriptors for such files, the rest for connections,
-  // origin connections and RocksDB.
-  mem.max_file_bodies = static_cast<size_t>(openFileLimit() / 4);
+  // Each such file is a descriptor and a mapping: a quarter of either limit
+  // at most, the rest for connections, origin connections, RocksDB and the
+  // heap's own mappings.
+  mem.max_file_bodies = static_cast<size_t>(std::min(openFileLimit(), mapCountLimit()) / 4);
   cache::TieredStore store(std::make_unique<storage::MemoryStore>(mem), std::move(*rocks),
                            mem.max_object_bytes);
 
