@@ -152,11 +152,9 @@ using storage::ObjectKey;
 // was stored, or (a record written before that was kept) parsed now.
 http::ResponseFreshness freshnessOf(const EntryMeta& m, const http::CachePolicy& policy) {
   const storage::StoredFreshness& k = m.freshness;
-  if (!k.known) {
-    http::ResponseFreshness f =
-        http::responseFreshness(m.status, m.headers, m.request_time_ms, m.response_time_ms, policy);
-    if (m.freshness_lifetime_ms >= 0) f.lifetime_ms = m.freshness_lifetime_ms;
-    return f;
+  if (!k.known) {  // (its stored lifetime may predate a 304 that changed it: not read)
+    return http::responseFreshness(m.status, m.headers, m.request_time_ms, m.response_time_ms,
+                                   policy);
   }
   http::ResponseFreshness f;
   f.lifetime_ms = std::max<int64_t>(0, m.freshness_lifetime_ms);

@@ -74,9 +74,10 @@ int64_t unzigzag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cas
 
 constexpr size_t kMaxListItems = 1 << 16;
 
-// Sections after the tag list: tag, then length-prefixed bytes. A reader
-// skips the sections it does not know, so a record stays readable by the
-// version before the one that added a section.
+// Sections after the tag list (format version 2): tag, then length-prefixed
+// bytes. A reader skips sections it does not know, and the fields it does
+// not know at the end of a section it knows: sections are append-only, so
+// a later version adds sections or fields without a new format version.
 constexpr uint64_t kSectionFreshness = 1;
 
 std::string encodeFreshness(const StoredFreshness& f) {
@@ -93,10 +94,7 @@ std::string encodeFreshness(const StoredFreshness& f) {
 bool decodeFreshness(std::string_view data, StoredFreshness* f) {
   Reader in(data);
   uint64_t age, flags, swr, sie;
-  if (!in.varint(&age) || !in.varint(&flags) || !in.varint(&swr) || !in.varint(&sie) ||
-      !in.done()) {
-    return false;
-  }
+  if (!in.varint(&age) || !in.varint(&flags) || !in.varint(&swr) || !in.varint(&sie)) return false;
   f->known = true;
   f->initial_age_ms = unzigzag(age);
   f->no_cache = (flags & 1) != 0;
@@ -258,7 +256,7 @@ Result<MetaRecord> decodeMeta(std::string_view data) {
   uint32_t magic, sum;
   std::memcpy(&magic, data.data(), 4);
   std::memcpy(&sum, data.data() + 4, 4);
-  if (magic != kMetaMagic) return Status::corruption("bad metadata magic");
+  if (magic != kMetaMagic && magic != kMetaMagicV1) return Status::corruption("bad metadata magic");
   std::string_view body = data.substr(8);
   if (checksum32(body) != sum) return Status::corruption("metadata checksum mismatch");
 
@@ -291,6 +289,9 @@ Result<MetaRecord> decodeMeta(std::string_view data) {
   for (auto& t : m.tags) {
     if (!in.bytes(&t)) return Status::corruption("malformed tag list");
   }
+  // (A record of version 1 ends with its tags.)
+  if (magic == kMetaMagicV1 && !in.done())
+    return Status::corruption("trailing bytes in metadata record");
   while (!in.done()) {
     uint64_t section;
     std::string payload;

@@ -8,9 +8,13 @@
 
 namespace tern::storage::format {
 
-inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kFormatVersion = 2;
+// The oldest version this one reads (and upgrades in place): a store of
+// version 1 holds records of version 1, which stay readable, and new ones.
+inline constexpr uint32_t kOldestReadableVersion = 1;
 // Written first in every metadata record: "TRN" + version.
 inline constexpr uint32_t kMetaMagic = 0x54524e00u | kFormatVersion;
+inline constexpr uint32_t kMetaMagicV1 = 0x54524e01u;
 
 // Column families.
 inline constexpr std::string_view kMetaFamily = "meta";

@@ -459,8 +459,20 @@ Status RocksStore::load() {
         fromRocks(db_->Put(wo, sys_, fmt::kFormatKey, fmt::encodeFixed64(fmt::kFormatVersion))));
   } else if (!s.ok()) {
     return fromRocks(s);
-  } else if (!fmt::decodeFixed64(v, &x) || x != fmt::kFormatVersion) {
+  } else if (!fmt::decodeFixed64(v, &x) || x < fmt::kOldestReadableVersion ||
+             x > fmt::kFormatVersion) {
     return Status::corruption("unsupported store format version");
+  } else if (x != fmt::kFormatVersion) {
+    // An older store: its records stay readable; it is marked with this
+    // version, since the records written from now on are of this version
+    // (a release that knows only the older one then moves it aside instead
+    // of misreading them).
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    TERN_RETURN_IF_ERROR(
+        fromRocks(db_->Put(wo, sys_, fmt::kFormatKey, fmt::encodeFixed64(fmt::kFormatVersion))));
+    TERN_LOG(kInfo, "store format upgraded",
+             {{"from", std::to_string(x)}, {"to", std::to_string(fmt::kFormatVersion)}});
   }
 
   auto readU64 = [&](std::string_view key, uint64_t* out) -> Status {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "common/hash.h"
 #include "storage/format/format.h"
 
@@ -54,6 +56,24 @@ TEST(CodecTest, FreshnessSectionRoundTripsAndIsOptional) {
   ASSERT_TRUE(decoded.ok());
   EXPECT_EQ(decoded->meta.freshness, r.meta.freshness);
 
+  // Fields a later version appends to a known section: skipped.
+  {
+    std::string enc2 = encodeMeta(r);
+    std::string body2 = enc2.substr(8);
+    // The freshness section is the last thing: its length byte, then payload.
+    const size_t payload = body2.size() - 4;  // 4 one-byte varints here
+    ASSERT_EQ(static_cast<unsigned char>(body2[payload - 1]), 4u);
+    body2[payload - 1] = 6;
+    body2.append("\x01\x02", 2);
+    std::string longer = enc2.substr(0, 4);
+    uint32_t s2 = checksum32(body2);
+    longer.append(reinterpret_cast<const char*>(&s2), 4);
+    longer.append(body2);
+    auto d = decodeMeta(longer);
+    ASSERT_TRUE(d.ok()) << d.status().toString();
+    EXPECT_EQ(d->meta, r.meta);
+  }
+
   // A section of an unknown kind after the known ones: skipped.
   std::string enc = encodeMeta(r);
   std::string body = enc.substr(8) + std::string(
@@ -70,15 +90,36 @@ TEST(CodecTest, FreshnessSectionRoundTripsAndIsOptional) {
   EXPECT_EQ(decoded->meta, r.meta);
 }
 
+// A record of version 1 (what the release before sections wrote) reads as
+// it did: no freshness kept, and nothing may follow its tags.
+TEST(CodecTest, RecordsOfVersionOneStayReadable) {
+  MetaRecord r = sample();
+  std::string v1 = encodeMeta(r);
+  const uint32_t magic = kMetaMagicV1;
+  std::memcpy(v1.data(), &magic, 4);  // (the checksum covers what follows)
+  auto d = decodeMeta(v1);
+  ASSERT_TRUE(d.ok()) << d.status().toString();
+  EXPECT_EQ(d->meta, r.meta);
+  EXPECT_FALSE(d->meta.freshness.known);
+  r.meta.freshness = {true, 1, false, false, false, false, false, -1, -1};
+  std::string with_section = encodeMeta(r);
+  std::memcpy(with_section.data(), &magic, 4);
+  EXPECT_TRUE(decodeMeta(with_section).status().isCorruption());
+}
+
 TEST(CodecTest, EveryFlippedByteOrTruncationIsDetected) {
-  std::string enc = encodeMeta(sample());
-  for (size_t i = 0; i < enc.size(); ++i) {
-    std::string bad = enc;
-    bad[i] = static_cast<char>(bad[i] ^ 0x5a);
-    EXPECT_FALSE(decodeMeta(bad).ok()) << "byte " << i;
+  MetaRecord with_section = sample();
+  with_section.meta.freshness = {true, 5042, true, false, true, true, false, 30, 86400};
+  for (const MetaRecord& r : {sample(), with_section}) {
+    std::string enc = encodeMeta(r);
+    for (size_t i = 0; i < enc.size(); ++i) {
+      std::string bad = enc;
+      bad[i] = static_cast<char>(bad[i] ^ 0x5a);
+      EXPECT_FALSE(decodeMeta(bad).ok()) << "byte " << i;
+    }
+    for (size_t n = 0; n < enc.size(); ++n) EXPECT_FALSE(decodeMeta(enc.substr(0, n)).ok());
+    EXPECT_FALSE(decodeMeta(enc + "x").ok());
   }
-  for (size_t n = 0; n < enc.size(); ++n) EXPECT_FALSE(decodeMeta(enc.substr(0, n)).ok());
-  EXPECT_FALSE(decodeMeta(enc + "x").ok());
 }
 
 TEST(CodecTest, ChunkChecksum) {

@@ -190,6 +190,30 @@ TEST_F(RocksStoreTest, BrokenStoreIsMovedAsideAndAFreshOneStarts) {
   EXPECT_EQ(get(*st, key("http://a.example/1")), "again");
 }
 
+// A store of format version 1 (records without sections) is read as it is
+// and marked 2; only an unknown version is moved aside.
+TEST_F(RocksStoreTest, AStoreOfVersionOneIsReadAndMarkedTwo) {
+  {
+    auto st = open(opts());
+    ASSERT_TRUE(put(*st, key("http://a.example/old"), "kept").isOk());
+    ASSERT_TRUE(
+        st->putRawForTesting("default", format::kFormatKey, format::encodeFixed64(1)).isOk());
+  }
+  ::testing::internal::CaptureStderr();
+  auto st = open(opts());
+  std::string log = ::testing::internal::GetCapturedStderr();
+  ASSERT_NE(st, nullptr);
+  EXPECT_FALSE(st->openReport().recreated) << log;
+  EXPECT_NE(log.find("store format upgraded"), std::string::npos) << log;
+  EXPECT_EQ(get(*st, key("http://a.example/old")), "kept");
+  st.reset();
+  ::testing::internal::CaptureStderr();
+  st = open(opts());
+  log = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(log.find("store format upgraded"), std::string::npos) << "marked 2 the first time";
+  EXPECT_EQ(get(*st, key("http://a.example/old")), "kept");
+}
+
 TEST_F(RocksStoreTest, UnknownFormatVersionIsMovedAside) {
   {
     auto st = open(opts());
