@@ -23,7 +23,8 @@ class BodySource {
  public:
   virtual ~BodySource() = default;
   // Calls `done` (on the session's loop) with the next chunk, or an empty
-  // view at the end. The view stays valid until the next call.
+  // view at the end. The view stays valid until the next call. `done` may
+  // destroy the source: a source touches nothing of its own after calling it.
   virtual void next(std::function<void(Result<std::string_view>)> done) = 0;
   // The next chunk when it can be had at once, without waiting or blocking
   // (a body in memory, a chunk read ahead), as next() would give it;

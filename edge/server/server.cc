@@ -142,6 +142,7 @@ struct EdgeServer::Impl {
   metrics::Gauge* open_connections = nullptr;
   metrics::Counter* rejected_connections = nullptr;
   metrics::Counter* bad_requests = nullptr;
+  metrics::Counter* sendfile_bytes = nullptr;  // tern_edge_sendfile_bytes_total
   metrics::Counter* connections_h1 = nullptr;  // tern_edge_connections_total{protocol}
   metrics::Counter* connections_h2 = nullptr;
   metrics::Counter* h2_connection_errors = nullptr;
@@ -367,20 +368,30 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
   // space. Waits for the socket when it is full; the body timeout runs from
   // each bit of progress; a turn sends at most kFileTurnBytes, then lets the
   // loop's other connections go first.
+  // (sendfile cannot take MSG_NOSIGNAL: a peer gone while it writes raises
+  // SIGPIPE, which the edge's main ignores.)
   void sendFile(bool keep, int status) {
+    ++file_gen_;
+    auto& sock = lowest().socket();
+    beast::error_code ec;
+    sock.native_non_blocking(true, ec);
+    if (ec) return close();
+    // The head goes with the start of the body (MSG_MORE): one segment.
+    const ssize_t n =
+        ::send(sock.native_handle(), head_.data(), head_.size(), MSG_MORE | MSG_NOSIGNAL);
+    if (n == static_cast<ssize_t>(head_.size())) return pumpFile(keep, status);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return close();
+    const size_t sent = n > 0 ? static_cast<size_t>(n) : 0;
     auto self = this->shared_from_this();
-    asio::async_write(stream_, asio::buffer(head_),
-                      [self, keep, status](beast::error_code ec, size_t) {
-                        if (ec) return self->close();
+    asio::async_write(stream_, asio::buffer(head_.data() + sent, head_.size() - sent),
+                      [self, keep, status](beast::error_code wec, size_t) {
+                        if (wec) return self->close();
                         self->pumpFile(keep, status);
                       });
   }
 
   void pumpFile(bool keep, int status) {
     auto& sock = lowest().socket();
-    beast::error_code ec;
-    sock.native_non_blocking(true, ec);
-    if (ec) return close();
     uint64_t turn = 0;
     while (file_.length > 0) {
       if (turn >= kFileTurnBytes) {
@@ -389,19 +400,22 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
         });
       }
       off_t offset = static_cast<off_t>(file_.offset);
-      const ssize_t n = ::sendfile(sock.native_handle(), file_.fd, &offset,
-                                   static_cast<size_t>(std::min(file_.length, kFileTurnBytes)));
+      const ssize_t n =
+          ::sendfile(sock.native_handle(), file_.fd, &offset,
+                     static_cast<size_t>(std::min(file_.length, kFileTurnBytes - turn)));
       if (n > 0) {
         file_.offset += static_cast<uint64_t>(n);
         file_.length -= static_cast<uint64_t>(n);
         bytes_ += static_cast<uint64_t>(n);
         turn += static_cast<uint64_t>(n);
+        srv_.sendfile_bytes->inc(static_cast<uint64_t>(n));
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return waitToSendFile(keep, status);
       return close();  // the peer is gone (or the file ended early: never, it is sealed)
     }
+    ++file_gen_;  // (a timeout already queued is for a body that is out)
     if (file_timer_) file_timer_->cancel();
     finished(keep, status);
   }
@@ -410,10 +424,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
     if (const int64_t t = srv_.live.body_timeout_ms.load(std::memory_order_relaxed); t > 0) {
       if (!file_timer_) file_timer_.emplace(loop_.ioc);
       file_timer_->expires_after(std::chrono::milliseconds(t));
-      file_timer_->async_wait([weak = this->weak_from_this()](beast::error_code ec) {
-        auto self = weak.lock();
-        if (!ec && self) self->lowest().close();  // the client stopped reading
-      });
+      file_timer_->async_wait(
+          [weak = this->weak_from_this(), gen = file_gen_](beast::error_code ec) {
+            auto self = weak.lock();
+            // The client stopped reading this body (not one sent since).
+            if (!ec && self && self->file_gen_ == gen) self->lowest().close();
+          });
     }
     lowest().socket().async_wait(tcp::socket::wait_write, [self = this->shared_from_this(), keep,
                                                            status](beast::error_code ec) {
@@ -747,6 +763,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
   std::unique_ptr<cache::BodySource> body_;       // the body being written (respondFramed)
   storage::FileRegion file_;                      // what is left of a body sent from a file
   std::optional<asio::steady_timer> file_timer_;  // the body timeout while sendfile waits
+  uint64_t file_gen_ = 0;                         // which file body the timer is for
   static constexpr uint64_t kFileTurnBytes = 2 << 20;
   std::string client_ip_, method_, target_, host_, cache_status_;
   uint64_t bytes_ = 0;
@@ -1067,6 +1084,8 @@ EdgeServer::EdgeServer(ServerConfig config, origin::OriginConfig origins, cache:
                                                    "Connections refused over max_connections");
   impl_->bad_requests = &registry->counter("tern_edge_bad_requests_total",
                                            "Requests rejected as malformed or over limits");
+  impl_->sendfile_bytes = &registry->counter(
+      "tern_edge_sendfile_bytes_total", "Body bytes sent with sendfile(2) from memory-tier files");
   impl_->connections_h1 =
       &registry->counter("tern_edge_connections_total",
                          "Client connections, by the protocol they speak", "protocol=\"h1\"");

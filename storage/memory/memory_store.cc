@@ -23,14 +23,14 @@ struct FileBody {
   int fd = -1;
   const char* data = nullptr;
   size_t size = 0;
-  std::atomic<size_t>* count = nullptr;  // the store's live file bodies
+  std::shared_ptr<std::atomic<size_t>> count;  // the store's live file bodies (it may go first)
   FileBody() = default;
   FileBody(const FileBody&) = delete;
   FileBody& operator=(const FileBody&) = delete;
   ~FileBody() {
     if (data != nullptr) ::munmap(const_cast<char*>(data), size);
     if (fd >= 0) ::close(fd);
-    if (count != nullptr) count->fetch_sub(1);
+    if (count) count->fetch_sub(1);
   }
 };
 
@@ -64,7 +64,7 @@ std::string_view urlPart(std::string_view meta_key) {
 // while it lives; null when the system refuses (no memfd, no descriptor
 // left, no memory): the caller keeps the chunks.
 std::shared_ptr<const FileBody> toFileBody(const std::vector<std::string>& chunks, size_t size,
-                                           std::atomic<size_t>* count) {
+                                           std::shared_ptr<std::atomic<size_t>> count) {
   auto body = std::make_shared<FileBody>();
   body->fd = ::memfd_create("tern-body", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (body->fd < 0) return nullptr;
@@ -83,7 +83,7 @@ std::shared_ptr<const FileBody> toFileBody(const std::vector<std::string>& chunk
   if (map == MAP_FAILED) return nullptr;
   body->data = static_cast<const char*>(map);
   body->size = size;
-  body->count = count;
+  body->count = std::move(count);
   return body;
 }
 
@@ -157,9 +157,9 @@ class MemoryObjectWriter final : public ObjectWriter {
     const MemoryStoreOptions& o = store_->options_;
     if (o.file_body_bytes > 0 && size_ >= o.file_body_bytes) {
       // A place among the files first (over the cap: kept as chunks).
-      std::atomic<size_t>& files = store_->file_bodies_;
+      std::atomic<size_t>& files = *store_->file_bodies_;
       if (files.fetch_add(1) < o.max_file_bodies) {
-        if (auto file = toFileBody(object_->chunks, size_, &files)) {
+        if (auto file = toFileBody(object_->chunks, size_, store_->file_bodies_)) {
           object_->file = std::move(file);
           object_->chunks.clear();
           object_->chunks.shrink_to_fit();

@@ -98,7 +98,8 @@ class MemoryStore final : public ObjectStore {
   std::atomic<int64_t> bytes_{0};
   std::atomic<int64_t> objects_{0};
   std::atomic<uint64_t> evictions_{0};
-  std::atomic<size_t> file_bodies_{0};  // memfd bodies alive
+  // memfd bodies alive (shared with them: a body may outlive the store)
+  std::shared_ptr<std::atomic<size_t>> file_bodies_ = std::make_shared<std::atomic<size_t>>(0);
 
   std::mutex sweep_mu_;
   std::mutex bg_mu_;
