@@ -39,6 +39,15 @@ class EdgeTest : public ::testing::Test {
     edge_ = std::make_unique<EdgeProcess>(dir_.sub("cache"), origin_.url(), std::move(flags));
     ASSERT_TRUE(edge_->ok()) << edge_->log();
   }
+  // An edge with a TLS listener too, on a self-signed certificate made here.
+  void startEdgeWithTls() {
+    const std::string cert = dir_.sub("cert.pem"), key = dir_.sub("key.pem");
+    const std::string cmd =
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -keyout " + key +
+        " -out " + cert + " 2>/dev/null";
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+    startEdge({"--tls.listen", "127.0.0.1:0", "--tls.cert", cert, "--tls.key", key});
+  }
   HttpResponse get(const std::string& target, const HeaderList& h = {}) {
     return httpGet(edge_->port(), target, h);
   }
@@ -413,12 +422,7 @@ TEST_F(EdgeTest, SlowClientIsTimedOut) {
 // a sealed memfd and sent with sendfile(2) over plain HTTP/1.1: whole, in
 // ranges, back to back on one connection; over TLS it is read as bytes.
 TEST_F(EdgeTest, LargeMemoryBodiesAreSentFromSealedFiles) {
-  std::string cert = dir_.sub("cert.pem"), key = dir_.sub("key.pem");
-  std::string cmd =
-      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -keyout " + key +
-      " -out " + cert + " 2>/dev/null";
-  ASSERT_EQ(std::system(cmd.c_str()), 0);
-  startEdge({"--tls.listen", "127.0.0.1:0", "--tls.cert", cert, "--tls.key", key});
+  ASSERT_NO_FATAL_FAILURE(startEdgeWithTls());
   std::string big(3 * 1024 * 1024 + 17, '\0');
   for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 131 + i / 4096) % 251);
   origin_.set("/big", resp(big, {{"Cache-Control", "max-age=60"}}));
@@ -594,12 +598,8 @@ TEST_F(EdgeTest, RestartAfterKillServesHitsFromDisk) {
 }
 
 TEST_F(EdgeTest, TlsAndPlainListenersSideBySide) {
-  std::string cert = dir_.sub("cert.pem"), key = dir_.sub("key.pem");
-  std::string cmd =
-      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -keyout " + key +
-      " -out " + cert + " 2>/dev/null";
-  ASSERT_EQ(std::system(cmd.c_str()), 0);
-  startEdge({"--tls.listen", "127.0.0.1:0", "--tls.cert", cert, "--tls.key", key});
+  ASSERT_NO_FATAL_FAILURE(startEdgeWithTls());
+  const std::string key = dir_.sub("key.pem");
   ASSERT_GT(edge_->tlsPort(), 0) << edge_->log();
   origin_.set("/tls", resp("secure", {{"Cache-Control", "max-age=60"}}));
   auto r = httpsGet(edge_->tlsPort(), "/tls");
