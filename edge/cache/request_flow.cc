@@ -142,6 +142,24 @@ bool allowedTransition(Phase from, Phase to) {
   return false;
 }
 
+bool storedFieldIsSent(std::string_view name) {
+  return !(http::iequals(name, "age") || http::iequals(name, "via") ||
+           http::iequals(name, "content-length") || http::isHopByHop(name) ||
+           http::isSurrogateKeyField(name));
+}
+
+void Responder::respondStored(int status, std::shared_ptr<const storage::EntryMeta> stored,
+                              http::Fields added, std::unique_ptr<BodySource> body,
+                              uint64_t content_length) {
+  http::Fields headers;
+  headers.reserve(stored->headers.size() + added.size());
+  for (const auto& f : stored->headers) {
+    if (storedFieldIsSent(f.name)) headers.push_back(f);
+  }
+  for (auto& f : added) headers.push_back(std::move(f));
+  respond(status, std::move(headers), std::move(body), content_length);
+}
+
 namespace {
 
 using storage::EntryMeta;
@@ -866,17 +884,45 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
 
   // ---- kDeliver ----
   void deliverStored(LookupResult r, bool from_disk) {
-    // The stored fields, or those a 304 just refreshed them with; room for
-    // the fields a response gains on its way out (Age, Via, Cache-Status,
-    // Server-Timing, Content-Range) without a second allocation.
-    http::Fields headers;
-    if (refreshed_fields_) {
-      headers = std::move(*refreshed_fields_);
-    } else {
-      headers.reserve(r.meta->headers.size() + 5);
-      headers.assign(r.meta->headers.begin(), r.meta->headers.end());
+    const std::string age = std::to_string(std::max<int64_t>(0, reuse_.age_ms / 1000));
+    // Fields a 304 just refreshed go out as merged; a 204 has no length.
+    if (refreshed_fields_ || r.meta->status == 204) {
+      http::Fields headers = refreshed_fields_ ? std::move(*refreshed_fields_) : r.meta->headers;
+      http::setField(headers, "Age", age);
+      return deliver(std::move(r), from_disk, std::move(headers));
     }
-    http::setField(headers, "Age", std::to_string(std::max<int64_t>(0, reuse_.age_ms / 1000)));
+    const http::Fields& stored = r.meta->headers;
+    if (http::notModified(req_->method, req_->headers, stored)) {
+      ctx_.metrics->not_modified.inc();
+      http::Fields h = http::headersFor304(stored);
+      h.push_back({"Age", age});
+      return send(304, std::move(h), nullptr, std::nullopt);
+    }
+    // The stored fields go out from the entry itself; only these are added.
+    http::Fields added;
+    added.reserve(5);
+    added.push_back({"Age", age});
+    const uint64_t length = r.meta->body_size;
+    std::unique_ptr<BodySource> body;
+    if (req_->method != "HEAD" && r.body)
+      body = storedSource(std::move(r.body), from_disk, ctx_.loop, ctx_.pool);
+    auto range = http::decideRange(req_->method, req_->headers, stored, length);
+    if (r.meta->status == 200 && range.outcome == http::RangeOutcome::kPartial) {
+      added.push_back({"Content-Range", range.content_range});
+      uint64_t n = range.range.last - range.range.first + 1;
+      return sendStored(206, std::move(r.meta), std::move(added),
+                        rangeSource(std::move(body), range.range.first, range.range.last), n);
+    }
+    if (r.meta->status == 200 && range.outcome == http::RangeOutcome::kUnsatisfiable) {
+      http::Fields h = {{"Content-Range", range.content_range}};
+      return send(416, std::move(h), stringSource(""), 0);
+    }
+    const int status = r.meta->status;
+    sendStored(status, std::move(r.meta), std::move(added), std::move(body), length);
+  }
+
+  // A stored response whose fields are all in `headers` (after a 304).
+  void deliver(LookupResult r, bool from_disk, http::Fields headers) {
     const uint64_t length = r.meta->body_size;
     if (http::notModified(req_->method, req_->headers, headers)) {
       ctx_.metrics->not_modified.inc();
@@ -908,6 +954,21 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     std::string body = std::to_string(code) + " " + why + "\n";
     http::Fields h = {{"Content-Type", "text/plain"}, {"Cache-Control", "no-store"}};
     send(code, std::move(h), stringSource(body), body.size());
+  }
+
+  // A stored response: its fields from the entry (the responder writes
+  // them without a copy), `added` with Via, Cache-Status and the timings.
+  void sendStored(int status, std::shared_ptr<const EntryMeta> meta, http::Fields added,
+                  std::unique_ptr<BodySource> body, uint64_t length) {
+    if (sent_) return;
+    sent_ = true;
+    enter(Phase::kDeliver);
+    if (ctx_.config.expose_cache_key) status_.key = key_.url.toString();
+    std::string via = http::combinedField(meta->headers, "via");
+    added.push_back({"Via", via.empty() ? ctx_.config.via : via + ", " + ctx_.config.via});
+    added.push_back({"Cache-Status", http::formatCacheStatus(status_)});
+    timePhases(&added);
+    resp_->respondStored(status, std::move(meta), std::move(added), std::move(body), length);
   }
 
   void send(int status, http::Fields headers, std::unique_ptr<BodySource> body,

@@ -76,10 +76,22 @@ class Responder {
   // chunked. For HEAD, pass the length of the GET body and a null body.
   virtual void respond(int status, http::Fields headers, std::unique_ptr<BodySource> body,
                        std::optional<uint64_t> content_length) = 0;
+  // A stored response: the fields of `stored` that are sent from the store
+  // (storedFieldIsSent), then `added` (Age, Via, Cache-Status, ...). A
+  // responder that writes the head itself writes them without copying;
+  // this default joins them and calls respond().
+  virtual void respondStored(int status, std::shared_ptr<const storage::EntryMeta> stored,
+                             http::Fields added, std::unique_ptr<BodySource> body,
+                             uint64_t content_length);
   // An interim response (103 Early Hints) ahead of the final one; ignored
   // once the final response has started.
   virtual void interim(int /*status*/, http::Fields /*headers*/) {}
 };
+
+// Whether a field of a stored response goes out as stored on a hit: not
+// the ones the hit writes afresh (Age, Via, Content-Length), nor hop-by-hop
+// or surrogate-key fields (never stored now; a record may predate that).
+bool storedFieldIsSent(std::string_view name);
 
 struct FlowConfig {
   std::string via = "1.1 tern";

@@ -301,6 +301,21 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
                               });
   }
 
+  // A stored response: its fields are written from the entry, no copy.
+  void respondStored(int status, std::shared_ptr<const storage::EntryMeta> stored,
+                     http::Fields added, std::unique_ptr<cache::BodySource> body, uint64_t length) {
+    if (!interim_queue_.empty()) {
+      auto held = std::make_shared<std::unique_ptr<cache::BodySource>>(std::move(body));
+      deferred_ = [this, status, stored = std::move(stored), added = std::move(added), held,
+                   length]() mutable {
+        respondStored(status, std::move(stored), std::move(added), std::move(*held), length);
+      };
+      return;
+    }
+    started_ = true;
+    respondFramed(status, added, std::move(body), length, &stored->headers);
+  }
+
  private:
   // A response whose length is known (or that has no body): the head is
   // formatted once into one buffer and goes out with the first body chunk
@@ -308,8 +323,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
   // Chunked responses take the Beast serializer path above.
   // The head and the body source live in the session (one response at a
   // time), so a response allocates neither a head buffer nor a shared owner.
+  // `stored`: a stored response's fields, written first (those that are sent).
   void respondFramed(int status, const http::Fields& headers,
-                     std::unique_ptr<cache::BodySource> body, std::optional<uint64_t> length) {
+                     std::unique_ptr<cache::BodySource> body, std::optional<uint64_t> length,
+                     const http::Fields* stored = nullptr) {
     const bool keep = keep_alive_ && !srv_.stopping.load();
     std::string& head = head_;
     head.clear();
@@ -318,6 +335,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
     head.append(num, std::to_chars(num, num + sizeof num, status).ptr).push_back(' ');
     head.append(reasonPhrase(status)).append("\r\n");
     const bool logged = srv_.live.access_log.load(std::memory_order_relaxed);
+    if (stored) {
+      for (const auto& f : *stored) {
+        if (!cache::storedFieldIsSent(f.name) || http::hasLineBreak(f.value)) continue;
+        head.append(f.name).append(": ").append(f.value).append("\r\n");
+      }
+    }
     for (const auto& f : headers) {
       if (http::hasLineBreak(f.value)) continue;  // never split a head
       if (logged && f.name == "Cache-Status") cache_status_ = f.value;
@@ -601,6 +624,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
                    std::optional<uint64_t> length) override {
         if (auto s = std::move(session))
           s->respond(status, std::move(headers), std::move(body), length);
+      }
+      void respondStored(int status, std::shared_ptr<const storage::EntryMeta> stored,
+                         http::Fields added, std::unique_ptr<cache::BodySource> body,
+                         uint64_t length) override {
+        if (auto s = std::move(session))
+          s->respondStored(status, std::move(stored), std::move(added), std::move(body), length);
       }
       void interim(int status, http::Fields headers) override {
         if (session) session->interim(status, headers);

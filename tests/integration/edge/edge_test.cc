@@ -546,6 +546,33 @@ TEST_F(EdgeTest, RequestHeadsOfAnySizeOnOneConnection) {
   EXPECT_EQ(seen["/h3"]["x-big"], big);
 }
 
+// A hit's head is written from the stored fields themselves: each field once,
+// Age and Content-Length written afresh, an upstream's Via joined with ours,
+// surrogate keys never sent.
+TEST_F(EdgeTest, AHitsHeadIsTheStoredFieldsWithAgeViaAndCacheStatus) {
+  origin_.set("/up", resp("body", {{"Cache-Control", "max-age=60"},
+                                   {"Age", "5"},
+                                   {"Via", "1.1 upstream"},
+                                   {"Surrogate-Key", "k1 k2"},
+                                   {"X-Custom", "a value longer than fifteen bytes"}}));
+  get("/up");
+  waitForHit([&] { return get("/up"); });
+  std::string out = rawExchange(
+      edge_->port(), "GET /up HTTP/1.1\r\nHost: test.example\r\nConnection: close\r\n\r\n");
+  auto count = [&](std::string_view line) {
+    int n = 0;
+    for (size_t at = out.find(line); at != std::string::npos; at = out.find(line, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("\r\nAge: "), 1) << out;
+  EXPECT_EQ(count("\r\nContent-Length: 4\r\n"), 1) << out;
+  EXPECT_EQ(count("\r\nVia: 1.1 upstream, 1.1 tern\r\n"), 1) << out;
+  EXPECT_EQ(count("\r\nX-Custom: a value longer than fifteen bytes\r\n"), 1) << out;
+  EXPECT_EQ(count("Surrogate-Key"), 0) << out;
+  EXPECT_EQ(count("\r\nCache-Status: tern; hit"), 1) << out;
+  EXPECT_NE(out.find("\r\n\r\nbody"), std::string::npos) << out;
+}
+
 TEST_F(EdgeTest, PipelinedRequestsAnsweredInOrder) {
   origin_.set("/one", resp("1", {{"Cache-Control", "max-age=60"}}));
   origin_.set("/two", resp("22", {{"Cache-Control", "max-age=60"}}));
