@@ -142,24 +142,6 @@ bool allowedTransition(Phase from, Phase to) {
   return false;
 }
 
-bool storedFieldIsSent(std::string_view name) {
-  return !(http::iequals(name, "age") || http::iequals(name, "via") ||
-           http::iequals(name, "content-length") || http::isHopByHop(name) ||
-           http::isSurrogateKeyField(name));
-}
-
-void Responder::respondStored(int status, std::shared_ptr<const storage::EntryMeta> stored,
-                              http::Fields added, std::unique_ptr<BodySource> body,
-                              uint64_t content_length) {
-  http::Fields headers;
-  headers.reserve(stored->headers.size() + added.size());
-  for (const auto& f : stored->headers) {
-    if (storedFieldIsSent(f.name)) headers.push_back(f);
-  }
-  for (auto& f : added) headers.push_back(std::move(f));
-  respond(status, std::move(headers), std::move(body), content_length);
-}
-
 namespace {
 
 using storage::EntryMeta;
