@@ -21,30 +21,40 @@ constexpr const char* kEtcd = "/usr/bin/etcd";
 
 bool etcdAvailable() { return std::filesystem::exists(kEtcd); }
 
-int pickFreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    socklen_t len = sizeof addr;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    port = ntohs(addr.sin_port);
+std::vector<int> pickFreePorts(size_t n) {
+  // All bound at once before any is released: the ports are distinct (one
+  // at a time, the kernel may hand the same one out twice).
+  std::vector<int> fds, ports;
+  for (size_t i = 0; i < n; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    int port = 0;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+      socklen_t len = sizeof addr;
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+      port = ntohs(addr.sin_port);
+    }
+    fds.push_back(fd);
+    ports.push_back(port);
   }
-  ::close(fd);
-  return port;
+  for (int fd : fds) ::close(fd);
+  return ports;
 }
 
+int pickFreePort() { return pickFreePorts(1)[0]; }
+
 EtcdCluster::EtcdCluster(const std::string& dir, int members) {
+  const std::vector<int> ports = pickFreePorts(2 * static_cast<size_t>(members));
   for (int i = 0; i < members; ++i) {
     Member m;
     m.name = "m" + std::to_string(i);
     m.data_dir = dir + "/" + m.name;
     m.log_path = dir + "/" + m.name + ".log";
-    m.client_port = pickFreePort();
-    m.peer_port = pickFreePort();
+    m.client_port = ports[2 * static_cast<size_t>(i)];
+    m.peer_port = ports[2 * static_cast<size_t>(i) + 1];
     std::filesystem::create_directories(dir);
     initial_cluster_ +=
         (i ? "," : "") + m.name + "=http://127.0.0.1:" + std::to_string(m.peer_port);

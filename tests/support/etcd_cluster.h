@@ -43,5 +43,7 @@ class EtcdCluster {
 
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int pickFreePort();
+// `n` distinct free ports (all bound at once, then released).
+std::vector<int> pickFreePorts(size_t n);
 
 }  // namespace tern::testing
