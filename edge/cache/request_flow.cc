@@ -866,14 +866,15 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
 
   // ---- kDeliver ----
   void deliverStored(LookupResult r, bool from_disk) {
-    const std::string age = std::to_string(std::max<int64_t>(0, reuse_.age_ms / 1000));
-    // Fields a 304 just refreshed go out as merged; a 204 has no length.
-    if (refreshed_fields_ || r.meta->status == 204) {
-      http::Fields headers = refreshed_fields_ ? std::move(*refreshed_fields_) : r.meta->headers;
-      http::setField(headers, "Age", age);
-      return deliver(std::move(r), from_disk, std::move(headers));
+    std::shared_ptr<const EntryMeta> meta = std::move(r.meta);
+    if (refreshed_fields_) {  // fields a 304 just refreshed go out as merged
+      auto merged = std::make_shared<EntryMeta>(*meta);
+      merged->headers = std::move(*refreshed_fields_);
+      refreshed_fields_.reset();
+      meta = std::move(merged);
     }
-    const http::Fields& stored = r.meta->headers;
+    const std::string age = std::to_string(std::max<int64_t>(0, reuse_.age_ms / 1000));
+    const http::Fields& stored = meta->headers;
     if (http::notModified(req_->method, req_->headers, stored)) {
       ctx_.metrics->not_modified.inc();
       http::Fields h = http::headersFor304(stored);
@@ -884,47 +885,25 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     http::Fields added;
     added.reserve(5);
     added.push_back({"Age", age});
-    const uint64_t length = r.meta->body_size;
+    const uint64_t length = meta->body_size;
     std::unique_ptr<BodySource> body;
-    if (req_->method != "HEAD" && r.body)
+    if (req_->method != "HEAD" && r.body && meta->status != 204)
       body = storedSource(std::move(r.body), from_disk, ctx_.loop, ctx_.pool);
     auto range = http::decideRange(req_->method, req_->headers, stored, length);
-    if (r.meta->status == 200 && range.outcome == http::RangeOutcome::kPartial) {
+    if (meta->status == 200 && range.outcome == http::RangeOutcome::kPartial) {
       added.push_back({"Content-Range", range.content_range});
       uint64_t n = range.range.last - range.range.first + 1;
-      return sendStored(206, std::move(r.meta), std::move(added),
+      return sendStored(206, std::move(meta), std::move(added),
                         rangeSource(std::move(body), range.range.first, range.range.last), n);
     }
-    if (r.meta->status == 200 && range.outcome == http::RangeOutcome::kUnsatisfiable) {
+    if (meta->status == 200 && range.outcome == http::RangeOutcome::kUnsatisfiable) {
       http::Fields h = {{"Content-Range", range.content_range}};
       return send(416, std::move(h), stringSource(""), 0);
     }
-    const int status = r.meta->status;
-    sendStored(status, std::move(r.meta), std::move(added), std::move(body), length);
-  }
-
-  // A stored response whose fields are all in `headers` (after a 304).
-  void deliver(LookupResult r, bool from_disk, http::Fields headers) {
-    const uint64_t length = r.meta->body_size;
-    if (http::notModified(req_->method, req_->headers, headers)) {
-      ctx_.metrics->not_modified.inc();
-      return send(304, http::headersFor304(headers), nullptr, std::nullopt);
-    }
-    std::unique_ptr<BodySource> body;
-    if (req_->method != "HEAD" && r.body)
-      body = storedSource(std::move(r.body), from_disk, ctx_.loop, ctx_.pool);
-    auto range = http::decideRange(req_->method, req_->headers, headers, length);
-    if (r.meta->status == 200 && range.outcome == http::RangeOutcome::kPartial) {
-      http::setField(headers, "Content-Range", range.content_range);
-      uint64_t n = range.range.last - range.range.first + 1;
-      return send(206, std::move(headers),
-                  rangeSource(std::move(body), range.range.first, range.range.last), n);
-    }
-    if (r.meta->status == 200 && range.outcome == http::RangeOutcome::kUnsatisfiable) {
-      http::Fields h = {{"Content-Range", range.content_range}};
-      return send(416, std::move(h), stringSource(""), 0);
-    }
-    send(r.meta->status, std::move(headers), std::move(body), length);
+    const int status = meta->status;
+    // (A 204 has no length: RFC 9110 8.6.)
+    sendStored(status, std::move(meta), std::move(added), std::move(body),
+               status == 204 ? std::nullopt : std::optional<uint64_t>(length));
   }
 
   void error(int code, const std::string& why) {
@@ -941,7 +920,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
   // A stored response: its fields from the entry (the responder writes
   // them without a copy), `added` with Via, Cache-Status and the timings.
   void sendStored(int status, std::shared_ptr<const EntryMeta> meta, http::Fields added,
-                  std::unique_ptr<BodySource> body, uint64_t length) {
+                  std::unique_ptr<BodySource> body, std::optional<uint64_t> length) {
     if (sent_) return;
     sent_ = true;
     enter(Phase::kDeliver);

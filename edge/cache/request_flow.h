@@ -82,7 +82,7 @@ class Responder {
   // this default joins them and calls respond().
   virtual void respondStored(int status, std::shared_ptr<const storage::EntryMeta> stored,
                              http::Fields added, std::unique_ptr<BodySource> body,
-                             uint64_t content_length);
+                             std::optional<uint64_t> content_length);
   // An interim response (103 Early Hints) ahead of the final one; ignored
   // once the final response has started.
   virtual void interim(int /*status*/, http::Fields /*headers*/) {}

@@ -16,7 +16,7 @@ bool storedFieldIsSent(std::string_view name) {
 
 void Responder::respondStored(int status, std::shared_ptr<const storage::EntryMeta> stored,
                               http::Fields added, std::unique_ptr<BodySource> body,
-                              uint64_t content_length) {
+                              std::optional<uint64_t> content_length) {
   http::Fields headers;
   headers.reserve(stored->headers.size() + added.size());
   for (const auto& f : stored->headers) {

@@ -303,7 +303,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
 
   // A stored response: its fields are written from the entry, no copy.
   void respondStored(int status, std::shared_ptr<const storage::EntryMeta> stored,
-                     http::Fields added, std::unique_ptr<cache::BodySource> body, uint64_t length) {
+                     http::Fields added, std::unique_ptr<cache::BodySource> body,
+                     std::optional<uint64_t> length) {
     if (!interim_queue_.empty()) {
       auto held = std::make_shared<std::unique_ptr<cache::BodySource>>(std::move(body));
       deferred_ = [this, status, stored = std::move(stored), added = std::move(added), held,
@@ -627,7 +628,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
       }
       void respondStored(int status, std::shared_ptr<const storage::EntryMeta> stored,
                          http::Fields added, std::unique_ptr<cache::BodySource> body,
-                         uint64_t length) override {
+                         std::optional<uint64_t> length) override {
         if (auto s = std::move(session))
           s->respondStored(status, std::move(stored), std::move(added), std::move(body), length);
       }
