@@ -54,6 +54,9 @@ Config makeConfig() {
   c.add({"cache.disk_nonblocking_reads", "true",
          "an event loop reads disk-tier objects that are in the page cache itself (preadv2 "
          "RWF_NOWAIT), handing only the rest to the blocking pool"});
+  c.add({"cache.disk_meta_memory", "64MiB",
+         "memory for the response heads of disk-tier objects, so that a disk hit reads the "
+         "store once (0: read them from the store on every hit)"});
   c.add({"cache.expose_key", "false", "add the cache key to Cache-Status"});
   c.add({"cache.stale_on_error", "0s",
          "when the origin fails (unreachable, reset, 500/502/503/504), serve a stored response "
@@ -323,6 +326,7 @@ int main(int argc, char** argv) {
   disk.max_variants_per_url = static_cast<size_t>(get(cfg.integer("cache.max_variants")));
   disk.min_free_disk_bytes = get(cfg.bytes("cache.min_free_disk"));
   disk.nonblocking_reads = get(cfg.boolean("cache.disk_nonblocking_reads"));
+  disk.meta_cache_bytes = get(cfg.bytes("cache.disk_meta_memory"));
   auto rocks = storage::RocksStore::open(disk);
   if (!rocks.ok()) return fail(rocks.status());
 
@@ -369,6 +373,19 @@ int main(int argc, char** argv) {
   registry.callbackGauge(
       "tern_edge_store_budget_bytes", "Byte budget of the cache",
       [&] { return static_cast<double>(store.diskStats().budget_bytes); }, "tier=\"disk\"");
+  registry.callbackGauge(
+      "tern_edge_disk_meta_cache_lookups",
+      "Disk-tier lookups since start, by whether the "
+      "object's metadata was kept in memory (hit) or read from the store (miss)",
+      [&] { return static_cast<double>(store.diskStats().meta_cache_hits); }, "result=\"hit\"");
+  registry.callbackGauge(
+      "tern_edge_disk_meta_cache_lookups",
+      "Disk-tier lookups since start, by whether the "
+      "object's metadata was kept in memory (hit) or read from the store (miss)",
+      [&] { return static_cast<double>(store.diskStats().meta_cache_misses); }, "result=\"miss\"");
+  registry.callbackGauge("tern_edge_disk_meta_cache_bytes",
+                         "Memory held by the metadata of disk objects kept in memory",
+                         [&] { return static_cast<double>(store.diskStats().meta_cache_bytes); });
   registry.callbackGauge("tern_edge_applied_purge_seq", "Highest purge sequence applied",
                          [&] { return static_cast<double>(store.appliedSeq()); });
 

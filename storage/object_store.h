@@ -97,6 +97,11 @@ struct StoreStats {
   uint64_t corrupt_objects = 0;
   uint64_t write_failures = 0;  // writes the storage refused since open
   uint64_t applied_seq = 0;
+  // Lookups answered from metadata kept in memory, and those that read it
+  // from the store (stores that keep none count neither).
+  uint64_t meta_cache_hits = 0;
+  uint64_t meta_cache_misses = 0;
+  uint64_t meta_cache_bytes = 0;
 };
 
 class ObjectStore {

@@ -324,7 +324,9 @@ Status RocksObjectWriter::commit() {
 // ---- store ----
 
 RocksStore::RocksStore(const RocksStoreOptions& options)
-    : options_(options), policy_(makeEvictionPolicy(options.eviction, options.budget_bytes)) {
+    : options_(options),
+      policy_(makeEvictionPolicy(options.eviction, options.budget_bytes)),
+      meta_cache_(options.meta_cache_bytes) {
   if (options_.chunk_bytes == 0) options_.chunk_bytes = fmt::kDefaultChunkBytes;
 }
 
@@ -586,14 +588,25 @@ PurgeVerdict RocksStore::judgeLocked(const std::string& meta_key, const EntryMet
 
 Result<LookupResult> RocksStore::lookup(const ObjectKey& key) {
   std::string meta_key = fmt::metaKey(key);
-  std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, meta_key, &value);
-  if (s.IsNotFound()) return Status::notFound();
-  if (!s.ok()) return fromRocks(s);
-  auto record = fmt::decodeMeta(value);
-  if (!record.ok()) {
-    reportCorrupt(meta_key, std::numeric_limits<uint64_t>::max());
-    return record.status();
+  std::shared_ptr<const fmt::MetaRecord> record = meta_cache_.find(meta_key);
+  if (record) {
+    meta_cache_hits_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    const MetaCache::Ticket ticket = meta_cache_.ticket(meta_key);
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, meta_key, &value);
+    if (s.IsNotFound()) return Status::notFound();
+    if (!s.ok()) return fromRocks(s);
+    auto decoded = fmt::decodeMeta(value);
+    if (!decoded.ok()) {
+      reportCorrupt(meta_key, std::numeric_limits<uint64_t>::max());
+      return decoded.status();
+    }
+    if (meta_cache_.enabled()) meta_cache_misses_.fetch_add(1, std::memory_order_relaxed);
+    record = std::make_shared<const fmt::MetaRecord>(std::move(*decoded));
+    // Charged at about what the decoded record holds: its encoding, the
+    // key, and the bookkeeping around them.
+    meta_cache_.insert(ticket, meta_key, record, value.size() * 2 + meta_key.size() + 160);
   }
   PurgeVerdict verdict;
   {
@@ -610,9 +623,10 @@ Result<LookupResult> RocksStore::lookup(const ObjectKey& key) {
   LookupResult out;
   out.must_revalidate = verdict == PurgeVerdict::kStale || record->meta.stale;
   if (record->meta.kind == EntryKind::kResponse) {
-    out.body = std::make_unique<RocksBodyReader>(this, meta_key, *record);
+    out.body = std::make_unique<RocksBodyReader>(this, std::move(meta_key), *record);
   }
-  out.meta = std::make_shared<const EntryMeta>(std::move(record->meta));
+  // The metadata handed out is the record kept (or just read): no copy.
+  out.meta = std::shared_ptr<const EntryMeta>(record, &record->meta);
   return out;
 }
 
@@ -694,7 +708,53 @@ void RocksStore::applyRemovalsLocked(const Removals& removals) {
   }
 }
 
+namespace {
+
+// The metadata keys a batch puts or deletes.
+class MetaKeysOf final : public rocksdb::WriteBatch::Handler {
+ public:
+  explicit MetaKeysOf(uint32_t meta_family) : family_(meta_family) {}
+  rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice& key, const rocksdb::Slice&) override {
+    return add(cf, key);
+  }
+  rocksdb::Status DeleteCF(uint32_t cf, const rocksdb::Slice& key) override { return add(cf, key); }
+  rocksdb::Status SingleDeleteCF(uint32_t cf, const rocksdb::Slice& key) override {
+    return add(cf, key);
+  }
+  rocksdb::Status MergeCF(uint32_t cf, const rocksdb::Slice& key, const rocksdb::Slice&) override {
+    return add(cf, key);
+  }
+  // The store never deletes metadata by range; were it to, every key of the
+  // range would have to be forgotten, which this cannot list.
+  rocksdb::Status DeleteRangeCF(uint32_t cf, const rocksdb::Slice&,
+                                const rocksdb::Slice&) override {
+    if (cf == family_) all_ = true;
+    return rocksdb::Status::OK();
+  }
+  void LogData(const rocksdb::Slice&) override {}
+
+  std::vector<std::string_view> keys;
+  bool all_ = false;
+
+ private:
+  rocksdb::Status add(uint32_t cf, const rocksdb::Slice& key) {
+    if (cf == family_) keys.push_back(key.ToStringView());
+    return rocksdb::Status::OK();
+  }
+  uint32_t family_;
+};
+
+}  // namespace
+
 Status RocksStore::write(rocksdb::WriteBatch* batch, const char* what) {
+  // The metadata keys of the batch are not kept, nor read into the cache,
+  // from before the write until after it (storage/rocksdb/meta_cache.h).
+  std::optional<MetaCache::Writing> writing;
+  if (meta_cache_.enabled()) {
+    MetaKeysOf touched(meta_->GetID());
+    const bool listed = batch->Iterate(&touched).ok() && !touched.all_;
+    writing.emplace(meta_cache_.writing(touched.keys, !listed));
+  }
   Status s = fromRocks(db_->Write(rocksdb::WriteOptions(), batch));
   if (!s.isOk()) {
     write_failures_ += 1;
@@ -798,6 +858,9 @@ StoreStats RocksStore::stats() const {
   st.corrupt_objects = corrupt_.load();
   st.write_failures = write_failures_.load();
   st.applied_seq = appliedSeq();
+  st.meta_cache_hits = meta_cache_hits_.load(std::memory_order_relaxed);
+  st.meta_cache_misses = meta_cache_misses_.load(std::memory_order_relaxed);
+  st.meta_cache_bytes = meta_cache_.bytes();
   std::shared_lock lock(filter_mu_);
   st.purge_markers = filter_.size();
   return st;
@@ -985,6 +1048,7 @@ Status RocksStore::putRawForTesting(std::string_view family, std::string_view ke
                                     : family == fmt::kBodyFamily ? body_
                                     : family == fmt::kTagFamily  ? tags_
                                                                  : sys_;
+  auto writing = meta_cache_.writing({key}, false);
   return fromRocks(db_->Put(rocksdb::WriteOptions(), cf, slice(key), slice(value)));
 }
 

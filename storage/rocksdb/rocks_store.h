@@ -38,6 +38,7 @@
 #include "storage/eviction.h"
 #include "storage/object_store.h"
 #include "storage/purge_filter.h"
+#include "storage/rocksdb/meta_cache.h"
 
 namespace rocksdb {
 class DB;
@@ -73,6 +74,10 @@ struct RocksStoreOptions {
   // cache or refused (preadv2 RWF_NOWAIT), so that an event loop may try a
   // lookup itself (default file system only).
   bool nonblocking_reads = true;
+  // Memory for the decoded metadata of disk objects (storage/rocksdb/
+  // meta_cache.h): a hit on a key kept there reads RocksDB once, for the
+  // body. 0 turns it off.
+  uint64_t meta_cache_bytes = 64ULL << 20;
 };
 
 // Whether an error from opening a store says another process (or another
@@ -146,7 +151,9 @@ class RocksStore final : public ObjectStore {
   void deleteObjectLocked(rocksdb::WriteBatch* batch, const std::string& meta_key,
                           const std::string& meta_value, Removals* removals);
   void applyRemovalsLocked(const Removals& removals);  // REQUIRES: mu_ held
-  // Writes `batch`; a failure is logged (with `what`) and counted.
+  // Writes `batch`; a failure is logged (with `what`) and counted. Every
+  // write of a metadata key goes through here: the keys the batch touched
+  // are then forgotten by meta_cache_.
   Status write(rocksdb::WriteBatch* batch, const char* what);
   void reportCorrupt(const std::string& meta_key, uint64_t object_id);
   // The next object id. Ids are handed out from blocks whose end is synced
@@ -184,6 +191,9 @@ class RocksStore final : public ObjectStore {
   std::atomic<uint64_t> evictions_{0};
   std::atomic<uint64_t> corrupt_{0};
   std::atomic<uint64_t> write_failures_{0};
+  std::atomic<uint64_t> meta_cache_hits_{0};
+  std::atomic<uint64_t> meta_cache_misses_{0};
+  MetaCache meta_cache_;
   std::atomic<bool> index_loaded_{false};
   std::atomic<int64_t> disk_free_bytes_{0};  // last statvfs reading
   std::atomic<int64_t> disk_checked_us_{0};  // when it was taken

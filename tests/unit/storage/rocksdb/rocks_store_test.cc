@@ -9,6 +9,8 @@
 #include <unistd.h>
 #include <filesystem>
 
+#include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <thread>
@@ -341,6 +343,113 @@ TEST(RocksStoreDiskFullTest, WritesFailCleanlyAndReadsGoOn) {
     }
     EXPECT_EQ(n, body.size());
   }
+}
+
+// The metadata of disk objects is kept in memory after a lookup; every kind
+// of write of a key must be seen by the next lookup, as without it.
+TEST_F(RocksStoreTest, KeptMetadataFollowsEveryWriteOfItsKey) {
+  auto st = open(opts());
+  const auto k = key("http://a.example/m");
+  ASSERT_TRUE(put(*st, k, "one", {"t"}).isOk());
+  EXPECT_EQ(get(*st, k), "one");
+  EXPECT_EQ(get(*st, k), "one");
+  EXPECT_EQ(st->stats().meta_cache_misses, 1u);
+  EXPECT_EQ(st->stats().meta_cache_hits, 1u);
+  EXPECT_GT(st->stats().meta_cache_bytes, 0u);
+
+  // A new version.
+  ASSERT_TRUE(put(*st, k, "two", {"t"}).isOk());
+  EXPECT_EQ(get(*st, k), "two");
+  EXPECT_EQ(get(*st, k), "two");
+  // A metadata update (a 304 refresh).
+  {
+    EntryMeta m;
+    m.headers.push_back({"X-Version", "3"});
+    m.tags = {"t"};
+    ASSERT_TRUE(st->updateMeta(k, m).isOk());
+    auto r = st->lookup(k);
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->meta->headers.size(), 1u);
+    EXPECT_EQ(r->meta->headers[0].value, "3");
+  }
+  // A soft purge flags it (judged at lookup), and the clean-up's flag on
+  // disk is seen too; a hard purge removes it.
+  bool reval = false;
+  ASSERT_TRUE(st->applyPurge({1, PurgeMode::kSoft, {{SelectorKind::kTag, "t"}}}).isOk());
+  EXPECT_EQ(get(*st, k, &reval), "two");
+  EXPECT_TRUE(reval);
+  st->runMaintenanceForTesting();
+  EXPECT_EQ(get(*st, k, &reval), "two");
+  EXPECT_TRUE(reval);
+  ASSERT_TRUE(st->applyPurge({2, PurgeMode::kHard, {{SelectorKind::kTag, "t"}}}).isOk());
+  EXPECT_EQ(get(*st, k), "<miss>");
+  st->runMaintenanceForTesting();
+  EXPECT_EQ(get(*st, k), "<miss>");
+  // Stored again, then removed by URL (an unsafe method's invalidation).
+  ASSERT_TRUE(put(*st, k, "four").isOk());
+  EXPECT_EQ(get(*st, k), "four");
+  ASSERT_TRUE(st->removeUrl(k.url).isOk());
+  EXPECT_EQ(get(*st, k), "<miss>");
+  // Stored again, then its metadata damaged on disk.
+  ASSERT_TRUE(put(*st, k, "five").isOk());
+  EXPECT_EQ(get(*st, k), "five");
+  ASSERT_TRUE(st->putRawForTesting("meta", format::metaKey(k), "garbage").isOk());
+  EXPECT_NE(get(*st, k).find("Corruption"), std::string::npos);
+  EXPECT_EQ(get(*st, k), "<miss>");
+}
+
+TEST_F(RocksStoreTest, AnEvictedObjectIsAMissNotAKeptHeadWithoutABody) {
+  auto o = opts();
+  o.budget_bytes = 2000;  // a few objects of 300 bytes
+  auto st = open(o);
+  std::vector<ObjectKey> keys;
+  for (int i = 0; i < 30; ++i) {
+    keys.push_back(key("http://a.example/e" + std::to_string(i)));
+    ASSERT_TRUE(put(*st, keys.back(), std::string(300, static_cast<char>('a' + i % 26))).isOk());
+    EXPECT_EQ(get(*st, keys.back()).size(), 300u);  // its metadata now kept
+  }
+  int misses = 0;
+  for (const auto& k : keys) {
+    std::string got = get(*st, k);
+    if (got == "<miss>") {
+      ++misses;
+    } else {
+      EXPECT_EQ(got.size(), 300u) << got;
+    }
+  }
+  EXPECT_GE(misses, 20);
+  EXPECT_EQ(st->stats().corrupt_objects, 0u);
+}
+
+TEST_F(RocksStoreTest, ReadersNeverSeeAnOlderVersionAfterANewer) {
+  auto st = open(opts());
+  const auto k = key("http://a.example/v");
+  ASSERT_TRUE(put(*st, k, "v000").isOk());
+  std::atomic<bool> done{false};
+  std::atomic<int> reads{0};
+  auto reader = [&] {
+    int last = 0;
+    while (!done.load()) {
+      std::string got = get(*st, k);
+      if (got.size() != 4 || got[0] != 'v') continue;  // replaced while read
+      int v = std::stoi(got.substr(1));
+      EXPECT_GE(v, last) << "read v" << v << " after v" << last;
+      last = v;
+      reads.fetch_add(1);
+    }
+  };
+  std::thread r1(reader), r2(reader);
+  for (int v = 1; v <= 300; ++v) {
+    char body[8];
+    std::snprintf(body, sizeof body, "v%03d", v);
+    ASSERT_TRUE(put(*st, k, body).isOk());
+    EXPECT_EQ(get(*st, k), body);  // a write is seen as soon as it returns
+  }
+  done = true;
+  r1.join();
+  r2.join();
+  EXPECT_GT(reads.load(), 0);
+  EXPECT_EQ(get(*st, k), "v300");
 }
 
 }  // namespace
