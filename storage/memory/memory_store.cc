@@ -229,7 +229,7 @@ Result<LookupResult> MemoryStore::lookup(const ObjectKey& key) {
   std::shared_ptr<Object> object;
   {
     std::lock_guard lock(shard.mu);
-    auto it = shard.objects.find(meta_key);
+    auto it = shard.find(meta_key);
     if (it == shard.objects.end()) return Status::notFound();
     object = it->second;
   }
@@ -262,12 +262,11 @@ Result<std::unique_ptr<ObjectWriter>> MemoryStore::beginWrite(const ObjectKey& k
       std::make_unique<MemoryObjectWriter>(this, fmt::metaKey(key), std::move(meta)));
 }
 
-void MemoryStore::eraseLocked(Shard& shard,
-                              std::map<std::string, std::shared_ptr<Object>>::iterator it) {
+void MemoryStore::eraseLocked(Shard& shard, Shard::Map::iterator it) {
   bytes_ -= static_cast<int64_t>(it->second->bytes);
   objects_ -= 1;
   uint64_t h = hash64(it->first);
-  shard.objects.erase(it);
+  shard.erase(it);
   std::lock_guard lock(policy_mu_);
   policy_->remove(h);
   policy_keys_.erase(h);
@@ -287,7 +286,7 @@ Status MemoryStore::commit(const std::string& meta_key, std::shared_ptr<Object> 
     if (v == PurgeVerdict::kStale) object->meta.stale = true;
     object->judged_version = version;
 
-    auto existing = shard.objects.find(meta_key);
+    auto existing = shard.find(meta_key);
     if (existing != shard.objects.end()) eraseLocked(shard, existing);
     if (object->meta.kind == EntryKind::kResponse && options_.max_variants_per_url > 0 &&
         !meta_key.ends_with(std::string_view("\0", 1))) {
@@ -309,7 +308,7 @@ Status MemoryStore::commit(const std::string& meta_key, std::shared_ptr<Object> 
     objects_ += 1;
     uint64_t h = hash64(meta_key);
     uint64_t bytes = object->bytes;
-    shard.objects.emplace(meta_key, std::move(object));
+    shard.insert(meta_key, std::move(object));
     std::lock_guard plock(policy_mu_);
     policy_->insert(h, bytes);
     policy_keys_[h] = meta_key;
@@ -332,11 +331,11 @@ void MemoryStore::evictToBudget() {
     }
     Shard& shard = shardFor(key);
     std::lock_guard lock(shard.mu);
-    auto it = shard.objects.find(key);
+    auto it = shard.find(key);
     if (it == shard.objects.end()) continue;
     bytes_ -= static_cast<int64_t>(it->second->bytes);
     objects_ -= 1;
-    shard.objects.erase(it);
+    shard.erase(it);
     evictions_ += 1;
   }
 }
@@ -345,7 +344,7 @@ Status MemoryStore::updateMeta(const ObjectKey& key, EntryMeta meta) {
   std::string meta_key = fmt::metaKey(key);
   Shard& shard = shardFor(meta_key);
   std::lock_guard lock(shard.mu);
-  auto it = shard.objects.find(meta_key);
+  auto it = shard.find(meta_key);
   if (it == shard.objects.end()) return Status::notFound();
   const Object& old = *it->second;
   auto updated = std::make_shared<Object>();

@@ -69,16 +69,39 @@ class MemoryStore final : public ObjectStore {
  private:
   friend class MemoryObjectWriter;
   static constexpr size_t kShards = 16;
+  // Objects ordered by key (the variants of a URL, and every URL under a
+  // prefix, are neighbours), with a hash index over the same keys: a lookup
+  // is one hash probe instead of a walk of string comparisons down a tree.
   struct Shard {
+    using Map = std::map<std::string, std::shared_ptr<Object>, std::less<>>;
+    struct Hash {
+      using is_transparent = void;
+      size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+    };
     std::mutex mu;
-    std::map<std::string, std::shared_ptr<Object>, std::less<>> objects;  // GUARDED_BY(mu)
+    Map objects;  // GUARDED_BY(mu)
+    std::unordered_map<std::string_view, Map::iterator, Hash, std::equal_to<>>
+        index;  // GUARDED_BY(mu); keys point into `objects`
+
+    Map::iterator find(std::string_view key) {
+      auto it = index.find(key);
+      return it == index.end() ? objects.end() : it->second;
+    }
+    void insert(const std::string& key, std::shared_ptr<Object> object) {
+      auto [it, inserted] = objects.insert_or_assign(key, std::move(object));
+      if (inserted) index.emplace(it->first, it);
+    }
+    void erase(Map::iterator it) {
+      index.erase(std::string_view(it->first));
+      objects.erase(it);
+    }
   };
 
   Shard& shardFor(std::string_view meta_key);
   Status commit(const std::string& meta_key, std::shared_ptr<Object> object);
   PurgeVerdict judge(std::string_view meta_key, const EntryMeta& meta) const;
   // REQUIRES: shard.mu held. Removes the object and forgets it for eviction.
-  void eraseLocked(Shard& shard, std::map<std::string, std::shared_ptr<Object>>::iterator it);
+  void eraseLocked(Shard& shard, Shard::Map::iterator it);
   void evictToBudget();
   void sweep();
   void backgroundLoop();
