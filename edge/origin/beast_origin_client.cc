@@ -58,7 +58,15 @@ struct Conn {
   }
   std::unique_ptr<beast::tcp_stream> plain;
   std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
-  beast::flat_buffer buffer;
+  // Beast reads as much as the buffer has room for (at least 512 bytes): a
+  // buffer sized only by the response head would take a body 512 bytes per
+  // read. With room for kReadBytes a 16 KiB body takes one or two reads.
+  static constexpr size_t kReadBytes = 16 * 1024;
+  beast::flat_buffer buffer = [] {
+    beast::flat_buffer b;
+    b.reserve(kReadBytes);
+    return b;
+  }();
   int64_t idle_since_us = 0;  // when it was put back in the pool
 
   // Whether an idle connection can carry a request: the origin has not

@@ -554,6 +554,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
              : srv_.live.header_timeout_ms.load(std::memory_order_relaxed)));
     if (idle) {
       if constexpr (kTls) stream_.releaseBuffers();  // a kept-alive connection holds none
+      if (buffer_.capacity() > kHeadReadBytes) buffer_.shrink_to_fit();  // (grown for a body)
       loop_.stop_hooks.add(this);
     }
     auto self = this->shared_from_this();
@@ -577,6 +578,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
   }
 
   void readBody() {
+    // Beast reads as much as the buffer has room for (at least 512 bytes):
+    // sized by the head, it would take a body 512 bytes per read.
+    if (buffer_.capacity() < kBodyReadBytes && buffer_.max_size() >= kBodyReadBytes)
+      buffer_.reserve(kBodyReadBytes);
     auto self = this->shared_from_this();
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self](beast::error_code ec, size_t) { self->onRead(ec); });
@@ -754,6 +759,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
 
   static constexpr bool kTls = !std::is_same_v<Stream, LoopStream>;
   static constexpr size_t kReadSlackBytes = 64 * 1024;
+  // Room the read buffer keeps between requests, and the room it takes while
+  // a request body comes.
+  static constexpr size_t kHeadReadBytes = 4096;
+  static constexpr size_t kBodyReadBytes = 16 * 1024;
   // Chunk extensions carry nothing the edge uses; a long one is an attack
   // (CVE-2024-22019 in Node.js), refused past this.
   static constexpr size_t kMaxChunkExtensionBytes = 4096;
