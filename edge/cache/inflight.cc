@@ -109,7 +109,8 @@ void Inflight::setHead(Head head) {
     head_ = std::move(head);
     subs = subs_;
   }
-  for (auto& [exec, wake] : subs) exec(wake);
+  if (subs)
+    for (auto& [exec, wake] : *subs) exec(wake);
 }
 
 void Inflight::append(std::string chunk) {
@@ -122,7 +123,8 @@ void Inflight::append(std::string chunk) {
     (void)trimLocked();  // the fetcher asks mayReadMore() next
     subs = subs_;
   }
-  for (auto& [exec, wake] : subs) exec(wake);
+  if (subs)
+    for (auto& [exec, wake] : *subs) exec(wake);
 }
 
 void Inflight::finish(Status status) {
@@ -137,7 +139,8 @@ void Inflight::finish(Status status) {
     resume = std::exchange(resume_, nullptr);
   }
   if (resume) resume();
-  for (auto& [exec, wake] : subs) exec(wake);
+  if (subs)
+    for (auto& [exec, wake] : *subs) exec(wake);
 }
 
 void Inflight::subscribe(Executor exec, std::function<void()> wake) {
@@ -145,7 +148,12 @@ void Inflight::subscribe(Executor exec, std::function<void()> wake) {
   {
     std::lock_guard lock(mu_);
     now = head_.has_value() || done_;
-    if (!done_) subs_.emplace_back(exec, wake);
+    if (!done_) {
+      auto next =
+          subs_ ? std::make_shared<SubscriberList>(*subs_) : std::make_shared<SubscriberList>();
+      next->emplace_back(exec, wake);
+      subs_ = std::move(next);
+    }
   }
   if (now) exec(wake);
 }

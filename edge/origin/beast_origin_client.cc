@@ -11,6 +11,7 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/url/parse.hpp>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "common/clock.h"
@@ -169,6 +170,7 @@ namespace {
 
 // One exchange with the origin; owns the callbacks until on_done.
 struct Exchange : std::enable_shared_from_this<Exchange> {
+  static constexpr uint64_t kBodyPieceBytes = 64 * 1024;
   std::shared_ptr<BeastOriginClient::Impl> impl;
   Upstream upstream;
   std::string pool_key;
@@ -181,7 +183,7 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
   int64_t request_time_ms = 0;
   bhttp::request<bhttp::string_body> req;
   std::unique_ptr<bhttp::response_parser<bhttp::buffer_body>> parser;
-  std::array<char, 64 * 1024> buf;
+  std::string piece;  // the body read next: handed on as it is, not copied
 
   void fail(Status st) {
     if (!head_sent) {
@@ -327,20 +329,29 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
 
   void readBody() {
     if (parser->is_done()) return finish();
-    parser->get().body().data = buf.data();
-    parser->get().body().size = buf.size();
+    // Read straight into the string that is handed on: as large as what is
+    // left of a body of known length, up to kBodyPieceBytes.
+    size_t want = kBodyPieceBytes;
+    if (auto left = parser->content_length_remaining()) {
+      want = static_cast<size_t>(std::clamp<uint64_t>(*left, 1, kBodyPieceBytes));
+    }
+    piece.resize(want);
+    parser->get().body().data = piece.data();
+    parser->get().body().size = piece.size();
     auto self = shared_from_this();
     conn->lowest().expires_after(std::chrono::milliseconds(impl->config.read_timeout_ms));
     conn->with([&](auto& stream) {
       bhttp::async_read(stream, conn->buffer, *parser, [self](beast::error_code ec, size_t) {
         if (ec == bhttp::error::need_buffer) ec = {};
         if (ec) return self->fail(self->errorStatus(ec, "read body"));
-        size_t n = self->buf.size() - self->parser->get().body().size;
+        size_t n = self->piece.size() - self->parser->get().body().size;
         if (n == 0) return self->readBody();
+        self->piece.resize(n);
         // Read on once the receiver asks for more (it may ask from another
         // thread: come back to this loop).
-        self->cb.on_data(std::string(self->buf.data(), n),
+        self->cb.on_data(std::move(self->piece),
                          [self] { asio::post(self->impl->ioc, [self] { self->readBody(); }); });
+        self->piece = std::string();
       });
     });
   }
