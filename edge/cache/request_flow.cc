@@ -881,19 +881,20 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
       h.push_back({"Age", age});
       return send(304, std::move(h), nullptr, std::nullopt);
     }
-    // The stored fields go out from the entry itself; only these are added.
-    http::Fields added;
-    added.reserve(5);
-    added.push_back({"Age", age});
+    // The stored fields go out from the entry itself; only these are added
+    // (written over the list the responder gave back from its last one).
+    http::Fields added = resp_->recycledFields();
+    http::FieldsRefill refill(&added);
+    refill.add("Age", age);
     const uint64_t length = meta->body_size;
     std::unique_ptr<BodySource> body;
     if (req_->method != "HEAD" && r.body && meta->status != 204)
       body = storedSource(std::move(r.body), from_disk, ctx_.loop, ctx_.pool);
     auto range = http::decideRange(req_->method, req_->headers, stored, length);
     if (meta->status == 200 && range.outcome == http::RangeOutcome::kPartial) {
-      added.push_back({"Content-Range", range.content_range});
+      refill.add("Content-Range", range.content_range);
       uint64_t n = range.range.last - range.range.first + 1;
-      return sendStored(206, std::move(meta), std::move(added),
+      return sendStored(206, std::move(meta), added, refill,
                         rangeSource(std::move(body), range.range.first, range.range.last), n);
     }
     if (meta->status == 200 && range.outcome == http::RangeOutcome::kUnsatisfiable) {
@@ -902,7 +903,7 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
     }
     const int status = meta->status;
     // (A 204 has no length: RFC 9110 8.6.)
-    sendStored(status, std::move(meta), std::move(added), std::move(body),
+    sendStored(status, std::move(meta), added, refill, std::move(body),
                status == 204 ? std::nullopt : std::optional<uint64_t>(length));
   }
 
@@ -919,15 +920,25 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
 
   // A stored response: its fields from the entry (the responder writes
   // them without a copy), `added` with Via, Cache-Status and the timings.
-  void sendStored(int status, std::shared_ptr<const EntryMeta> meta, http::Fields added,
-                  std::unique_ptr<BodySource> body, std::optional<uint64_t> length) {
+  // `refill` writes `added` (over what it held); it is handed on.
+  void sendStored(int status, std::shared_ptr<const EntryMeta> meta, http::Fields& added,
+                  http::FieldsRefill& refill, std::unique_ptr<BodySource> body,
+                  std::optional<uint64_t> length) {
     if (sent_) return;
     sent_ = true;
     enter(Phase::kDeliver);
     if (ctx_.config.expose_cache_key) status_.key = key_.url.toString();
-    std::string via = http::combinedField(meta->headers, "via");
-    added.push_back({"Via", via.empty() ? ctx_.config.via : via + ", " + ctx_.config.via});
-    added.push_back({"Cache-Status", http::formatCacheStatus(status_)});
+    // (An upstream Via is joined first; most stored responses have none.)
+    std::string upstream_via;
+    if (http::findField(meta->headers, "via"))
+      upstream_via = http::combinedField(meta->headers, "via");
+    if (upstream_via.empty()) {
+      refill.add("Via", ctx_.config.via);
+    } else {
+      refill.add("Via", upstream_via).value.append(", ").append(ctx_.config.via);
+    }
+    http::appendCacheStatus(status_, &refill.add("Cache-Status", "").value);
+    refill.done();
     timePhases(&added);
     resp_->respondStored(status, std::move(meta), std::move(added), std::move(body), length);
   }

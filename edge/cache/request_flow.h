@@ -86,6 +86,10 @@ class Responder {
   // An interim response (103 Early Hints) ahead of the final one; ignored
   // once the final response has started.
   virtual void interim(int /*status*/, http::Fields /*headers*/) {}
+  // A field list that respondStored() was given before and is done with,
+  // to be written over (http::FieldsRefill) for the next: its room, and
+  // that of its strings, is reused. Empty when there is none.
+  virtual http::Fields recycledFields() { return {}; }
 };
 
 // Whether a field of a stored response goes out as stored on a hit: not

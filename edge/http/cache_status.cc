@@ -1,5 +1,7 @@
 #include "edge/http/cache_status.h"
 
+#include <charconv>
+
 namespace tern::edge::http {
 namespace {
 
@@ -17,19 +19,33 @@ std::string quote(std::string_view s) {
 }  // namespace
 
 std::string formatCacheStatus(const CacheStatus& s, std::string_view cache_name) {
-  std::string out(cache_name);
+  std::string out;
+  appendCacheStatus(s, &out, cache_name);
+  return out;
+}
+
+void appendCacheStatus(const CacheStatus& s, std::string* out_ptr, std::string_view cache_name) {
+  std::string& out = *out_ptr;
+  char num[24];
+  auto number = [&](int64_t v) { out.append(num, std::to_chars(num, num + sizeof num, v).ptr); };
+  out.append(cache_name);
   if (s.hit) {
     out.append("; hit");
   } else if (!s.fwd.empty()) {
     out.append("; fwd=").append(s.fwd);
   }
-  if (s.fwd_status) out.append("; fwd-status=").append(std::to_string(*s.fwd_status));
-  if (s.ttl_s) out.append("; ttl=").append(std::to_string(*s.ttl_s));
+  if (s.fwd_status) {
+    out.append("; fwd-status=");
+    number(*s.fwd_status);
+  }
+  if (s.ttl_s) {
+    out.append("; ttl=");
+    number(*s.ttl_s);
+  }
   if (s.stored) out.append("; stored");
   if (s.collapsed) out.append("; collapsed");
   if (!s.key.empty()) out.append("; key=").append(quote(s.key));
   if (!s.detail.empty()) out.append("; detail=").append(quote(s.detail));
-  return out;
 }
 
 }  // namespace tern::edge::http

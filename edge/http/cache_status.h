@@ -23,5 +23,8 @@ struct CacheStatus {
 
 // "tern; hit; ttl=42" / "tern; fwd=miss; fwd-status=200; stored".
 std::string formatCacheStatus(const CacheStatus& status, std::string_view cache_name = "tern");
+// The same, appended to `out` (which keeps its room).
+void appendCacheStatus(const CacheStatus& status, std::string* out,
+                       std::string_view cache_name = "tern");
 
 }  // namespace tern::edge::http

@@ -15,6 +15,7 @@ namespace tern::edge::http {
 
 using Field = HeaderField;
 using Fields = HeaderFields;
+using FieldsRefill = HeaderFieldsRefill;
 
 bool iequals(std::string_view a, std::string_view b);
 std::string toLower(std::string_view s);

@@ -18,19 +18,21 @@ std::optional<HeadRejection> checkRequestHead(const RequestHead& head, size_t ma
   if (head.version != 11 && head.version != 10)
     return HeadRejection{505, "http version not supported"};
   if (head.fields.size() > max_fields) return HeadRejection{431, "too many request header fields"};
-  headers->clear();
-  headers->reserve(head.fields.size() + 1);
+  // (Written over what the list held: a connection's next request reuses
+  // its room.)
+  HeaderFieldsRefill refill(headers);
   for (const auto& [name, value] : head.fields) {
     // obs-fold (RFC 9112 section 5.2): Beast's parser replaces each one with
     // spaces, one of the two behaviours the RFC allows; a CR or LF left in a
     // value would be a parser bug, and is refused.
     if (hasLineBreak(value)) return HeadRejection{400, "bad request: line break in a field value"};
-    headers->push_back({std::string(name), std::string(value)});
+    refill.add(name, value);
   }
   if (head.version == 10 && hosts == 0) {
-    headers->push_back({"Host", ""});
+    refill.add("Host", "");
     hosts = 1;
   }
+  refill.done();
   if (hosts != 1) return HeadRejection{400, "bad request: exactly one Host is required"};
   return std::nullopt;
 }

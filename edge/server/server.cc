@@ -315,6 +315,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
     }
     started_ = true;
     respondFramed(status, added, std::move(body), length, &stored->headers);
+    spare_fields_ = std::move(added);  // (written over by the next stored response)
   }
 
  private:
@@ -623,37 +624,28 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
     head.chunked = msg.chunked();
     head.fields.clear();
     for (const auto& f : msg) head.fields.emplace_back(f.name_string(), f.value());
-    // The request and its responder share one allocation.
-    struct SessionResponder final : cache::Responder {
-      std::shared_ptr<Session> session;
-      void respond(int status, http::Fields headers, std::unique_ptr<cache::BodySource> body,
-                   std::optional<uint64_t> length) override {
-        if (auto s = std::move(session))
-          s->respond(status, std::move(headers), std::move(body), length);
-      }
-      void respondStored(int status, std::shared_ptr<const storage::EntryMeta> stored,
-                         http::Fields added, std::unique_ptr<cache::BodySource> body,
-                         std::optional<uint64_t> length) override {
-        if (auto s = std::move(session))
-          s->respondStored(status, std::move(stored), std::move(added), std::move(body), length);
-      }
-      void interim(int status, http::Fields headers) override {
-        if (session) session->interim(status, headers);
-      }
-    };
-    struct Exchange {
-      cache::Request request;
-      SessionResponder responder;
-    };
-    auto exchange = std::make_shared<Exchange>();
+    // The request and its responder share one allocation, which the
+    // response gives back to the session: the next request on the
+    // connection is written over it (its strings and field list keep their
+    // room) once nothing else holds it. Only the session can see it then, so
+    // a count of one cannot go up under us; the fence orders our writes
+    // after the last holder's (whose release of it was a release).
+    std::shared_ptr<Exchange> exchange = std::move(exchange_);
+    if (exchange && exchange.use_count() == 1) {
+      std::atomic_thread_fence(std::memory_order_acquire);
+    } else {
+      exchange = std::make_shared<Exchange>();
+      exchange->responder.exchange = exchange;
+    }
     std::shared_ptr<cache::Request> req(exchange, &exchange->request);
     if (auto bad = http::checkRequestHead(
             head, srv_.live.max_header_fields.load(std::memory_order_relaxed), &req->headers))
       return reject(bad->status, bad->reason);
-    req->method = std::string(msg.method_string());
-    req->target = std::string(msg.target());
-    req->client_ip = client_ip_;
-    req->scheme = kTls ? "https" : "http";
+    req->protocol = cache::Protocol::kHttp1;
+    req->method.assign(msg.method_string());
+    req->target.assign(msg.target());
+    req->client_ip.assign(client_ip_);
+    req->scheme.assign(kTls ? "https" : "http");
     req->received_ms = wallNowMs();
     req->body = std::move(msg.body());
     keep_alive_ = msg.keep_alive();
@@ -675,6 +667,38 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
     std::shared_ptr<cache::Responder> responder(exchange, &exchange->responder);
     cache::handleRequest(loop_.ctx, std::move(req), std::move(responder));
   }
+
+  // A request and its responder, in one allocation (see onRead).
+  struct Exchange;
+  struct SessionResponder final : cache::Responder {
+    std::shared_ptr<Session> session;  // until the response is handed over
+    std::weak_ptr<Exchange> exchange;  // given back to the session with it
+    void respond(int status, http::Fields headers, std::unique_ptr<cache::BodySource> body,
+                 std::optional<uint64_t> length) override {
+      if (auto s = handOver()) s->respond(status, std::move(headers), std::move(body), length);
+    }
+    void respondStored(int status, std::shared_ptr<const storage::EntryMeta> stored,
+                       http::Fields added, std::unique_ptr<cache::BodySource> body,
+                       std::optional<uint64_t> length) override {
+      if (auto s = handOver())
+        s->respondStored(status, std::move(stored), std::move(added), std::move(body), length);
+    }
+    void interim(int status, http::Fields headers) override {
+      if (session) session->interim(status, headers);
+    }
+    http::Fields recycledFields() override {
+      return session ? std::exchange(session->spare_fields_, {}) : http::Fields{};
+    }
+    std::shared_ptr<Session> handOver() {
+      auto s = std::move(session);
+      if (s) s->exchange_ = exchange.lock();
+      return s;
+    }
+  };
+  struct Exchange {
+    cache::Request request;
+    SessionResponder responder;
+  };
 
   void reject(int status, const std::string& why) {
     srv_.bad_requests->inc();
@@ -797,10 +821,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
   bool http10_ = false;
   std::deque<std::shared_ptr<std::string>> interim_queue_;  // the first is being written
   std::function<void()> deferred_;
-  http::RequestHead head_in_;                     // the request head being checked (views)
-  std::string head_;                              // the response head being written
-  std::unique_ptr<cache::BodySource> body_;       // the body being written (respondFramed)
-  storage::FileRegion file_;                      // what is left of a body sent from a file
+  http::RequestHead head_in_;                // the request head being checked (views)
+  std::shared_ptr<Exchange> exchange_;       // the last request's, given back with its response
+  http::Fields spare_fields_;                // a stored response's added fields, for the next
+  std::string head_;                         // the response head being written
+  std::unique_ptr<cache::BodySource> body_;  // the body being written (respondFramed)
+  storage::FileRegion file_;                 // what is left of a body sent from a file
   std::optional<asio::steady_timer> file_timer_;  // the body timeout while sendfile waits
   uint64_t file_gen_ = 0;                         // which file body the timer is for
   static constexpr uint64_t kFileTurnBytes = 2 << 20;

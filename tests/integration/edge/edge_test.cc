@@ -844,9 +844,10 @@ class KeepAlive {
   ~KeepAlive() {
     if (fd_ >= 0) ::close(fd_);
   }
-  // The whole response to GET `path` (Content-Length framed), or "".
-  std::string get(const std::string& path) {
-    const std::string req = "GET " + path + " HTTP/1.1\r\nHost: test.example\r\n\r\n";
+  // The whole response to GET `path` (Content-Length framed), or "";
+  // `fields`: more request field lines, each ending in CRLF.
+  std::string get(const std::string& path, const std::string& fields = "") {
+    const std::string req = "GET " + path + " HTTP/1.1\r\nHost: test.example\r\n" + fields + "\r\n";
     if (fd_ < 0 || ::send(fd_, req.data(), req.size(), MSG_NOSIGNAL) < 0) return "";
     std::string in;
     char buf[4096];
@@ -866,6 +867,51 @@ class KeepAlive {
  private:
   int fd_ = -1;
 };
+
+// One connection's requests are written over the last one's (its request
+// and field lists keep their room): nothing of a request or a response may
+// carry over into the next. Each request waits for its response, so each
+// is written over the one before.
+TEST_F(EdgeTest, NothingOfOneRequestOrResponseCarriesOverToTheNextOnAConnection) {
+  origin_.set("/r", resp("0123456789", {{"Cache-Control", "max-age=60"}}));
+  origin_.set("/m", resp("m", {}));
+  get("/r");
+  waitForHit([&] { return get("/r"); });
+  KeepAlive conn(edge_->port());
+  const std::string long_value(40, 'x');
+  // A hit of a range: Age, Content-Range, Via, Cache-Status added.
+  std::string a = conn.get("/r", "X-Long: " + long_value + "\r\nRange: bytes=2-4\r\n");
+  EXPECT_NE(a.find("HTTP/1.1 206"), std::string::npos) << a;
+  EXPECT_NE(a.find("\r\nContent-Range: bytes 2-4/10\r\n"), std::string::npos) << a;
+  // A whole hit next: no Range carried over, no Content-Range left over.
+  std::string b = conn.get("/r");
+  EXPECT_NE(b.find("HTTP/1.1 200"), std::string::npos) << b;
+  EXPECT_EQ(b.find("Content-Range"), std::string::npos) << b;
+  auto count = [](const std::string& out, std::string_view line) {
+    int n = 0;
+    for (size_t at = out.find(line); at != std::string::npos; at = out.find(line, at + 1)) ++n;
+    return n;
+  };
+  for (const char* f : {"\r\nAge: ", "\r\nVia: ", "\r\nCache-Status: ", "\r\nContent-Length: "})
+    EXPECT_EQ(count(b, f), 1) << f << " in " << b;
+  EXPECT_NE(b.find("\r\n\r\n0123456789"), std::string::npos) << b;
+  EXPECT_NE(b.find("Cache-Status: tern; hit"), std::string::npos) << b;
+  // A conditional hit, then a plain one: no validator carried over.
+  std::string c = conn.get("/r", "If-None-Match: *\r\n");
+  EXPECT_NE(c.find("HTTP/1.1 304"), std::string::npos) << c;
+  std::string d = conn.get("/r");
+  EXPECT_NE(d.find("HTTP/1.1 200"), std::string::npos) << d;
+  // A miss with fewer, shorter fields: the origin sees only what was sent.
+  std::string e = conn.get("/m", "X-Short: s\r\n");
+  EXPECT_NE(e.find("HTTP/1.1 200"), std::string::npos) << e;
+  std::map<std::string, std::string> seen;
+  for (auto& r : origin_.requests())
+    if (r.target == "/m") seen = r.headers;
+  EXPECT_EQ(seen["x-short"], "s");
+  EXPECT_EQ(seen.count("x-long"), 0u);
+  EXPECT_EQ(seen.count("range"), 0u);
+  EXPECT_EQ(seen.count("if-none-match"), 0u);
+}
 
 // SIGHUP re-reads the configuration: origins and limits change for what
 // comes next; open connections and the cache stay; what needs a restart is

@@ -93,5 +93,29 @@ TEST(Http2RequestHead, RefusesMissingAuthorityTwoHostsLineBreaksAndTooManyFields
   EXPECT_EQ(checkHttp2RequestHead(h2Of("a", true, {{"x", "1"}, {"y", "2"}}), 1, &out)->status, 431);
 }
 
+// A connection's next request is written over the field list of the last:
+// what it had beyond the new fields is gone, the room of the strings kept.
+TEST(RequestHead, WritesOverTheLastRequestsFieldsKeepingTheirRoom) {
+  Fields out;
+  const std::string long_value(64, 'v');
+  ASSERT_FALSE(checkRequestHead(
+      headOf({{"Host", "a.test"}, {"X-Long", long_value}, {"Accept", "*/*"}}), 100, &out));
+  ASSERT_EQ(out.size(), 3u);
+  const char* room = out[1].value.data();
+  ASSERT_FALSE(checkRequestHead(headOf({{"Host", "b.test"}, {"X-Short", "s"}}), 100, &out));
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].name, "Host");
+  EXPECT_EQ(out[0].value, "b.test");
+  EXPECT_EQ(out[1].name, "X-Short");
+  EXPECT_EQ(out[1].value, "s");
+  EXPECT_EQ(out[1].value.data(), room);  // written where the long value was
+  EXPECT_FALSE(findField(out, "accept"));
+  // And growing again past what it held.
+  ASSERT_FALSE(checkRequestHead(
+      headOf({{"Host", "c.test"}, {"A", "1"}, {"B", "2"}, {"C", "3"}, {"D", "4"}}), 100, &out));
+  EXPECT_EQ(out.size(), 5u);
+  EXPECT_EQ(findField(out, "d"), "4");
+}
+
 }  // namespace
 }  // namespace tern::edge::http
