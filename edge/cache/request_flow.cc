@@ -1036,9 +1036,64 @@ class Transaction : public std::enable_shared_from_this<Transaction> {
 
 }  // namespace
 
+namespace {
+
+// Allocates from a TransactionSlot. Each copy holds the request the slot
+// lives with: the control block keeps one, so the slot outlives the block
+// until it is given back.
+template <class T>
+struct SlotAllocator {
+  using value_type = T;
+  SlotAllocator(TransactionSlot* s, std::shared_ptr<const void> o) : slot(s), owner(std::move(o)) {}
+  template <class U>
+  SlotAllocator(const SlotAllocator<U>& other) : slot(other.slot), owner(other.owner) {}
+  T* allocate(size_t n) { return static_cast<T*>(slot->take(n * sizeof(T))); }
+  void deallocate(T* p, size_t) { slot->give(p); }
+  template <class U>
+  bool operator==(const SlotAllocator<U>& other) const {
+    return slot == other.slot;
+  }
+
+  TransactionSlot* slot;
+  std::shared_ptr<const void> owner;
+};
+
+}  // namespace
+
+TransactionSlot::~TransactionSlot() { ::operator delete(block_); }
+
+void* TransactionSlot::take(size_t bytes) {
+  if (block_ != nullptr && !lent_ && size_ >= bytes) {
+    lent_ = true;
+    return block_;
+  }
+  void* p = ::operator new(bytes);
+  if (block_ == nullptr) {
+    block_ = p;
+    size_ = bytes;
+    lent_ = true;
+  }
+  return p;
+}
+
+void TransactionSlot::give(void* block) {
+  if (block == block_) {
+    lent_ = false;
+  } else {
+    ::operator delete(block);
+  }
+}
+
 void handleRequest(FlowContext& ctx, std::shared_ptr<Request> request,
                    std::shared_ptr<Responder> responder) {
   std::make_shared<Transaction>(ctx, std::move(request), std::move(responder))->receive();
+}
+
+void handleRequest(FlowContext& ctx, std::shared_ptr<Request> request,
+                   std::shared_ptr<Responder> responder, TransactionSlot* slot) {
+  SlotAllocator<Transaction> alloc(slot, request);
+  std::allocate_shared<Transaction>(alloc, ctx, std::move(request), std::move(responder))
+      ->receive();
 }
 
 }  // namespace tern::edge::cache

@@ -179,7 +179,34 @@ struct FlowContext {
   Collapser* background;
 };
 
+// Memory for a connection's transactions, one at a time: a transaction is
+// built in the block the last one used, once that one is gone. It must live
+// in the same allocation as the request the transaction is given (a
+// transaction keeps its request, and so its slot, until its block is back).
+// Not thread-safe beyond that: one transaction of the slot at a time.
+class TransactionSlot {
+ public:
+  TransactionSlot() = default;
+  ~TransactionSlot();
+  TransactionSlot(const TransactionSlot&) = delete;
+  TransactionSlot& operator=(const TransactionSlot&) = delete;
+
+  // The kept block when it is free and large enough; new memory otherwise
+  // (kept as the slot's block if it has none).
+  void* take(size_t bytes);
+  // Memory from take(): the slot's block is kept, any other freed.
+  void give(void* block);
+
+ private:
+  void* block_ = nullptr;
+  size_t size_ = 0;
+  bool lent_ = false;
+};
+
 void handleRequest(FlowContext& ctx, std::shared_ptr<Request> request,
                    std::shared_ptr<Responder> responder);
+// The same, with the transaction built in `slot` (see TransactionSlot).
+void handleRequest(FlowContext& ctx, std::shared_ptr<Request> request,
+                   std::shared_ptr<Responder> responder, TransactionSlot* slot);
 
 }  // namespace tern::edge::cache

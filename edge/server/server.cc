@@ -665,7 +665,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
     // response is handed over.
     exchange->responder.session = this->shared_from_this();
     std::shared_ptr<cache::Responder> responder(exchange, &exchange->responder);
-    cache::handleRequest(loop_.ctx, std::move(req), std::move(responder));
+    cache::handleRequest(loop_.ctx, std::move(req), std::move(responder), &exchange->transaction);
   }
 
   // A request and its responder, in one allocation (see onRead).
@@ -698,6 +698,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
   struct Exchange {
     cache::Request request;
     SessionResponder responder;
+    cache::TransactionSlot transaction;  // its transactions are built here
   };
 
   void reject(int status, const std::string& why) {

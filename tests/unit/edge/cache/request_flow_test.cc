@@ -353,5 +353,64 @@ TEST(RequestFlowTable, TransitionsFollowTheTable) {
   EXPECT_EQ(phaseName(P::kRevalidate), "revalidate");
 }
 
+// A connection's transactions are built where the last one was, once that
+// one is gone; one still alive never shares its block.
+TEST(TransactionSlotTest, TheBlockIsLentOneAtATimeAndKept) {
+  TransactionSlot slot;
+  void* a = slot.take(256);
+  slot.give(a);
+  EXPECT_EQ(slot.take(200), a);  // reused: free and large enough
+  void* b = slot.take(256);      // the block is lent: other memory
+  EXPECT_NE(b, a);
+  slot.give(b);  // freed (ASan would see a leak or a double free)
+  slot.give(a);
+  void* c = slot.take(1024);  // larger than the block: other memory
+  EXPECT_NE(c, a);
+  slot.give(c);
+  EXPECT_EQ(slot.take(256), a);
+  slot.give(a);
+}
+
+// A transaction built in a slot runs as any other, and the slot's block is
+// free again once it is gone (the next one is built there).
+TEST_F(RequestFlowTest, TransactionsBuiltInASlotReuseItsBlock) {
+  struct Owner {
+    Request request;
+    TransactionSlot slot;
+  };
+  auto owner = std::make_shared<Owner>();
+  auto run = [&](const std::string& target) {
+    std::shared_ptr<Request> req(owner, &owner->request);
+    req->method = "GET";
+    req->target = target;
+    req->headers = {{"Host", "example.com"}};
+    req->received_ms = wallNowMs();
+    answers_.push_back(std::make_unique<Answer>());
+    Answer* a = answers_.back().get();
+    answerOf_[req.get()] = a;
+    contexts_.push_back(std::make_unique<FlowContext>(context()));
+    handleRequest(*contexts_.back(), std::move(req), std::make_shared<Recorder>(a), &owner->slot);
+    return a;
+  };
+  // The slot's block, large enough for any transaction.
+  void* block = owner->slot.take(64 * 1024);
+  owner->slot.give(block);
+  Answer* miss = run("/s");  // at the origin: its transaction holds the block
+  void* other = owner->slot.take(1);
+  EXPECT_NE(other, block);
+  owner->slot.give(other);
+  origin_.answer(200, kFresh, "slot");
+  EXPECT_EQ(miss->body, "slot");
+  EXPECT_EQ(owner.use_count(), 1);  // the transaction and its block are gone
+  EXPECT_EQ(owner->slot.take(1), block);
+  owner->slot.give(block);
+  Answer* hit = run("/s");
+  EXPECT_EQ(hit->body, "slot");
+  EXPECT_NE(hit->header("cache-status").find("hit"), std::string::npos);
+  EXPECT_EQ(owner.use_count(), 1);
+  EXPECT_EQ(owner->slot.take(1), block);
+  owner->slot.give(block);
+}
+
 }  // namespace
 }  // namespace tern::edge::cache
