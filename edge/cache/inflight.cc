@@ -109,8 +109,7 @@ void Inflight::setHead(Head head) {
     head_ = std::move(head);
     subs = subs_;
   }
-  if (subs)
-    for (auto& [exec, wake] : *subs) exec(wake);
+  for (auto& [exec, wake] : subs) exec(wake);
 }
 
 void Inflight::append(std::string chunk) {
@@ -123,8 +122,7 @@ void Inflight::append(std::string chunk) {
     (void)trimLocked();  // the fetcher asks mayReadMore() next
     subs = subs_;
   }
-  if (subs)
-    for (auto& [exec, wake] : *subs) exec(wake);
+  for (auto& [exec, wake] : subs) exec(wake);
 }
 
 void Inflight::finish(Status status) {
@@ -139,8 +137,7 @@ void Inflight::finish(Status status) {
     resume = std::exchange(resume_, nullptr);
   }
   if (resume) resume();
-  if (subs)
-    for (auto& [exec, wake] : *subs) exec(wake);
+  for (auto& [exec, wake] : subs) exec(wake);
 }
 
 void Inflight::subscribe(Executor exec, std::function<void()> wake) {
@@ -148,12 +145,7 @@ void Inflight::subscribe(Executor exec, std::function<void()> wake) {
   {
     std::lock_guard lock(mu_);
     now = head_.has_value() || done_;
-    if (!done_) {
-      auto next =
-          subs_ ? std::make_shared<SubscriberList>(*subs_) : std::make_shared<SubscriberList>();
-      next->emplace_back(exec, wake);
-      subs_ = std::move(next);
-    }
+    if (!done_) subs_.emplace_back(exec, wake);
   }
   if (now) exec(wake);
 }

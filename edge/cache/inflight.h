@@ -103,10 +103,7 @@ class Inflight : public std::enable_shared_from_this<Inflight> {
     std::shared_ptr<const std::string> data;
     uint64_t end = 0;  // body offset just past this chunk
   };
-  // Shared, and replaced whole on a change: an event copies a pointer to
-  // the list, not the list (and its closures) of the moment.
-  using SubscriberList = std::vector<std::pair<Executor, std::function<void()>>>;
-  using Subscribers = std::shared_ptr<const SubscriberList>;
+  using Subscribers = std::vector<std::pair<Executor, std::function<void()>>>;
   // Drops what no reader needs; returns the fetcher's resume callback when
   // it may read again.
   std::function<void()> trimLocked();

@@ -1091,6 +1091,8 @@ void handleRequest(FlowContext& ctx, std::shared_ptr<Request> request,
 
 void handleRequest(FlowContext& ctx, std::shared_ptr<Request> request,
                    std::shared_ptr<Responder> responder, TransactionSlot* slot) {
+  // (The slot's memory comes from operator new, aligned for any such type.)
+  static_assert(alignof(Transaction) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
   SlotAllocator<Transaction> alloc(slot, request);
   std::allocate_shared<Transaction>(alloc, ctx, std::move(request), std::move(responder))
       ->receive();

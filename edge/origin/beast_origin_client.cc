@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <optional>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -184,6 +185,8 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
   bhttp::request<bhttp::string_body> req;
   std::unique_ptr<bhttp::response_parser<bhttp::buffer_body>> parser;
   std::string piece;  // the body read next: handed on as it is, not copied
+  static constexpr uint64_t kUnknownLength = ~uint64_t{0};
+  uint64_t body_left = kUnknownLength;  // of a body of known length
 
   void fail(Status st) {
     if (!head_sent) {
@@ -319,8 +322,10 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
     for (const auto& f : msg)
       head.headers.push_back({std::string(f.name_string()), std::string(f.value())});
     http::stripHopByHop(head.headers);
+    body_left = kUnknownLength;
     if (msg.has_content_length()) {
-      http::setField(head.headers, "Content-Length", std::to_string(*parser->content_length()));
+      body_left = *parser->content_length();
+      http::setField(head.headers, "Content-Length", std::to_string(body_left));
     }
     head_sent = true;
     cb.on_head(std::move(head));
@@ -332,9 +337,8 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
     // Read straight into the string that is handed on: as large as what is
     // left of a body of known length, up to kBodyPieceBytes.
     size_t want = kBodyPieceBytes;
-    if (auto left = parser->content_length_remaining()) {
-      want = static_cast<size_t>(std::clamp<uint64_t>(*left, 1, kBodyPieceBytes));
-    }
+    if (body_left != kUnknownLength)
+      want = static_cast<size_t>(std::clamp<uint64_t>(body_left, 1, kBodyPieceBytes));
     piece.resize(want);
     parser->get().body().data = piece.data();
     parser->get().body().size = piece.size();
@@ -347,6 +351,8 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
         size_t n = self->piece.size() - self->parser->get().body().size;
         if (n == 0) return self->readBody();
         self->piece.resize(n);
+        if (self->body_left != kUnknownLength)
+          self->body_left -= std::min<uint64_t>(self->body_left, n);
         // Read on once the receiver asks for more (it may ask from another
         // thread: come back to this loop).
         self->cb.on_data(std::move(self->piece),

@@ -555,7 +555,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
              : srv_.live.header_timeout_ms.load(std::memory_order_relaxed)));
     if (idle) {
       if constexpr (kTls) stream_.releaseBuffers();  // a kept-alive connection holds none
-      if (buffer_.capacity() > kHeadReadBytes) buffer_.shrink_to_fit();  // (grown for a body)
+      // What a request with a body left is given back: the read buffer's
+      // room (freed whole; the next head is read as on a new connection)
+      // and a kept exchange holding a large body or large fields.
+      if (buffer_.capacity() > kHeadReadBytes) buffer_.shrink_to_fit();
+      if (exchange_ && keptBytes(exchange_->request) > kKeptRequestBytes) exchange_.reset();
       loop_.stop_hooks.add(this);
     }
     auto self = this->shared_from_this();
@@ -627,9 +631,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
     // The request and its responder share one allocation, which the
     // response gives back to the session: the next request on the
     // connection is written over it (its strings and field list keep their
-    // room) once nothing else holds it. Only the session can see it then, so
-    // a count of one cannot go up under us; the fence orders our writes
-    // after the last holder's (whose release of it was a release).
+    // room) once nothing else holds it. With a count of one the transaction
+    // and everything that could reach it are gone (a weak reference to the
+    // responder lives only in callbacks the transaction holds), so the count
+    // cannot go up under us; the fence orders our writes after the last
+    // holder's (whose release of it was a release).
     std::shared_ptr<Exchange> exchange = std::move(exchange_);
     if (exchange && exchange.use_count() == 1) {
       std::atomic_thread_fence(std::memory_order_acquire);
@@ -784,10 +790,17 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
 
   static constexpr bool kTls = !std::is_same_v<Stream, LoopStream>;
   static constexpr size_t kReadSlackBytes = 64 * 1024;
-  // Room the read buffer keeps between requests, and the room it takes while
-  // a request body comes.
+  // Room of the read buffer past which an idle connection gives it back,
+  // and the room it takes while a request body comes.
   static constexpr size_t kHeadReadBytes = 4096;
   static constexpr size_t kBodyReadBytes = 16 * 1024;
+  // Memory an idle connection may keep in its last request for the next.
+  static constexpr size_t kKeptRequestBytes = 16 * 1024;
+  static size_t keptBytes(const cache::Request& r) {
+    size_t n = r.body.capacity() + r.target.capacity();
+    for (const auto& f : r.headers) n += f.name.capacity() + f.value.capacity();
+    return n;
+  }
   // Chunk extensions carry nothing the edge uses; a long one is an attack
   // (CVE-2024-22019 in Node.js), refused past this.
   static constexpr size_t kMaxChunkExtensionBytes = 4096;

@@ -25,6 +25,7 @@ std::shared_ptr<const format::MetaRecord> MetaCache::find(std::string_view key) 
 
 MetaCache::Ticket MetaCache::ticket(std::string_view key) {
   Ticket t;
+  if (!enabled()) return t;
   Shard& s = shardOf(key, &t.shard);
   std::lock_guard lock(s.mu);
   t.generation = s.generation;

@@ -604,9 +604,13 @@ Result<LookupResult> RocksStore::lookup(const ObjectKey& key) {
     }
     if (meta_cache_.enabled()) meta_cache_misses_.fetch_add(1, std::memory_order_relaxed);
     record = std::make_shared<const fmt::MetaRecord>(std::move(*decoded));
-    // Charged at about what the decoded record holds: its encoding, the
-    // key, and the bookkeeping around them.
-    meta_cache_.insert(ticket, meta_key, record, value.size() * 2 + meta_key.size() + 160);
+    // Charged at about what the decoded record holds: its bytes, a field's
+    // two strings for each field (short ones inline), the key, and the
+    // bookkeeping around them.
+    const auto& m = record->meta;
+    const size_t items = m.headers.size() + m.vary_fields.size() + m.tags.size();
+    meta_cache_.insert(ticket, meta_key, record,
+                       value.size() + items * sizeof(HeaderField) + 2 * meta_key.size() + 256);
   }
   PurgeVerdict verdict;
   {
