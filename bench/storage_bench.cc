@@ -51,6 +51,19 @@ void put(ObjectStore& st, const ObjectKey& k, const std::string& body,
   if (!w.ok() || !(*w)->append(body).isOk() || !(*w)->commit().isOk()) std::abort();
 }
 
+// Looks `k` up and reads its body whole; its length.
+size_t readWhole(ObjectStore& st, const ObjectKey& k) {
+  auto r = st.lookup(k);
+  if (!r.ok()) std::abort();
+  size_t got = 0;
+  while (true) {
+    auto c = r->body->next();
+    if (!c.ok()) std::abort();
+    if (c->empty()) return got;
+    got += c->size();
+  }
+}
+
 std::unique_ptr<RocksStore> openRocks(const std::string& name, uint64_t budget = 8ULL << 30,
                                       uint64_t meta_cache_bytes = 64ULL << 20) {
   RocksStoreOptions o;
@@ -93,16 +106,7 @@ void BM_Get(benchmark::State& state) {
   for (uint64_t i = 0; i < n; ++i) put(*st, keyOf(i), body);
   uint64_t i = 0;
   for (auto _ : state) {
-    auto r = st->lookup(keyOf(i++ % n));
-    if (!r.ok()) std::abort();
-    size_t got = 0;
-    while (true) {
-      auto c = r->body->next();
-      if (!c.ok()) std::abort();
-      if (c->empty()) break;
-      got += c->size();
-    }
-    benchmark::DoNotOptimize(got);
+    benchmark::DoNotOptimize(readWhole(*st, keyOf(i++ % n)));
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
   state.SetLabel(kind == 0 ? "memory" : "rocksdb");
@@ -134,16 +138,7 @@ void BM_GetWorkingSet(benchmark::State& state) {
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
-    auto r = st->lookup(keys[x % n]);
-    if (!r.ok()) std::abort();
-    size_t got = 0;
-    while (true) {
-      auto c = r->body->next();
-      if (!c.ok()) std::abort();
-      if (c->empty()) break;
-      got += c->size();
-    }
-    benchmark::DoNotOptimize(got);
+    benchmark::DoNotOptimize(readWhole(*st, keys[x % n]));
   }
   state.SetLabel(kind == 0 ? "memory" : kind == 1 ? "rocksdb" : "rocksdb, no kept metadata");
 }

@@ -440,7 +440,7 @@ TEST_F(RocksStoreTest, ReadersNeverSeeAnOlderVersionAfterANewer) {
   };
   std::thread r1(reader), r2(reader);
   for (int v = 1; v <= 300; ++v) {
-    char body[8];
+    char body[16];
     std::snprintf(body, sizeof body, "v%03d", v);
     ASSERT_TRUE(put(*st, k, body).isOk());
     EXPECT_EQ(get(*st, k), body);  // a write is seen as soon as it returns
