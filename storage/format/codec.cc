@@ -1,5 +1,6 @@
 #include "storage/format/codec.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/hash.h"
@@ -60,6 +61,12 @@ class Reader {
     pos_ += n;
     return true;
   }
+  bool fixed32(uint32_t* v) {
+    if (data_.size() - pos_ < 4) return false;
+    std::memcpy(v, data_.data() + pos_, 4);
+    pos_ += 4;
+    return true;
+  }
   bool done() const { return pos_ == data_.size(); }
 
  private:
@@ -79,6 +86,28 @@ constexpr size_t kMaxListItems = 1 << 16;
 // not know at the end of a section it knows: sections are append-only, so
 // a later version adds sections or fields without a new format version.
 constexpr uint64_t kSectionFreshness = 1;
+constexpr uint64_t kSectionBodyFile = 2;
+
+std::string encodeBodyFile(const BodyFileRef& f) {
+  std::string out;
+  putVarint(out, f.segment);
+  putVarint(out, f.offset);
+  putVarint(out, f.chunk_sums.size());
+  for (uint32_t sum : f.chunk_sums) putFixed32(out, sum);
+  return out;
+}
+
+bool decodeBodyFile(std::string_view data, BodyFileRef* f) {
+  Reader in(data);
+  uint64_t n;
+  if (!in.varint(&f->segment) || !in.varint(&f->offset) || !in.varint(&n)) return false;
+  if (n > data.size() / 4) return false;
+  f->chunk_sums.resize(n);
+  for (auto& sum : f->chunk_sums) {
+    if (!in.fixed32(&sum)) return false;
+  }
+  return true;
+}
 
 std::string encodeFreshness(const StoredFreshness& f) {
   std::string out;
@@ -242,6 +271,10 @@ std::string encodeMeta(const MetaRecord& r) {
     putVarint(body, kSectionFreshness);
     putBytes(body, encodeFreshness(m.freshness));
   }
+  if (r.file) {
+    putVarint(body, kSectionBodyFile);
+    putBytes(body, encodeBodyFile(*r.file));
+  }
 
   std::string out;
   out.reserve(8 + body.size());
@@ -299,8 +332,16 @@ Result<MetaRecord> decodeMeta(std::string_view data) {
       return Status::corruption("malformed metadata section");
     if (section == kSectionFreshness && !decodeFreshness(payload, &m.freshness))
       return Status::corruption("malformed freshness section");
+    if (section == kSectionBodyFile && !decodeBodyFile(payload, &r.file.emplace()))
+      return Status::corruption("malformed body file section");
   }
   if (r.chunk_bytes == 0 && m.body_size != 0) return Status::corruption("zero chunk size");
+  if (r.file) {
+    const uint64_t chunks =
+        (m.body_size + r.chunk_bytes - 1) / std::max<uint32_t>(r.chunk_bytes, 1);
+    if (r.file->chunk_sums.size() != (chunks > 1 ? chunks : 0))
+      return Status::corruption("body file section does not match the body's chunks");
+  }
   return r;
 }
 

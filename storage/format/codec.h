@@ -5,8 +5,10 @@
 // Thread-safety: pure functions.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/result.h"
 #include "storage/cache_key.h"
@@ -46,11 +48,23 @@ Result<std::string_view> chunkData(std::string_view stored);
 std::string tagKey(std::string_view tag, std::string_view meta_key);
 std::string tagPrefix(std::string_view tag);
 
-// A metadata record: the entry plus where its body lives.
+// Where a body written to a body file lies (format 3): contiguous from
+// `offset` in segment `segment`, with the checksum32 of each chunk for a
+// body of more than one chunk (one chunk is covered by the body hash).
+struct BodyFileRef {
+  uint64_t segment = 0;
+  uint64_t offset = 0;
+  std::vector<uint32_t> chunk_sums;
+  bool operator==(const BodyFileRef&) const = default;
+};
+
+// A metadata record: the entry plus where its body lives (body files, or
+// chunks in the body family keyed by object id when `file` is empty).
 struct MetaRecord {
   EntryMeta meta;
   uint64_t object_id = 0;
   uint32_t chunk_bytes = 0;
+  std::optional<BodyFileRef> file;
 };
 std::string encodeMeta(const MetaRecord& record);
 Result<MetaRecord> decodeMeta(std::string_view data);

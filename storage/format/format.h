@@ -8,12 +8,13 @@
 
 namespace tern::storage::format {
 
-inline constexpr uint32_t kFormatVersion = 2;
+inline constexpr uint32_t kFormatVersion = 3;
 // The oldest version this one reads (and upgrades in place): a store of
-// version 1 holds records of version 1, which stay readable, and new ones.
+// version 1 or 2 holds records of its version, which stay readable.
 inline constexpr uint32_t kOldestReadableVersion = 1;
-// Written first in every metadata record: "TRN" + version.
-inline constexpr uint32_t kMetaMagic = 0x54524e00u | kFormatVersion;
+// Written first in every metadata record: "TRN" + the record layout's
+// version (2 since format 2: sections; format 3 added a section).
+inline constexpr uint32_t kMetaMagic = 0x54524e02u;
 inline constexpr uint32_t kMetaMagicV1 = 0x54524e01u;
 
 // Column families.
@@ -38,6 +39,11 @@ inline constexpr uint64_t kObjectIdBlock = 1 << 20;
 // Body chunking.
 inline constexpr size_t kDefaultChunkBytes = 64 * 1024;
 inline constexpr size_t kChunkHeaderBytes = 4;  // checksum32 of the chunk data
+
+// Body files (storage/rocksdb/body_files.h): the folder inside the store,
+// and the alignment of a body's first byte in its segment.
+inline constexpr std::string_view kBodyFilesDir = "bodies";
+inline constexpr uint64_t kBodyAlignment = 4096;
 
 // Separator inside composite keys; never part of a host, path or tag.
 inline constexpr char kSep = '\0';

@@ -173,12 +173,75 @@ class RocksBodyReader final : public BodyReader {
   std::optional<Hasher64> hasher_;  // for bodies of more than one chunk
 };
 
+// A body in a body file: one pread per chunk (at most chunk_bytes), into a
+// buffer of the reader's own.
+class FileBodyReader final : public BodyReader {
+ public:
+  FileBodyReader(RocksStore* store, std::string meta_key,
+                 std::shared_ptr<const fmt::MetaRecord> record,
+                 std::shared_ptr<BodySegment> segment)
+      : store_(store),
+        meta_key_(std::move(meta_key)),
+        record_(std::move(record)),
+        segment_(std::move(segment)),
+        chunks_(chunkCount(record_->meta.body_size, record_->chunk_bytes)) {}
+
+  Result<std::string_view> next() override {
+    if (index_ >= chunks_) return std::string_view();
+    const fmt::MetaRecord& r = *record_;
+    const uint64_t at = index_ * r.chunk_bytes;
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(r.chunk_bytes, r.meta.body_size - at));
+    if (!buf_) buf_ = std::make_unique_for_overwrite<char[]>(n);  // the first chunk is the largest
+    Status s = segment_->read(r.file->offset + at, buf_.get(), n);
+    if (s.isCorruption()) return corrupt(s);  // the file is shorter than the body
+    // Refused in a non-blocking scope (redone elsewhere), or the disk
+    // failed: the object is not at fault.
+    if (!s.isOk()) return s;
+    std::string_view data(buf_.get(), n);
+    ++index_;
+    bool good;
+    if (chunks_ == 1) {
+      good = hash64(data) == r.meta.body_hash;  // the body's own hash covers it
+    } else {
+      good = checksum32(data) == r.file->chunk_sums[index_ - 1];
+      if (!hasher_) hasher_.emplace();
+      hasher_->update(data);
+      if (good && index_ == chunks_) good = hasher_->digest() == r.meta.body_hash;
+    }
+    if (!good) return corrupt(Status::corruption("body checksum mismatch"));
+    return data;
+  }
+  bool nextIsInMemory() const override { return index_ >= chunks_; }
+
+ private:
+  // Damaged, or removed while we read (its range reads as zeros, or its
+  // file is cut back): the store tells apart.
+  Status corrupt(Status s) {
+    if (store_->reportCorrupt(meta_key_, record_->object_id)) return s;
+    return Status::unavailable("object removed while reading");
+  }
+
+  RocksStore* store_;
+  std::string meta_key_;
+  std::shared_ptr<const fmt::MetaRecord> record_;
+  std::shared_ptr<BodySegment> segment_;
+  uint64_t chunks_;
+  uint64_t index_ = 0;
+  std::unique_ptr<char[]> buf_;
+  std::optional<Hasher64> hasher_;  // for bodies of more than one chunk
+};
+
 // ---- writer ----
 
 class RocksObjectWriter final : public ObjectWriter {
  public:
-  RocksObjectWriter(RocksStore* store, std::string meta_key, EntryMeta meta, uint64_t object_id)
-      : store_(store), meta_key_(std::move(meta_key)), meta_(std::move(meta)), id_(object_id) {}
+  RocksObjectWriter(RocksStore* store, std::string meta_key, EntryMeta meta, uint64_t object_id,
+                    std::optional<BodyFiles::Lease> lease)
+      : store_(store),
+        meta_key_(std::move(meta_key)),
+        meta_(std::move(meta)),
+        id_(object_id),
+        lease_(std::move(lease)) {}
   ~RocksObjectWriter() override { abort(); }
 
   Status append(std::string_view data) override {
@@ -198,6 +261,13 @@ class RocksObjectWriter final : public ObjectWriter {
         if (Status space = store_->checkDiskSpace(chunk); !space.isOk()) {
           abort();
           return space;
+        }
+        if (lease_) {
+          if (Status s = writeToFile(); !s.isOk()) {
+            abort();
+            return s;
+          }
+          continue;
         }
         rocksdb::WriteBatch batch;
         if (chunks_ == 0) batch.Put(store_->sys_, fmt::pendingKey(id_), rocksdb::Slice());
@@ -219,6 +289,10 @@ class RocksObjectWriter final : public ObjectWriter {
   void abort() override {
     if (done_) return;
     done_ = true;
+    if (lease_) {
+      store_->files_->finish(*lease_, 0, false);
+      return;
+    }
     if (chunks_ == 0) return;
     rocksdb::WriteBatch batch;
     for (uint32_t i = 0; i < chunks_; ++i) batch.Delete(store_->body_, fmt::chunkKey(id_, i));
@@ -235,8 +309,20 @@ class RocksObjectWriter final : public ObjectWriter {
   uint64_t id_;
   uint64_t size_ = 0;
   uint32_t chunks_ = 0;
+  // Writes the chunk gathered in pending_ to the body file.
+  Status writeToFile() {
+    const uint64_t at = lease_->offset + uint64_t{chunks_} * store_->options_.chunk_bytes;
+    TERN_RETURN_IF_ERROR(store_->files_->write(*lease_, at, pending_));
+    sums_.push_back(checksum32(pending_));
+    ++chunks_;
+    pending_.clear();
+    return Status::ok();
+  }
+
   std::string pending_;
   Hasher64 hasher_;
+  std::optional<BodyFiles::Lease> lease_;  // the body goes to a body file
+  std::vector<uint32_t> sums_;             // of the chunks written to it
   bool done_ = false;
 };
 
@@ -244,10 +330,24 @@ Status RocksObjectWriter::commit() {
   if (done_) return Status::failedPrecondition("writer finished");
   RocksStore& st = *store_;
   rocksdb::WriteBatch batch;
-  if (!pending_.empty()) {
-    batch.Put(st.body_, fmt::chunkKey(id_, chunks_), fmt::encodeChunk(pending_));
+  std::optional<fmt::BodyFileRef> file;
+  if (lease_) {
+    if (!pending_.empty()) {
+      if (Status s = writeToFile(); !s.isOk()) {
+        abort();
+        return s;
+      }
+    }
+    file.emplace();
+    file->segment = lease_->segment->id();
+    file->offset = lease_->offset;
+    if (chunks_ > 1) file->chunk_sums = std::move(sums_);  // one chunk: the body hash covers it
+  } else {
+    if (!pending_.empty()) {
+      batch.Put(st.body_, fmt::chunkKey(id_, chunks_), fmt::encodeChunk(pending_));
+    }
+    if (chunks_ > 0) batch.Delete(st.sys_, fmt::pendingKey(id_));
   }
-  if (chunks_ > 0) batch.Delete(st.sys_, fmt::pendingKey(id_));
   meta_.body_size = size_;
   meta_.body_hash = hasher_.digest();
 
@@ -259,7 +359,7 @@ Status RocksObjectWriter::commit() {
   }
   if (verdict == PurgeVerdict::kStale) meta_.stale = true;
 
-  fmt::MetaRecord record{meta_, id_, st.options_.chunk_bytes};
+  fmt::MetaRecord record{meta_, id_, st.options_.chunk_bytes, std::move(file)};
   std::string value = fmt::encodeMeta(record);
 
   // Replace an older version of this object.
@@ -311,6 +411,7 @@ Status RocksObjectWriter::commit() {
     return s;
   }
   done_ = true;
+  if (lease_) st.files_->finish(*lease_, size_, true);
   st.applyRemovalsLocked(removals);
   st.bytes_ += bytes;
   st.objects_ += 1;
@@ -438,6 +539,10 @@ Status RocksStore::openDb(OpenReport*) {
   rocksdb::Status s = rocksdb::DB::Open(db_opts, options_.path, families, &handles, &raw);
   if (!s.ok()) return fromRocks(s);
   db_.reset(raw);
+  auto files = BodyFiles::open(options_.path + "/" + std::string(fmt::kBodyFilesDir),
+                               options_.body_segment_bytes);
+  if (!files.ok()) return files.status();
+  files_ = std::move(*files);
   sys_ = handles[0];
   meta_ = handles[1];
   body_ = handles[2];
@@ -627,7 +732,19 @@ Result<LookupResult> RocksStore::lookup(const ObjectKey& key) {
   LookupResult out;
   out.must_revalidate = verdict == PurgeVerdict::kStale || record->meta.stale;
   if (record->meta.kind == EntryKind::kResponse) {
-    out.body = std::make_unique<RocksBodyReader>(this, std::move(meta_key), *record);
+    if (record->file) {
+      auto segment = files_->find(record->file->segment);
+      if (!segment) {
+        // Removed since the record was read (the segment goes once nothing
+        // in it is live), or lost: the store tells apart.
+        reportCorrupt(meta_key, record->object_id);
+        return Status::notFound("body file gone");
+      }
+      out.body =
+          std::make_unique<FileBodyReader>(this, std::move(meta_key), record, std::move(segment));
+    } else {
+      out.body = std::make_unique<RocksBodyReader>(this, std::move(meta_key), *record);
+    }
   }
   // The metadata handed out is the record kept (or just read): no copy.
   out.meta = std::shared_ptr<const EntryMeta>(record, &record->meta);
@@ -645,8 +762,14 @@ Result<std::unique_ptr<ObjectWriter>> RocksStore::beginWrite(const ObjectKey& ke
     std::lock_guard lock(mu_);
     TERN_ASSIGN_OR_RETURN(id, allocateObjectId());
   }
-  return std::unique_ptr<ObjectWriter>(
-      std::make_unique<RocksObjectWriter>(this, fmt::metaKey(key), std::move(meta), id));
+  std::optional<BodyFiles::Lease> lease;
+  if (options_.body_files) {
+    // A new segment, when one is needed, takes this object's id: never used
+    // before by any segment.
+    TERN_ASSIGN_OR_RETURN(lease, files_->lease(id));
+  }
+  return std::unique_ptr<ObjectWriter>(std::make_unique<RocksObjectWriter>(
+      this, fmt::metaKey(key), std::move(meta), id, std::move(lease)));
 }
 
 Status RocksStore::updateMeta(const ObjectKey& key, EntryMeta meta) {
@@ -670,7 +793,8 @@ Status RocksStore::updateMeta(const ObjectKey& key, EntryMeta meta) {
 
   rocksdb::WriteBatch batch;
   for (const auto& tag : record->meta.tags) batch.Delete(tags_, fmt::tagKey(tag, meta_key));
-  fmt::MetaRecord updated{std::move(meta), record->object_id, record->chunk_bytes};
+  fmt::MetaRecord updated{std::move(meta), record->object_id, record->chunk_bytes,
+                          std::move(record->file)};
   for (const auto& tag : updated.meta.tags) {
     batch.Put(tags_, fmt::tagKey(tag, meta_key), fmt::encodeBigEndian64(record->object_id));
   }
@@ -689,9 +813,14 @@ void RocksStore::deleteObjectLocked(rocksdb::WriteBatch* batch, const std::strin
   int64_t bytes = static_cast<int64_t>(meta_value.size());
   auto record = fmt::decodeMeta(meta_value);
   if (record.ok()) {
-    uint64_t n = chunkCount(record->meta.body_size, record->chunk_bytes);
-    for (uint64_t i = 0; i < n; ++i) {
-      batch->Delete(body_, fmt::chunkKey(record->object_id, static_cast<uint32_t>(i)));
+    if (record->file) {
+      removals->extents.push_back(
+          {record->file->segment, record->file->offset, record->meta.body_size});
+    } else {
+      uint64_t n = chunkCount(record->meta.body_size, record->chunk_bytes);
+      for (uint64_t i = 0; i < n; ++i) {
+        batch->Delete(body_, fmt::chunkKey(record->object_id, static_cast<uint32_t>(i)));
+      }
     }
     for (const auto& tag : record->meta.tags) batch->Delete(tags_, fmt::tagKey(tag, meta_key));
     bytes += static_cast<int64_t>(record->meta.body_size);
@@ -710,6 +839,7 @@ void RocksStore::applyRemovalsLocked(const Removals& removals) {
     index_.erase(h);
     policy_->remove(h);
   }
+  for (const auto& extent : removals.extents) files_->release(extent);
 }
 
 namespace {
@@ -767,14 +897,14 @@ Status RocksStore::write(rocksdb::WriteBatch* batch, const char* what) {
   return s;
 }
 
-void RocksStore::reportCorrupt(const std::string& meta_key, uint64_t object_id) {
+bool RocksStore::reportCorrupt(const std::string& meta_key, uint64_t object_id) {
   std::lock_guard lock(mu_);
   std::string value;
-  if (!db_->Get(rocksdb::ReadOptions(), meta_, meta_key, &value).ok()) return;
+  if (!db_->Get(rocksdb::ReadOptions(), meta_, meta_key, &value).ok()) return false;
   auto record = fmt::decodeMeta(value);
   // A reader that lost its chunks because the object was replaced is not
   // corruption: only remove the object that the reader was reading.
-  if (record.ok() && record->object_id != object_id) return;
+  if (record.ok() && record->object_id != object_id) return false;
   corrupt_ += 1;
   TERN_LOG(kError, "corrupt cache object removed",
            {{"key_hash", std::to_string(hash64(meta_key))}});
@@ -783,6 +913,7 @@ void RocksStore::reportCorrupt(const std::string& meta_key, uint64_t object_id) 
   deleteObjectLocked(&batch, meta_key, value, &removals);
   // If the removal fails, the object stays and is found corrupt again.
   if (write(&batch, "removal of a corrupt object").isOk()) applyRemovalsLocked(removals);
+  return true;
 }
 
 Status RocksStore::removeUrl(const CacheKey& url) {
@@ -919,6 +1050,7 @@ void RocksStore::waitForIndex() {
 void RocksStore::loadIndex() {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
   std::vector<std::pair<std::string, uint64_t>> pending;
+  std::vector<BodyFiles::Extent> live;  // bodies in segments found at open
   auto flush = [&] {
     std::lock_guard lock(mu_);
     for (auto& [key, bytes] : pending) {
@@ -933,6 +1065,9 @@ void RocksStore::loadIndex() {
     auto record = fmt::decodeMeta(it->value().ToStringView());
     uint64_t bytes = it->value().size() + (record.ok() ? record->meta.body_size : 0);
     pending.emplace_back(it->key().ToString(), bytes);
+    if (record.ok() && record->file && files_->foundAtOpen(record->file->segment)) {
+      live.push_back({record->file->segment, record->file->offset, record->meta.body_size});
+    }
     if (pending.size() >= 4096) {
       flush();
       std::lock_guard lock(bg_mu_);
@@ -940,6 +1075,13 @@ void RocksStore::loadIndex() {
     }
   }
   flush();
+  if (it->status().ok()) {
+    // The view holds every body committed before open; what else the
+    // segments found at open hold was never committed, or is removed.
+    files_->reclaim(live);
+  } else {
+    TERN_LOG(kWarn, "cache store index scan failed", {{"reason", it->status().ToString()}});
+  }
   index_loaded_ = true;
   std::lock_guard lock(mu_);
   evictToBudget();

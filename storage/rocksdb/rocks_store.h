@@ -3,17 +3,22 @@
 //
 // Layout (see storage/format/FORMAT.md): metadata in family "meta" keyed by
 // host/path/scheme/variant so that URL, prefix and host purges are range
-// scans for the background clean-up; bodies in family "body" as checksummed
-// chunks keyed by a never-reused object id; a tag index in family "tags";
-// applied_seq, purge markers and byte/object counters in the default family.
+// scans for the background clean-up; bodies in body files beside the
+// database (storage/rocksdb/body_files.h), their place in the metadata
+// record (or, for objects stored with body_files off or by format 2, in
+// family "body" as checksummed chunks keyed by a never-reused object id); a
+// tag index in family "tags"; applied_seq, purge markers and byte/object
+// counters in the default family.
 // Counters are RocksDB merge operands written in the same batch as the change
 // they count, so they are exact after a crash and need no scan at start-up.
 //
 // Crash safety: an object becomes visible in one atomic batch (metadata, last
-// chunk, tag index, counters). Chunks of an object that was being written
-// when the process died are found through a "pending" record and removed at
-// open. Every chunk and every metadata record carries a checksum; a record
-// that fails it is removed and reported as a miss.
+// chunk, tag index, counters); a body file's bytes are written before it.
+// Chunks of an object that was being written when the process died are
+// found through a "pending" record and removed at open; bytes of body files
+// that no record holds are freed once the index is loaded. Every chunk and
+// every metadata record carries a checksum; a record that fails it is
+// removed and reported as a miss.
 //
 // Start-up: opening needs no scan. The eviction index is rebuilt by a
 // background thread; until it is loaded the budget is enforced only for new
@@ -38,6 +43,7 @@
 #include "storage/eviction.h"
 #include "storage/object_store.h"
 #include "storage/purge_filter.h"
+#include "storage/rocksdb/body_files.h"
 #include "storage/rocksdb/meta_cache.h"
 
 namespace rocksdb {
@@ -78,6 +84,11 @@ struct RocksStoreOptions {
   // meta_cache.h): a hit on a key kept there reads RocksDB once, for the
   // body. 0 turns it off.
   uint64_t meta_cache_bytes = 64ULL << 20;
+  // Bodies of new objects go to body files (storage/rocksdb/body_files.h),
+  // appended to segments of about this size; false keeps them in RocksDB
+  // as chunks. Objects stored either way stay readable either way.
+  bool body_files = true;
+  uint64_t body_segment_bytes = 64ULL << 20;
 };
 
 // Whether an error from opening a store says another process (or another
@@ -125,6 +136,7 @@ class RocksStore final : public ObjectStore {
  private:
   friend class RocksObjectWriter;
   friend class RocksBodyReader;
+  friend class FileBodyReader;
 
   struct IndexEntry {
     std::string meta_key;
@@ -145,6 +157,7 @@ class RocksStore final : public ObjectStore {
     int64_t bytes = 0;
     int64_t objects = 0;
     std::vector<uint64_t> hashes;
+    std::vector<BodyFiles::Extent> extents;  // bodies in body files
   };
   // Adds to `batch` the deletion of the object whose metadata is `meta_key`,
   // and to `removals` what it takes away.  REQUIRES: mu_ held.
@@ -155,7 +168,10 @@ class RocksStore final : public ObjectStore {
   // write of a metadata key goes through here: the keys the batch touched
   // are then forgotten by meta_cache_.
   Status write(rocksdb::WriteBatch* batch, const char* what);
-  void reportCorrupt(const std::string& meta_key, uint64_t object_id);
+  // Removes the object of `meta_key` if it is still the one of `object_id`
+  // (a reader found its body damaged); false when it was replaced or
+  // removed already (the reader raced that, nothing is damaged).
+  bool reportCorrupt(const std::string& meta_key, uint64_t object_id);
   // The next object id. Ids are handed out from blocks whose end is synced
   // first, so that none is handed out twice across a crash: when that sync
   // fails, so does the allocation.  REQUIRES: mu_ held.
@@ -172,6 +188,7 @@ class RocksStore final : public ObjectStore {
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
   rocksdb::ColumnFamilyHandle* body_ = nullptr;
   rocksdb::ColumnFamilyHandle* tags_ = nullptr;
+  std::unique_ptr<BodyFiles> files_;  // the folder is opened even when new bodies go to chunks
 
   // Purge markers and the applied sequence.
   mutable std::shared_mutex filter_mu_;

@@ -46,11 +46,15 @@ Impl memoryImpl(std::string name = "memory", uint64_t file_body_bytes = 0) {
 }
 
 // `meta_cache_bytes`: memory for decoded metadata (0: every lookup reads it).
-Impl rocksImpl(std::string name = "rocksdb", uint64_t meta_cache_bytes = 64 << 20) {
+// `body_files`: bodies in body files (false: as chunks in RocksDB).
+Impl rocksImpl(std::string name = "rocksdb", uint64_t meta_cache_bytes = 64 << 20,
+               bool body_files = true) {
   return {std::move(name),
-          [meta_cache_bytes](const std::string& dir, Limits l) -> std::unique_ptr<ObjectStore> {
+          [meta_cache_bytes, body_files](const std::string& dir,
+                                         Limits l) -> std::unique_ptr<ObjectStore> {
             RocksStoreOptions o;
             o.meta_cache_bytes = meta_cache_bytes;
+            o.body_files = body_files;
             o.path = dir + "/store";
             o.budget_bytes = l.budget;
             o.max_object_bytes = l.max_object;
@@ -570,7 +574,8 @@ TEST_P(ObjectStoreConformance, ConcurrentReadersWritersAndPurges) {
 
 INSTANTIATE_TEST_SUITE_P(Stores, ObjectStoreConformance,
                          ::testing::Values(memoryImpl(), memoryImpl("memory_files", 1), rocksImpl(),
-                                           rocksImpl("rocksdb_no_meta_cache", 0)),
+                                           rocksImpl("rocksdb_no_meta_cache", 0),
+                                           rocksImpl("rocksdb_chunks", 64 << 20, false)),
                          [](const auto& p) { return p.param.name; });
 
 }  // namespace

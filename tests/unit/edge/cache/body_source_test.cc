@@ -7,9 +7,12 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "storage/format/codec.h"
+#include "storage/format/format.h"
 #include "storage/rocksdb/rocks_store.h"
 #include "tests/support/temp_dir.h"
 #include "tests/unit/storage/rocksdb/store_access.h"
@@ -172,8 +175,14 @@ TEST_F(BodySourceTest, TryNextTakesOnlyWhatNeedsNoIo) {
 }
 
 TEST_F(BodySourceTest, ReadAheadOfACorruptFirstChunkIsAnErrorAndRemovesTheObject) {
-  ASSERT_TRUE(put(*store_, key("http://a.example/c"), std::string(150, 'c')).isOk());  // id 0
-  ASSERT_TRUE(store_->putRawForTesting("body", storage::format::chunkKey(0, 0), "garbage").isOk());
+  ASSERT_TRUE(put(*store_, key("http://a.example/c"), std::string(150, 'c')).isOk());
+  // Damage the first chunk in the body file (the store's only one).
+  const std::filesystem::path bodies =
+      std::filesystem::path(dir_.sub("store")) / storage::format::kBodyFilesDir;
+  std::string segment;
+  for (const auto& e : std::filesystem::directory_iterator(bodies)) segment = e.path().string();
+  ASSERT_FALSE(segment.empty());
+  std::fstream(segment, std::ios::in | std::ios::out | std::ios::binary) << "garbage";
   auto r = reader("http://a.example/c");
   Status s = readAhead(&r);
   EXPECT_TRUE(s.isCorruption()) << s.toString();

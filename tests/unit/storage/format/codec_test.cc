@@ -110,7 +110,14 @@ TEST(CodecTest, RecordsOfVersionOneStayReadable) {
 TEST(CodecTest, EveryFlippedByteOrTruncationIsDetected) {
   MetaRecord with_section = sample();
   with_section.meta.freshness = {true, 5042, true, false, true, true, false, 30, 86400};
-  for (const MetaRecord& r : {sample(), with_section}) {
+  MetaRecord with_file = sample();
+  with_file.file = BodyFileRef{3, 8192, {}};
+  if (with_file.chunk_bytes > 0 && with_file.meta.body_size > with_file.chunk_bytes) {
+    const uint64_t chunks =
+        (with_file.meta.body_size + with_file.chunk_bytes - 1) / with_file.chunk_bytes;
+    with_file.file->chunk_sums.assign(chunks, 0x12345678u);
+  }
+  for (const MetaRecord& r : {sample(), with_section, with_file}) {
     std::string enc = encodeMeta(r);
     for (size_t i = 0; i < enc.size(); ++i) {
       std::string bad = enc;
@@ -120,6 +127,38 @@ TEST(CodecTest, EveryFlippedByteOrTruncationIsDetected) {
     for (size_t n = 0; n < enc.size(); ++n) EXPECT_FALSE(decodeMeta(enc.substr(0, n)).ok());
     EXPECT_FALSE(decodeMeta(enc + "x").ok());
   }
+}
+
+// Format 3: where a body in a body file lies. Chunk checksums are listed
+// for a body of more than one chunk only, one per chunk.
+TEST(CodecTest, ABodyFileRefRoundTripsAndMustMatchTheChunks) {
+  MetaRecord r = sample();
+  r.chunk_bytes = 100;
+  r.meta.body_size = 250;
+  r.file = BodyFileRef{7, 1ULL << 40, {1, 0xffffffffu, 3}};
+  auto d = decodeMeta(encodeMeta(r));
+  ASSERT_TRUE(d.ok()) << d.status().toString();
+  ASSERT_TRUE(d->file.has_value());
+  EXPECT_EQ(*d->file, *r.file);
+  EXPECT_EQ(d->meta, r.meta);
+
+  r.meta.body_size = 80;  // one chunk: no list
+  r.file->chunk_sums.clear();
+  d = decodeMeta(encodeMeta(r));
+  ASSERT_TRUE(d.ok()) << d.status().toString();
+  EXPECT_EQ(*d->file, *r.file);
+
+  r.file->chunk_sums = {1};  // a list for one chunk
+  EXPECT_TRUE(decodeMeta(encodeMeta(r)).status().isCorruption());
+  r.meta.body_size = 250;
+  r.file->chunk_sums = {1, 2};  // one short
+  EXPECT_TRUE(decodeMeta(encodeMeta(r)).status().isCorruption());
+
+  // A record without the section keeps its body as chunks.
+  r.file.reset();
+  d = decodeMeta(encodeMeta(r));
+  ASSERT_TRUE(d.ok());
+  EXPECT_FALSE(d->file.has_value());
 }
 
 TEST(CodecTest, ChunkChecksum) {

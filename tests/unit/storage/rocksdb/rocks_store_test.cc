@@ -38,6 +38,12 @@ class RocksStoreTest : public ::testing::Test {
     o.background = false;
     return o;
   }
+  // Bodies as chunks in RocksDB (body_files off): how format 2 stored them.
+  RocksStoreOptions chunked() {
+    RocksStoreOptions o = opts();
+    o.body_files = false;
+    return o;
+  }
   std::unique_ptr<RocksStore> open(RocksStoreOptions o) {
     auto s = RocksStore::open(o);
     EXPECT_TRUE(s.ok()) << s.status().toString();
@@ -93,7 +99,7 @@ TEST_F(RocksStoreTest, AppliedSeqAndMarkersAreOneAtomicWrite) {
 }
 
 TEST_F(RocksStoreTest, CorruptChunkIsAMissAndIsRemoved) {
-  auto st = open(opts());
+  auto st = open(chunked());
   ASSERT_TRUE(put(*st, key("http://a.example/c"), std::string(250, 'c')).isOk());
   // Find the object id through the metadata and damage its second chunk.
   std::string meta_key = format::metaKey(key("http://a.example/c"));
@@ -109,7 +115,7 @@ TEST_F(RocksStoreTest, CorruptChunkIsAMissAndIsRemoved) {
 }
 
 TEST_F(RocksStoreTest, ValidChunkOfAnotherObjectIsCaughtByBodyHash) {
-  auto st = open(opts());
+  auto st = open(chunked());
   ASSERT_TRUE(put(*st, key("http://a.example/p"), std::string(150, 'p')).isOk());  // id 0
   // A chunk with a valid checksum but the wrong bytes.
   ASSERT_TRUE(st->putRawForTesting("body", format::chunkKey(0, 1),
@@ -122,7 +128,7 @@ TEST_F(RocksStoreTest, ValidChunkOfAnotherObjectIsCaughtByBodyHash) {
 TEST_F(RocksStoreTest, OneChunkObjectIsCheckedByItsBodyHash) {
   // An object of one chunk is verified by its body hash alone: damaged
   // bytes, a well-formed chunk of other bytes, and a short record all fail.
-  auto st = open(opts());
+  auto st = open(chunked());
   const std::vector<std::string> damages = {"garbage-bytes",
                                             format::encodeChunk(std::string(50, 'X')), "ab",
                                             format::encodeChunk(std::string(49, 'o'))};
@@ -155,7 +161,7 @@ TEST_F(RocksStoreTest, HalfWrittenObjectIsRemovedAtOpen) {
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
-    auto st = RocksStore::open(opts());
+    auto st = RocksStore::open(chunked());
     if (!st.ok()) _exit(1);
     EntryMeta m;
     auto w = (*st)->beginWrite(key("http://a.example/half"), m);
@@ -165,7 +171,7 @@ TEST_F(RocksStoreTest, HalfWrittenObjectIsRemovedAtOpen) {
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  auto st = open(opts());
+  auto st = open(chunked());
   EXPECT_EQ(st->openReport().pending_removed, 1u);
   EXPECT_EQ(get(*st, key("http://a.example/half")), "<miss>");
 }

@@ -1,0 +1,280 @@
+#include "storage/rocksdb/body_files.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "common/log.h"
+#include "storage/format/format.h"
+#include "storage/nonblocking.h"
+
+namespace tern::storage {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::atomic<bool> g_nowait_unsupported{false};  // RWF_NOWAIT refused by the kernel
+
+uint64_t alignUp(uint64_t v) {
+  const uint64_t a = format::kBodyAlignment;
+  return (v + a - 1) / a * a;
+}
+
+Status errnoStatus(const char* what, int err) {
+  std::string msg = std::string(what) + ": " + std::strerror(err);
+  if (err == ENOSPC || err == EDQUOT) return Status::resourceExhausted("disk full: " + msg);
+  return Status::ioError(msg);
+}
+
+// Gives [offset, offset + length) back to the file system. Failing is
+// harmless (the bytes stay allocated, unread): it is logged.
+void punch(int fd, uint64_t id, uint64_t offset, uint64_t length) {
+  if (length == 0) return;
+  if (::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                  static_cast<off_t>(length)) != 0) {
+    TERN_LOG(kWarn, "cannot free a removed body's space",
+             {{"segment", std::to_string(id)}, {"reason", std::strerror(errno)}});
+  }
+}
+
+}  // namespace
+
+BodySegment::~BodySegment() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status BodySegment::read(uint64_t offset, char* out, size_t n) const {
+  const bool nowait = NonBlockingReads::active();
+  if (nowait && g_nowait_unsupported.load(std::memory_order_relaxed)) {
+    NonBlockingReads::refuse();
+    return Status::unavailable("not in the page cache");
+  }
+  size_t done = 0;
+  while (done < n) {
+    const auto at = static_cast<off_t>(offset + done);
+    ssize_t r;
+    if (nowait) {
+      iovec iov{out + done, n - done};
+      r = ::preadv2(fd_, &iov, 1, at, RWF_NOWAIT);
+    } else {
+      r = ::pread(fd_, out + done, n - done, at);
+    }
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (nowait) {
+        // EAGAIN: not resident (after a short read, the rest is not).
+        if (errno == EOPNOTSUPP || errno == EINVAL) g_nowait_unsupported = true;
+        NonBlockingReads::refuse();
+        return Status::unavailable("not in the page cache");
+      }
+      return errnoStatus("body file read", errno);
+    }
+    if (r == 0) return Status::corruption("body file ends before the body");
+    done += static_cast<size_t>(r);
+  }
+  return Status::ok();
+}
+
+Result<std::unique_ptr<BodyFiles>> BodyFiles::open(const std::string& dir, uint64_t segment_bytes) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status::ioError("cannot create " + dir + ": " + ec.message());
+  std::unique_ptr<BodyFiles> files(new BodyFiles(dir, std::max<uint64_t>(segment_bytes, 1)));
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    uint64_t id = 0;
+    int used = 0;
+    if (name.size() != 16 || std::sscanf(name.c_str(), "%16" SCNx64 "%n", &id, &used) != 1 ||
+        used != 16) {
+      continue;  // not ours
+    }
+    int fd = ::open(entry.path().c_str(), O_RDWR | O_CLOEXEC);  // written no more; punched
+    if (fd < 0) return errnoStatus(("cannot open " + entry.path().string()).c_str(), errno);
+    State st;
+    st.segment = std::make_shared<BodySegment>(id, fd);
+    st.found_at_open = true;
+    files->segments_.emplace(id, std::move(st));
+  }
+  if (ec) return Status::ioError("cannot list " + dir + ": " + ec.message());
+  return files;
+}
+
+std::string BodyFiles::pathOf(uint64_t id) const {
+  char name[17];
+  std::snprintf(name, sizeof(name), "%016" PRIx64, id);
+  return dir_ + "/" + name;
+}
+
+Result<BodyFiles::Lease> BodyFiles::lease(uint64_t new_id) {
+  {
+    std::lock_guard lock(mu_);
+    while (!free_.empty()) {
+      const uint64_t id = free_.back();
+      free_.pop_back();
+      auto it = segments_.find(id);
+      if (it == segments_.end()) continue;
+      it->second.leased = true;
+      return Lease{it->second.segment, it->second.end};
+    }
+  }
+  const std::string path = pathOf(new_id);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return errnoStatus(("cannot create " + path).c_str(), errno);
+  State st;
+  st.segment = std::make_shared<BodySegment>(new_id, fd);
+  st.leased = true;
+  Lease out{st.segment, 0};
+  std::lock_guard lock(mu_);
+  segments_.emplace(new_id, std::move(st));
+  return out;
+}
+
+Status BodyFiles::write(const Lease& lease, uint64_t at, std::string_view data) {
+  const int fd = lease.segment->fd_;
+  while (!data.empty()) {
+    ssize_t r = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(at));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return errnoStatus("body file write", errno);
+    }
+    data.remove_prefix(static_cast<size_t>(r));
+    at += static_cast<uint64_t>(r);
+  }
+  return Status::ok();
+}
+
+void BodyFiles::finish(const Lease& lease, uint64_t used, bool keep) {
+  const uint64_t id = lease.segment->id();
+  if (!keep) {
+    // Nothing after the lease's start was written by anyone else.
+    if (::ftruncate(lease.segment->fd_, static_cast<off_t>(lease.offset)) != 0) {
+      TERN_LOG(kWarn, "cannot cut back an abandoned body",
+               {{"segment", std::to_string(id)}, {"reason", std::strerror(errno)}});
+    }
+    used = 0;
+  }
+  std::lock_guard lock(mu_);
+  auto it = segments_.find(id);
+  if (it == segments_.end()) return;
+  State& st = it->second;
+  st.leased = false;
+  st.live += static_cast<int64_t>(used);
+  st.end = alignUp(lease.offset + used);
+  if (st.end < segment_bytes_) {
+    free_.push_back(id);
+  } else {
+    dropIfDeadLocked(id);  // full: appended to no more
+  }
+}
+
+std::shared_ptr<BodySegment> BodyFiles::find(uint64_t id) const {
+  std::lock_guard lock(mu_);
+  auto it = segments_.find(id);
+  return it == segments_.end() ? nullptr : it->second.segment;
+}
+
+bool BodyFiles::foundAtOpen(uint64_t id) const {
+  std::lock_guard lock(mu_);
+  auto it = segments_.find(id);
+  return it != segments_.end() && it->second.found_at_open;
+}
+
+void BodyFiles::release(const Extent& extent) {
+  std::shared_ptr<BodySegment> segment;
+  {
+    std::lock_guard lock(mu_);
+    auto it = segments_.find(extent.segment);
+    if (it == segments_.end()) return;
+    State& st = it->second;
+    segment = st.segment;
+    if (st.found_at_open && !reclaimed_) {
+      released_early_.emplace(extent.segment, extent.offset);
+    } else {
+      st.live -= static_cast<int64_t>(extent.length);
+      dropIfDeadLocked(extent.segment);
+    }
+  }
+  // Outside the lock that lookups take; on an unlinked file it is moot.
+  punch(segment->fd_, extent.segment, extent.offset, extent.length);
+}
+
+void BodyFiles::dropIfDeadLocked(uint64_t id) {
+  auto it = segments_.find(id);
+  if (it == segments_.end()) return;
+  const State& st = it->second;
+  if (st.live > 0 || st.leased) return;
+  if (st.found_at_open ? !reclaimed_ : st.end < segment_bytes_) return;  // may still be written
+  if (::unlink(pathOf(id).c_str()) != 0 && errno != ENOENT) {
+    TERN_LOG(kWarn, "cannot remove an empty body file",
+             {{"segment", std::to_string(id)}, {"reason", std::strerror(errno)}});
+    return;
+  }
+  segments_.erase(it);  // readers still holding it finish on the open descriptor
+}
+
+void BodyFiles::reclaim(const std::vector<Extent>& live) {
+  std::unordered_map<uint64_t, std::vector<Extent>> by_segment;
+  for (const auto& e : live) by_segment[e.segment].push_back(e);
+  std::lock_guard lock(mu_);
+  std::vector<uint64_t> ids;
+  for (auto& [id, st] : segments_) {
+    if (st.found_at_open) ids.push_back(id);
+  }
+  uint64_t punched = 0, removed = 0;
+  for (uint64_t id : ids) {
+    State& st = segments_.at(id);
+    auto& extents = by_segment[id];
+    std::erase_if(extents, [&](const Extent& e) {
+      return released_early_.contains({id, e.offset});
+    });
+    std::sort(extents.begin(), extents.end(),
+              [](const Extent& a, const Extent& b) { return a.offset < b.offset; });
+    uint64_t at = 0;
+    int64_t bytes = 0;
+    for (const auto& e : extents) {
+      if (e.offset > at) {
+        punch(st.segment->fd_, id, at, e.offset - at);
+        punched += e.offset - at;
+      }
+      at = std::max(at, e.offset + e.length);
+      bytes += static_cast<int64_t>(e.length);
+    }
+    struct stat sb;
+    if (::fstat(st.segment->fd_, &sb) == 0 && static_cast<uint64_t>(sb.st_size) > at) {
+      punch(st.segment->fd_, id, at, static_cast<uint64_t>(sb.st_size) - at);
+      punched += static_cast<uint64_t>(sb.st_size) - at;
+    }
+    st.live = bytes;
+    st.end = segment_bytes_;  // read-only
+    if (bytes == 0) ++removed;
+  }
+  reclaimed_ = true;
+  released_early_.clear();
+  for (uint64_t id : ids) dropIfDeadLocked(id);
+  if (punched > 0 || removed > 0) {
+    TERN_LOG(kInfo, "freed body file space not held by any stored object",
+             {{"bytes", std::to_string(punched)}, {"files_removed", std::to_string(removed)}});
+  }
+}
+
+BodyFiles::Stats BodyFiles::stats() const {
+  std::lock_guard lock(mu_);
+  Stats out;
+  out.segments = segments_.size();
+  for (const auto& [id, st] : segments_) {
+    if (!st.found_at_open || reclaimed_)
+      out.live_bytes += static_cast<uint64_t>(std::max<int64_t>(st.live, 0));
+  }
+  return out;
+}
+
+}  // namespace tern::storage

@@ -1,0 +1,137 @@
+#pragma once
+// BodyFiles: the bodies of disk-tier objects, in append-only segment files
+// beside the RocksDB store (<store>/bodies/<segment id as 16 hex digits>).
+//
+// A body is written once, contiguous, from a 4 KiB-aligned offset of a
+// segment leased to its writer alone; its place (segment, offset) and its
+// chunk checksums go into the object's metadata record, which is committed
+// in RocksDB after the bytes are written. So a body costs one pwrite per
+// chunk and no write-ahead log, memtable or compaction, and a hit reads it
+// with one pread (preadv2 with RWF_NOWAIT inside a NonBlockingReads scope)
+// on a descriptor kept open.
+//
+// Space: a removed body's bytes are given back at once (fallocate
+// PUNCH_HOLE); a segment with nothing live left is unlinked. Offsets are
+// never reused: a segment is appended to by one writer at a time, never
+// below its end, segments found at open are never appended to again, and a
+// segment's id is an object id of the store (never reused). So a reader
+// racing a removal reads the object's bytes or zeros (the hole), never
+// another object's; its checksum tells.
+//
+// Crash: bytes written for an object whose record never committed are left
+// behind. Once the store has listed the live bodies (the index load),
+// reclaim() punches everything else in the segments found at open.
+//
+// Thread-safety: all methods are thread-safe; a Lease is used by one writer.
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "common/result.h"
+#include "common/status.h"
+
+namespace tern::storage {
+
+// One open segment file. Its descriptor closes when the last holder (the
+// store's table, a reader) lets go, so a reader can finish on an unlinked
+// segment.
+class BodySegment {
+ public:
+  BodySegment(uint64_t id, int fd) : id_(id), fd_(fd) {}
+  ~BodySegment();
+  BodySegment(const BodySegment&) = delete;
+  BodySegment& operator=(const BodySegment&) = delete;
+
+  uint64_t id() const { return id_; }
+  // Reads exactly n bytes at offset. Inside a NonBlockingReads scope, bytes
+  // not in the page cache are refused: Unavailable, and the scope records
+  // it. Past the end of the file: Corruption.
+  Status read(uint64_t offset, char* out, size_t n) const;
+
+ private:
+  friend class BodyFiles;
+  uint64_t id_;
+  int fd_;
+};
+
+class BodyFiles {
+ public:
+  struct Extent {
+    uint64_t segment = 0;
+    uint64_t offset = 0;
+    uint64_t length = 0;
+  };
+  // A place to append one body: from `offset` of `segment`, until finish().
+  struct Lease {
+    std::shared_ptr<BodySegment> segment;
+    uint64_t offset = 0;
+  };
+  struct Stats {
+    uint64_t segments = 0;
+    uint64_t live_bytes = 0;  // of the bodies written since open, and all once reclaimed
+  };
+
+  // Opens (creating) the folder and every segment in it. Segments found
+  // here are read-only from now on.
+  static Result<std::unique_ptr<BodyFiles>> open(const std::string& dir, uint64_t segment_bytes);
+  ~BodyFiles() = default;
+
+  // A segment with room for appends, leased to the caller alone; a new one,
+  // named `new_id` (an id never used before), when none has room.
+  Result<Lease> lease(uint64_t new_id);
+  // Writes `data` at `at` (>= lease.offset) of the leased segment.
+  Status write(const Lease& lease, uint64_t at, std::string_view data);
+  // Ends a lease. keep: `used` bytes from lease.offset are a live body.
+  // Otherwise what was written is dropped (the file is cut back).
+  void finish(const Lease& lease, uint64_t used, bool keep);
+
+  // The segment named `id`, or null when there is none (a lost file, or
+  // one unlinked because nothing in it is live).
+  std::shared_ptr<BodySegment> find(uint64_t id) const;
+
+  // A body is gone from the store: its bytes go back to the file system.
+  void release(const Extent& extent);
+
+  // The live bodies of the segments found at open, listed by the store:
+  // everything else in them is punched, and those with none are unlinked.
+  // Until this has run, nothing found at open is unlinked.
+  void reclaim(const std::vector<Extent>& live);
+  // True when the segment was found at open (so reclaim() wants its bodies).
+  bool foundAtOpen(uint64_t id) const;
+
+  Stats stats() const;
+
+ private:
+  struct State {
+    std::shared_ptr<BodySegment> segment;
+    uint64_t end = 0;  // where the next body starts (appendable segments)
+    int64_t live = 0;  // bytes of live bodies (counted once known)
+    bool leased = false;
+    bool found_at_open = false;  // read-only; live unknown until reclaim()
+  };
+  BodyFiles(std::string dir, uint64_t segment_bytes)
+      : dir_(std::move(dir)), segment_bytes_(segment_bytes) {}
+  std::string pathOf(uint64_t id) const;
+  // Unlinks the segment when nothing in it is live or can become so.
+  // REQUIRES: mu_ held.
+  void dropIfDeadLocked(uint64_t id);
+
+  const std::string dir_;
+  const uint64_t segment_bytes_;
+  mutable std::mutex mu_;
+  std::unordered_map<uint64_t, State> segments_;  // GUARDED_BY(mu_)
+  std::vector<uint64_t> free_;                    // appendable, not leased  GUARDED_BY(mu_)
+  bool reclaimed_ = false;                        // GUARDED_BY(mu_)
+  // Bodies in segments found at open released before reclaim(): they are
+  // not live whatever the store's listing says. GUARDED_BY(mu_)
+  std::set<std::pair<uint64_t, uint64_t>> released_early_;  // segment, offset
+};
+
+}  // namespace tern::storage
