@@ -1,10 +1,13 @@
 // Storage micro-benchmarks (Google Benchmark):
-//   BM_Put/<store>/<bytes>, BM_Get/<store>/<bytes>   object write and read
+//   BM_Put/<store>/<bytes>, BM_Get/<store>/<bytes>   object write and read;
+//                             stores: 0 memory, 1 disk, 2 disk with bodies
+//                             as chunks in RocksDB (body_files off)
 //   BM_GetWorkingSet/<store>/<objects>   random reads of 16 KiB objects
 //                             over a working set of N (50,000: 800 MB, far
 //                             bigger than RocksDB's 64 MiB block cache);
 //                             stores: 0 memory, 1 disk, 2 disk without its
-//                             metadata kept in memory (meta_cache_bytes 0)
+//                             metadata kept in memory (meta_cache_bytes 0),
+//                             3 disk with bodies as chunks
 //   BM_PurgeApply/<matches>   time to apply one purge that matches N objects
 //                             (1, 1k, 100k, 1M): must stay flat
 //   BM_ReopenFirstHit/<objects>   reopen a store holding N objects and serve
@@ -65,9 +68,11 @@ size_t readWhole(ObjectStore& st, const ObjectKey& k) {
 }
 
 std::unique_ptr<RocksStore> openRocks(const std::string& name, uint64_t budget = 8ULL << 30,
-                                      uint64_t meta_cache_bytes = 64ULL << 20) {
+                                      uint64_t meta_cache_bytes = 64ULL << 20,
+                                      bool body_files = true) {
   RocksStoreOptions o;
   o.meta_cache_bytes = meta_cache_bytes;
+  o.body_files = body_files;
   o.path = benchDir().sub(name);
   o.budget_bytes = budget;
   o.max_object_bytes = 64ULL << 20;
@@ -83,24 +88,28 @@ std::unique_ptr<ObjectStore> makeStore(int kind, const std::string& name) {
     o.max_object_bytes = 64ULL << 20;
     return std::make_unique<MemoryStore>(o);
   }
-  return openRocks(name);
+  return openRocks(name, 8ULL << 30, 64ULL << 20, kind != 2);
+}
+
+const char* labelOf(int kind) {
+  return kind == 0 ? "memory" : kind == 1 ? "rocksdb" : "rocksdb, bodies as chunks";
 }
 
 void BM_Put(benchmark::State& state) {
   const int kind = static_cast<int>(state.range(0));
   const size_t bytes = static_cast<size_t>(state.range(1));
-  auto st = makeStore(kind, "put-" + std::to_string(bytes));
+  auto st = makeStore(kind, "put-" + std::to_string(kind) + "-" + std::to_string(bytes));
   std::string body(bytes, 'x');
   uint64_t i = 0;
   for (auto _ : state) put(*st, keyOf(i++ % 4096), body);
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
-  state.SetLabel(kind == 0 ? "memory" : "rocksdb");
+  state.SetLabel(labelOf(kind));
 }
 
 void BM_Get(benchmark::State& state) {
   const int kind = static_cast<int>(state.range(0));
   const size_t bytes = static_cast<size_t>(state.range(1));
-  auto st = makeStore(kind, "get-" + std::to_string(bytes));
+  auto st = makeStore(kind, "get-" + std::to_string(kind) + "-" + std::to_string(bytes));
   std::string body(bytes, 'y');
   const uint64_t n = 256;
   for (uint64_t i = 0; i < n; ++i) put(*st, keyOf(i), body);
@@ -109,7 +118,7 @@ void BM_Get(benchmark::State& state) {
     benchmark::DoNotOptimize(readWhole(*st, keyOf(i++ % n)));
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
-  state.SetLabel(kind == 0 ? "memory" : "rocksdb");
+  state.SetLabel(labelOf(kind));
 }
 
 // Stores of 16 KiB objects (each filled once per process), read at random.
@@ -124,7 +133,7 @@ void BM_GetWorkingSet(benchmark::State& state) {
     if (kind == 0) {
       st = makeStore(0, name);
     } else {
-      auto rocks = openRocks(name, 8ULL << 30, kind == 1 ? 64ULL << 20 : 0);
+      auto rocks = openRocks(name, 8ULL << 30, kind == 2 ? 0 : 64ULL << 20, kind != 3);
       rocks->waitForIndex();
       st = std::move(rocks);
     }
@@ -140,7 +149,10 @@ void BM_GetWorkingSet(benchmark::State& state) {
     x ^= x << 17;
     benchmark::DoNotOptimize(readWhole(*st, keys[x % n]));
   }
-  state.SetLabel(kind == 0 ? "memory" : kind == 1 ? "rocksdb" : "rocksdb, no kept metadata");
+  state.SetLabel(kind == 0   ? "memory"
+                 : kind == 1 ? "rocksdb"
+                 : kind == 2 ? "rocksdb, no kept metadata"
+                             : "rocksdb, bodies as chunks");
 }
 
 // One shared store per match count: N objects tagged "hot", plus the same
@@ -204,13 +216,13 @@ void BM_ReopenFirstHit(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(BM_Put)
-    ->ArgsProduct({{0, 1}, {1024, 16 * 1024, 256 * 1024, 1024 * 1024}})
+    ->ArgsProduct({{0, 1, 2}, {1024, 16 * 1024, 256 * 1024, 1024 * 1024}})
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Get)
-    ->ArgsProduct({{0, 1}, {1024, 16 * 1024, 256 * 1024, 1024 * 1024}})
+    ->ArgsProduct({{0, 1, 2}, {1024, 16 * 1024, 256 * 1024, 1024 * 1024}})
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_GetWorkingSet)
-    ->ArgsProduct({{0, 1, 2}, {256, 50000}})
+    ->ArgsProduct({{0, 1, 2, 3}, {256, 50000}})
     ->Unit(benchmark::kMicrosecond)
     ->MinTime(2.0);
 BENCHMARK(BM_PurgeApply)
