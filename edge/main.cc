@@ -57,6 +57,9 @@ Config makeConfig() {
   c.add({"cache.disk_meta_memory", "64MiB",
          "memory for the response heads of disk-tier objects, so that a disk hit reads the "
          "store once (0: read them from the store on every hit)"});
+  c.add({"cache.disk_body_files", "true",
+         "bodies of new disk-tier objects go to segment files beside RocksDB, read with one "
+         "pread (false: as chunks inside RocksDB; either kind stays readable)"});
   c.add({"cache.expose_key", "false", "add the cache key to Cache-Status"});
   c.add({"cache.stale_on_error", "0s",
          "when the origin fails (unreachable, reset, 500/502/503/504), serve a stored response "
@@ -327,6 +330,7 @@ int main(int argc, char** argv) {
   disk.min_free_disk_bytes = get(cfg.bytes("cache.min_free_disk"));
   disk.nonblocking_reads = get(cfg.boolean("cache.disk_nonblocking_reads"));
   disk.meta_cache_bytes = get(cfg.bytes("cache.disk_meta_memory"));
+  disk.body_files = get(cfg.boolean("cache.disk_body_files"));
   auto rocks = storage::RocksStore::open(disk);
   if (!rocks.ok()) return fail(rocks.status());
 
@@ -386,6 +390,13 @@ int main(int argc, char** argv) {
   registry.callbackGauge("tern_edge_disk_meta_cache_bytes",
                          "Memory held by the metadata of disk objects kept in memory",
                          [&] { return static_cast<double>(store.diskStats().meta_cache_bytes); });
+  registry.callbackGauge("tern_edge_disk_body_files",
+                         "Segment files holding the bodies of disk objects",
+                         [&] { return static_cast<double>(store.diskStats().body_files); });
+  registry.callbackGauge(
+      "tern_edge_disk_body_file_bytes",
+      "Disk space held by the body files (space of removed bodies is given back at once)",
+      [&] { return static_cast<double>(store.diskStats().body_file_bytes); });
   registry.callbackGauge("tern_edge_applied_purge_seq", "Highest purge sequence applied",
                          [&] { return static_cast<double>(store.appliedSeq()); });
 

@@ -102,6 +102,9 @@ struct StoreStats {
   uint64_t meta_cache_hits = 0;
   uint64_t meta_cache_misses = 0;
   uint64_t meta_cache_bytes = 0;
+  // Body files (RocksStore): how many, and the disk space they hold.
+  uint64_t body_files = 0;
+  uint64_t body_file_bytes = 0;
 };
 
 class ObjectStore {

@@ -267,12 +267,17 @@ void BodyFiles::reclaim(const std::vector<Extent>& live) {
 }
 
 BodyFiles::Stats BodyFiles::stats() const {
-  std::lock_guard lock(mu_);
+  std::vector<std::shared_ptr<BodySegment>> all;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, st] : segments_) all.push_back(st.segment);
+  }
   Stats out;
-  out.segments = segments_.size();
-  for (const auto& [id, st] : segments_) {
-    if (!st.found_at_open || reclaimed_)
-      out.live_bytes += static_cast<uint64_t>(std::max<int64_t>(st.live, 0));
+  out.segments = all.size();
+  for (const auto& segment : all) {
+    struct stat sb;
+    if (::fstat(segment->fd_, &sb) == 0)
+      out.disk_bytes += static_cast<uint64_t>(sb.st_blocks) * 512;
   }
   return out;
 }

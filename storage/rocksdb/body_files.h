@@ -75,7 +75,7 @@ class BodyFiles {
   };
   struct Stats {
     uint64_t segments = 0;
-    uint64_t live_bytes = 0;  // of the bodies written since open, and all once reclaimed
+    uint64_t disk_bytes = 0;  // allocated on disk (holes not counted)
   };
 
   // Opens (creating) the folder and every segment in it. Segments found

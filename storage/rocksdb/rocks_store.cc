@@ -996,6 +996,9 @@ StoreStats RocksStore::stats() const {
   st.meta_cache_hits = meta_cache_hits_.load(std::memory_order_relaxed);
   st.meta_cache_misses = meta_cache_misses_.load(std::memory_order_relaxed);
   st.meta_cache_bytes = meta_cache_.bytes();
+  const BodyFiles::Stats files = files_->stats();
+  st.body_files = files.segments;
+  st.body_file_bytes = files.disk_bytes;
   std::shared_lock lock(filter_mu_);
   st.purge_markers = filter_.size();
   return st;

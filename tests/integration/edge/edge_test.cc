@@ -729,6 +729,10 @@ TEST_F(EdgeTest, AdminEndpoints) {
             std::string::npos);
   EXPECT_NE(metrics.body.find("tern_edge_store_write_failures{tier=\"disk\"} 0"),
             std::string::npos);
+  // The one disk object's body is in a body file, which holds disk space.
+  EXPECT_NE(metrics.body.find("tern_edge_disk_body_files 1\n"), std::string::npos) << metrics.body;
+  EXPECT_EQ(metrics.body.find("tern_edge_disk_body_file_bytes 0\n"), std::string::npos);
+  EXPECT_NE(metrics.body.find("tern_edge_disk_body_file_bytes "), std::string::npos);
   EXPECT_EQ(httpGet(edge_->adminPort(), "/healthz").status, 200);
   EXPECT_EQ(httpGet(edge_->adminPort(), "/readyz").status, 200);
   EXPECT_EQ(httpGet(edge_->adminPort(), "/nope").status, 404);
