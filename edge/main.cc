@@ -331,6 +331,8 @@ int main(int argc, char** argv) {
   disk.nonblocking_reads = get(cfg.boolean("cache.disk_nonblocking_reads"));
   disk.meta_cache_bytes = get(cfg.bytes("cache.disk_meta_memory"));
   disk.body_files = get(cfg.boolean("cache.disk_body_files"));
+  // Raised before the store opens: it keeps its body files open.
+  const uint64_t open_files = openFileLimit();
   auto rocks = storage::RocksStore::open(disk);
   if (!rocks.ok()) return fail(rocks.status());
 
@@ -342,7 +344,7 @@ int main(int argc, char** argv) {
   // Each such file is a descriptor and a mapping: a quarter of either limit
   // at most, the rest for connections, origin connections, RocksDB and the
   // heap's own mappings.
-  mem.max_file_bodies = static_cast<size_t>(std::min(openFileLimit(), mapCountLimit()) / 4);
+  mem.max_file_bodies = static_cast<size_t>(std::min(open_files, mapCountLimit()) / 4);
   cache::TieredStore store(std::make_unique<storage::MemoryStore>(mem), std::move(*rocks),
                            mem.max_object_bytes);
 

@@ -1,6 +1,6 @@
 #include "storage/format/codec.h"
 
-#include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "common/hash.h"
@@ -338,9 +338,11 @@ Result<MetaRecord> decodeMeta(std::string_view data) {
   if (r.chunk_bytes == 0 && m.body_size != 0) return Status::corruption("zero chunk size");
   if (r.file) {
     const uint64_t chunks =
-        (m.body_size + r.chunk_bytes - 1) / std::max<uint32_t>(r.chunk_bytes, 1);
+        r.chunk_bytes == 0 ? 0 : (m.body_size + r.chunk_bytes - 1) / r.chunk_bytes;
     if (r.file->chunk_sums.size() != (chunks > 1 ? chunks : 0))
       return Status::corruption("body file section does not match the body's chunks");
+    if (r.file->offset > UINT64_MAX - m.body_size)
+      return Status::corruption("body file section out of range");
   }
   return r;
 }

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include "common/log.h"
 #include "storage/format/format.h"
@@ -23,6 +24,24 @@ namespace {
 namespace fs = std::filesystem;
 
 std::atomic<bool> g_nowait_unsupported{false};  // RWF_NOWAIT refused by the kernel
+
+// The id of a segment file's name: exactly 16 lowercase hex digits.
+std::optional<uint64_t> segmentIdOf(std::string_view name) {
+  if (name.size() != 16) return std::nullopt;
+  uint64_t id = 0;
+  for (char c : name) {
+    int digit;
+    if (c >= '0' && c <= '9') {
+      digit = c - '0';
+    } else if (c >= 'a' && c <= 'f') {
+      digit = c - 'a' + 10;
+    } else {
+      return std::nullopt;
+    }
+    id = (id << 4) | static_cast<uint64_t>(digit);
+  }
+  return id;
+}
 
 uint64_t alignUp(uint64_t v) {
   const uint64_t a = format::kBodyAlignment;
@@ -89,20 +108,17 @@ Result<std::unique_ptr<BodyFiles>> BodyFiles::open(const std::string& dir, uint6
   fs::create_directories(dir, ec);
   if (ec) return Status::ioError("cannot create " + dir + ": " + ec.message());
   std::unique_ptr<BodyFiles> files(new BodyFiles(dir, std::max<uint64_t>(segment_bytes, 1)));
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    uint64_t id = 0;
-    int used = 0;
-    if (name.size() != 16 || std::sscanf(name.c_str(), "%16" SCNx64 "%n", &id, &used) != 1 ||
-        used != 16) {
-      continue;  // not ours
-    }
-    int fd = ::open(entry.path().c_str(), O_RDWR | O_CLOEXEC);  // written no more; punched
-    if (fd < 0) return errnoStatus(("cannot open " + entry.path().string()).c_str(), errno);
+  fs::directory_iterator it(dir, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    auto id = segmentIdOf(name);
+    if (!id) continue;                                        // not ours
+    int fd = ::open(it->path().c_str(), O_RDWR | O_CLOEXEC);  // written no more; punched
+    if (fd < 0) return errnoStatus(("cannot open " + it->path().string()).c_str(), errno);
     State st;
-    st.segment = std::make_shared<BodySegment>(id, fd);
+    st.segment = std::make_shared<BodySegment>(*id, fd);
     st.found_at_open = true;
-    files->segments_.emplace(id, std::move(st));
+    files->segments_.emplace(*id, std::move(st));
   }
   if (ec) return Status::ioError("cannot list " + dir + ": " + ec.message());
   return files;
@@ -154,26 +170,26 @@ Status BodyFiles::write(const Lease& lease, uint64_t at, std::string_view data) 
 
 void BodyFiles::finish(const Lease& lease, uint64_t used, bool keep) {
   const uint64_t id = lease.segment->id();
-  if (!keep) {
-    // Nothing after the lease's start was written by anyone else.
-    if (::ftruncate(lease.segment->fd_, static_cast<off_t>(lease.offset)) != 0) {
-      TERN_LOG(kWarn, "cannot cut back an abandoned body",
-               {{"segment", std::to_string(id)}, {"reason", std::strerror(errno)}});
+  // The next body starts past these bytes even when they are dropped:
+  // offsets are never written twice.
+  if (!keep)
+    punch(lease.segment->fd_, id, lease.offset, alignUp(lease.offset + used) - lease.offset);
+  std::string dropped;
+  {
+    std::lock_guard lock(mu_);
+    auto it = segments_.find(id);
+    if (it == segments_.end()) return;
+    State& st = it->second;
+    st.leased = false;
+    if (keep) st.live += static_cast<int64_t>(used);
+    st.end = alignUp(lease.offset + used);
+    if (st.end < segment_bytes_) {
+      free_.push_back(id);
+    } else {
+      dropped = dropIfDeadLocked(id);  // full: appended to no more
     }
-    used = 0;
   }
-  std::lock_guard lock(mu_);
-  auto it = segments_.find(id);
-  if (it == segments_.end()) return;
-  State& st = it->second;
-  st.leased = false;
-  st.live += static_cast<int64_t>(used);
-  st.end = alignUp(lease.offset + used);
-  if (st.end < segment_bytes_) {
-    free_.push_back(id);
-  } else {
-    dropIfDeadLocked(id);  // full: appended to no more
-  }
+  unlinkDropped({dropped});
 }
 
 std::shared_ptr<BodySegment> BodyFiles::find(uint64_t id) const {
@@ -189,7 +205,9 @@ bool BodyFiles::foundAtOpen(uint64_t id) const {
 }
 
 void BodyFiles::release(const Extent& extent) {
+  if (extent.length == 0) return;  // an empty body has no place in a segment
   std::shared_ptr<BodySegment> segment;
+  std::string dropped;
   {
     std::lock_guard lock(mu_);
     auto it = segments_.find(extent.segment);
@@ -200,66 +218,103 @@ void BodyFiles::release(const Extent& extent) {
       released_early_.emplace(extent.segment, extent.offset);
     } else {
       st.live -= static_cast<int64_t>(extent.length);
-      dropIfDeadLocked(extent.segment);
+      dropped = dropIfDeadLocked(extent.segment);
     }
   }
-  // Outside the lock that lookups take; on an unlinked file it is moot.
-  punch(segment->fd_, extent.segment, extent.offset, extent.length);
+  // Outside the lock that lookups take; on an unlinked file it is moot. To
+  // the block boundary: the next body starts there.
+  punch(segment->fd_, extent.segment, extent.offset,
+        alignUp(extent.offset + extent.length) - extent.offset);
+  unlinkDropped({dropped});
 }
 
-void BodyFiles::dropIfDeadLocked(uint64_t id) {
+std::string BodyFiles::dropIfDeadLocked(uint64_t id) {
   auto it = segments_.find(id);
-  if (it == segments_.end()) return;
+  if (it == segments_.end()) return {};
   const State& st = it->second;
-  if (st.live > 0 || st.leased) return;
-  if (st.found_at_open ? !reclaimed_ : st.end < segment_bytes_) return;  // may still be written
-  if (::unlink(pathOf(id).c_str()) != 0 && errno != ENOENT) {
-    TERN_LOG(kWarn, "cannot remove an empty body file",
-             {{"segment", std::to_string(id)}, {"reason", std::strerror(errno)}});
-    return;
+  if (st.leased) return {};
+  if (st.found_at_open ? !reclaimed_ : st.end < segment_bytes_) return {};  // may still be written
+  if (st.live < 0) {
+    // Accounting gone wrong: keep the file (the next open reclaims it).
+    TERN_LOG(kError, "body file accounting below zero; segment kept",
+             {{"segment", std::to_string(id)}, {"live", std::to_string(st.live)}});
+    return {};
   }
+  if (st.live > 0) return {};
   segments_.erase(it);  // readers still holding it finish on the open descriptor
+  return pathOf(id);
+}
+
+void BodyFiles::unlinkDropped(const std::vector<std::string>& paths) {
+  for (const auto& path : paths) {
+    if (path.empty()) continue;
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      TERN_LOG(kWarn, "cannot remove an empty body file",
+               {{"path", path}, {"reason", std::strerror(errno)}});
+    }
+  }
 }
 
 void BodyFiles::reclaim(const std::vector<Extent>& live) {
   std::unordered_map<uint64_t, std::vector<Extent>> by_segment;
-  for (const auto& e : live) by_segment[e.segment].push_back(e);
-  std::lock_guard lock(mu_);
-  std::vector<uint64_t> ids;
-  for (auto& [id, st] : segments_) {
-    if (st.found_at_open) ids.push_back(id);
+  for (const auto& e : live) {
+    if (e.length > 0) by_segment[e.segment].push_back(e);
   }
-  uint64_t punched = 0, removed = 0;
-  for (uint64_t id : ids) {
-    State& st = segments_.at(id);
-    auto& extents = by_segment[id];
-    std::erase_if(extents, [&](const Extent& e) {
-      return released_early_.contains({id, e.offset});
-    });
-    std::sort(extents.begin(), extents.end(),
-              [](const Extent& a, const Extent& b) { return a.offset < b.offset; });
-    uint64_t at = 0;
-    int64_t bytes = 0;
-    for (const auto& e : extents) {
-      if (e.offset > at) {
-        punch(st.segment->fd_, id, at, e.offset - at);
-        punched += e.offset - at;
+  // What to punch, worked out under the lock and done outside it: the
+  // segments found at open are written by nobody.
+  struct Hole {
+    std::shared_ptr<BodySegment> segment;
+    uint64_t offset, length;
+  };
+  std::vector<Hole> holes;
+  std::vector<std::string> dropped;
+  uint64_t removed = 0;
+  {
+    std::lock_guard lock(mu_);
+    std::vector<uint64_t> ids;
+    for (auto& [id, st] : segments_) {
+      if (st.found_at_open) ids.push_back(id);
+    }
+    for (uint64_t id : ids) {
+      State& st = segments_.at(id);
+      auto& extents = by_segment[id];
+      std::erase_if(extents, [&](const Extent& e) {
+        return released_early_.contains({id, e.offset});
+      });
+      std::sort(extents.begin(), extents.end(),
+                [](const Extent& a, const Extent& b) { return a.offset < b.offset; });
+      uint64_t at = 0;
+      int64_t bytes = 0;
+      std::vector<Hole> mine;
+      for (const auto& e : extents) {
+        if (e.offset > at) mine.push_back({st.segment, at, e.offset - at});
+        at = std::max(at, alignUp(e.offset + e.length));
+        bytes += static_cast<int64_t>(e.length);
       }
-      at = std::max(at, e.offset + e.length);
-      bytes += static_cast<int64_t>(e.length);
+      mine.push_back({st.segment, at, 0});  // to the end of the file
+      st.live = bytes;
+      if (bytes == 0) {
+        ++removed;  // unlinked below: nothing to punch
+      } else {
+        holes.insert(holes.end(), mine.begin(), mine.end());
+      }
     }
-    struct stat sb;
-    if (::fstat(st.segment->fd_, &sb) == 0 && static_cast<uint64_t>(sb.st_size) > at) {
-      punch(st.segment->fd_, id, at, static_cast<uint64_t>(sb.st_size) - at);
-      punched += static_cast<uint64_t>(sb.st_size) - at;
-    }
-    st.live = bytes;
-    st.end = segment_bytes_;  // read-only
-    if (bytes == 0) ++removed;
+    reclaimed_ = true;
+    released_early_.clear();
+    for (uint64_t id : ids) dropped.push_back(dropIfDeadLocked(id));
   }
-  reclaimed_ = true;
-  released_early_.clear();
-  for (uint64_t id : ids) dropIfDeadLocked(id);
+  unlinkDropped(dropped);
+  uint64_t punched = 0;
+  for (auto& hole : holes) {
+    if (hole.length == 0) {
+      struct stat sb;
+      if (::fstat(hole.segment->fd_, &sb) != 0 || static_cast<uint64_t>(sb.st_size) <= hole.offset)
+        continue;
+      hole.length = static_cast<uint64_t>(sb.st_size) - hole.offset;
+    }
+    punch(hole.segment->fd_, hole.segment->id(), hole.offset, hole.length);
+    punched += hole.length;
+  }
   if (punched > 0 || removed > 0) {
     TERN_LOG(kInfo, "freed body file space not held by any stored object",
              {{"bytes", std::to_string(punched)}, {"files_removed", std::to_string(removed)}});

@@ -10,13 +10,15 @@
 // with one pread (preadv2 with RWF_NOWAIT inside a NonBlockingReads scope)
 // on a descriptor kept open.
 //
-// Space: a removed body's bytes are given back at once (fallocate
-// PUNCH_HOLE); a segment with nothing live left is unlinked. Offsets are
-// never reused: a segment is appended to by one writer at a time, never
-// below its end, segments found at open are never appended to again, and a
-// segment's id is an object id of the store (never reused). So a reader
-// racing a removal reads the object's bytes or zeros (the hole), never
-// another object's; its checksum tells.
+// Space: a removed body's blocks are given back at once (fallocate
+// PUNCH_HOLE, to the 4 KiB boundary where the next body starts); a segment
+// with nothing live left is unlinked. Offsets are never reused: a segment
+// is appended to by one writer at a time, never below its end (an
+// abandoned body is punched out, not written over), segments found at open
+// are never appended to again, and a segment's id is an object id of the
+// store (never reused). So a reader racing a removal reads the object's
+// bytes or zeros (the hole), never another object's; its checksum tells.
+// An empty body takes no place in a segment (its record names none).
 //
 // Crash: bytes written for an object whose record never committed are left
 // behind. Once the store has listed the live bodies (the index load),
@@ -88,8 +90,9 @@ class BodyFiles {
   Result<Lease> lease(uint64_t new_id);
   // Writes `data` at `at` (>= lease.offset) of the leased segment.
   Status write(const Lease& lease, uint64_t at, std::string_view data);
-  // Ends a lease. keep: `used` bytes from lease.offset are a live body.
-  // Otherwise what was written is dropped (the file is cut back).
+  // Ends a lease: `used` bytes were written from lease.offset. keep: they
+  // are a live body. Otherwise they are punched out; the segment goes on
+  // after them either way.
   void finish(const Lease& lease, uint64_t used, bool keep);
 
   // The segment named `id`, or null when there is none (a lost file, or
@@ -119,9 +122,11 @@ class BodyFiles {
   BodyFiles(std::string dir, uint64_t segment_bytes)
       : dir_(std::move(dir)), segment_bytes_(segment_bytes) {}
   std::string pathOf(uint64_t id) const;
-  // Unlinks the segment when nothing in it is live or can become so.
-  // REQUIRES: mu_ held.
-  void dropIfDeadLocked(uint64_t id);
+  // Forgets the segment when nothing in it is live or can become so, and
+  // returns its path for the caller to unlink once mu_ is released (empty:
+  // it stays).  REQUIRES: mu_ held.
+  std::string dropIfDeadLocked(uint64_t id);
+  static void unlinkDropped(const std::vector<std::string>& paths);
 
   const std::string dir_;
   const uint64_t segment_bytes_;

@@ -235,13 +235,12 @@ class FileBodyReader final : public BodyReader {
 
 class RocksObjectWriter final : public ObjectWriter {
  public:
-  RocksObjectWriter(RocksStore* store, std::string meta_key, EntryMeta meta, uint64_t object_id,
-                    std::optional<BodyFiles::Lease> lease)
+  RocksObjectWriter(RocksStore* store, std::string meta_key, EntryMeta meta, uint64_t object_id)
       : store_(store),
         meta_key_(std::move(meta_key)),
         meta_(std::move(meta)),
         id_(object_id),
-        lease_(std::move(lease)) {}
+        to_files_(store->options_.body_files) {}
   ~RocksObjectWriter() override { abort(); }
 
   Status append(std::string_view data) override {
@@ -262,7 +261,7 @@ class RocksObjectWriter final : public ObjectWriter {
           abort();
           return space;
         }
-        if (lease_) {
+        if (to_files_) {
           if (Status s = writeToFile(); !s.isOk()) {
             abort();
             return s;
@@ -290,10 +289,10 @@ class RocksObjectWriter final : public ObjectWriter {
     if (done_) return;
     done_ = true;
     if (lease_) {
-      store_->files_->finish(*lease_, 0, false);
+      store_->files_->finish(*lease_, written_, false);
       return;
     }
-    if (chunks_ == 0) return;
+    if (to_files_ || chunks_ == 0) return;
     rocksdb::WriteBatch batch;
     for (uint32_t i = 0; i < chunks_; ++i) batch.Delete(store_->body_, fmt::chunkKey(id_, i));
     batch.Delete(store_->sys_, fmt::pendingKey(id_));
@@ -309,10 +308,17 @@ class RocksObjectWriter final : public ObjectWriter {
   uint64_t id_;
   uint64_t size_ = 0;
   uint32_t chunks_ = 0;
-  // Writes the chunk gathered in pending_ to the body file.
+  // Writes the chunk gathered in pending_ to the body file, taking a place
+  // in a segment with the first one (an empty body takes none). A new
+  // segment, when one is needed, is named by this object's id: never used
+  // before by any segment.
   Status writeToFile() {
-    const uint64_t at = lease_->offset + uint64_t{chunks_} * store_->options_.chunk_bytes;
+    if (!lease_) {
+      TERN_ASSIGN_OR_RETURN(lease_, store_->files_->lease(id_));
+    }
+    const uint64_t at = lease_->offset + written_;
     TERN_RETURN_IF_ERROR(store_->files_->write(*lease_, at, pending_));
+    written_ += pending_.size();
     sums_.push_back(checksum32(pending_));
     ++chunks_;
     pending_.clear();
@@ -321,8 +327,10 @@ class RocksObjectWriter final : public ObjectWriter {
 
   std::string pending_;
   Hasher64 hasher_;
-  std::optional<BodyFiles::Lease> lease_;  // the body goes to a body file
-  std::vector<uint32_t> sums_;             // of the chunks written to it
+  const bool to_files_;                    // the body goes to a body file
+  std::optional<BodyFiles::Lease> lease_;  // its place, from its first chunk
+  uint64_t written_ = 0;                   // bytes written there
+  std::vector<uint32_t> sums_;             // of the chunks written there
   bool done_ = false;
 };
 
@@ -331,13 +339,15 @@ Status RocksObjectWriter::commit() {
   RocksStore& st = *store_;
   rocksdb::WriteBatch batch;
   std::optional<fmt::BodyFileRef> file;
-  if (lease_) {
+  if (to_files_) {
     if (!pending_.empty()) {
       if (Status s = writeToFile(); !s.isOk()) {
         abort();
         return s;
       }
     }
+  }
+  if (lease_) {
     file.emplace();
     file->segment = lease_->segment->id();
     file->offset = lease_->offset;
@@ -411,7 +421,7 @@ Status RocksObjectWriter::commit() {
     return s;
   }
   done_ = true;
-  if (lease_) st.files_->finish(*lease_, size_, true);
+  if (lease_) st.files_->finish(*lease_, written_, true);
   st.applyRemovalsLocked(removals);
   st.bytes_ += bytes;
   st.objects_ += 1;
@@ -477,6 +487,12 @@ Result<std::unique_ptr<RocksStore>> RocksStore::open(const RocksStoreOptions& op
     TERN_RETURN_IF_ERROR(store->openDb(&store->report_));
     TERN_RETURN_IF_ERROR(store->load());
   }
+  // The body files, once the database is known good. Failing here (too few
+  // descriptors, say) is not a broken store: nothing is moved aside.
+  auto files = BodyFiles::open(options.path + "/" + std::string(fmt::kBodyFilesDir),
+                               options.body_segment_bytes);
+  if (!files.ok()) return files.status();
+  store->files_ = std::move(*files);
   if (options.background) {
     store->bg_thread_ = std::thread([raw = store.get()] { raw->backgroundLoop(); });
   } else {
@@ -539,10 +555,6 @@ Status RocksStore::openDb(OpenReport*) {
   rocksdb::Status s = rocksdb::DB::Open(db_opts, options_.path, families, &handles, &raw);
   if (!s.ok()) return fromRocks(s);
   db_.reset(raw);
-  auto files = BodyFiles::open(options_.path + "/" + std::string(fmt::kBodyFilesDir),
-                               options_.body_segment_bytes);
-  if (!files.ok()) return files.status();
-  files_ = std::move(*files);
   sys_ = handles[0];
   meta_ = handles[1];
   body_ = handles[2];
@@ -762,14 +774,8 @@ Result<std::unique_ptr<ObjectWriter>> RocksStore::beginWrite(const ObjectKey& ke
     std::lock_guard lock(mu_);
     TERN_ASSIGN_OR_RETURN(id, allocateObjectId());
   }
-  std::optional<BodyFiles::Lease> lease;
-  if (options_.body_files) {
-    // A new segment, when one is needed, takes this object's id: never used
-    // before by any segment.
-    TERN_ASSIGN_OR_RETURN(lease, files_->lease(id));
-  }
-  return std::unique_ptr<ObjectWriter>(std::make_unique<RocksObjectWriter>(
-      this, fmt::metaKey(key), std::move(meta), id, std::move(lease)));
+  return std::unique_ptr<ObjectWriter>(
+      std::make_unique<RocksObjectWriter>(this, fmt::metaKey(key), std::move(meta), id));
 }
 
 Status RocksStore::updateMeta(const ObjectKey& key, EntryMeta meta) {

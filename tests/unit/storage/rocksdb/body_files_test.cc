@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,11 @@ class BodyFilesTest : public ::testing::Test {
     ::close(fd);
     out.resize(r < 0 ? 0 : static_cast<size_t>(r));
     return out;
+  }
+  static uint64_t allocatedBlocks(const std::string& path) {
+    struct stat sb;
+    EXPECT_EQ(::stat(path.c_str(), &sb), 0) << path;
+    return static_cast<uint64_t>(sb.st_blocks);
   }
   testing::TempDir dir_;
 };
@@ -140,9 +146,12 @@ TEST_F(BodyFilesTest, RemovedBodiesGiveTheirSpaceBackAndEmptySegmentsGo) {
   }
   auto files = segments();
   ASSERT_EQ(files.size(), 2u);
-  // A removal punches its range: the bytes read as zeros at once.
+  // A removal punches its range, to the block where the next body starts:
+  // the bytes read as zeros at once, and the block is given back.
+  const uint64_t blocks = allocatedBlocks(files[1]);
   ASSERT_TRUE(st->removeUrl(*CacheKey::fromUrl("http://a.example/2")).isOk());
   EXPECT_EQ(readAt(files[1], 0, 1000), std::string(1000, '\0'));
+  EXPECT_LT(allocatedBlocks(files[1]), blocks);
   EXPECT_EQ(get(*st, key("http://a.example/3")), std::string(1000, 'x'));
   // A full segment with nothing live is removed: here through a purge's
   // clean-up.
@@ -194,6 +203,79 @@ TEST_F(BodyFilesTest, BytesNoRecordHoldsAreFreedAtTheNextOpen) {
   ASSERT_TRUE(put(*st, key("http://a.example/new"), std::string(1000, 'n')).isOk());
   EXPECT_EQ(segments().size(), 2u);
   EXPECT_EQ(get(*st, key("http://a.example/new")), std::string(1000, 'n'));
+}
+
+// An empty body (a 204, a Vary record) takes no place in a segment: its
+// record names none, so no other body can share its offset.
+TEST_F(BodyFilesTest, AnEmptyBodyTakesNoPlaceInASegment) {
+  {
+    auto st = open(opts());
+    ASSERT_TRUE(put(*st, key("http://a.example/empty"), "").isOk());
+    EXPECT_TRUE(segments().empty());
+    ASSERT_TRUE(put(*st, key("http://a.example/full"), std::string(250, 'f')).isOk());
+  }
+  auto st = open(opts());
+  EXPECT_EQ(get(*st, key("http://a.example/empty")), "");
+  ASSERT_TRUE(st->removeUrl(*CacheKey::fromUrl("http://a.example/empty")).isOk());
+  EXPECT_EQ(get(*st, key("http://a.example/full")), std::string(250, 'f'));
+  EXPECT_EQ(st->stats().corrupt_objects, 0u);
+}
+
+// A body abandoned halfway (a failed fetch, an object over the limit) is
+// punched out, and the next body starts past it: no offset is written twice.
+TEST_F(BodyFilesTest, AnAbandonedBodyIsPunchedOutAndNotWrittenOver) {
+  auto st = open(opts());
+  {
+    auto w = st->beginWrite(key("http://a.example/gone"), EntryMeta());
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->append(std::string(350, 'g')).isOk());  // 3 chunks written
+    ASSERT_EQ(readAt(segments().at(0), 0, 300), std::string(300, 'g'));
+  }  // destroyed without commit
+  EXPECT_EQ(readAt(segments().at(0), 0, 300), std::string(300, '\0'));
+  ASSERT_TRUE(put(*st, key("http://a.example/next"), std::string(250, 'n')).isOk());
+  ASSERT_EQ(segments().size(), 1u);
+  EXPECT_EQ(readAt(segments().at(0), kAlign, 250), std::string(250, 'n'));
+  EXPECT_EQ(readAt(segments().at(0), 0, 250), std::string(250, '\0'));
+  EXPECT_EQ(get(*st, key("http://a.example/next")), std::string(250, 'n'));
+  EXPECT_EQ(get(*st, key("http://a.example/gone")), "<miss>");
+}
+
+// A reader that looked an object up before it was removed reads zeros (or
+// a file already gone): that is "removed while reading", not damage.
+TEST_F(BodyFilesTest, AReaderRacingARemovalIsToldNotDamaged) {
+  RocksStoreOptions o = opts();
+  o.body_segment_bytes = kAlign;  // one body per segment: its file goes too
+  auto st = open(o);
+  for (const char* url : {"http://a.example/one", "http://a.example/many"}) {
+    const size_t size = std::string_view(url).ends_with("one") ? 80 : 250;
+    ASSERT_TRUE(put(*st, key(url), std::string(size, 'r')).isOk());
+    auto r = st->lookup(key(url));
+    ASSERT_TRUE(r.ok());
+    ASSERT_TRUE(st->removeUrl(*CacheKey::fromUrl(url)).isOk());
+    auto c = r->body->next();
+    ASSERT_FALSE(c.ok()) << url;
+    EXPECT_EQ(c.status().code(), StatusCode::kUnavailable) << c.status().toString();
+  }
+  EXPECT_TRUE(segments().empty());
+  EXPECT_EQ(st->stats().corrupt_objects, 0u);
+}
+
+// Body files that cannot be opened fail the open; the store is not moved
+// aside as if it were broken.
+TEST_F(BodyFilesTest, BodyFilesThatCannotBeOpenedFailTheOpenAndMoveNothingAside) {
+  {
+    auto st = open(opts());
+    ASSERT_TRUE(put(*st, key("http://a.example/kept"), std::string(250, 'k')).isOk());
+  }
+  fs::remove_all(bodiesDir());
+  { std::ofstream(bodiesDir()) << "not a folder"; }
+  auto st = RocksStore::open(opts());
+  EXPECT_FALSE(st.ok());
+  EXPECT_TRUE(fs::exists(opts().path + "/CURRENT")) << "the database stays where it is";
+  int aside = 0;
+  for (const auto& e : fs::directory_iterator(dir_.path()))
+    aside += e.path().filename().string().find(".broken-") != std::string::npos;
+  EXPECT_EQ(aside, 0);
 }
 
 TEST_F(BodyFilesTest, ObjectsOfEitherLayoutStayReadable) {
