@@ -8,6 +8,8 @@
 //                             stores: 0 memory, 1 disk, 2 disk without its
 //                             metadata kept in memory (meta_cache_bytes 0),
 //                             3 disk with bodies as chunks
+//   BM_PolicyTouch/<objects>  the eviction policy's bookkeeping of one hit
+//                             (W-TinyLFU) over N objects, at random
 //   BM_PurgeApply/<matches>   time to apply one purge that matches N objects
 //                             (1, 1k, 100k, 1M): must stay flat
 //   BM_ReopenFirstHit/<objects>   reopen a store holding N objects and serve
@@ -22,6 +24,8 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/hash.h"
+#include "storage/eviction.h"
 #include "storage/memory/memory_store.h"
 #include "storage/rocksdb/rocks_store.h"
 #include "tests/support/temp_dir.h"
@@ -155,6 +159,23 @@ void BM_GetWorkingSet(benchmark::State& state) {
                              : "rocksdb, bodies as chunks");
 }
 
+// What a hit costs the eviction policy: over 50,000 objects and more, the
+// lookups in its index and sketch are cache misses, not arithmetic.
+void BM_PolicyTouch(benchmark::State& state) {
+  const uint64_t n = static_cast<uint64_t>(state.range(0));
+  auto policy = makeEvictionPolicy(EvictionKind::kTinyLfu, n * 16384);
+  for (uint64_t i = 0; i < n; ++i) policy->insert(hash64(std::to_string(i)), 16384);
+  std::vector<uint64_t> ids;
+  for (uint64_t i = 0; i < n; ++i) ids.push_back(hash64(std::to_string(i)));
+  uint64_t x = 88172645463325252ULL;
+  for (auto _ : state) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    policy->touch(ids[x % n]);
+  }
+}
+
 // One shared store per match count: N objects tagged "hot", plus the same
 // number under one host prefix.
 RocksStore& purgeStore(int64_t matches) {
@@ -225,6 +246,7 @@ BENCHMARK(BM_GetWorkingSet)
     ->ArgsProduct({{0, 1, 2, 3}, {256, 50000}})
     ->Unit(benchmark::kMicrosecond)
     ->MinTime(2.0);
+BENCHMARK(BM_PolicyTouch)->Arg(256)->Arg(50000)->Arg(500000);
 BENCHMARK(BM_PurgeApply)
     ->Arg(1)
     ->Arg(1000)
