@@ -1,5 +1,7 @@
 #include "storage/eviction.h"
 
+#include <boost/unordered/unordered_flat_map.hpp>
+
 #include <algorithm>
 #include <bit>
 
@@ -15,6 +17,12 @@ uint64_t mix(uint64_t x) {  // splitmix64 finalizer
   return x;
 }
 
+// Ids are hashes already (of the object key); the flat map still mixes
+// them, since it takes its bucket from the low bits.
+struct IdHash {
+  size_t operator()(uint64_t id) const { return static_cast<size_t>(mix(id)); }
+};
+
 // An LRU list of ids with byte weights; front is most recent.
 struct Segment {
   std::list<uint64_t> order;
@@ -29,20 +37,31 @@ FrequencySketch::FrequencySketch(size_t expected_items) { ensureCapacity(expecte
 
 void FrequencySketch::ensureCapacity(size_t items) {
   size_t words = std::bit_ceil(std::max<size_t>(items / 4, 64));
-  if (words <= table_.size()) return;
-  table_.assign(words, 0);
-  mask_ = words - 1;
+  if (words <= words_) return;
+  storage_.assign(words + kBlockWords, 0);
+  auto at = reinterpret_cast<uintptr_t>(storage_.data());
+  table_ = storage_.data() + ((64 - at % 64) % 64) / sizeof(uint64_t);
+  words_ = words;
+  block_mask_ = words / kBlockWords - 1;
   sample_size_ = std::max<size_t>(items, 64) * 10;
   additions_ = 0;
 }
 
+uint64_t* FrequencySketch::block(uint64_t h) const {
+  return table_ + (h & block_mask_) * kBlockWords;
+}
+
+// Counter i of an id: in word 2i or 2i+1 of its block (one bit of the
+// counter hash picks which), at one of 16 places in it (four more bits).
 void FrequencySketch::increment(uint64_t id) {
-  uint64_t h = mix(id);
+  const uint64_t h = mix(id);
+  uint64_t* words = block(h);
+  const uint64_t c = mix(h ^ 0x9e3779b97f4a7c15ULL);
   bool added = false;
   for (int i = 0; i < 4; ++i) {
-    uint64_t hi = mix(h + static_cast<uint64_t>(i) * 0x9e3779b97f4a7c15ULL);
-    uint64_t& word = table_[hi & mask_];
-    int shift = static_cast<int>((hi >> 32) & 15) * 4;
+    const uint64_t bits = c >> (i * 8);
+    uint64_t& word = words[2 * i + (bits & 1)];
+    const int shift = static_cast<int>((bits >> 1) & 15) * 4;
     if (((word >> shift) & 0xf) < 15) {
       word += uint64_t{1} << shift;
       added = true;
@@ -52,12 +71,15 @@ void FrequencySketch::increment(uint64_t id) {
 }
 
 uint32_t FrequencySketch::estimate(uint64_t id) const {
-  uint64_t h = mix(id);
+  const uint64_t h = mix(id);
+  const uint64_t* words = block(h);
+  const uint64_t c = mix(h ^ 0x9e3779b97f4a7c15ULL);
   uint32_t est = 15;
   for (int i = 0; i < 4; ++i) {
-    uint64_t hi = mix(h + static_cast<uint64_t>(i) * 0x9e3779b97f4a7c15ULL);
-    int shift = static_cast<int>((hi >> 32) & 15) * 4;
-    est = std::min<uint32_t>(est, static_cast<uint32_t>((table_[hi & mask_] >> shift) & 0xf));
+    const uint64_t bits = c >> (i * 8);
+    const int shift = static_cast<int>((bits >> 1) & 15) * 4;
+    est =
+        std::min<uint32_t>(est, static_cast<uint32_t>((words[2 * i + (bits & 1)] >> shift) & 0xf));
   }
   return est;
 }
@@ -65,7 +87,7 @@ uint32_t FrequencySketch::estimate(uint64_t id) const {
 void FrequencySketch::reset() {
   // Halve every counter: shift each word right by one and clear the bits that
   // crossed from one 4-bit counter into its neighbour.
-  for (auto& word : table_) word = (word >> 1) & 0x7777777777777777ULL;
+  for (size_t i = 0; i < words_; ++i) table_[i] = (table_[i] >> 1) & 0x7777777777777777ULL;
   additions_ /= 2;
 }
 
@@ -110,7 +132,7 @@ class LruPolicy final : public EvictionPolicy {
     uint64_t bytes;
   };
   Segment seg_;
-  std::unordered_map<uint64_t, Node> index_;
+  boost::unordered_flat_map<uint64_t, Node, IdHash> index_;  // open addressing: one probe, no node
 };
 
 // ---- W-TinyLFU ----
@@ -236,7 +258,7 @@ class TinyLfuPolicy final : public EvictionPolicy {
   uint64_t window_cap_;
   uint64_t protected_cap_;
   Segment seg_[4];
-  std::unordered_map<uint64_t, Node> index_;
+  boost::unordered_flat_map<uint64_t, Node, IdHash> index_;  // open addressing: one probe, no node
   FrequencySketch sketch_;
 };
 
