@@ -19,7 +19,7 @@ std::shared_ptr<const format::MetaRecord> MetaCache::find(std::string_view key) 
   std::lock_guard lock(s.mu);
   auto it = s.map.find(key);
   if (it == s.map.end()) return nullptr;
-  s.lru.splice(s.lru.begin(), s.lru, it->second.lru);
+  it->second.used = true;
   return it->second.record;
 }
 
@@ -41,7 +41,7 @@ void MetaCache::insert(const Ticket& t, std::string_view key,
   auto [it, inserted] = s.map.try_emplace(std::string(key));
   if (!inserted) {
     s.bytes -= it->second.charge;
-    s.lru.splice(s.lru.begin(), s.lru, it->second.lru);
+    it->second.used = true;
   } else {
     s.lru.push_front(&it->first);
     it->second.lru = s.lru.begin();
@@ -51,6 +51,12 @@ void MetaCache::insert(const Ticket& t, std::string_view key,
   s.bytes += charge;
   while (s.bytes > shard_capacity_ && !s.lru.empty()) {
     auto victim = s.map.find(*s.lru.back());
+    if (victim->second.used) {
+      // Used since it was last passed over: a second chance, at the front.
+      victim->second.used = false;
+      s.lru.splice(s.lru.begin(), s.lru, victim->second.lru);
+      continue;
+    }
     s.bytes -= victim->second.charge;
     s.lru.pop_back();
     s.map.erase(victim);

@@ -1,8 +1,9 @@
 #pragma once
 // MetaCache: the decoded metadata records of disk objects, kept in memory
 // (as nginx keeps its keys_zone) so that a disk-tier hit reads RocksDB once,
-// for the body, instead of twice. Bounded in bytes, least recently used out
-// first, sharded by key.
+// for the body, instead of twice. Bounded in bytes, sharded by key; out
+// first is the oldest entry not used since it was last passed over (CLOCK,
+// second chance: a hit only sets a flag, it moves nothing in a list).
 //
 // Coherence with the store: every write of a metadata key goes through one
 // place (RocksStore::write), which holds a Writing for the keys of its batch
@@ -38,8 +39,7 @@ class MetaCache {
   };
 
   bool enabled() const { return capacity_ > 0; }
-  // The record kept for `key`, or null; a record found becomes the most
-  // recently used of its shard.
+  // The record kept for `key`, or null; a record found is marked used.
   std::shared_ptr<const format::MetaRecord> find(std::string_view key);
   // Taken before reading `key` from the store.
   Ticket ticket(std::string_view key);
@@ -74,6 +74,7 @@ class MetaCache {
   struct Entry {
     std::shared_ptr<const format::MetaRecord> record;
     size_t charge = 0;
+    bool used = false;  // found since it was last passed over
     std::list<const std::string*>::iterator lru;
   };
   struct Shard {
@@ -82,7 +83,7 @@ class MetaCache {
     uint32_t writers = 0;     // writes under way
     uint64_t bytes = 0;
     std::unordered_map<std::string, Entry, Hash, std::equal_to<>> map;
-    std::list<const std::string*> lru;  // front: most recently used
+    std::list<const std::string*> lru;  // front: newest, or passed over last
   };
   static constexpr size_t kShards = 16;
   static_assert(kShards <= 32);

@@ -1,5 +1,5 @@
-// MetaCache: bounded, least recently used out first, and never keeps a
-// value read before a write of its key.
+// MetaCache: bounded, entries not used since last passed over out first,
+// and never keeps a value read before a write of its key.
 
 #include "storage/rocksdb/meta_cache.h"
 
@@ -71,12 +71,12 @@ TEST(MetaCacheTest, AValueReadBeforeAWriteIsNeverKept) {
   EXPECT_EQ(c.find("k")->object_id, 2u);
 }
 
-TEST(MetaCacheTest, StaysWithinItsBytesDroppingTheLeastRecentlyUsed) {
+TEST(MetaCacheTest, StaysWithinItsBytesDroppingWhatIsNotUsed) {
   // 16 shards of 1,000 bytes: at most 10 entries of 100 bytes per shard.
   MetaCache c(16 * 1000);
   for (int i = 0; i < 2000; ++i) {
     put(c, "k" + std::to_string(i), static_cast<uint64_t>(i));
-    c.find("k0");  // kept in use: never the least recently used
+    c.find("k0");  // kept in use: always given a second chance
   }
   EXPECT_LE(c.bytes(), 16u * 1000u);
   EXPECT_GE(c.size(), 16u);
