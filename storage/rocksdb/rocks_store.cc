@@ -339,7 +339,9 @@ Status RocksObjectWriter::commit() {
   RocksStore& st = *store_;
   rocksdb::WriteBatch batch;
   std::optional<fmt::BodyFileRef> file;
-  if (to_files_) {
+  // A small body still whole in pending_ stays in RocksDB (as a chunk).
+  const bool small = !lease_ && size_ < st.options_.min_file_body_bytes;
+  if (to_files_ && !small) {
     if (!pending_.empty()) {
       if (Status s = writeToFile(); !s.isOk()) {
         abort();

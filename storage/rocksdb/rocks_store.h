@@ -89,6 +89,10 @@ struct RocksStoreOptions {
   // as chunks. Objects stored either way stay readable either way.
   bool body_files = true;
   uint64_t body_segment_bytes = 64ULL << 20;
+  // A body smaller than this (one block of a body file), written in one
+  // piece, stays in RocksDB: a file would give it a 4 KiB block of its own,
+  // and a RocksDB write is one step fewer than a file write plus one.
+  uint64_t min_file_body_bytes = 4096;
 };
 
 // Whether an error from opening a store says another process (or another

@@ -55,6 +55,7 @@ Impl rocksImpl(std::string name = "rocksdb", uint64_t meta_cache_bytes = 64 << 2
             RocksStoreOptions o;
             o.meta_cache_bytes = meta_cache_bytes;
             o.body_files = body_files;
+            o.min_file_body_bytes = 0;  // the suite's small bodies go to files too
             o.path = dir + "/store";
             o.budget_bytes = l.budget;
             o.max_object_bytes = l.max_object;

@@ -42,6 +42,7 @@ class BodyFilesTest : public ::testing::Test {
     o.path = dir_.sub("store");
     o.chunk_bytes = 100;
     o.background = false;
+    o.min_file_body_bytes = 0;  // the small bodies here go to files too
     return o;
   }
   std::unique_ptr<RocksStore> open(RocksStoreOptions o) {
@@ -203,6 +204,22 @@ TEST_F(BodyFilesTest, BytesNoRecordHoldsAreFreedAtTheNextOpen) {
   ASSERT_TRUE(put(*st, key("http://a.example/new"), std::string(1000, 'n')).isOk());
   EXPECT_EQ(segments().size(), 2u);
   EXPECT_EQ(get(*st, key("http://a.example/new")), std::string(1000, 'n'));
+}
+
+// With the default threshold, a body under one block written in one piece
+// stays in RocksDB; one of a block or more goes to a file.
+TEST_F(BodyFilesTest, SmallBodiesStayInRocksDb) {
+  RocksStoreOptions o = opts();
+  o.chunk_bytes = 64 * 1024;
+  o.min_file_body_bytes = RocksStoreOptions().min_file_body_bytes;
+  ASSERT_EQ(o.min_file_body_bytes, kAlign);
+  auto st = open(o);
+  ASSERT_TRUE(put(*st, key("http://a.example/small"), std::string(kAlign - 1, 's')).isOk());
+  EXPECT_TRUE(segments().empty());
+  ASSERT_TRUE(put(*st, key("http://a.example/block"), std::string(kAlign, 'b')).isOk());
+  EXPECT_EQ(segments().size(), 1u);
+  EXPECT_EQ(get(*st, key("http://a.example/small")), std::string(kAlign - 1, 's'));
+  EXPECT_EQ(get(*st, key("http://a.example/block")), std::string(kAlign, 'b'));
 }
 
 // An empty body (a 204, a Vary record) takes no place in a segment: its
