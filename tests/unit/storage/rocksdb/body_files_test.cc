@@ -45,10 +45,8 @@ class BodyFilesTest : public ::testing::Test {
     o.min_file_body_bytes = 0;  // the small bodies here go to files too
     return o;
   }
-  std::unique_ptr<RocksStore> open(RocksStoreOptions o) {
-    auto s = RocksStore::open(o);
-    EXPECT_TRUE(s.ok()) << s.status().toString();
-    return s.ok() ? std::move(*s) : nullptr;
+  std::unique_ptr<RocksStore> open(const RocksStoreOptions& o) {
+    return store_access::openStore(o);
   }
   std::string bodiesDir() { return opts().path + "/" + std::string(format::kBodyFilesDir); }
   std::vector<std::string> segments() {

@@ -44,10 +44,8 @@ class RocksStoreTest : public ::testing::Test {
     o.body_files = false;
     return o;
   }
-  std::unique_ptr<RocksStore> open(RocksStoreOptions o) {
-    auto s = RocksStore::open(o);
-    EXPECT_TRUE(s.ok()) << s.status().toString();
-    return s.ok() ? std::move(*s) : nullptr;
+  std::unique_ptr<RocksStore> open(const RocksStoreOptions& o) {
+    return store_access::openStore(o);
   }
   testing::TempDir dir_;
 };

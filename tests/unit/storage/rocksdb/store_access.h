@@ -1,14 +1,26 @@
 #pragma once
-// Small helpers shared by the RocksStore tests: write a whole object, read
-// one back as text ("<miss>" when absent, "<error>" on a failure).
+// Small helpers shared by the RocksStore tests: open a store, write a whole
+// object, read one back as text ("<miss>" when absent, "<error>" on a
+// failure).
 
+#include <gtest/gtest.h>
+
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "storage/object_store.h"
+#include "storage/rocksdb/rocks_store.h"
 
 namespace tern::storage::store_access {
+
+// Opens a store; a failure fails the test and gives null.
+inline std::unique_ptr<RocksStore> openStore(const RocksStoreOptions& o) {
+  auto s = RocksStore::open(o);
+  EXPECT_TRUE(s.ok()) << s.status().toString();
+  return s.ok() ? std::move(*s) : nullptr;
+}
 
 inline ObjectKey key(std::string_view url) { return {*CacheKey::fromUrl(url), {}}; }
 
