@@ -5,6 +5,9 @@
 namespace tern::edge::cache {
 namespace {
 
+constexpr uint64_t kFillWakeBytes = 64 * 1024;
+static_assert(kFillWakeBytes * 4 <= Inflight::kWindowBytes);
+
 class Fill : public std::enable_shared_from_this<Fill> {
  public:
   Fill(TieredStore* store, std::shared_ptr<Inflight> inflight, storage::ObjectKey key,
@@ -90,7 +93,10 @@ void startFill(TieredStore* store, Executor pool, const std::shared_ptr<Inflight
                storage::ObjectKey key, storage::EntryMeta meta, std::function<void(Status)> done) {
   auto fill =
       std::make_shared<Fill>(store, inflight, std::move(key), std::move(meta), std::move(done));
-  inflight->subscribe(std::move(pool), [fill] { fill->wake(); });
+  // Woken per 64 KiB of body (a store chunk) and at the end, not per read
+  // from the origin: a body of one chunk costs one hand-off to the pool.
+  inflight->subscribe(
+      std::move(pool), [fill] { fill->wake(); }, kFillWakeBytes);
 }
 
 }  // namespace tern::edge::cache

@@ -102,50 +102,67 @@ bool Inflight::mayReadMore(std::function<void()> resume) {
   return false;
 }
 
+Inflight::Wakes Inflight::dueLocked(bool all) {
+  Wakes out;
+  out.reserve(subs_.size());
+  for (auto& sub : subs_) {
+    if (!all && sub.every_bytes > 0) {
+      if (bytes_ - sub.woken_at < sub.every_bytes) continue;
+      sub.woken_at = bytes_;
+    }
+    out.emplace_back(sub.exec, sub.wake);
+  }
+  return out;
+}
+
 void Inflight::setHead(Head head) {
-  Subscribers subs;
+  Wakes wakes;
   {
     std::lock_guard lock(mu_);
     head_ = std::move(head);
-    subs = subs_;
+    // The head is news for those woken on every change.
+    for (auto& sub : subs_) {
+      if (sub.every_bytes == 0) wakes.emplace_back(sub.exec, sub.wake);
+    }
   }
-  for (auto& [exec, wake] : subs) exec(wake);
+  for (auto& [exec, wake] : wakes) exec(wake);
 }
 
 void Inflight::append(std::string chunk) {
   if (chunk.empty()) return;
-  Subscribers subs;
+  Wakes wakes;
   {
     std::lock_guard lock(mu_);
     bytes_ += chunk.size();
     chunks_.push_back({std::make_shared<const std::string>(std::move(chunk)), bytes_});
     (void)trimLocked();  // the fetcher asks mayReadMore() next
-    subs = subs_;
+    wakes = dueLocked(false);
   }
-  for (auto& [exec, wake] : subs) exec(wake);
+  for (auto& [exec, wake] : wakes) exec(wake);
 }
 
 void Inflight::finish(Status status) {
-  Subscribers subs;
+  Wakes wakes;
   std::function<void()> resume;
   {
     std::lock_guard lock(mu_);
     if (done_) return;
     done_ = true;
     status_ = std::move(status);
-    subs.swap(subs_);  // nothing more will happen: drop the subscriptions
+    wakes = dueLocked(true);
+    subs_.clear();  // nothing more will happen: drop the subscriptions
     resume = std::exchange(resume_, nullptr);
   }
   if (resume) resume();
-  for (auto& [exec, wake] : subs) exec(wake);
+  for (auto& [exec, wake] : wakes) exec(wake);
 }
 
-void Inflight::subscribe(Executor exec, std::function<void()> wake) {
+void Inflight::subscribe(Executor exec, std::function<void()> wake, uint64_t every_bytes) {
   bool now;
   {
     std::lock_guard lock(mu_);
-    now = head_.has_value() || done_;
-    if (!done_) subs_.emplace_back(exec, wake);
+    now = every_bytes == 0 ? head_.has_value() || done_ : done_ || bytes_ >= every_bytes;
+    if (!done_) subs_.push_back({exec, wake, every_bytes, now ? bytes_ : 0});
   }
   if (now) exec(wake);
 }

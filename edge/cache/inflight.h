@@ -89,8 +89,12 @@ class Inflight : public std::enable_shared_from_this<Inflight> {
   bool mayReadMore(std::function<void()> resume);
 
   // Calls `wake` on `exec` now if anything is available, and after every
-  // change until the response is finished.
-  void subscribe(Executor exec, std::function<void()> wake);
+  // change until the response is finished. With `every_bytes`, only when
+  // that much more body has arrived since the last call, and at the end:
+  // a subscriber that writes the body away (the fill) is woken once per
+  // piece worth a hand-off, not once per read from the origin. Keep it
+  // well below kWindowBytes, or the fetcher may wait on a reader never woken.
+  void subscribe(Executor exec, std::function<void()> wake, uint64_t every_bytes = 0);
 
   std::optional<Head> head() const;
   bool finished(Status* status = nullptr) const;
@@ -103,7 +107,17 @@ class Inflight : public std::enable_shared_from_this<Inflight> {
     std::shared_ptr<const std::string> data;
     uint64_t end = 0;  // body offset just past this chunk
   };
-  using Subscribers = std::vector<std::pair<Executor, std::function<void()>>>;
+  struct Subscriber {
+    Executor exec;
+    std::function<void()> wake;
+    uint64_t every_bytes = 0;
+    uint64_t woken_at = 0;  // bytes_ when last woken
+  };
+  using Subscribers = std::vector<Subscriber>;
+  using Wakes = std::vector<std::pair<Executor, std::function<void()>>>;
+  // The subscribers to wake for a change that brought the body to bytes_
+  // (all, for a head or the end).  REQUIRES: mu_ held.
+  Wakes dueLocked(bool all);
   // Drops what no reader needs; returns the fetcher's resume callback when
   // it may read again.
   std::function<void()> trimLocked();

@@ -24,6 +24,34 @@ int fill(Inflight& f, int max, bool* resumed) {
   return max;
 }
 
+// A subscriber that asks for every_bytes is woken once that much body has
+// come since its last wake-up, and at the end; one that does not, at every
+// change.
+TEST(InflightTest, ASubscriberIsWokenPerPieceItAskedFor) {
+  auto f = std::make_shared<Inflight>();
+  int every_change = 0, per_piece = 0;
+  auto now = [](std::function<void()> fn) { fn(); };
+  f->subscribe(now, [&] { ++every_change; });
+  f->subscribe(
+      now, [&] { ++per_piece; }, 40000);
+  f->setHead({});
+  EXPECT_EQ(every_change, 1);
+  EXPECT_EQ(per_piece, 0) << "the head is no body";
+  for (int i = 0; i < 5; ++i) f->append(std::string(16384, 'x'));  // 16, 32, 48, 64, 80 KiB
+  EXPECT_EQ(every_change, 6);
+  EXPECT_EQ(per_piece, 1) << "at 48 KiB only: 80 is 32 past it";
+  f->finish(Status::ok());
+  EXPECT_EQ(every_change, 7);
+  EXPECT_EQ(per_piece, 2) << "the end always wakes";
+  // Subscribing after enough body has come wakes at once.
+  auto g = std::make_shared<Inflight>();
+  g->append(std::string(50000, 'y'));
+  int late = 0;
+  g->subscribe(
+      now, [&] { ++late; }, 40000);
+  EXPECT_EQ(late, 1);
+}
+
 TEST(InflightTest, KeepsTheShareablePrefixForLateJoiners) {
   auto f = std::make_shared<Inflight>();
   bool resumed = false;
