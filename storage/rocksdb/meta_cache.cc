@@ -38,19 +38,20 @@ void MetaCache::insert(const Ticket& t, std::string_view key,
   Shard& s = shards_[t.shard];
   std::lock_guard lock(s.mu);
   if (s.writers > 0 || s.generation != t.generation) return;  // the store changed since it was read
-  auto [it, inserted] = s.map.try_emplace(std::string(key));
-  if (!inserted) {
+  auto it = s.map.find(key);
+  if (it != s.map.end()) {
     s.bytes -= it->second.charge;
     it->second.used = true;
   } else {
-    s.lru.push_front(&it->first);
+    s.lru.emplace_front(key);
+    it = s.map.try_emplace(std::string_view(s.lru.front())).first;
     it->second.lru = s.lru.begin();
   }
   it->second.record = std::move(record);
   it->second.charge = charge;
   s.bytes += charge;
   while (s.bytes > shard_capacity_ && !s.lru.empty()) {
-    auto victim = s.map.find(*s.lru.back());
+    auto victim = s.map.find(std::string_view(s.lru.back()));
     if (victim->second.used) {
       // Used since it was last passed over: a second chance, at the front.
       victim->second.used = false;
@@ -58,8 +59,8 @@ void MetaCache::insert(const Ticket& t, std::string_view key,
       continue;
     }
     s.bytes -= victim->second.charge;
+    s.map.erase(victim);  // before its key goes with the list node
     s.lru.pop_back();
-    s.map.erase(victim);
   }
 }
 
@@ -91,8 +92,9 @@ MetaCache::Writing MetaCache::writing(const std::vector<std::string_view>& keys,
     auto it = s.map.find(key);
     if (it == s.map.end()) continue;
     s.bytes -= it->second.charge;
-    s.lru.erase(it->second.lru);
-    s.map.erase(it);
+    auto node = it->second.lru;
+    s.map.erase(it);  // before its key goes with the list node
+    s.lru.erase(node);
   }
   return w;
 }

@@ -15,13 +15,14 @@
 // while a write is under way every lookup of its keys reads the store: what
 // readers see of a key is what RocksDB shows, never older after newer.
 
+#include <boost/unordered/unordered_flat_map.hpp>
+
 #include <cstdint>
 #include <list>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "storage/format/codec.h"
@@ -74,16 +75,18 @@ class MetaCache {
   struct Entry {
     std::shared_ptr<const format::MetaRecord> record;
     size_t charge = 0;
-    bool used = false;  // found since it was last passed over
-    std::list<const std::string*>::iterator lru;
+    bool used = false;                     // found since it was last passed over
+    std::list<std::string>::iterator lru;  // holds the key
   };
   struct Shard {
     mutable std::mutex mu;
     uint64_t generation = 0;  // bumped as each write begins and ends
     uint32_t writers = 0;     // writes under way
     uint64_t bytes = 0;
-    std::unordered_map<std::string, Entry, Hash, std::equal_to<>> map;
-    std::list<const std::string*> lru;  // front: newest, or passed over last
+    // Keys point into `lru`'s strings (list nodes never move). Open
+    // addressing: a lookup probes one group, then compares one key.
+    boost::unordered_flat_map<std::string_view, Entry, Hash> map;
+    std::list<std::string> lru;  // the keys; front: newest, or passed over last
   };
   static constexpr size_t kShards = 16;
   static_assert(kShards <= 32);
