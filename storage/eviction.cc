@@ -20,6 +20,7 @@ uint64_t mix(uint64_t x) {  // splitmix64 finalizer
 // Ids are hashes already (of the object key); the flat map still mixes
 // them, since it takes its bucket from the low bits.
 struct IdHash {
+  using is_avalanching = void;  // mixed here: the map need not mix again
   size_t operator()(uint64_t id) const { return static_cast<size_t>(mix(id)); }
 };
 

@@ -56,6 +56,9 @@ std::unique_ptr<EvictionPolicy> makeEvictionPolicy(EvictionKind kind, uint64_t c
 class FrequencySketch {
  public:
   explicit FrequencySketch(size_t expected_items);
+  // table_ points into storage_: a copy would share the original's table.
+  FrequencySketch(const FrequencySketch&) = delete;
+  FrequencySketch& operator=(const FrequencySketch&) = delete;
   void increment(uint64_t id);
   uint32_t estimate(uint64_t id) const;
   // Grows the sketch (dropping counts) when many more items are tracked.

@@ -57,7 +57,10 @@ class Fill : public std::enable_shared_from_this<Fill> {
     }
     Status fetched;
     if (!inflight_->finished(&fetched)) return;
-    if (auto c = reader_.chunk(index_)) {  // appended just before finishing
+    // Appended between the loop above and the finish: now that the fetch
+    // is finished nothing more comes, and everything this reader has not
+    // read is still held for it.
+    while (auto c = reader_.chunk(index_)) {
       ++index_;
       if (Status s = writer_->append(std::move(c)); !s.isOk()) return end(s);
     }

@@ -158,6 +158,9 @@ void Inflight::finish(Status status) {
 }
 
 void Inflight::subscribe(Executor exec, std::function<void()> wake, uint64_t every_bytes) {
+  // Past the window the fetcher waits for its slowest reader, which would
+  // then never be woken.
+  every_bytes = std::min(every_bytes, kWindowBytes / 2);
   bool now;
   {
     std::lock_guard lock(mu_);
