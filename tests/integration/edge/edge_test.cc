@@ -1035,11 +1035,12 @@ TEST(AccessLogTest, OneJsonLinePerResponseSampledAndReopenedOnSighup) {
   EXPECT_EQ(miss["bytes"], 5);
   EXPECT_EQ(miss["client"], "127.0.0.1");
   EXPECT_EQ(miss["protocol"], "HTTP/1.1");
-  EXPECT_NE(std::string(miss["cache"].as_string()).find("fwd=uri-miss"), std::string::npos);
+  EXPECT_NE(std::string(miss["cache"].as_string()).find("fwd=uri-miss"), std::string::npos)
+      << readText(file);
   EXPECT_TRUE(miss["ts"].as_string().ends_with("Z"));
   EXPECT_GE(miss["duration_us"].as_int64(), 0);
   auto& hit = lines[lines.size() - 2];
-  EXPECT_NE(std::string(hit["cache"].as_string()).find("hit"), std::string::npos);
+  EXPECT_NE(std::string(hit["cache"].as_string()).find("hit"), std::string::npos) << readText(file);
   EXPECT_EQ(lines.back()["status"], 404);
   // Nothing else goes to that file; the process log has no access lines.
   EXPECT_EQ(edge.log().find("\"target\""), std::string::npos);
