@@ -1027,20 +1027,30 @@ TEST(AccessLogTest, OneJsonLinePerResponseSampledAndReopenedOnSighup) {
     return !lines.empty() && lines.back()["target"] == "/missing";
   })) << readText(file);
   ASSERT_GE(lines.size(), 3u);
-  auto& miss = lines.front();
+  // Lines come in the order responses finished writing, which across the
+  // edge's event loops need not be the order of the requests: a client
+  // may have its response, and send the next request to another loop,
+  // before the first loop has seen its write complete.
+  auto lineOf = [&](std::string_view cache) -> boost::json::object* {
+    for (auto& l : lines) {
+      if (l["target"] == "/a?x=1" &&
+          std::string(l["cache"].as_string()).find(cache) != std::string::npos)
+        return &l;
+    }
+    return nullptr;
+  };
+  boost::json::object* first = lineOf("fwd=uri-miss");
+  ASSERT_NE(first, nullptr) << readText(file);
+  auto& miss = *first;
   EXPECT_EQ(miss["method"], "GET");
   EXPECT_EQ(miss["host"], "www.example");
-  EXPECT_EQ(miss["target"], "/a?x=1");
   EXPECT_EQ(miss["status"], 200);
   EXPECT_EQ(miss["bytes"], 5);
   EXPECT_EQ(miss["client"], "127.0.0.1");
   EXPECT_EQ(miss["protocol"], "HTTP/1.1");
-  EXPECT_NE(std::string(miss["cache"].as_string()).find("fwd=uri-miss"), std::string::npos)
-      << readText(file);
   EXPECT_TRUE(miss["ts"].as_string().ends_with("Z"));
   EXPECT_GE(miss["duration_us"].as_int64(), 0);
-  auto& hit = lines[lines.size() - 2];
-  EXPECT_NE(std::string(hit["cache"].as_string()).find("hit"), std::string::npos) << readText(file);
+  EXPECT_NE(lineOf("hit"), nullptr) << readText(file);
   EXPECT_EQ(lines.back()["status"], 404);
   // Nothing else goes to that file; the process log has no access lines.
   EXPECT_EQ(edge.log().find("\"target\""), std::string::npos);
