@@ -60,6 +60,10 @@ Config makeConfig() {
   c.add({"cache.disk_body_files", "true",
          "bodies of new disk-tier objects go to segment files beside RocksDB, read with one "
          "pread (false: as chunks inside RocksDB; either kind stays readable)"});
+  c.add({"cache.disk_sendfile", "true",
+         "a disk-tier body in a body file, checked since the edge started and in the page "
+         "cache, is sent with sendfile(2) over plain HTTP/1.1 (false: read and checked on "
+         "every hit)"});
   c.add({"cache.expose_key", "false", "add the cache key to Cache-Status"});
   c.add({"cache.stale_on_error", "0s",
          "when the origin fails (unreachable, reset, 500/502/503/504), serve a stored response "
@@ -331,6 +335,7 @@ int main(int argc, char** argv) {
   disk.nonblocking_reads = get(cfg.boolean("cache.disk_nonblocking_reads"));
   disk.meta_cache_bytes = get(cfg.bytes("cache.disk_meta_memory"));
   disk.body_files = get(cfg.boolean("cache.disk_body_files"));
+  disk.send_body_files = get(cfg.boolean("cache.disk_sendfile"));
   // Raised before the store opens: it keeps its body files open.
   const uint64_t open_files = openFileLimit();
   auto rocks = storage::RocksStore::open(disk);

@@ -53,9 +53,15 @@ class BodyReader {
   // or the body has ended. A caller on an event loop may then make it
   // inline instead of handing it to a thread that may block.
   virtual bool nextIsInMemory() const = 0;
-  // When the rest of the body lies in a file (a large body of the memory
-  // tier): fills `out` with it and moves the reader to the end of the body.
-  // False (and nothing moved) when it does not.
+  // True when takeFile() will give the rest of the body as a file region
+  // that can be sent without waiting for the disk: a large body of the
+  // memory tier, or a disk-tier body that was checked before and is in the
+  // page cache (which then stays readable with next() without waiting).
+  // Never blocks; asked before reading ahead.
+  virtual bool fileReady() { return false; }
+  // When the rest of the body lies in a file (see fileReady): fills `out`
+  // with it and moves the reader to the end of the body. False (and nothing
+  // moved) when it does not.
   virtual bool takeFile(FileRegion* out) {
     (void)out;
     return false;

@@ -174,7 +174,8 @@ std::unique_ptr<BodySource> stringSource(std::string body) {
   return std::make_unique<StringSource>(std::move(body));
 }
 Status readAhead(std::unique_ptr<storage::BodyReader>* reader) {
-  if (!*reader || (*reader)->nextIsInMemory()) return Status::ok();
+  // (A body that can be sent from its file is not read here at all.)
+  if (!*reader || (*reader)->nextIsInMemory() || (*reader)->fileReady()) return Status::ok();
   auto first = (*reader)->next();
   if (!first.ok()) return first.status();
   *reader = std::make_unique<ReadAheadReader>(std::move(*reader), *first);

@@ -388,7 +388,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>>, public Sto
     });
   }
 
-  // A body in a file (a large memory-tier body, kept in a sealed memfd):
+  // A body in a file (a large memory-tier body, kept in a sealed memfd, or
+  // a checked disk-tier body in the page cache, pinned by its reader):
   // the head, then sendfile(2) from the page cache, no copy through user
   // space. Waits for the socket when it is full; the body timeout runs from
   // each bit of progress; a turn sends at most kFileTurnBytes, then lets the
@@ -1163,8 +1164,9 @@ EdgeServer::EdgeServer(ServerConfig config, origin::OriginConfig origins, cache:
                                                    "Connections refused over max_connections");
   impl_->bad_requests = &registry->counter("tern_edge_bad_requests_total",
                                            "Requests rejected as malformed or over limits");
-  impl_->sendfile_bytes = &registry->counter(
-      "tern_edge_sendfile_bytes_total", "Body bytes sent with sendfile(2) from memory-tier files");
+  impl_->sendfile_bytes = &registry->counter("tern_edge_sendfile_bytes_total",
+                                             "Body bytes sent with sendfile(2) from files (large "
+                                             "memory-tier bodies, disk-tier body files)");
   impl_->connections_h1 =
       &registry->counter("tern_edge_connections_total",
                          "Client connections, by the protocol they speak", "protocol=\"h1\"");

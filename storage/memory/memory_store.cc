@@ -102,6 +102,7 @@ class MemoryBodyReader final : public BodyReader {
     return std::string_view(object_->chunks[index_++]);
   }
   bool nextIsInMemory() const override { return true; }
+  bool fileReady() override { return object_->file != nullptr; }
   bool takeFile(FileRegion* out) override {
     const FileBody* f = object_->file.get();
     if (f == nullptr) return false;

@@ -1,6 +1,7 @@
 #include "storage/rocksdb/body_files.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -67,8 +68,105 @@ void punch(int fd, uint64_t id, uint64_t offset, uint64_t length) {
 
 }  // namespace
 
+BodySegment::BodySegment(uint64_t id, int fd, uint64_t max_start)
+    : id_(id), fd_(fd), blocks_((max_start + format::kBodyAlignment - 1) / format::kBodyAlignment) {
+  const size_t words = (blocks_ + 63) / 64;
+  checked_ = std::make_unique<std::atomic<uint64_t>[]>(words);
+  released_ = std::make_unique<std::atomic<uint64_t>[]>(words);
+}
+
 BodySegment::~BodySegment() {
+  if (map_ != nullptr) ::munmap(map_, map_bytes_);
+  for (const auto& [offset, length] : deferred_) punch(fd_, id_, offset, length);
   if (fd_ >= 0) ::close(fd_);
+}
+
+bool BodySegment::testBit(const std::unique_ptr<std::atomic<uint64_t>[]>& bits,
+                          uint64_t offset) const {
+  const uint64_t block = offset / format::kBodyAlignment;
+  return (bits[block / 64].load() >> (block % 64)) & 1;
+}
+
+void BodySegment::markChecked(uint64_t offset) {
+  const uint64_t block = offset / format::kBodyAlignment;
+  if (offset % format::kBodyAlignment != 0 || block >= blocks_) return;
+  checked_[block / 64].fetch_or(uint64_t{1} << (block % 64), std::memory_order_relaxed);
+}
+
+bool BodySegment::pin(uint64_t offset) {
+  const uint64_t block = offset / format::kBodyAlignment;
+  if (offset % format::kBodyAlignment != 0 || block >= blocks_) return false;
+  // Pin, then look: a removal marks, then looks at the pins (both
+  // sequentially consistent), so one of the two sees the other. Either the
+  // removal defers its punch, or this sees the body released.
+  pins_.fetch_add(1);
+  if (!testBit(checked_, offset) || testBit(released_, offset)) {
+    unpin();
+    return false;
+  }
+  return true;
+}
+
+void BodySegment::unpin() {
+  if (pins_.fetch_sub(1) != 1) return;
+  std::vector<std::pair<uint64_t, uint64_t>> due;
+  {
+    std::lock_guard lock(deferred_mu_);
+    if (pins_.load() != 0) return;  // pinned again: that pin's unpin does it
+    due.swap(deferred_);
+  }
+  for (const auto& [offset, length] : due) punch(fd_, id_, offset, length);
+}
+
+void BodySegment::releaseBody(uint64_t offset, uint64_t length) {
+  const uint64_t block = offset / format::kBodyAlignment;
+  if (offset % format::kBodyAlignment == 0 && block < blocks_) {
+    released_[block / 64].fetch_or(uint64_t{1} << (block % 64));
+  }
+  {
+    std::lock_guard lock(deferred_mu_);
+    if (pins_.load() != 0) {
+      deferred_.emplace_back(offset, length);
+      return;
+    }
+  }
+  punch(fd_, id_, offset, length);
+}
+
+bool BodySegment::resident(uint64_t offset, uint64_t length) {
+  if (length == 0) return true;
+  static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t first = offset / page * page;
+  const uint64_t end = offset + length;
+  std::shared_lock read(map_mu_);
+  if (end > map_bytes_) {
+    read.unlock();
+    {
+      std::unique_lock write(map_mu_);
+      if (end > map_bytes_) {
+        // In steps of 64 MiB: a segment is mapped a few times at most.
+        const uint64_t step = uint64_t{64} << 20;
+        const uint64_t want = (end + step - 1) / step * step;
+        void* m = ::mmap(nullptr, want, PROT_READ, MAP_SHARED | MAP_NORESERVE, fd_, 0);
+        if (m == MAP_FAILED) return false;
+        if (map_ != nullptr) ::munmap(map_, map_bytes_);
+        map_ = m;
+        map_bytes_ = want;
+      }
+    }
+    read.lock();
+    if (end > map_bytes_) return false;
+  }
+  unsigned char vec[256];
+  for (uint64_t at = first; at < end;) {
+    const uint64_t pages = std::min<uint64_t>((end - at + page - 1) / page, sizeof vec);
+    if (::mincore(static_cast<char*>(map_) + at, pages * page, vec) != 0) return false;
+    for (uint64_t i = 0; i < pages; ++i) {
+      if ((vec[i] & 1) == 0) return false;
+    }
+    at += pages * page;
+  }
+  return true;
 }
 
 Status BodySegment::read(uint64_t offset, char* out, size_t n) const {
@@ -116,7 +214,7 @@ Result<std::unique_ptr<BodyFiles>> BodyFiles::open(const std::string& dir, uint6
     int fd = ::open(it->path().c_str(), O_RDWR | O_CLOEXEC);  // written no more; punched
     if (fd < 0) return errnoStatus(("cannot open " + it->path().string()).c_str(), errno);
     State st;
-    st.segment = std::make_shared<BodySegment>(*id, fd);
+    st.segment = std::make_shared<BodySegment>(*id, fd, files->segment_bytes_);
     st.found_at_open = true;
     files->segments_.emplace(*id, std::move(st));
   }
@@ -146,7 +244,7 @@ Result<BodyFiles::Lease> BodyFiles::lease(uint64_t new_id) {
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return errnoStatus(("cannot create " + path).c_str(), errno);
   State st;
-  st.segment = std::make_shared<BodySegment>(new_id, fd);
+  st.segment = std::make_shared<BodySegment>(new_id, fd, segment_bytes_);
   st.leased = true;
   Lease out{st.segment, 0};
   std::lock_guard lock(mu_);
@@ -172,8 +270,11 @@ void BodyFiles::finish(const Lease& lease, uint64_t used, bool keep) {
   const uint64_t id = lease.segment->id();
   // The next body starts past these bytes even when they are dropped:
   // offsets are never written twice.
-  if (!keep)
+  if (!keep) {
     punch(lease.segment->fd_, id, lease.offset, alignUp(lease.offset + used) - lease.offset);
+  } else if (used > 0) {
+    lease.segment->markChecked(lease.offset);  // its bytes are the writer's own
+  }
   std::string dropped;
   {
     std::lock_guard lock(mu_);
@@ -222,9 +323,8 @@ void BodyFiles::release(const Extent& extent) {
     }
   }
   // Outside the lock that lookups take; on an unlinked file it is moot. To
-  // the block boundary: the next body starts there.
-  punch(segment->fd_, extent.segment, extent.offset,
-        alignUp(extent.offset + extent.length) - extent.offset);
+  // the block boundary: the next body starts there. Not under a send.
+  segment->releaseBody(extent.offset, alignUp(extent.offset + extent.length) - extent.offset);
   unlinkDropped({dropped});
 }
 

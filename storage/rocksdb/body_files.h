@@ -20,16 +20,28 @@
 // bytes or zeros (the hole), never another object's; its checksum tells.
 // An empty body takes no place in a segment (its record names none).
 //
+// Sending from the file: a body that this process wrote, or read whole and
+// found good, is marked checked; while its bytes are in the page cache
+// (mincore on a read-only mapping of the segment) it can go to a socket
+// with sendfile(2), with no copy through user space and no checksum pass.
+// The checksums guard against bytes lost or torn by a crash of the machine,
+// and every such crash restarts the process, whose marks start empty. A
+// reader pins the body first; a removal marks the body released and, while
+// the segment has pins, leaves its punch to the last reader to unpin, so a
+// body is never zeroed under a send.
+//
 // Crash: bytes written for an object whose record never committed are left
 // behind. Once the store has listed the live bodies (the index load),
 // reclaim() punches everything else in the segments found at open.
 //
 // Thread-safety: all methods are thread-safe; a Lease is used by one writer.
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <set>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -46,21 +58,52 @@ namespace tern::storage {
 // segment.
 class BodySegment {
  public:
-  BodySegment(uint64_t id, int fd) : id_(id), fd_(fd) {}
+  // `max_start`: bodies start below it (the segment size it was made with);
+  // only those can be checked, pinned and sent from the file.
+  BodySegment(uint64_t id, int fd, uint64_t max_start);
   ~BodySegment();
   BodySegment(const BodySegment&) = delete;
   BodySegment& operator=(const BodySegment&) = delete;
 
   uint64_t id() const { return id_; }
+  int fd() const { return fd_; }
   // Reads exactly n bytes at offset. Inside a NonBlockingReads scope, bytes
   // not in the page cache are refused: Unavailable, and the scope records
   // it. Past the end of the file: Corruption.
   Status read(uint64_t offset, char* out, size_t n) const;
 
+  // The body at `offset` was written by this process, or read whole and
+  // found good.
+  void markChecked(uint64_t offset);
+  // Pins the body at `offset` when it is checked and not released: until
+  // unpin(), no removal punches anything in this segment. False (and
+  // nothing pinned) otherwise.
+  bool pin(uint64_t offset);
+  void unpin();
+  // True when every byte of [offset, offset + length) is in the page cache
+  // (mincore; never blocks). False when unknown.
+  bool resident(uint64_t offset, uint64_t length);
+
  private:
   friend class BodyFiles;
+  // Marks the body released and punches [offset, offset + length) now, or
+  // leaves it to the last pin.
+  void releaseBody(uint64_t offset, uint64_t length);
+  bool testBit(const std::unique_ptr<std::atomic<uint64_t>[]>& bits, uint64_t offset) const;
+
   uint64_t id_;
   int fd_;
+  size_t blocks_;  // bodies that can be marked: offsets / kBodyAlignment below this
+  std::unique_ptr<std::atomic<uint64_t>[]> checked_;   // a bit per block
+  std::unique_ptr<std::atomic<uint64_t>[]> released_;  // a bit per block, never cleared
+  std::atomic<uint32_t> pins_{0};
+  std::mutex deferred_mu_;
+  std::vector<std::pair<uint64_t, uint64_t>> deferred_;  // punches left to the last pin
+  // A read-only shared mapping, asked only by mincore (never touched):
+  // grown (remapped) as bodies further in are asked about.
+  std::shared_mutex map_mu_;
+  void* map_ = nullptr;
+  uint64_t map_bytes_ = 0;
 };
 
 class BodyFiles {

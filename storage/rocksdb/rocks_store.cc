@@ -185,6 +185,30 @@ class FileBodyReader final : public BodyReader {
         record_(std::move(record)),
         segment_(std::move(segment)),
         chunks_(chunkCount(record_->meta.body_size, record_->chunk_bytes)) {}
+  ~FileBodyReader() override {
+    if (pinned_) segment_->unpin();
+  }
+
+  // A body checked before (body_files.h) and now in the page cache: pinned
+  // (no removal punches it) until this reader goes.
+  bool fileReady() override {
+    if (pinned_) return true;
+    if (index_ != 0 || !store_->options_.send_body_files) return false;
+    const uint64_t offset = record_->file->offset;
+    if (!segment_->pin(offset)) return false;
+    if (!segment_->resident(offset, record_->meta.body_size)) {
+      segment_->unpin();
+      return false;
+    }
+    pinned_ = true;
+    return true;
+  }
+  bool takeFile(FileRegion* out) override {
+    if (index_ != 0 || !fileReady()) return false;
+    *out = {segment_->fd(), record_->file->offset, record_->meta.body_size};
+    index_ = chunks_;
+    return true;
+  }
 
   Result<std::string_view> next() override {
     if (index_ >= chunks_) return std::string_view();
@@ -209,9 +233,11 @@ class FileBodyReader final : public BodyReader {
       if (good && index_ == chunks_) good = hasher_->digest() == r.meta.body_hash;
     }
     if (!good) return corrupt(Status::corruption("body checksum mismatch"));
+    if (index_ == chunks_) segment_->markChecked(r.file->offset);  // read whole, and good
     return data;
   }
-  bool nextIsInMemory() const override { return index_ >= chunks_; }
+  // (A body found resident by fileReady() is read without waiting.)
+  bool nextIsInMemory() const override { return index_ >= chunks_ || pinned_; }
 
  private:
   // Damaged, or removed while we read (its range reads as zeros, or its
@@ -229,6 +255,7 @@ class FileBodyReader final : public BodyReader {
   uint64_t index_ = 0;
   std::unique_ptr<char[]> buf_;
   std::optional<Hasher64> hasher_;  // for bodies of more than one chunk
+  bool pinned_ = false;
 };
 
 // ---- writer ----

@@ -93,6 +93,10 @@ struct RocksStoreOptions {
   // piece, stays in RocksDB: a file would give it a 4 KiB block of its own,
   // and a RocksDB write is one step fewer than a file write plus one.
   uint64_t min_file_body_bytes = 4096;
+  // A checked body in the page cache may be handed out as a file region for
+  // sendfile(2) (BodyReader::fileReady, body_files.h): no copy through user
+  // space and no checksum pass on each hit.
+  bool send_body_files = true;
 };
 
 // Whether an error from opening a store says another process (or another

@@ -630,6 +630,67 @@ TEST_F(EdgeTest, RestartAfterKillServesHitsFromDisk) {
   EXPECT_EQ(metrics.find("tern_edge_disk_body_files 0\n"), std::string::npos) << metrics;
 }
 
+// A disk-tier body goes out with sendfile(2) once it is checked: written by
+// this process, or read whole and found good since the edge started. A body
+// damaged while the edge was down is never sent: its first read finds the
+// damage, and the origin is asked again.
+TEST_F(EdgeTest, DiskBodiesAreSentFromTheirFilesOnceChecked) {
+  const std::vector<std::string> flags = {"--cache.memory_max_object_size", "1KiB"};
+  startEdge(flags);  // (a disk-only cache for these bodies)
+  auto bodyOf = [](char first) {
+    std::string body(50000, '\0');
+    for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>(first + (i * 7) % 19);
+    return body;
+  };
+  const std::string body = bodyOf('a'), other = bodyOf('A');
+  origin_.set("/disk", resp(body, {{"Cache-Control", "max-age=600"}}));
+  origin_.set("/damaged", resp(other, {{"Cache-Control", "max-age=600"}}));
+  get("/disk");
+  get("/damaged");
+  waitForHit([&] { return get("/disk"); });
+  waitForHit([&] { return get("/damaged"); });
+  auto sent = [&] {
+    return metricOf(httpGet(edge_->adminPort(), "/metrics").body, "tern_edge_sendfile_bytes_total");
+  };
+  const double before = sent();
+  auto hit = get("/disk");
+  EXPECT_EQ(hit.body, body);
+  EXPECT_NE(hit.header("cache-status").find("hit"), std::string::npos);
+  EXPECT_EQ(sent() - before, static_cast<double>(body.size())) << "written here: sent from file";
+  auto part = get("/disk", {{"Range", "bytes=100-199"}});
+  EXPECT_EQ(part.status, 206);
+  EXPECT_EQ(part.body, body.substr(100, 100));
+  EXPECT_EQ(sent() - before, static_cast<double>(body.size() + 100));
+
+  edge_.reset();
+  // Damage the stored copy of /damaged (found by its bytes) while the edge is down.
+  bool damaged = false;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir_.sub("cache"))) {
+    if (!e.is_regular_file() || e.path().parent_path().filename() != "bodies") continue;
+    std::ifstream in(e.path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t at = bytes.find(other.substr(0, 256));
+    if (at == std::string::npos) continue;
+    std::fstream out(e.path(), std::ios::binary | std::ios::in | std::ios::out);
+    out.seekp(static_cast<std::streamoff>(at + 1000));
+    out.put('#');
+    damaged = true;
+  }
+  ASSERT_TRUE(damaged) << "the body of /damaged is in no body file";
+  startEdge(flags);
+  EXPECT_EQ(get("/disk").body, body);
+  EXPECT_EQ(sent(), 0.0) << "not checked since the start: read and checked";
+  hit = get("/disk");
+  EXPECT_EQ(hit.body, body);
+  EXPECT_NE(hit.header("cache-status").find("hit"), std::string::npos);
+  EXPECT_EQ(sent(), static_cast<double>(body.size())) << "checked: sent from file";
+  const long fetched = origin_.count("/damaged");
+  auto again = get("/damaged");
+  EXPECT_EQ(again.body, other);
+  EXPECT_EQ(origin_.count("/damaged"), fetched + 1) << "the damaged copy was not served";
+  EXPECT_EQ(sent(), static_cast<double>(body.size()));
+}
+
 TEST_F(EdgeTest, TlsAndPlainListenersSideBySide) {
   ASSERT_NO_FATAL_FAILURE(startEdgeWithTls());
   const std::string key = dir_.sub("key.pem");

@@ -77,6 +77,8 @@ class BodySourceTest : public ::testing::Test {
     o.path = dir_.sub("store");
     o.chunk_bytes = 100;
     o.background = false;
+    // (Bodies to be read; a body sent from its file is the last test's.)
+    o.send_body_files = send_files_;
     auto s = storage::RocksStore::open(o);
     ASSERT_TRUE(s.ok()) << s.status().toString();
     store_ = std::move(*s);
@@ -89,6 +91,7 @@ class BodySourceTest : public ::testing::Test {
   tern::testing::TempDir dir_;
   std::unique_ptr<storage::RocksStore> store_;
   Queues q_;
+  bool send_files_ = false;
 };
 
 TEST_F(BodySourceTest, DiskReaderSaysWhenTheNextChunkNeedsIo) {
@@ -182,11 +185,40 @@ TEST_F(BodySourceTest, ReadAheadOfACorruptFirstChunkIsAnErrorAndRemovesTheObject
   std::string segment;
   for (const auto& e : std::filesystem::directory_iterator(bodies)) segment = e.path().string();
   ASSERT_FALSE(segment.empty());
+  // (While the store is closed: a body this process wrote is not read
+  // again for checking, see storage/rocksdb/body_files.h.)
+  store_.reset();
   std::fstream(segment, std::ios::in | std::ios::out | std::ios::binary) << "garbage";
+  ASSERT_NO_FATAL_FAILURE(SetUp());
   auto r = reader("http://a.example/c");
   Status s = readAhead(&r);
   EXPECT_TRUE(s.isCorruption()) << s.toString();
   EXPECT_TRUE(store_->lookup(key("http://a.example/c")).status().isNotFound());
+}
+
+// A disk body that can be sent from its file (checked, in the page cache)
+// is not read ahead; it is handed over as a file region, or, for a
+// consumer that reads chunks, read on the loop: no hand-off either way.
+TEST_F(BodySourceTest, ABodyThatCanBeSentFromItsFileIsNotReadAhead) {
+  send_files_ = true;
+  store_.reset();
+  ASSERT_NO_FATAL_FAILURE(SetUp());
+  std::string body(250, 'f');
+  ASSERT_TRUE(put(*store_, key("http://a.example/f"), body).isOk());
+  auto r = reader("http://a.example/f");
+  storage::BodyReader* raw = r.get();
+  ASSERT_TRUE(readAhead(&r).isOk());
+  EXPECT_EQ(r.get(), raw) << "not wrapped: nothing was read ahead";
+  auto src = storedSource(std::move(r), /*blocking=*/true, q_.loopExecutor(), q_.poolExecutor());
+  storage::FileRegion region;
+  ASSERT_TRUE(src->takeFile(&region));
+  EXPECT_EQ(region.length, body.size());
+
+  auto chunks = reader("http://a.example/f");
+  ASSERT_TRUE(readAhead(&chunks).isOk());
+  auto read = storedSource(std::move(chunks), true, q_.loopExecutor(), q_.poolExecutor());
+  EXPECT_EQ(readAll(*read, q_), body);
+  EXPECT_EQ(q_.pool_tasks, 0);
 }
 
 }  // namespace

@@ -1,7 +1,9 @@
 // Bodies in body files (storage/rocksdb/body_files.h) through RocksStore:
 // damage and loss are misses, removed bodies give their space back, bytes
 // no record holds after a crash are freed at the next open, objects of
-// either layout stay readable, and reads honour NonBlockingReads.
+// either layout stay readable, reads honour NonBlockingReads, and only
+// checked bodies in the page cache are handed out for sendfile, never
+// punched while out.
 
 #include "storage/rocksdb/body_files.h"
 
@@ -13,9 +15,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "storage/format/format.h"
@@ -358,6 +362,162 @@ TEST_F(BodyFilesTest, ReadsInsideAScopeAreServedFromThePageCacheOrRefused) {
   }
   EXPECT_EQ(st->stats().corrupt_objects, 0u) << "a refusal is not damage";
   EXPECT_EQ(get(*st, key("http://a.example/r")), body);
+}
+
+// The bytes of a region handed out by takeFile(), read as sendfile would.
+std::string regionBytes(const FileRegion& region) {
+  std::string out(region.length, '?');
+  const ssize_t r = ::pread(region.fd, out.data(), out.size(), static_cast<off_t>(region.offset));
+  out.resize(r < 0 ? 0 : static_cast<size_t>(r));
+  return out;
+}
+
+// A body this process wrote, or read whole and found good since the store
+// opened, can be sent from its file; one found at open only after such a
+// read; a damaged one never (its read finds the damage).
+TEST_F(BodyFilesTest, OnlyCheckedBodiesAreHandedOutAsFileRegions) {
+  const std::string body(250, 'f'), other(250, 'd');
+  {
+    auto st = open(opts());
+    ASSERT_TRUE(put(*st, key("http://a.example/f"), body).isOk());
+    ASSERT_TRUE(put(*st, key("http://a.example/d"), other).isOk());
+    auto r = st->lookup(key("http://a.example/f"));
+    ASSERT_TRUE(r.ok());
+    ASSERT_TRUE(r->body->fileReady()) << "written here, and in the page cache";
+    EXPECT_TRUE(r->body->nextIsInMemory());
+    FileRegion region;
+    ASSERT_TRUE(r->body->takeFile(&region));
+    EXPECT_EQ(region.length, body.size());
+    EXPECT_EQ(regionBytes(region), body);
+    auto end = r->body->next();
+    ASSERT_TRUE(end.ok());
+    EXPECT_TRUE(end->empty()) << "the reader is at the end of the body";
+  }
+  overwrite(segments().at(0), kAlign + 7, "X");  // "d", while the store is closed
+  auto st = open(opts());
+  auto first = st->lookup(key("http://a.example/f"));
+  ASSERT_TRUE(first.ok());
+  EXPECT_FALSE(first->body->fileReady()) << "found at open: not checked yet";
+  std::string got;
+  for (auto c = first->body->next(); c.ok() && !c->empty(); c = first->body->next()) got += *c;
+  EXPECT_EQ(got, body);
+  auto second = st->lookup(key("http://a.example/f"));
+  ASSERT_TRUE(second.ok());
+  FileRegion region;
+  ASSERT_TRUE(second->body->takeFile(&region)) << "read whole and found good";
+  EXPECT_EQ(regionBytes(region), body);
+
+  auto damaged = st->lookup(key("http://a.example/d"));
+  ASSERT_TRUE(damaged.ok());
+  EXPECT_FALSE(damaged->body->fileReady());
+  EXPECT_FALSE(damaged->body->takeFile(&region));
+  EXPECT_NE(get(*st, key("http://a.example/d")).find("Corruption"), std::string::npos);
+  EXPECT_EQ(get(*st, key("http://a.example/d")), "<miss>");
+
+  RocksStoreOptions off = opts();
+  off.send_body_files = false;
+  st.reset();
+  st = open(off);
+  ASSERT_TRUE(put(*st, key("http://a.example/f"), body).isOk());
+  auto r = st->lookup(key("http://a.example/f"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->body->fileReady());
+  EXPECT_FALSE(r->body->takeFile(&region));
+}
+
+// A body handed out for sending is not punched by its removal until its
+// reader lets go; one removed before its reader asked is not handed out.
+TEST_F(BodyFilesTest, ABodyBeingSentIsPunchedOnlyOnceItsReaderLetsGo) {
+  RocksStoreOptions o = opts();
+  o.body_segment_bytes = 3 * kAlign;  // the segment outlives the removals
+  auto st = open(o);
+  const std::string body(3000, 's');
+  for (const char* url : {"http://a.example/1", "http://a.example/2", "http://a.example/3"})
+    ASSERT_TRUE(put(*st, key(url), body).isOk());
+  const std::string seg = segments().at(0);
+  auto sending = st->lookup(key("http://a.example/1"));
+  auto late = st->lookup(key("http://a.example/2"));
+  ASSERT_TRUE(sending.ok() && late.ok());
+  FileRegion region;
+  ASSERT_TRUE(sending->body->takeFile(&region));
+  const uint64_t blocks = allocatedBlocks(seg);
+  ASSERT_TRUE(st->removeUrl(*CacheKey::fromUrl("http://a.example/1")).isOk());
+  ASSERT_TRUE(st->removeUrl(*CacheKey::fromUrl("http://a.example/2")).isOk());
+  EXPECT_EQ(get(*st, key("http://a.example/1")), "<miss>");
+  EXPECT_EQ(regionBytes(region), body) << "punched under a send";
+  EXPECT_EQ(allocatedBlocks(seg), blocks) << "no punch while a body is out";
+  // Removed before its reader asked: read as before (zeros), not sent.
+  EXPECT_FALSE(late->body->fileReady());
+  late.value().body.reset();
+  sending.value().body.reset();  // the last pin: the punches are done now
+  EXPECT_LT(allocatedBlocks(seg), blocks);
+  EXPECT_EQ(readAt(seg, 0, 2 * kAlign), std::string(2 * kAlign, '\0'));
+  EXPECT_EQ(get(*st, key("http://a.example/3")), body);
+}
+
+// Removals and replacements racing readers that send: every region a
+// reader was handed holds its body, whole, for as long as it holds it.
+TEST_F(BodyFilesTest, RegionsHandedOutHoldTheirBodyWhileObjectsAreReplaced) {
+  RocksStoreOptions o = opts();
+  o.body_segment_bytes = 8 * kAlign;  // segments fill and go during the run
+  auto st = open(o);
+  auto bodyOf = [](int v) { return std::string(2000 + v % 7, static_cast<char>('a' + v % 26)); };
+  ASSERT_TRUE(put(*st, key("http://a.example/x"), bodyOf(0)).isOk());
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (int v = 1; v <= 400; ++v) {
+      if (v % 3 == 0) {
+        (void)st->removeUrl(*CacheKey::fromUrl("http://a.example/x"));
+      } else {
+        EXPECT_TRUE(put(*st, key("http://a.example/x"), bodyOf(v)).isOk());
+      }
+    }
+    stop = true;
+  });
+  int sent = 0, bad = 0;
+  while (!stop) {
+    auto r = st->lookup(key("http://a.example/x"));
+    if (!r.ok()) continue;
+    FileRegion region;
+    if (!r->body->takeFile(&region)) continue;
+    const std::string bytes = regionBytes(region);
+    ++sent;
+    // Whichever version it was, it is one body: one letter throughout.
+    if (bytes.size() < 2000 || bytes.find_first_not_of(bytes[0]) != std::string::npos ||
+        bytes[0] < 'a' || bytes[0] > 'z')
+      ++bad;
+  }
+  writer.join();
+  EXPECT_EQ(bad, 0) << "of " << sent << " regions";
+  EXPECT_GT(sent, 0);
+  EXPECT_EQ(st->stats().corrupt_objects, 0u);
+}
+
+// A checked body whose pages left the page cache is not handed out (its
+// send would wait for the disk on an event loop); read once, it is again.
+TEST_F(BodyFilesTest, ABodyOutOfThePageCacheIsReadNotSent) {
+  auto st = open(opts());
+  const std::string body(300, 'p');
+  ASSERT_TRUE(put(*st, key("http://a.example/p"), body).isOk());
+  {
+    auto r = st->lookup(key("http://a.example/p"));
+    ASSERT_TRUE(r.ok());
+    ASSERT_TRUE(r->body->fileReady());
+  }
+  const std::string seg = segments().at(0);
+  int fd = ::open(seg.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  ::fdatasync(fd);
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  ::close(fd);
+  auto r = st->lookup(key("http://a.example/p"));
+  ASSERT_TRUE(r.ok());
+  if (r->body->fileReady()) GTEST_SKIP() << "the page cache kept the file";
+  EXPECT_FALSE(r->body->nextIsInMemory());
+  EXPECT_EQ(get(*st, key("http://a.example/p")), body);
+  auto again = st->lookup(key("http://a.example/p"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->body->fileReady());
 }
 
 }  // namespace
