@@ -22,7 +22,11 @@
 # Installs nginx-light and wrk from Debian when missing.
 # TERN_EXTRA_ARGS: more tern-edge flags (a variant to compare).
 # PERF_DIR=dir: the first round of each tern-edge phase is also recorded
-# with perf (dir/tern-<phase>.data; needs linux-perf).
+# with perf (dir/tern-<phase>.data; needs linux-perf). PERF_CALLGRAPH: perf's
+# call-graph option (default -g; "--call-graph dwarf" where frame pointers are
+# missing).
+# NGINX_SENDFILE=on: nginx sends cached bodies with sendfile(2), as Debian's
+# stock nginx.conf has it (nginx's own default, used otherwise, is off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OBJECTS="${1:-50000}"
@@ -57,6 +61,7 @@ PIDS+=($TERN_PID)
 events { worker_connections 4096; }
 http {
   access_log off;
+  sendfile ${NGINX_SENDFILE:-off};
   proxy_cache_path $WORK/proxy/cache levels=1:2 keys_zone=c:64m max_size=4g inactive=1h;
   upstream o { server 127.0.0.1:$ORIGIN_PORT; keepalive 32; }
   server {
@@ -104,7 +109,7 @@ run() {
   local perf_pid=""
   if [ -n "${PERF_DIR:-}" ] && [ "$s" = tern ] && [ "$round" = 1 ] && [ "$phase" != populate ]; then
     mkdir -p "$PERF_DIR"
-    perf record -q -F 999 -g -p "$TERN_PID" -o "$PERF_DIR/tern-$phase.data" -- sleep "$dur" \
+    perf record -q -F 999 ${PERF_CALLGRAPH:--g} -p "$TERN_PID" -o "$PERF_DIR/tern-$phase.data" -- sleep "$dur" \
       >/dev/null 2>&1 &
     perf_pid=$!
   fi
@@ -142,9 +147,9 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 du -sh "$WORK/tern" "$WORK/proxy/cache" >&2 || true
 
-python3 - "$RESULTS" "$OBJECTS" "$ROUNDS" "$DURATION" "$CONNS" <<'PY'
+python3 - "$RESULTS" "$OBJECTS" "$ROUNDS" "$DURATION" "$CONNS" "${NGINX_SENDFILE:-off}" <<'PY'
 import statistics, sys
-path, objects, rounds, duration, conns = sys.argv[1:6]
+path, objects, rounds, duration, conns, nginx_sendfile = sys.argv[1:7]
 def ms(v):
     v = v.strip()
     for unit, f in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
@@ -156,7 +161,7 @@ for line in open(path):
     data.setdefault((phase, s), []).append(
         (float(rps), ms(p99), float(cpu), int(bad[0]) if bad else 0, float(disk)))
 print(f"\nWorking-set benchmark: {objects} objects of 16 KiB, tern-edge memory tier 64 MiB + "
-      f"disk 4 GiB, nginx proxy_cache 4g; fill once with 8 connections, then {rounds} "
+      f"disk 4 GiB, nginx proxy_cache 4g (sendfile {nginx_sendfile}); fill once with 8 connections, then {rounds} "
       f"interleaved rounds x {duration}s of hits, wrk -t1 -c{conns}; servers on CPU 0, "
       "wrk and origin on CPU 1 (medians over rounds)\n")
 print(f"{'phase':>8} {'server':>7} {'req/s':>9} {'p99 ms':>8} {'CPU us/req':>11} "
