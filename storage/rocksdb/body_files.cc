@@ -69,68 +69,58 @@ void punch(int fd, uint64_t id, uint64_t offset, uint64_t length) {
 }  // namespace
 
 BodySegment::BodySegment(uint64_t id, int fd, uint64_t max_start)
-    : id_(id), fd_(fd), blocks_((max_start + format::kBodyAlignment - 1) / format::kBodyAlignment) {
-  const size_t words = (blocks_ + 63) / 64;
-  checked_ = std::make_unique<std::atomic<uint64_t>[]>(words);
-  released_ = std::make_unique<std::atomic<uint64_t>[]>(words);
-}
+    : id_(id),
+      fd_(fd),
+      blocks_((max_start + format::kBodyAlignment - 1) / format::kBodyAlignment),
+      checked_((blocks_ + 63) / 64),
+      released_((blocks_ + 63) / 64) {}
 
 BodySegment::~BodySegment() {
   if (map_ != nullptr) ::munmap(map_, map_bytes_);
-  for (const auto& [offset, length] : deferred_) punch(fd_, id_, offset, length);
   if (fd_ >= 0) ::close(fd_);
 }
 
-bool BodySegment::testBit(const std::unique_ptr<std::atomic<uint64_t>[]>& bits,
-                          uint64_t offset) const {
-  const uint64_t block = offset / format::kBodyAlignment;
-  return (bits[block / 64].load() >> (block % 64)) & 1;
+bool BodySegment::markable(uint64_t offset) const {
+  return offset % format::kBodyAlignment == 0 && offset / format::kBodyAlignment < blocks_;
 }
 
 void BodySegment::markChecked(uint64_t offset) {
+  if (!markable(offset)) return;
   const uint64_t block = offset / format::kBodyAlignment;
-  if (offset % format::kBodyAlignment != 0 || block >= blocks_) return;
-  checked_[block / 64].fetch_or(uint64_t{1} << (block % 64), std::memory_order_relaxed);
+  std::lock_guard lock(pin_mu_);
+  checked_[block / 64] |= uint64_t{1} << (block % 64);
 }
 
 bool BodySegment::pin(uint64_t offset) {
+  if (!markable(offset)) return false;
   const uint64_t block = offset / format::kBodyAlignment;
-  if (offset % format::kBodyAlignment != 0 || block >= blocks_) return false;
-  // Pin, then look: a removal marks, then looks at the pins (both
-  // sequentially consistent), so one of the two sees the other. Either the
-  // removal defers its punch, or this sees the body released.
-  pins_.fetch_add(1);
-  if (!testBit(checked_, offset) || testBit(released_, offset)) {
-    unpin();
-    return false;
-  }
+  std::lock_guard lock(pin_mu_);
+  if (!testBit(checked_, block) || testBit(released_, block)) return false;
+  ++pins_[offset];
   return true;
 }
 
-void BodySegment::unpin() {
-  if (pins_.fetch_sub(1) != 1) return;
-  std::vector<std::pair<uint64_t, uint64_t>> due;
+void BodySegment::unpin(uint64_t offset, uint64_t length) {
+  const uint64_t block = offset / format::kBodyAlignment;
   {
-    std::lock_guard lock(deferred_mu_);
-    if (pins_.load() != 0) return;  // pinned again: that pin's unpin does it
-    due.swap(deferred_);
+    std::lock_guard lock(pin_mu_);
+    auto it = pins_.find(offset);
+    if (it == pins_.end()) return;
+    if (--it->second > 0) return;
+    pins_.erase(it);
+    if (!testBit(released_, block)) return;
   }
-  for (const auto& [offset, length] : due) punch(fd_, id_, offset, length);
+  punch(fd_, id_, offset, alignUp(offset + length) - offset);  // removed while it was out
 }
 
 void BodySegment::releaseBody(uint64_t offset, uint64_t length) {
-  const uint64_t block = offset / format::kBodyAlignment;
-  if (offset % format::kBodyAlignment == 0 && block < blocks_) {
-    released_[block / 64].fetch_or(uint64_t{1} << (block % 64));
+  if (markable(offset)) {
+    const uint64_t block = offset / format::kBodyAlignment;
+    std::lock_guard lock(pin_mu_);
+    released_[block / 64] |= uint64_t{1} << (block % 64);
+    if (pins_.contains(offset)) return;  // its last unpin punches it
   }
-  {
-    std::lock_guard lock(deferred_mu_);
-    if (pins_.load() != 0) {
-      deferred_.emplace_back(offset, length);
-      return;
-    }
-  }
-  punch(fd_, id_, offset, length);
+  punch(fd_, id_, offset, alignUp(offset + length) - offset);
 }
 
 bool BodySegment::resident(uint64_t offset, uint64_t length) {
@@ -324,7 +314,7 @@ void BodyFiles::release(const Extent& extent) {
   }
   // Outside the lock that lookups take; on an unlinked file it is moot. To
   // the block boundary: the next body starts there. Not under a send.
-  segment->releaseBody(extent.offset, alignUp(extent.offset + extent.length) - extent.offset);
+  segment->releaseBody(extent.offset, extent.length);
   unlinkDropped({dropped});
 }
 

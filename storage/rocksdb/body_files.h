@@ -27,7 +27,7 @@
 // The checksums guard against bytes lost or torn by a crash of the machine,
 // and every such crash restarts the process, whose marks start empty. A
 // reader pins the body first; a removal marks the body released and, while
-// the segment has pins, leaves its punch to the last reader to unpin, so a
+// the body has pins, leaves its punch to the last reader to unpin, so a
 // body is never zeroed under a send.
 //
 // Crash: bytes written for an object whose record never committed are left
@@ -36,7 +36,8 @@
 //
 // Thread-safety: all methods are thread-safe; a Lease is used by one writer.
 
-#include <atomic>
+#include <boost/unordered/unordered_flat_map.hpp>
+
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -76,29 +77,33 @@ class BodySegment {
   // found good.
   void markChecked(uint64_t offset);
   // Pins the body at `offset` when it is checked and not released: until
-  // unpin(), no removal punches anything in this segment. False (and
+  // its last unpin(), a removal leaves its bytes in place. False (and
   // nothing pinned) otherwise.
   bool pin(uint64_t offset);
-  void unpin();
+  // `length`: the body's; a body removed while pinned is punched here.
+  void unpin(uint64_t offset, uint64_t length);
   // True when every byte of [offset, offset + length) is in the page cache
   // (mincore; never blocks). False when unknown.
   bool resident(uint64_t offset, uint64_t length);
 
  private:
   friend class BodyFiles;
-  // Marks the body released and punches [offset, offset + length) now, or
-  // leaves it to the last pin.
+  // Marks the body released and punches it (to the block where the next
+  // one starts) now, or leaves that to its last pin.
   void releaseBody(uint64_t offset, uint64_t length);
-  bool testBit(const std::unique_ptr<std::atomic<uint64_t>[]>& bits, uint64_t offset) const;
+  bool markable(uint64_t offset) const;
+  static bool testBit(const std::vector<uint64_t>& bits, uint64_t block) {
+    return (bits[block / 64] >> (block % 64)) & 1;
+  }
 
   uint64_t id_;
   int fd_;
   size_t blocks_;  // bodies that can be marked: offsets / kBodyAlignment below this
-  std::unique_ptr<std::atomic<uint64_t>[]> checked_;   // a bit per block
-  std::unique_ptr<std::atomic<uint64_t>[]> released_;  // a bit per block, never cleared
-  std::atomic<uint32_t> pins_{0};
-  std::mutex deferred_mu_;
-  std::vector<std::pair<uint64_t, uint64_t>> deferred_;  // punches left to the last pin
+  std::mutex pin_mu_;
+  std::vector<uint64_t> checked_;   // a bit per block  GUARDED_BY(pin_mu_)
+  std::vector<uint64_t> released_;  // a bit per block, never cleared  GUARDED_BY(pin_mu_)
+  // Pins of each body being sent, by offset (few at a time). GUARDED_BY(pin_mu_)
+  boost::unordered_flat_map<uint64_t, uint32_t> pins_;
   // A read-only shared mapping, asked only by mincore (never touched):
   // grown (remapped) as bodies further in are asked about.
   std::shared_mutex map_mu_;

@@ -186,7 +186,7 @@ class FileBodyReader final : public BodyReader {
         segment_(std::move(segment)),
         chunks_(chunkCount(record_->meta.body_size, record_->chunk_bytes)) {}
   ~FileBodyReader() override {
-    if (pinned_) segment_->unpin();
+    if (pinned_) segment_->unpin(record_->file->offset, record_->meta.body_size);
   }
 
   // A body checked before (body_files.h) and now in the page cache: pinned
@@ -197,7 +197,7 @@ class FileBodyReader final : public BodyReader {
     const uint64_t offset = record_->file->offset;
     if (!segment_->pin(offset)) return false;
     if (!segment_->resident(offset, record_->meta.body_size)) {
-      segment_->unpin();
+      segment_->unpin(offset, record_->meta.body_size);
       return false;
     }
     pinned_ = true;
