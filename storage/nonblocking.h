@@ -7,6 +7,10 @@
 // disk-tier objects that sit in the page cache without a thread hand-off.
 // Scopes do not nest.
 
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+
 namespace tern::storage {
 
 class NonBlockingReads {
@@ -25,5 +29,11 @@ class NonBlockingReads {
   static bool active();
   static void refuse();
 };
+
+// Reads n bytes at `offset` of `fd` from the page cache only
+// (preadv2 RWF_NOWAIT): the bytes read, fewer than n only where the file
+// ends; nullopt, recorded as a refusal, when some are not resident (or the
+// kernel cannot tell: then every later call refuses at once).
+std::optional<size_t> readResident(int fd, uint64_t offset, char* out, size_t n);
 
 }  // namespace tern::storage

@@ -3,11 +3,9 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -23,8 +21,6 @@ namespace tern::storage {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::atomic<bool> g_nowait_unsupported{false};  // RWF_NOWAIT refused by the kernel
 
 // The id of a segment file's name: exactly 16 lowercase hex digits.
 std::optional<uint64_t> segmentIdOf(std::string_view name) {
@@ -160,29 +156,17 @@ bool BodySegment::resident(uint64_t offset, uint64_t length) {
 }
 
 Status BodySegment::read(uint64_t offset, char* out, size_t n) const {
-  const bool nowait = NonBlockingReads::active();
-  if (nowait && g_nowait_unsupported.load(std::memory_order_relaxed)) {
-    NonBlockingReads::refuse();
-    return Status::unavailable("not in the page cache");
+  if (NonBlockingReads::active()) {
+    auto done = readResident(fd_, offset, out, n);
+    if (!done) return Status::unavailable("not in the page cache");
+    if (*done < n) return Status::corruption("body file ends before the body");
+    return Status::ok();
   }
   size_t done = 0;
   while (done < n) {
-    const auto at = static_cast<off_t>(offset + done);
-    ssize_t r;
-    if (nowait) {
-      iovec iov{out + done, n - done};
-      r = ::preadv2(fd_, &iov, 1, at, RWF_NOWAIT);
-    } else {
-      r = ::pread(fd_, out + done, n - done, at);
-    }
+    const ssize_t r = ::pread(fd_, out + done, n - done, static_cast<off_t>(offset + done));
     if (r < 0) {
       if (errno == EINTR) continue;
-      if (nowait) {
-        // EAGAIN: not resident (after a short read, the rest is not).
-        if (errno == EOPNOTSUPP || errno == EINVAL) g_nowait_unsupported = true;
-        NonBlockingReads::refuse();
-        return Status::unavailable("not in the page cache");
-      }
       return errnoStatus("body file read", errno);
     }
     if (r == 0) return Status::corruption("body file ends before the body");

@@ -1,19 +1,12 @@
 #include "storage/rocksdb/nowait_file_system.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
-
-#include <atomic>
-#include <cerrno>
 
 #include "storage/nonblocking.h"
 
 namespace tern::storage {
 namespace {
-
-std::atomic<bool> g_unsupported{false};  // RWF_NOWAIT refused by the kernel
 
 class NoWaitFile final : public rocksdb::FSRandomAccessFileOwnerWrapper {
  public:
@@ -47,33 +40,11 @@ class NoWaitFile final : public rocksdb::FSRandomAccessFileOwnerWrapper {
   }
 
  private:
-  rocksdb::IOStatus refuse() const {
-    NonBlockingReads::refuse();
-    return rocksdb::IOStatus::Busy("not in the page cache");
-  }
   rocksdb::IOStatus readNoWait(uint64_t offset, size_t n, rocksdb::Slice* result,
                                char* scratch) const {
-    if (fd_ < 0 || g_unsupported.load(std::memory_order_relaxed)) return refuse();
-    size_t done = 0;
-    while (done < n) {
-      iovec iov{scratch + done, n - done};
-      ssize_t r = ::preadv2(fd_, &iov, 1, static_cast<off_t>(offset + done), RWF_NOWAIT);
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EOPNOTSUPP || errno == EINVAL) g_unsupported = true;
-        return refuse();  // EAGAIN: not resident
-      }
-      if (r == 0) break;  // end of file
-      done += static_cast<size_t>(r);
-      if (done < n) {
-        // A short read: the rest is not resident, or the file ends here.
-        struct stat st;
-        if (::fstat(fd_, &st) != 0) return refuse();
-        if (offset + done >= static_cast<uint64_t>(st.st_size)) break;
-        return refuse();
-      }
-    }
-    *result = rocksdb::Slice(scratch, done);
+    auto done = readResident(fd_, offset, scratch, n);
+    if (!done) return rocksdb::IOStatus::Busy("not in the page cache");
+    *result = rocksdb::Slice(scratch, *done);
     return rocksdb::IOStatus::OK();
   }
 

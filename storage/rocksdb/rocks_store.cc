@@ -344,8 +344,11 @@ class RocksObjectWriter final : public ObjectWriter {
       TERN_ASSIGN_OR_RETURN(lease_, store_->files_->lease(id_));
     }
     const uint64_t at = lease_->offset + written_;
-    TERN_RETURN_IF_ERROR(store_->files_->write(*lease_, at, pending_));
+    Status s = store_->files_->write(*lease_, at, pending_);
+    // Counted even when the write failed partway (a full disk): what it
+    // left is punched out with the rest, and no later body starts in it.
     written_ += pending_.size();
+    if (!s.isOk()) return s;
     sums_.push_back(checksum32(pending_));
     ++chunks_;
     pending_.clear();

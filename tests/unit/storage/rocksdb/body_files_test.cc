@@ -10,6 +10,8 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -277,6 +279,52 @@ TEST_F(BodyFilesTest, AReaderRacingARemovalIsToldNotDamaged) {
   }
   EXPECT_TRUE(segments().empty());
   EXPECT_EQ(st->stats().corrupt_objects, 0u);
+}
+
+// A body file write that fails partway (a full disk; here the file size
+// limit, EFBIG) fails its object: nothing is stored or counted, what it
+// wrote is punched out, and the store goes on. In a child, which the limit
+// binds.
+TEST_F(BodyFilesTest, AWriteThatFailsPartwayStoresNothingAndGivesItsSpaceBack) {
+  RocksStoreOptions o = opts();
+  o.chunk_bytes = 64 * 1024;
+  {
+    auto st = open(o);
+    ASSERT_TRUE(put(*st, key("http://a.example/kept"), std::string(250, 'k')).isOk());
+  }
+  const auto before = segments();
+  const std::string small(10000, 's'), big(2 << 20, 'b');
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);  // a write past the limit fails with EFBIG instead
+    auto st = RocksStore::open(o);
+    if (!st.ok()) _exit(1);
+    const rlimit limit{1 << 20, 1 << 20};
+    if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) _exit(2);
+    if (!put(**st, key("http://a.example/small"), small).isOk()) _exit(3);
+    if (put(**st, key("http://a.example/big"), big).isOk()) _exit(4);  // stopped at 1 MiB
+    if (get(**st, key("http://a.example/small")) != small) _exit(5);
+    if (get(**st, key("http://a.example/big")) != "<miss>") _exit(6);
+    if ((*st)->stats().objects != 2) _exit(7);
+    for (const auto& seg : segments()) {
+      if (std::find(before.begin(), before.end(), seg) != before.end()) continue;
+      // The small body's three blocks; the big one's megabyte punched out,
+      // the chunk that failed halfway included.
+      if (allocatedBlocks(seg) * 512 > 3 * kAlign) _exit(8);
+    }
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0) << "the child's check that failed (see its exit codes)";
+  auto st = open(o);
+  EXPECT_EQ(get(*st, key("http://a.example/kept")), std::string(250, 'k'));
+  EXPECT_EQ(get(*st, key("http://a.example/small")), small);
+  EXPECT_EQ(get(*st, key("http://a.example/big")), "<miss>");
+  ASSERT_TRUE(put(*st, key("http://a.example/big"), big).isOk());
+  EXPECT_EQ(get(*st, key("http://a.example/big")), big);
 }
 
 // Body files that cannot be opened fail the open; the store is not moved
