@@ -54,10 +54,10 @@ class BodyReader {
   // inline instead of handing it to a thread that may block.
   virtual bool nextIsInMemory() const = 0;
   // True when takeFile() will give the rest of the body as a file region
-  // that can be sent without waiting for the disk: a large body of the
-  // memory tier, or a disk-tier body that was checked before and is in the
-  // page cache (which then stays readable with next() without waiting).
-  // Never blocks; asked before reading ahead.
+  // whose bytes are in memory now: a large body of the memory tier, or a
+  // disk-tier body that was checked before and is in the page cache (whose
+  // first chunk is then also readable with next() without waiting). Never
+  // blocks; asked before reading ahead.
   virtual bool fileReady() { return false; }
   // When the rest of the body lies in a file (see fileReady): fills `out`
   // with it and moves the reader to the end of the body. False (and nothing

@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -13,6 +15,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "storage/format/format.h"
 #include "storage/nonblocking.h"
@@ -62,19 +65,54 @@ void punch(int fd, uint64_t id, uint64_t offset, uint64_t length) {
   }
 }
 
+// cachestat(2) (Linux 6.5): how many pages of a range are cached, with no
+// mapping. Declared here: Debian 12's headers predate it.
+struct CacheStatRange {
+  uint64_t off, len;
+};
+struct CacheStat {
+  uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+};
+constexpr long kSysCachestat = 451;  // the same number on every architecture
+std::atomic<bool> g_no_cachestat{false};
+std::atomic<bool> g_force_mincore{false};
+
+// Mappings for mincore share vm.max_map_count with everything else (the
+// memory tier's files, thread stacks, malloc): at most an eighth of it.
+std::atomic<int64_t> g_mappings{0};
+int64_t mappingBudget() {
+  static const int64_t budget = [] {
+    int64_t n = 65530;
+    if (FILE* f = std::fopen("/proc/sys/vm/max_map_count", "r")) {
+      if (std::fscanf(f, "%" SCNd64, &n) != 1) n = 65530;
+      std::fclose(f);
+    }
+    return std::max<int64_t>(n / 8, 1);
+  }();
+  return budget;
+}
+
 }  // namespace
 
-BodySegment::BodySegment(uint64_t id, int fd, uint64_t max_start)
+BodySegment::BodySegment(uint64_t id, int fd, uint64_t max_start, int64_t sent_grace_us)
     : id_(id),
       fd_(fd),
       blocks_((max_start + format::kBodyAlignment - 1) / format::kBodyAlignment),
       checked_((blocks_ + 63) / 64),
-      released_((blocks_ + 63) / 64) {}
+      released_((blocks_ + 63) / 64),
+      sent_grace_us_(sent_grace_us) {}
 
 BodySegment::~BodySegment() {
-  if (map_ != nullptr) ::munmap(map_, map_bytes_);
+  if (map_ != nullptr) {
+    ::munmap(map_, map_bytes_);
+    g_mappings.fetch_sub(1);
+  }
+  // (Punches still waiting are moot once the segment is gone from the
+  // table; at the next open, bytes no record holds are freed anyway.)
   if (fd_ >= 0) ::close(fd_);
 }
+
+void BodySegment::useMincoreForTesting(bool on) { g_force_mincore = on; }
 
 bool BodySegment::markable(uint64_t offset) const {
   return offset % format::kBodyAlignment == 0 && offset / format::kBodyAlignment < blocks_;
@@ -96,17 +134,28 @@ bool BodySegment::pin(uint64_t offset) {
   return true;
 }
 
+bool BodySegment::punchOrQueueLocked(uint64_t offset, uint64_t length, int64_t now_us) {
+  if (sent_grace_us_ > 0 && last_unpin_us_ > 0 && now_us < last_unpin_us_ + sent_grace_us_) {
+    late_.push_back({offset, length, last_unpin_us_ + sent_grace_us_});
+    return false;
+  }
+  return true;
+}
+
 void BodySegment::unpin(uint64_t offset, uint64_t length) {
   const uint64_t block = offset / format::kBodyAlignment;
+  const int64_t now_us = steadyNowUs();
   {
     std::lock_guard lock(pin_mu_);
     auto it = pins_.find(offset);
     if (it == pins_.end()) return;
+    last_unpin_us_ = now_us;
     if (--it->second > 0) return;
     pins_.erase(it);
-    if (!testBit(released_, block)) return;
+    // Removed while it was out: punched now, or after the grace.
+    if (!testBit(released_, block) || !punchOrQueueLocked(offset, length, now_us)) return;
   }
-  punch(fd_, id_, offset, alignUp(offset + length) - offset);  // removed while it was out
+  punch(fd_, id_, offset, alignUp(offset + length) - offset);
 }
 
 void BodySegment::releaseBody(uint64_t offset, uint64_t length) {
@@ -115,12 +164,42 @@ void BodySegment::releaseBody(uint64_t offset, uint64_t length) {
     std::lock_guard lock(pin_mu_);
     released_[block / 64] |= uint64_t{1} << (block % 64);
     if (pins_.contains(offset)) return;  // its last unpin punches it
+    if (!punchOrQueueLocked(offset, length, steadyNowUs())) return;
   }
   punch(fd_, id_, offset, alignUp(offset + length) - offset);
 }
 
+void BodySegment::punchDue(int64_t now_us) {
+  std::vector<Late> due;
+  {
+    std::lock_guard lock(pin_mu_);
+    std::erase_if(late_, [&](const Late& l) {
+      if (l.due_us > now_us) return false;
+      due.push_back(l);
+      return true;
+    });
+  }
+  for (const auto& l : due) punch(fd_, id_, l.offset, alignUp(l.offset + l.length) - l.offset);
+}
+
 bool BodySegment::resident(uint64_t offset, uint64_t length) {
   if (length == 0) return true;
+  static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  if (!g_no_cachestat.load(std::memory_order_relaxed) &&
+      !g_force_mincore.load(std::memory_order_relaxed)) {
+    CacheStatRange range{offset, length};
+    CacheStat stat{};
+    if (::syscall(kSysCachestat, fd_, &range, &stat, 0) == 0) {
+      const uint64_t pages = (offset + length - 1) / page - offset / page + 1;
+      return stat.nr_cache >= pages;
+    }
+    if (errno != ENOSYS) return false;
+    g_no_cachestat = true;  // an older kernel: mincore from now on
+  }
+  return mincoreResident(offset, length);
+}
+
+bool BodySegment::mincoreResident(uint64_t offset, uint64_t length) {
   static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
   const uint64_t first = offset / page * page;
   const uint64_t end = offset + length;
@@ -130,11 +209,20 @@ bool BodySegment::resident(uint64_t offset, uint64_t length) {
     {
       std::unique_lock write(map_mu_);
       if (end > map_bytes_) {
+        if (map_failed_) return false;
         // In steps of 64 MiB: a segment is mapped a few times at most.
         const uint64_t step = uint64_t{64} << 20;
         const uint64_t want = (end + step - 1) / step * step;
+        if (map_ == nullptr && g_mappings.fetch_add(1) >= mappingBudget()) {
+          g_mappings.fetch_sub(1);
+          return false;  // over budget: read, not sent (asked again later)
+        }
         void* m = ::mmap(nullptr, want, PROT_READ, MAP_SHARED | MAP_NORESERVE, fd_, 0);
-        if (m == MAP_FAILED) return false;
+        if (m == MAP_FAILED) {
+          if (map_ == nullptr) g_mappings.fetch_sub(1);
+          map_failed_ = true;
+          return false;
+        }
         if (map_ != nullptr) ::munmap(map_, map_bytes_);
         map_ = m;
         map_bytes_ = want;
@@ -175,11 +263,13 @@ Status BodySegment::read(uint64_t offset, char* out, size_t n) const {
   return Status::ok();
 }
 
-Result<std::unique_ptr<BodyFiles>> BodyFiles::open(const std::string& dir, uint64_t segment_bytes) {
+Result<std::unique_ptr<BodyFiles>> BodyFiles::open(const std::string& dir, uint64_t segment_bytes,
+                                                   int64_t sent_grace_us) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return Status::ioError("cannot create " + dir + ": " + ec.message());
-  std::unique_ptr<BodyFiles> files(new BodyFiles(dir, std::max<uint64_t>(segment_bytes, 1)));
+  std::unique_ptr<BodyFiles> files(new BodyFiles(dir, std::max<uint64_t>(segment_bytes, 1),
+                                                 std::max<int64_t>(sent_grace_us, 0)));
   fs::directory_iterator it(dir, ec), end;
   for (; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
@@ -188,7 +278,8 @@ Result<std::unique_ptr<BodyFiles>> BodyFiles::open(const std::string& dir, uint6
     int fd = ::open(it->path().c_str(), O_RDWR | O_CLOEXEC);  // written no more; punched
     if (fd < 0) return errnoStatus(("cannot open " + it->path().string()).c_str(), errno);
     State st;
-    st.segment = std::make_shared<BodySegment>(*id, fd, files->segment_bytes_);
+    st.segment =
+        std::make_shared<BodySegment>(*id, fd, files->segment_bytes_, files->sent_grace_us_);
     st.found_at_open = true;
     files->segments_.emplace(*id, std::move(st));
   }
@@ -218,7 +309,7 @@ Result<BodyFiles::Lease> BodyFiles::lease(uint64_t new_id) {
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return errnoStatus(("cannot create " + path).c_str(), errno);
   State st;
-  st.segment = std::make_shared<BodySegment>(new_id, fd, segment_bytes_);
+  st.segment = std::make_shared<BodySegment>(new_id, fd, segment_bytes_, sent_grace_us_);
   st.leased = true;
   Lease out{st.segment, 0};
   std::lock_guard lock(mu_);
@@ -352,9 +443,6 @@ void BodyFiles::reclaim(const std::vector<Extent>& live) {
     for (uint64_t id : ids) {
       State& st = segments_.at(id);
       auto& extents = by_segment[id];
-      std::erase_if(extents, [&](const Extent& e) {
-        return released_early_.contains({id, e.offset});
-      });
       std::sort(extents.begin(), extents.end(),
                 [](const Extent& a, const Extent& b) { return a.offset < b.offset; });
       uint64_t at = 0;
@@ -363,7 +451,10 @@ void BodyFiles::reclaim(const std::vector<Extent>& live) {
       for (const auto& e : extents) {
         if (e.offset > at) mine.push_back({st.segment, at, e.offset - at});
         at = std::max(at, alignUp(e.offset + e.length));
-        bytes += static_cast<int64_t>(e.length);
+        // Released since open: not live, and not a hole of ours either:
+        // its release punched it, or left that to its readers (a reader
+        // may be sending it now).
+        if (!released_early_.contains({id, e.offset})) bytes += static_cast<int64_t>(e.length);
       }
       mine.push_back({st.segment, at, 0});  // to the end of the file
       st.live = bytes;
@@ -393,6 +484,17 @@ void BodyFiles::reclaim(const std::vector<Extent>& live) {
     TERN_LOG(kInfo, "freed body file space not held by any stored object",
              {{"bytes", std::to_string(punched)}, {"files_removed", std::to_string(removed)}});
   }
+}
+
+void BodyFiles::punchDue() {
+  if (sent_grace_us_ == 0) return;
+  std::vector<std::shared_ptr<BodySegment>> all;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, st] : segments_) all.push_back(st.segment);
+  }
+  const int64_t now_us = steadyNowUs();
+  for (const auto& segment : all) segment->punchDue(now_us);
 }
 
 BodyFiles::Stats BodyFiles::stats() const {

@@ -22,13 +22,17 @@
 //
 // Sending from the file: a body that this process wrote, or read whole and
 // found good, is marked checked; while its bytes are in the page cache
-// (mincore on a read-only mapping of the segment) it can go to a socket
-// with sendfile(2), with no copy through user space and no checksum pass.
-// The checksums guard against bytes lost or torn by a crash of the machine,
-// and every such crash restarts the process, whose marks start empty. A
-// reader pins the body first; a removal marks the body released and, while
-// the body has pins, leaves its punch to the last reader to unpin, so a
-// body is never zeroed under a send.
+// (cachestat(2), or mincore(2) on a read-only mapping of the segment where
+// the kernel lacks it) it can go to a socket with sendfile(2), with no copy
+// through user space and no checksum pass. The checksums guard against
+// bytes lost or torn by a crash of the machine, and every such crash
+// restarts the process, whose marks start empty. A reader pins the body
+// first; a removal marks the body released and, while the body has pins,
+// leaves its punch to the last reader to unpin. The socket may still hold
+// references to the pages after sendfile returned (until the peer acks
+// them), and punching part of a large folio zeroes it in place: so a punch
+// in a segment that had a body out within the last `sent_grace_us` waits
+// that long (punchDue()), and a body is never zeroed under a send.
 //
 // Crash: bytes written for an object whose record never committed are left
 // behind. Once the store has listed the live bodies (the index load),
@@ -61,7 +65,8 @@ class BodySegment {
  public:
   // `max_start`: bodies start below it (the segment size it was made with);
   // only those can be checked, pinned and sent from the file.
-  BodySegment(uint64_t id, int fd, uint64_t max_start);
+  // `sent_grace_us`: see above (0: punch as soon as nobody holds the body).
+  BodySegment(uint64_t id, int fd, uint64_t max_start, int64_t sent_grace_us = 0);
   ~BodySegment();
   BodySegment(const BodySegment&) = delete;
   BodySegment& operator=(const BodySegment&) = delete;
@@ -83,8 +88,12 @@ class BodySegment {
   // `length`: the body's; a body removed while pinned is punched here.
   void unpin(uint64_t offset, uint64_t length);
   // True when every byte of [offset, offset + length) is in the page cache
-  // (mincore; never blocks). False when unknown.
+  // (never blocks). False when unknown.
   bool resident(uint64_t offset, uint64_t length);
+  // Punches whose grace ended by `now_us` (steady clock).
+  void punchDue(int64_t now_us);
+  // Tests: ask with mincore even where cachestat works.
+  static void useMincoreForTesting(bool on);
 
  private:
   friend class BodyFiles;
@@ -92,6 +101,10 @@ class BodySegment {
   // one starts) now, or leaves that to its last pin.
   void releaseBody(uint64_t offset, uint64_t length);
   bool markable(uint64_t offset) const;
+  // Punches now, or queues it while a send may still hold the pages.
+  // REQUIRES: pin_mu_ held; returns true when the caller must punch now.
+  bool punchOrQueueLocked(uint64_t offset, uint64_t length, int64_t now_us);
+  bool mincoreResident(uint64_t offset, uint64_t length);
   static bool testBit(const std::vector<uint64_t>& bits, uint64_t block) {
     return (bits[block / 64] >> (block % 64)) & 1;
   }
@@ -104,11 +117,19 @@ class BodySegment {
   std::vector<uint64_t> released_;  // a bit per block, never cleared  GUARDED_BY(pin_mu_)
   // Pins of each body being sent, by offset (few at a time). GUARDED_BY(pin_mu_)
   boost::unordered_flat_map<uint64_t, uint32_t> pins_;
+  const int64_t sent_grace_us_;
+  int64_t last_unpin_us_ = 0;  // GUARDED_BY(pin_mu_)
+  struct Late {
+    uint64_t offset, length;
+    int64_t due_us;
+  };
+  std::vector<Late> late_;  // punches waiting out the grace  GUARDED_BY(pin_mu_)
   // A read-only shared mapping, asked only by mincore (never touched):
   // grown (remapped) as bodies further in are asked about.
   std::shared_mutex map_mu_;
   void* map_ = nullptr;
   uint64_t map_bytes_ = 0;
+  bool map_failed_ = false;  // GUARDED_BY(map_mu_): not retried
 };
 
 class BodyFiles {
@@ -130,7 +151,10 @@ class BodyFiles {
 
   // Opens (creating) the folder and every segment in it. Segments found
   // here are read-only from now on.
-  static Result<std::unique_ptr<BodyFiles>> open(const std::string& dir, uint64_t segment_bytes);
+  // `sent_grace_us`: how long a punch waits after a body of its segment was
+  // last out for sending (see above).
+  static Result<std::unique_ptr<BodyFiles>> open(const std::string& dir, uint64_t segment_bytes,
+                                                 int64_t sent_grace_us = 0);
   ~BodyFiles() = default;
 
   // A segment with room for appends, leased to the caller alone; a new one,
@@ -159,6 +183,9 @@ class BodyFiles {
 
   Stats stats() const;
 
+  // Does the punches whose grace has ended (the store's maintenance).
+  void punchDue();
+
  private:
   struct State {
     std::shared_ptr<BodySegment> segment;
@@ -167,8 +194,8 @@ class BodyFiles {
     bool leased = false;
     bool found_at_open = false;  // read-only; live unknown until reclaim()
   };
-  BodyFiles(std::string dir, uint64_t segment_bytes)
-      : dir_(std::move(dir)), segment_bytes_(segment_bytes) {}
+  BodyFiles(std::string dir, uint64_t segment_bytes, int64_t sent_grace_us)
+      : dir_(std::move(dir)), segment_bytes_(segment_bytes), sent_grace_us_(sent_grace_us) {}
   std::string pathOf(uint64_t id) const;
   // Forgets the segment when nothing in it is live or can become so, and
   // returns its path for the caller to unlink once mu_ is released (empty:
@@ -178,6 +205,7 @@ class BodyFiles {
 
   const std::string dir_;
   const uint64_t segment_bytes_;
+  const int64_t sent_grace_us_;
   mutable std::mutex mu_;
   std::unordered_map<uint64_t, State> segments_;  // GUARDED_BY(mu_)
   std::vector<uint64_t> free_;                    // appendable, not leased  GUARDED_BY(mu_)

@@ -236,8 +236,9 @@ class FileBodyReader final : public BodyReader {
     if (index_ == chunks_) segment_->markChecked(r.file->offset);  // read whole, and good
     return data;
   }
-  // (A body found resident by fileReady() is read without waiting.)
-  bool nextIsInMemory() const override { return index_ >= chunks_ || pinned_; }
+  // (A body found resident by fileReady() a moment ago: its first chunk is
+  // read without waiting; the rest may have left the page cache since.)
+  bool nextIsInMemory() const override { return index_ >= chunks_ || (pinned_ && index_ == 0); }
 
  private:
   // Damaged, or removed while we read (its range reads as zeros, or its
@@ -522,7 +523,8 @@ Result<std::unique_ptr<RocksStore>> RocksStore::open(const RocksStoreOptions& op
   // The body files, once the database is known good. Failing here (too few
   // descriptors, say) is not a broken store: nothing is moved aside.
   auto files = BodyFiles::open(options.path + "/" + std::string(fmt::kBodyFilesDir),
-                               options.body_segment_bytes);
+                               options.body_segment_bytes,
+                               static_cast<int64_t>(options.sent_body_grace_ms) * 1000);
   if (!files.ok()) return files.status();
   store->files_ = std::move(*files);
   if (options.background) {
@@ -1215,7 +1217,10 @@ void RocksStore::cleanupMarkers() {
   }
 }
 
-void RocksStore::runMaintenanceForTesting() { cleanupMarkers(); }
+void RocksStore::runMaintenanceForTesting() {
+  cleanupMarkers();
+  files_->punchDue();
+}
 
 void RocksStore::backgroundLoop() {
   loadIndex();
@@ -1226,6 +1231,7 @@ void RocksStore::backgroundLoop() {
     bg_wakeup_ = false;
     lock.unlock();
     cleanupMarkers();
+    files_->punchDue();
   }
 }
 

@@ -97,6 +97,10 @@ struct RocksStoreOptions {
   // sendfile(2) (BodyReader::fileReady, body_files.h): no copy through user
   // space and no checksum pass on each hit.
   bool send_body_files = true;
+  // A removed body's blocks are punched out only this long after a body of
+  // its segment was last out for sending: the socket may still hold the
+  // pages until the peer acknowledges them (body_files.h). 0: at once.
+  uint64_t sent_body_grace_ms = 60'000;
 };
 
 // Whether an error from opening a store says another process (or another
