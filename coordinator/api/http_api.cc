@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "common/log.h"
+#include "coordinator/api/proto_views.h"
 #include "proto/purge_convert.h"
 
 namespace tern::coordinator {
@@ -141,7 +142,7 @@ void HttpApi::handle(const ApiRequest& req, std::function<void(ApiResponse)> res
       return respond(fromStatus(s));
     }
     coordinator_->purge(
-        *parsed, Requester{who->name, req.peer}, [this, respond](Result<v1::PurgeResult> r) {
+        *parsed, Requester{who->name, req.peer}, [this, respond](Result<PurgeStatus> r) {
           if (!r.ok()) {
             ApiResponse out = fromStatus(r.status());
             if (r.status().code() == StatusCode::kResourceExhausted) {
@@ -150,8 +151,8 @@ void HttpApi::handle(const ApiRequest& req, std::function<void(ApiResponse)> res
             }
             return respond(std::move(out));
           }
-          const int status = r->state() == v1::PURGE_STATE_COMPLETE ? 200 : 202;
-          respond({status, "application/json", purgeResultJson(*r), {}});
+          const int status = r->state == PurgeState::kComplete ? 200 : 202;
+          respond({status, "application/json", purgeResultJson(toProto(*r)), {}});
         });
     return;
   }
@@ -159,13 +160,14 @@ void HttpApi::handle(const ApiRequest& req, std::function<void(ApiResponse)> res
     return respond(error(405, "method_not_allowed", "use GET"));
   if (Status s = mayRead(); !s.isOk()) return respond(fromStatus(s));
   if (path == "/v1/edges")
-    return respond({200, "application/json", edgesJson(coordinator_->listEdges()), {}});
+    return respond({200, "application/json", edgesJson(toProto(coordinator_->listEdges())), {}});
   if (path == "/v1/purges") {
     uint64_t limit = 50;
     std::string_view l = queryParam(req.target, "limit");
     if (!l.empty() && (!parseU64(l, &limit) || limit == 0 || limit > 1000))
       return respond(error(400, "invalid_argument", "limit: expected 1 to 1000"));
-    return respond({200, "application/json", purgesJson(coordinator_->recentPurges(limit)), {}});
+    return respond(
+        {200, "application/json", purgesJson(toProto(coordinator_->recentPurges(limit))), {}});
   }
   if (path.starts_with("/v1/purges/")) {
     uint64_t seq = 0;
@@ -173,7 +175,7 @@ void HttpApi::handle(const ApiRequest& req, std::function<void(ApiResponse)> res
       return respond(error(400, "invalid_argument", "purge id must be a positive integer"));
     auto r = coordinator_->getPurge(seq);
     if (!r.ok()) return respond(fromStatus(r.status()));
-    return respond({200, "application/json", purgeResultJson(*r), {}});
+    return respond({200, "application/json", purgeResultJson(toProto(*r)), {}});
   }
   respond(error(404, "not_found", "no such endpoint"));
 }
@@ -277,8 +279,8 @@ std::string lagChart(const v1::ListEdgesResponse& edges) {
 }  // namespace
 
 std::string HttpApi::statusPage() {
-  const auto edges = coordinator_->listEdges();
-  const auto purges = coordinator_->recentPurges(100);
+  const auto edges = toProto(coordinator_->listEdges());
+  const auto purges = toProto(coordinator_->recentPurges(100));
   std::string h;
   h += "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
        "<meta http-equiv=\"refresh\" content=\"2\"><title>Tern coordinator</title><style>"

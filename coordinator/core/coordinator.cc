@@ -172,7 +172,7 @@ void Coordinator::purge(const v1::PurgeRequest& request, const Requester& reques
       return done(Status::resourceExhausted(
           "too many purge calls waiting for completion; retry later or use wait=none"));
     }
-    done = [this, d = std::move(done)](Result<v1::PurgeResult> r) {
+    done = [this, d = std::move(done)](Result<PurgeStatus> r) {
       --waiting_calls_;
       d(std::move(r));
     };
@@ -198,7 +198,7 @@ void Coordinator::onLogged(Result<LogEntry> logged, int64_t api_in_us, v1::WaitM
   auditLine(*logged);
   const uint64_t seq = logged->seq();
   bool learn = false;
-  std::optional<v1::PurgeResult> answer_now;
+  std::optional<PurgeStatus> answer_now;
   {
     std::lock_guard lock(mu_);
     if (replicated_ && seq > logged_head_) {
@@ -211,7 +211,7 @@ void Coordinator::onLogged(Result<LogEntry> logged, int64_t api_in_us, v1::WaitM
       }
       parked_[seq].push_back({api_in_us, deadline, nullptr, {}});
       answer_now = resultFromLog(*logged);
-      answer_now->set_state(v1::PURGE_STATE_ACCEPTED);
+      answer_now->state = PurgeState::kAccepted;
     }
     learn = seq > logged_head_ + 1;
   }
@@ -234,21 +234,21 @@ void Coordinator::onLogged(Result<LogEntry> logged, int64_t api_in_us, v1::WaitM
       // idempotent retry of a logged purge.
       tr = tracked(seq);
       if (tr == nullptr) {
-        v1::PurgeResult r = resultFromLog(*logged);
+        PurgeStatus r = resultFromLog(*logged);
         deferred.push_back([done = std::move(done), r] { done(r); });
       }
     } else {
       // The log could not be read up to it: answer from the log entry.
-      v1::PurgeResult r = resultFromLog(*logged);
+      PurgeStatus r = resultFromLog(*logged);
       deferred.push_back([done = std::move(done), r] { done(r); });
     }
     if (tr != nullptr) {
       tr->api_in_us = std::min(tr->api_in_us, api_in_us);
       tr->local = true;
-      if (wait == v1::WAIT_MODE_ALL && tr->state == v1::PURGE_STATE_ACCEPTED) {
+      if (wait == v1::WAIT_MODE_ALL && tr->state == PurgeState::kAccepted) {
         tr->waiters.push_back({t + static_cast<int64_t>(timeout_ms) * 1000, std::move(done)});
       } else {
-        v1::PurgeResult r = resultOf(*tr);
+        PurgeStatus r = resultOf(*tr);
         deferred.push_back([done = std::move(done), r] { done(r); });
       }
     }
@@ -276,11 +276,11 @@ Coordinator::Tracked* Coordinator::track(LogEntry e, std::string wire, int64_t a
     const View v = viewOf(edge, t);
     // (Applied already: only replicas may see an edge ahead of what they
     // track. One process: an edge ahead of the log waits for the raise.)
-    const auto state = !v.live                                      ? v1::EDGE_PURGE_STATE_FENCED
-                       : replicated_ && v.applied >= tr.entry.seq() ? v1::EDGE_PURGE_STATE_APPLIED
-                                                                    : v1::EDGE_PURGE_STATE_PENDING;
+    const auto state = !v.live                                      ? EdgePurgeState::kFenced
+                       : replicated_ && v.applied >= tr.entry.seq() ? EdgePurgeState::kApplied
+                                                                    : EdgePurgeState::kPending;
     tr.slots.push_back({i, state, 0});
-    if (state == v1::EDGE_PURGE_STATE_PENDING) ++tr.pending;
+    if (state == EdgePurgeState::kPending) ++tr.pending;
   }
   tracked_.push_back(std::move(tr));
   Tracked& ref = tracked_.back();
@@ -296,10 +296,10 @@ Coordinator::Tracked* Coordinator::track(LogEntry e, std::string wire, int64_t a
   if (ref.pending == 0) complete(ref, deferred);  // no edge to wait for
   for (auto& c : calls) {
     if (!c.done) continue;
-    if (ref.state == v1::PURGE_STATE_ACCEPTED) {
+    if (ref.state == PurgeState::kAccepted) {
       ref.waiters.push_back({c.deadline_us, std::move(c.done)});
     } else {
-      v1::PurgeResult r = resultOf(ref);
+      PurgeStatus r = resultOf(ref);
       deferred->push_back([d = std::move(c.done), r] { d(r); });
     }
   }
@@ -316,17 +316,16 @@ void Coordinator::restartTracking(uint64_t head, Deferred* deferred) {
   logged_head_ = std::max(logged_head_, head);
   // Tracked purges are consecutive; a gap starts the tracking over.
   for (auto& tr : tracked_) {
-    v1::PurgeResult res = resultOf(tr);
+    PurgeStatus res = resultOf(tr);
     for (auto& w : tr.waiters) deferred->push_back([dn = std::move(w.done), res] { dn(res); });
   }
   tracked_.clear();
-  answerParked([&](uint64_t seq, int64_t) { return seq <= head; }, v1::PURGE_STATE_ACCEPTED,
-               deferred);
+  answerParked([&](uint64_t seq, int64_t) { return seq <= head; }, PurgeState::kAccepted, deferred);
   wakeAll(deferred);
 }
 
 void Coordinator::answerParked(const std::function<bool(uint64_t seq, int64_t deadline)>& which,
-                               v1::PurgeState state, Deferred* deferred) {
+                               PurgeState state, Deferred* deferred) {
   for (auto it = parked_.begin(); it != parked_.end();) {
     auto& calls = it->second;
     auto keep = std::partition(calls.begin(), calls.end(),
@@ -334,8 +333,8 @@ void Coordinator::answerParked(const std::function<bool(uint64_t seq, int64_t de
     for (auto c = keep; c != calls.end(); ++c) {
       if (!c->done) continue;
       // As GetPurge would answer, with the edges still pending.
-      v1::PurgeResult r = resultFromLog(c->entry);
-      r.set_state(state);
+      PurgeStatus r = resultFromLog(c->entry);
+      r.state = state;
       deferred->push_back([d = std::move(c->done), r] { d(r); });
     }
     calls.erase(keep, calls.end());
@@ -387,23 +386,23 @@ Coordinator::Tracked* Coordinator::tracked(uint64_t seq) {
   return &tracked_[seq - tracked_.front().entry.seq()];
 }
 
-void Coordinator::markSlot(Tracked& t, size_t edge, v1::EdgePurgeState state, uint64_t latency_us,
+void Coordinator::markSlot(Tracked& t, size_t edge, EdgePurgeState state, uint64_t latency_us,
                            Deferred* deferred) {
   auto it = std::lower_bound(t.slots.begin(), t.slots.end(), edge,
                              [](const Slot& s, size_t e) { return s.edge < e; });
-  if (it == t.slots.end() || it->edge != edge || it->state != v1::EDGE_PURGE_STATE_PENDING) return;
+  if (it == t.slots.end() || it->edge != edge || it->state != EdgePurgeState::kPending) return;
   it->state = state;
   it->latency_us = latency_us;
   if (--t.pending == 0) complete(t, deferred);
 }
 
 void Coordinator::complete(Tracked& t, Deferred* deferred) {
-  if (t.state == v1::PURGE_STATE_COMPLETE) return;
-  t.state = v1::PURGE_STATE_COMPLETE;
+  if (t.state == PurgeState::kComplete) return;
+  t.state = PurgeState::kComplete;
   t.complete_latency_us = static_cast<uint64_t>(std::max<int64_t>(0, now() - t.api_in_us));
   // Each purge counts once, at the replica that accepted it.
   if (t.local) metrics_.purge_latency.observe(static_cast<double>(t.complete_latency_us) / 1e6);
-  v1::PurgeResult r = resultOf(t);
+  PurgeStatus r = resultOf(t);
   for (auto& w : t.waiters) deferred->push_back([d = std::move(w.done), r] { d(r); });
   t.waiters.clear();
   for (auto& [id, fn] : watchers_) deferred->push_back([fn = fn, r] { fn(r); });
@@ -430,54 +429,57 @@ void Coordinator::auditLine(const LogEntry& e) {
             {"selectors", selectors}});
 }
 
-v1::PurgeResult Coordinator::resultOf(const Tracked& t) const {
-  v1::PurgeResult r;
-  r.set_seq(t.entry.seq());
-  r.set_requested_by(t.entry.requested_by());
-  r.set_requested_from(t.entry.requested_from());
-  r.set_state(t.state);
-  r.set_accepted_at_ms(t.entry.accepted_at_ms());
-  r.set_complete_latency_us(t.complete_latency_us);
-  *r.mutable_selectors() = t.entry.selectors();
-  r.set_mode(t.entry.mode());
-  for (const auto& s : t.slots) {
-    auto* es = r.add_edges();
-    es->set_edge_id(edges_[s.edge].id);
-    es->set_state(s.state);
-    es->set_apply_latency_us(s.latency_us);
+namespace {
+
+// The selectors and mode of a logged purge, as they were logged.
+void describe(const LogEntry& e, PurgeStatus* r) {
+  r->seq = e.seq();
+  r->requested_by = e.requested_by();
+  r->requested_from = e.requested_from();
+  r->accepted_at_ms = e.accepted_at_ms();
+  r->mode = proto::fromProto(e.mode());
+  r->selectors.reserve(static_cast<size_t>(e.selectors_size()));
+  for (const auto& sel : e.selectors()) {
+    // (Checked when logged; one that no longer reads is left out.)
+    if (auto s = proto::loggedFromProto(sel); s.ok()) r->selectors.push_back(std::move(*s));
   }
+}
+
+}  // namespace
+
+PurgeStatus Coordinator::resultOf(const Tracked& t) const {
+  PurgeStatus r;
+  describe(t.entry, &r);
+  r.state = t.state;
+  r.complete_latency_us = t.complete_latency_us;
+  r.edges.reserve(t.slots.size());
+  for (const auto& s : t.slots) r.edges.push_back({edges_[s.edge].id, s.state, s.latency_us});
   return r;
 }
 
-v1::PurgeResult Coordinator::resultFromLog(const LogEntry& e) const {
-  v1::PurgeResult r;
-  r.set_seq(e.seq());
-  r.set_requested_by(e.requested_by());
-  r.set_requested_from(e.requested_from());
-  r.set_accepted_at_ms(e.accepted_at_ms());
-  *r.mutable_selectors() = e.selectors();
-  r.set_mode(e.mode());
+PurgeStatus Coordinator::resultFromLog(const LogEntry& e) const {
+  PurgeStatus r;
+  describe(e, &r);
   const int64_t t = now();
   bool pending = false;
   for (const auto& edge : edges_) {
     if (edge.retired) continue;
-    auto* es = r.add_edges();
-    es->set_edge_id(edge.id);
     const View v = viewOf(edge, t);
+    EdgePurgeState state = EdgePurgeState::kPending;
     if (v.applied >= e.seq()) {
-      es->set_state(v1::EDGE_PURGE_STATE_APPLIED);
+      state = EdgePurgeState::kApplied;
     } else if (!v.live) {
-      es->set_state(v1::EDGE_PURGE_STATE_FENCED);
+      state = EdgePurgeState::kFenced;
     } else {
-      es->set_state(v1::EDGE_PURGE_STATE_PENDING);
       pending = true;
     }
+    r.edges.push_back({edge.id, state, 0});
   }
-  r.set_state(pending ? v1::PURGE_STATE_ACCEPTED : v1::PURGE_STATE_COMPLETE);
+  r.state = pending ? PurgeState::kAccepted : PurgeState::kComplete;
   return r;
 }
 
-Result<v1::PurgeResult> Coordinator::getPurge(uint64_t seq) {
+Result<PurgeStatus> Coordinator::getPurge(uint64_t seq) {
   {
     std::lock_guard lock(mu_);
     if (Tracked* t = tracked(seq)) return resultOf(*t);
@@ -492,8 +494,8 @@ Result<v1::PurgeResult> Coordinator::getPurge(uint64_t seq) {
   return resultFromLog(*entry);
 }
 
-std::vector<v1::PurgeResult> Coordinator::recentPurges(size_t n) {
-  std::vector<v1::PurgeResult> out;
+std::vector<PurgeStatus> Coordinator::recentPurges(size_t n) {
+  std::vector<PurgeStatus> out;
   uint64_t below;  // purges before this one are not tracked: read from the log
   {
     std::lock_guard lock(mu_);
@@ -514,74 +516,69 @@ std::vector<v1::PurgeResult> Coordinator::recentPurges(size_t n) {
   return out;
 }
 
-v1::EdgeState Coordinator::stateOf(const Edge& e, int64_t now_us) const {
-  if (e.retired) return v1::EDGE_STATE_RETIRED;
+EdgeState Coordinator::stateOf(const Edge& e, int64_t now_us) const {
+  if (e.retired) return EdgeState::kRetired;
   const View v = viewOf(e, now_us);
-  if (!v.live) return v1::EDGE_STATE_FENCED;
-  if (v.catching_up) return v1::EDGE_STATE_CATCHING_UP;
-  return v1::EDGE_STATE_CONNECTED;
+  if (!v.live) return EdgeState::kFenced;
+  if (v.catching_up) return EdgeState::kCatchingUp;
+  return EdgeState::kConnected;
 }
 
-v1::ListEdgesResponse Coordinator::listEdges() {
-  v1::ListEdgesResponse out;
+EdgeList Coordinator::listEdges() {
+  EdgeList out;
   {
     std::lock_guard lock(mu_);
     listEdgesLocked(&out);
   }
   // (Set before start, read-only after.)
-  if (replicated_ && replication_.etcd_members)
-    for (auto& m : replication_.etcd_members()) *out.add_etcd_members() = std::move(m);
+  if (replicated_ && replication_.etcd_members) out.etcd_members = replication_.etcd_members();
   return out;
 }
 
-void Coordinator::listEdgesLocked(v1::ListEdgesResponse* response) {
-  v1::ListEdgesResponse& out = *response;
-  out.set_head_seq(logged_head_);
+void Coordinator::listEdgesLocked(EdgeList* response) {
+  EdgeList& out = *response;
+  out.head_seq = logged_head_;
   const int64_t t = now();
   for (const auto& e : edges_) {
     if (e.retired) continue;
-    auto* info = out.add_edges();
-    info->set_edge_id(e.id);
-    info->set_address(e.address);
-    info->set_state(stateOf(e, t));
+    EdgeStatus& info = out.edges.emplace_back();
+    info.edge_id = e.id;
+    info.address = e.address;
+    info.state = stateOf(e, t);
     const View v = viewOf(e, t);
-    info->set_applied_seq(v.applied);
-    info->set_lag(logged_head_ - std::min(logged_head_, v.applied));
-    info->set_last_seen_ms(e.last_seen_ms);
-    info->set_incarnation(e.incarnation);
-    if (v.connected) info->set_replica_id(v.replica.empty() ? replication_.replica_id : v.replica);
+    info.applied_seq = v.applied;
+    info.lag = logged_head_ - std::min(logged_head_, v.applied);
+    info.last_seen_ms = e.last_seen_ms;
+    info.incarnation = e.incarnation;
+    if (v.connected) info.replica_id = v.replica.empty() ? replication_.replica_id : v.replica;
   }
   if (replicated_) {
-    auto* self = out.add_replicas();
-    self->set_replica_id(replication_.replica_id);
-    self->set_address(replication_.address);
-    self->set_head_seq(logged_head_);
-    self->set_self(true);
-    uint32_t n = 0;
-    for (const auto& e : edges_) n += (!e.retired && e.session != 0) ? 1 : 0;
-    self->set_edges_connected(n);
+    ReplicaStatus& self = out.replicas.emplace_back();
+    self.replica_id = replication_.replica_id;
+    self.address = replication_.address;
+    self.head_seq = logged_head_;
+    self.self = true;
+    for (const auto& e : edges_) self.edges_connected += (!e.retired && e.session != 0) ? 1 : 0;
     for (const auto& [id, peer] : peers_) {
       if (peer.gone) continue;
-      auto* r = out.add_replicas();
-      r->set_replica_id(peer.summary.replica_id());
-      r->set_address(peer.summary.address());
-      r->set_head_seq(peer.summary.head_seq());
-      uint32_t c = 0;
-      for (const auto& h : peer.summary.edges()) c += h.connected() ? 1 : 0;
-      r->set_edges_connected(c);
+      ReplicaStatus& r = out.replicas.emplace_back();
+      r.replica_id = peer.summary.replica_id();
+      r.address = peer.summary.address();
+      r.head_seq = peer.summary.head_seq();
+      for (const auto& h : peer.summary.edges()) r.edges_connected += h.connected() ? 1 : 0;
     }
   }
 }
 
-uint64_t Coordinator::watch(uint64_t from_seq, std::function<void(const v1::PurgeResult&)> fn) {
-  std::vector<v1::PurgeResult> backlog;
+uint64_t Coordinator::watch(uint64_t from_seq, std::function<void(const PurgeStatus&)> fn) {
+  std::vector<PurgeStatus> backlog;
   uint64_t id;
   {
     std::lock_guard lock(mu_);
     id = next_watcher_++;
     if (from_seq > 0)
       for (const auto& t : tracked_)
-        if (t.entry.seq() >= from_seq && t.state != v1::PURGE_STATE_ACCEPTED)
+        if (t.entry.seq() >= from_seq && t.state != PurgeState::kAccepted)
           backlog.push_back(resultOf(t));
     watchers_[id] = fn;
   }

@@ -28,7 +28,9 @@
 // so a slow edge gets larger batches rather than an unbounded queue.
 //
 // Where each job lives: purge_request.* checks a call, rate_limiter.* is
-// the API's token bucket, engine_metrics.* the metrics; coordinator.cc holds
+// the API's token bucket, engine_metrics.* the metrics, views.h the plain
+// types of what the engine answers (the APIs make their messages of them:
+// coordinator/api/proto_views.h); coordinator.cc holds
 // the purge API and the tracking of logged purges, edge_link.cc the streams
 // (attach, leases, batches, fencing), replication.cc the cluster view
 // (viewOf, settling purges by it, replica summaries).
@@ -59,6 +61,7 @@
 #include "coordinator/core/engine_metrics.h"
 #include "coordinator/core/purge_request.h"
 #include "coordinator/core/rate_limiter.h"
+#include "coordinator/core/views.h"
 #include "coordinator/log/purge_log.h"
 #include "tern/v1/edge_link.pb.h"
 #include "tern/v1/purge.pb.h"
@@ -108,12 +111,12 @@ struct Replication {
   // The log's head as its watch announced it (in etcd's order).
   std::function<uint64_t()> announced_head;
   // The etcd members as last probed (ListEdges, the status page).
-  std::function<std::vector<tern::v1::EtcdMemberInfo>()> etcd_members;
+  std::function<std::vector<EtcdMemberStatus>()> etcd_members;
 };
 
 class Coordinator {
  public:
-  using PurgeDone = std::function<void(Result<tern::v1::PurgeResult>)>;
+  using PurgeDone = std::function<void(Result<PurgeStatus>)>;
   using SteadyClock = std::function<int64_t()>;  // microseconds
 
   Coordinator(PurgeLog* log, CoordinatorOptions options, metrics::Registry* registry,
@@ -138,16 +141,16 @@ class Coordinator {
   void purge(const tern::v1::PurgeRequest& request, PurgeDone done) {
     purge(request, Requester{}, std::move(done));
   }
-  Result<tern::v1::PurgeResult> getPurge(uint64_t seq);
-  tern::v1::ListEdgesResponse listEdges();
+  Result<PurgeStatus> getPurge(uint64_t seq);
+  EdgeList listEdges();
   // The newest purges, newest first.
-  std::vector<tern::v1::PurgeResult> recentPurges(size_t n);
+  std::vector<PurgeStatus> recentPurges(size_t n);
   // After a rate-limited call: how long until one more purge is allowed.
   int64_t retryAfterMs();
 
   // Calls `fn` for each purge as it completes or times out, starting with
   // tracked ones at or after from_seq (0: only new ones). Returns an id.
-  uint64_t watch(uint64_t from_seq, std::function<void(const tern::v1::PurgeResult&)> fn);
+  uint64_t watch(uint64_t from_seq, std::function<void(const PurgeStatus&)> fn);
   void unwatch(uint64_t id);
 
   // --- Edge link -------------------------------------------------------------
@@ -266,7 +269,7 @@ class Coordinator {
   };
   struct Slot {
     size_t edge;
-    tern::v1::EdgePurgeState state;
+    EdgePurgeState state;
     uint64_t latency_us;
   };
   struct Waiter {
@@ -281,7 +284,7 @@ class Coordinator {
     bool local = false;       // a purge call of this process waits on it or logged it
     std::vector<Slot> slots;  // sorted by edge index
     size_t pending = 0;
-    tern::v1::PurgeState state = tern::v1::PURGE_STATE_ACCEPTED;
+    PurgeState state = PurgeState::kAccepted;
     uint64_t complete_latency_us = 0;
     std::vector<Waiter> waiters;
   };
@@ -297,28 +300,28 @@ class Coordinator {
                  Deferred* deferred);  // REQUIRES: mu_
   // The log has a gap up to `head` (trimmed, or the head was raised).
   void restartTracking(uint64_t head, Deferred* deferred);  // REQUIRES: mu_
-  void markSlot(Tracked& t, size_t edge, tern::v1::EdgePurgeState state, uint64_t latency_us,
+  void markSlot(Tracked& t, size_t edge, EdgePurgeState state, uint64_t latency_us,
                 Deferred* deferred);
   void complete(Tracked& t, Deferred* deferred);
   void fence(size_t edge, Deferred* deferred);
   View viewOf(const Edge& e, int64_t now_us) const;  // REQUIRES: mu_
   // Marks the edge's pending slots applied or fenced as its view says.
-  void settle(size_t edge, Deferred* deferred);            // REQUIRES: mu_
-  void listEdgesLocked(tern::v1::ListEdgesResponse* out);  // REQUIRES: mu_
+  void settle(size_t edge, Deferred* deferred);  // REQUIRES: mu_
+  void listEdgesLocked(EdgeList* out);           // REQUIRES: mu_
   // Queues Welcome and the first lease for a stream (and starts its lease).
   void welcome(Session& s, Deferred* deferred);  // REQUIRES: mu_
   // Milliseconds of lease that may be granted now (0: none).
   uint32_t grantableMs(int64_t now_us) const;
   void summaryChanged(Deferred* deferred);  // REQUIRES: mu_
   void answerParked(const std::function<bool(uint64_t seq, int64_t deadline)>& which,
-                    tern::v1::PurgeState state, Deferred* deferred);  // REQUIRES: mu_
+                    PurgeState state, Deferred* deferred);  // REQUIRES: mu_
   void onAck(Edge& edge, size_t index, uint64_t applied, uint64_t apply_us, Deferred* deferred);
   // One structured log line per purge this process logged: who, from
   // where, what.
   static void auditLine(const LogEntry& e);
-  tern::v1::PurgeResult resultOf(const Tracked& t) const;
-  tern::v1::PurgeResult resultFromLog(const LogEntry& e) const;
-  tern::v1::EdgeState stateOf(const Edge& e, int64_t now_us) const;
+  PurgeStatus resultOf(const Tracked& t) const;
+  PurgeStatus resultFromLog(const LogEntry& e) const;
+  EdgeState stateOf(const Edge& e, int64_t now_us) const;
   // Every stream is woken once per round, on the waker thread (wakeLoop),
   // not on the thread that logged the purge (the log's committer, which
   // it would stall). Purges logged while a round runs share the next one,
@@ -346,9 +349,8 @@ class Coordinator {
   uint64_t next_session_ = 1;                       // GUARDED_BY(mu_)
   uint64_t logged_head_ = 0;                        // GUARDED_BY(mu_)
   std::deque<Tracked> tracked_;                     // GUARDED_BY(mu_); consecutive seqs
-  std::map<uint64_t, std::function<void(const tern::v1::PurgeResult&)>>
-      watchers_;               // GUARDED_BY(mu_)
-  uint64_t next_watcher_ = 1;  // GUARDED_BY(mu_)
+  std::map<uint64_t, std::function<void(const PurgeStatus&)>> watchers_;  // GUARDED_BY(mu_)
+  uint64_t next_watcher_ = 1;                                             // GUARDED_BY(mu_)
   // The last batch built, for the next stream at the same position.
   WireMessage shared_batch_;  // GUARDED_BY(mu_)
   uint64_t shared_from_ = 0;  // GUARDED_BY(mu_)

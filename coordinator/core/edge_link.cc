@@ -405,15 +405,15 @@ void Coordinator::tick() {
         TERN_LOG(kInfo, "edge retired", {{"edge", e.id}});
       }
     }
-    answerParked([&](uint64_t, int64_t deadline) { return deadline <= t; }, v1::PURGE_STATE_TIMEOUT,
+    answerParked([&](uint64_t, int64_t deadline) { return deadline <= t; }, PurgeState::kTimeout,
                  &deferred);
     for (auto& tr : tracked_) {
       if (tr.waiters.empty()) continue;
       auto expired = std::partition(tr.waiters.begin(), tr.waiters.end(),
                                     [&](const Waiter& w) { return w.deadline_us > t; });
       if (expired == tr.waiters.end()) continue;
-      v1::PurgeResult r = resultOf(tr);
-      r.set_state(v1::PURGE_STATE_TIMEOUT);
+      PurgeStatus r = resultOf(tr);
+      r.state = PurgeState::kTimeout;
       for (auto w = expired; w != tr.waiters.end(); ++w)
         deferred.push_back([d = std::move(w->done), r] { d(r); });
       tr.waiters.erase(expired, tr.waiters.end());

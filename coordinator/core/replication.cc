@@ -47,8 +47,8 @@ void Coordinator::settle(size_t index, Deferred* deferred) {
     if (e.fenced_settled) return;
     e.fenced_settled = true;
     for (auto& tr : tracked_) {
-      if (tr.state == v1::PURGE_STATE_COMPLETE || tr.entry.seq() <= e.settled_to) continue;
-      markSlot(tr, index, v1::EDGE_PURGE_STATE_FENCED, 0, deferred);
+      if (tr.state == PurgeState::kComplete || tr.entry.seq() <= e.settled_to) continue;
+      markSlot(tr, index, EdgePurgeState::kFenced, 0, deferred);
     }
     return;
   }
@@ -59,10 +59,10 @@ void Coordinator::settle(size_t index, Deferred* deferred) {
     const uint64_t to = std::min(v.applied, tracked_.back().entry.seq());
     for (uint64_t seq = std::max(front, e.settled_to + 1); seq <= to; ++seq) {
       Tracked& tr = tracked_[seq - front];
-      if (tr.state == v1::PURGE_STATE_COMPLETE) continue;
+      if (tr.state == PurgeState::kComplete) continue;
       const uint64_t lat = static_cast<uint64_t>(std::max<int64_t>(0, t - tr.logged_us));
       auto before = tr.pending;
-      markSlot(tr, index, v1::EDGE_PURGE_STATE_APPLIED, lat, deferred);
+      markSlot(tr, index, EdgePurgeState::kApplied, lat, deferred);
       if (e.session != 0 && e.metrics.apply && tr.pending != before)
         e.metrics.apply->observe(static_cast<double>(lat) / 1e6);
     }

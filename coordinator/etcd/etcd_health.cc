@@ -12,7 +12,7 @@ EtcdHealth::EtcdHealth(EtcdClient* client, metrics::Registry* registry, uint32_t
   registry->callbackGauge("tern_coordinator_etcd_members_reachable",
                           "etcd members that answered the last status probe", [this] {
                             double n = 0;
-                            for (const auto& m : members()) n += m.reachable() ? 1 : 0;
+                            for (const auto& m : members()) n += m.reachable ? 1 : 0;
                             return n;
                           });
   registry->callbackGauge("tern_coordinator_etcd_members", "etcd members configured",
@@ -20,7 +20,7 @@ EtcdHealth::EtcdHealth(EtcdClient* client, metrics::Registry* registry, uint32_t
   registry->callbackGauge("tern_coordinator_etcd_leader_known",
                           "1 if a reachable etcd member said it is the leader", [this] {
                             for (const auto& m : members())
-                              if (m.leader()) return 1.0;
+                              if (m.leader) return 1.0;
                             return 0.0;
                           });
   thread_ = std::thread([this] { loop(); });
@@ -35,7 +35,7 @@ EtcdHealth::~EtcdHealth() {
   if (thread_.joinable()) thread_.join();
 }
 
-std::vector<tern::v1::EtcdMemberInfo> EtcdHealth::members() const {
+std::vector<EtcdMemberStatus> EtcdHealth::members() const {
   std::lock_guard lock(mu_);
   return last_;
 }
@@ -43,21 +43,21 @@ std::vector<tern::v1::EtcdMemberInfo> EtcdHealth::members() const {
 void EtcdHealth::probe() {
   const auto statuses = client_->memberStatus();
   const int64_t at = wallNowMs();
-  std::vector<tern::v1::EtcdMemberInfo> out;
+  std::vector<EtcdMemberStatus> out;
   for (size_t i = 0; i < statuses.size() && i < client_->endpoints().size(); ++i) {
-    tern::v1::EtcdMemberInfo m;
-    m.set_endpoint(client_->endpoints()[i]);
-    m.set_probed_at_ms(at);
+    EtcdMemberStatus m;
+    m.endpoint = client_->endpoints()[i];
+    m.probed_at_ms = at;
     if (statuses[i].ok()) {
       const auto& s = *statuses[i];
-      m.set_reachable(true);
-      m.set_leader(s.leader() != 0 && s.leader() == s.header().member_id());
-      m.set_version(s.version());
-      m.set_raft_term(s.raftterm());
-      m.set_raft_index(s.raftindex());
-      m.set_db_size_bytes(s.dbsize());
+      m.reachable = true;
+      m.leader = s.leader() != 0 && s.leader() == s.header().member_id();
+      m.version = s.version();
+      m.raft_term = s.raftterm();
+      m.raft_index = s.raftindex();
+      m.db_size_bytes = s.dbsize();
     } else {
-      m.set_error(statuses[i].status().message());
+      m.error = statuses[i].status().message();
     }
     out.push_back(std::move(m));
   }

@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "common/metrics.h"
+#include "coordinator/core/views.h"
 #include "coordinator/etcd/etcd_client.h"
-#include "tern/v1/purge.pb.h"
 
 namespace tern::coordinator::etcd {
 
@@ -28,7 +28,7 @@ class EtcdHealth {
   EtcdHealth(const EtcdHealth&) = delete;
   EtcdHealth& operator=(const EtcdHealth&) = delete;
 
-  std::vector<tern::v1::EtcdMemberInfo> members() const;
+  std::vector<EtcdMemberStatus> members() const;
 
  private:
   void probe();
@@ -38,8 +38,8 @@ class EtcdHealth {
   const uint32_t interval_ms_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;                       // GUARDED_BY(mu_)
-  std::vector<tern::v1::EtcdMemberInfo> last_;  // GUARDED_BY(mu_)
+  bool stopping_ = false;               // GUARDED_BY(mu_)
+  std::vector<EtcdMemberStatus> last_;  // GUARDED_BY(mu_)
   std::thread thread_;
 };
 

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "common/log.h"
+#include "coordinator/api/proto_views.h"
 #include "proto/purge_convert.h"
 
 namespace tern::coordinator {
@@ -118,18 +119,17 @@ grpc::ServerUnaryReactor* PurgeServiceImpl::Purge(grpc::CallbackServerContext* c
   // (What the caller says, not verified: recorded as its claim.)
   if (auto client = metadata(ctx, "tern-forwarded-for"); !client.empty())
     requester.address += " for " + std::string(client.substr(0, 128));
-  coordinator_->purge(
-      *request, requester, [this, ctx, reactor, response](Result<v1::PurgeResult> r) {
-        if (r.ok()) {
-          *response = std::move(*r);
-          reactor->Finish(grpc::Status::OK);
-          return;
-        }
-        if (r.status().code() == StatusCode::kResourceExhausted) {
-          ctx->AddTrailingMetadata("retry-after-ms", std::to_string(coordinator_->retryAfterMs()));
-        }
-        reactor->Finish(toGrpc(r.status()));
-      });
+  coordinator_->purge(*request, requester, [this, ctx, reactor, response](Result<PurgeStatus> r) {
+    if (r.ok()) {
+      *response = toProto(*r);
+      reactor->Finish(grpc::Status::OK);
+      return;
+    }
+    if (r.status().code() == StatusCode::kResourceExhausted) {
+      ctx->AddTrailingMetadata("retry-after-ms", std::to_string(coordinator_->retryAfterMs()));
+    }
+    reactor->Finish(toGrpc(r.status()));
+  });
   return reactor;
 }
 
@@ -142,7 +142,7 @@ grpc::ServerUnaryReactor* PurgeServiceImpl::GetPurge(grpc::CallbackServerContext
     return reactor;
   }
   auto r = coordinator_->getPurge(request->seq());
-  if (r.ok()) *response = std::move(*r);
+  if (r.ok()) *response = toProto(*r);
   reactor->Finish(r.ok() ? grpc::Status::OK : toGrpc(r.status()));
   return reactor;
 }
@@ -159,8 +159,8 @@ grpc::ServerUnaryReactor* PurgeServiceImpl::ListPurges(grpc::CallbackServerConte
     reactor->Finish({grpc::StatusCode::INVALID_ARGUMENT, "limit: at most 1000"});
     return reactor;
   }
-  for (auto& r : coordinator_->recentPurges(request->limit() ? request->limit() : 50))
-    *response->add_purges() = std::move(r);
+  for (const auto& r : coordinator_->recentPurges(request->limit() ? request->limit() : 50))
+    *response->add_purges() = toProto(r);
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
@@ -173,7 +173,7 @@ grpc::ServerUnaryReactor* PurgeServiceImpl::ListEdges(grpc::CallbackServerContex
     reactor->Finish(toGrpc(who.status()));
     return reactor;
   }
-  *response = coordinator_->listEdges();
+  *response = toProto(coordinator_->listEdges());
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
@@ -193,9 +193,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::PurgeResult> {
   WatchReactor(Coordinator* coordinator, uint64_t from_seq)
       : coordinator_(coordinator), handle_(std::make_shared<Handle>()) {
     handle_->reactor = this;
-    id_ = coordinator_->watch(from_seq, [h = handle_](const v1::PurgeResult& r) {
+    id_ = coordinator_->watch(from_seq, [h = handle_](const PurgeStatus& r) {
       std::lock_guard lock(h->mu);
-      if (h->reactor) h->reactor->push(r);
+      if (h->reactor) h->reactor->push(toProto(r));
     });
   }
 
@@ -225,12 +225,12 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::PurgeResult> {
   }
 
  private:
-  void push(const v1::PurgeResult& r) {
+  void push(v1::PurgeResult r) {
     std::lock_guard lock(mu_);
     if (finished_) return;
     if (queue_.size() >= 10000)
       return finishLocked({grpc::StatusCode::RESOURCE_EXHAUSTED, "watcher too slow"});
-    queue_.push_back(r);
+    queue_.push_back(std::move(r));
     writeLocked();
   }
   void writeLocked() {

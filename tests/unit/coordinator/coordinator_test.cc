@@ -53,18 +53,18 @@ class EngineTest : public ::testing::Test {
   // Between constructing the engine and start() (ReplicationTest).
   virtual void beforeStart() {}
 
-  Result<v1::PurgeResult> purge(v1::PurgeRequest req) {
-    std::promise<Result<v1::PurgeResult>> p;
-    engine_->purge(req, [&](Result<v1::PurgeResult> r) { p.set_value(std::move(r)); });
+  Result<PurgeStatus> purge(v1::PurgeRequest req) {
+    std::promise<Result<PurgeStatus>> p;
+    engine_->purge(req, [&](Result<PurgeStatus> r) { p.set_value(std::move(r)); });
     return p.get_future().get();
   }
-  std::future<Result<v1::PurgeResult>> purgeAsync(v1::PurgeRequest req) {
-    auto p = std::make_shared<std::promise<Result<v1::PurgeResult>>>();
+  std::future<Result<PurgeStatus>> purgeAsync(v1::PurgeRequest req) {
+    auto p = std::make_shared<std::promise<Result<PurgeStatus>>>();
     auto f = p->get_future();
-    const uint64_t head = engine_->listEdges().head_seq();
-    engine_->purge(req, [p](Result<v1::PurgeResult> r) { p->set_value(std::move(r)); });
+    const uint64_t head = engine_->listEdges().head_seq;
+    engine_->purge(req, [p](Result<PurgeStatus> r) { p->set_value(std::move(r)); });
     // Returns once the purge is logged and tracked (acks can count).
-    for (int i = 0; i < 400 && engine_->listEdges().head_seq() == head; ++i)
+    for (int i = 0; i < 400 && engine_->listEdges().head_seq == head; ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     return f;
   }
@@ -129,8 +129,8 @@ class EngineTest : public ::testing::Test {
 TEST_F(EngineTest, WaitNoneAnswersOnceDurable) {
   auto r = purge(tagPurge("a"));
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->seq(), 1u);
-  EXPECT_EQ(r->state(), v1::PURGE_STATE_COMPLETE) << "no edges registered: nothing to wait for";
+  EXPECT_EQ(r->seq, 1u);
+  EXPECT_EQ(r->state, PurgeState::kComplete) << "no edges registered: nothing to wait for";
   EXPECT_EQ(log_->headSeq(), 1u);
 }
 
@@ -152,13 +152,13 @@ TEST_F(EngineTest, WaitAllCompletesWhenEveryEdgeAcked) {
   ack(b, 1);
   auto r = f.get();
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->state(), v1::PURGE_STATE_COMPLETE);
-  ASSERT_EQ(r->edges_size(), 2);
-  for (const auto& e : r->edges()) EXPECT_EQ(e.state(), v1::EDGE_PURGE_STATE_APPLIED);
-  EXPECT_GE(r->complete_latency_us(), 1500u);
+  EXPECT_EQ(r->state, PurgeState::kComplete);
+  ASSERT_EQ(r->edges.size(), 2u);
+  for (const auto& e : r->edges) EXPECT_EQ(e.state, EdgePurgeState::kApplied);
+  EXPECT_GE(r->complete_latency_us, 1500u);
   auto got = engine_->getPurge(1);
   ASSERT_TRUE(got.ok());
-  EXPECT_EQ(got->state(), v1::PURGE_STATE_COMPLETE);
+  EXPECT_EQ(got->state, PurgeState::kComplete);
 }
 
 TEST_F(EngineTest, SilentEdgeIsFencedWhenItsLeaseExpires) {
@@ -174,18 +174,18 @@ TEST_F(EngineTest, SilentEdgeIsFencedWhenItsLeaseExpires) {
   advanceMs(600);
   auto r = f.get();
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->state(), v1::PURGE_STATE_COMPLETE);
-  std::map<std::string, v1::EdgePurgeState> states;
-  for (const auto& e : r->edges()) states[e.edge_id()] = e.state();
-  EXPECT_EQ(states["a"], v1::EDGE_PURGE_STATE_FENCED);
-  EXPECT_EQ(states["b"], v1::EDGE_PURGE_STATE_APPLIED);
+  EXPECT_EQ(r->state, PurgeState::kComplete);
+  std::map<std::string, EdgePurgeState> states;
+  for (const auto& e : r->edges) states[e.edge_id] = e.state;
+  EXPECT_EQ(states["a"], EdgePurgeState::kFenced);
+  EXPECT_EQ(states["b"], EdgePurgeState::kApplied);
   EXPECT_EQ(stream->closed, "lease expired");
   v1::CoordinatorMessage none;
   EXPECT_FALSE(engine_->nextMessage(a, &none)) << "the fenced stream is gone";
   // b heartbeated? no: b is fenced too now, but it had applied.
   auto edges = engine_->listEdges();
-  ASSERT_EQ(edges.edges_size(), 2);
-  EXPECT_EQ(edges.edges(0).state(), v1::EDGE_STATE_FENCED);
+  ASSERT_EQ(edges.edges.size(), 2u);
+  EXPECT_EQ(edges.edges[0].state, EdgeState::kFenced);
 }
 
 // Streams at the same position get one batch message, built once; a stream
@@ -252,7 +252,7 @@ TEST_F(EngineTest, HeartbeatsRenewTheLease) {
   for (const auto& m : msgs) grants += m.has_lease() && m.lease().heartbeat_id() == 1;
   EXPECT_EQ(grants, 5);
   ack(a, 1);
-  EXPECT_EQ(f.get()->state(), v1::PURGE_STATE_COMPLETE);
+  EXPECT_EQ(f.get()->state, PurgeState::kComplete);
 }
 
 TEST_F(EngineTest, WaitTimeoutNamesPendingEdges) {
@@ -267,10 +267,10 @@ TEST_F(EngineTest, WaitTimeoutNamesPendingEdges) {
   advanceMs(60);
   auto r = f.get();
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->state(), v1::PURGE_STATE_TIMEOUT);
-  ASSERT_EQ(r->edges_size(), 1);
-  EXPECT_EQ(r->edges(0).edge_id(), "a");
-  EXPECT_EQ(r->edges(0).state(), v1::EDGE_PURGE_STATE_PENDING);
+  EXPECT_EQ(r->state, PurgeState::kTimeout);
+  ASSERT_EQ(r->edges.size(), 1u);
+  EXPECT_EQ(r->edges[0].edge_id, "a");
+  EXPECT_EQ(r->edges[0].state, EdgePurgeState::kPending);
 }
 
 TEST_F(EngineTest, ReconnectingEdgeIsReplayedWhatItMissed) {
@@ -285,10 +285,10 @@ TEST_F(EngineTest, ReconnectingEdgeIsReplayedWhatItMissed) {
   ASSERT_EQ(msgs[2].purges().purges_size(), 2);
   EXPECT_EQ(msgs[2].purges().purges(0).seq(), 2u);
   EXPECT_EQ(msgs[2].purges().purges(1).seq(), 3u);
-  EXPECT_EQ(engine_->listEdges().edges(0).state(), v1::EDGE_STATE_CATCHING_UP);
+  EXPECT_EQ(engine_->listEdges().edges[0].state, EdgeState::kCatchingUp);
   ack(a, 3);
-  EXPECT_EQ(engine_->listEdges().edges(0).state(), v1::EDGE_STATE_CONNECTED);
-  EXPECT_EQ(engine_->listEdges().edges(0).lag(), 0u);
+  EXPECT_EQ(engine_->listEdges().edges[0].state, EdgeState::kConnected);
+  EXPECT_EQ(engine_->listEdges().edges[0].lag, 0u);
 }
 
 TEST_F(EngineTest, EdgeBehindTheLogIsToldToSoftPurgeEverything) {
@@ -318,7 +318,7 @@ TEST_F(EngineTest, EdgeAheadOfAReplacedLogMovesTheHeadAndIsReset) {
   EXPECT_GE(log_->headSeq(), 11u);
   auto next = purge(tagPurge("b"));
   ASSERT_TRUE(next.ok());
-  EXPECT_EQ(next->seq(), 12u) << "new purges are numbered past what the edge applied";
+  EXPECT_EQ(next->seq, 12u) << "new purges are numbered past what the edge applied";
   auto more = drain(a, 1);
   ASSERT_EQ(more.size(), 1u);
   ASSERT_TRUE(more[0].has_purges()) << more[0].DebugString();
@@ -336,8 +336,8 @@ TEST_F(EngineTest, RestartedCoordinatorWaitsOneLeaseForKnownEdges) {
   advanceMs(600);
   auto r = f.get();
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->state(), v1::PURGE_STATE_COMPLETE);
-  EXPECT_EQ(r->edges(0).state(), v1::EDGE_PURGE_STATE_FENCED);
+  EXPECT_EQ(r->state, PurgeState::kComplete);
+  EXPECT_EQ(r->edges[0].state, EdgePurgeState::kFenced);
 }
 
 TEST_F(EngineTest, InvalidPurgesAreRejectedWithReasons) {
@@ -359,7 +359,7 @@ TEST_F(EngineTest, InvalidPurgesAreRejectedWithReasons) {
   many.mutable_selectors()->RemoveLast();
   auto ok = purge(many);
   ASSERT_TRUE(ok.ok()) << "1,000 selectors are allowed";
-  EXPECT_EQ(ok->selectors_size(), 1000);
+  EXPECT_EQ(ok->selectors.size(), 1000u);
   EXPECT_EQ(log_->headSeq(), 1u) << "rejected purges are not logged";
 }
 
@@ -387,11 +387,11 @@ TEST_F(EngineTest, WaitingCallsAreBoundedAndNeverAnsweredEarly) {
   ack(a, 1);
   auto r = waiting.get();
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->state(), v1::PURGE_STATE_COMPLETE);
+  EXPECT_EQ(r->state, PurgeState::kComplete);
   ack(a, 22);
   auto r2 = second.get();
   ASSERT_TRUE(r2.ok());
-  EXPECT_EQ(r2->state(), v1::PURGE_STATE_COMPLETE);
+  EXPECT_EQ(r2->state, PurgeState::kComplete);
   // Answered calls free their places.
   auto f = purgeAsync(tagPurge("w4", true));
   drain(a, 1);
@@ -408,7 +408,7 @@ TEST_F(EngineTest, RateLimitAnswersWithRetryAfter) {
   EXPECT_TRUE(purge(tagPurge("b")).ok());
   // The answer may ask for Retry-After from inside the callback (the APIs do).
   std::promise<int64_t> retry;
-  engine_->purge(tagPurge("c"), [&](Result<v1::PurgeResult> r) {
+  engine_->purge(tagPurge("c"), [&](Result<PurgeStatus> r) {
     EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted);
     retry.set_value(engine_->retryAfterMs());
   });
@@ -422,9 +422,9 @@ TEST_F(EngineTest, RateLimitAnswersWithRetryAfter) {
 TEST_F(EngineTest, WatchersSeeCompletions) {
   std::vector<uint64_t> seen;
   std::mutex mu;
-  engine_->watch(0, [&](const v1::PurgeResult& r) {
+  engine_->watch(0, [&](const PurgeStatus& r) {
     std::lock_guard lock(mu);
-    seen.push_back(r.seq());
+    seen.push_back(r.seq);
   });
   ASSERT_TRUE(purge(tagPurge("a")).ok());
   ASSERT_TRUE(purge(tagPurge("b")).ok());
@@ -454,11 +454,11 @@ class ReplicationTest : public EngineTest {
 
   // A purge call whose entry is durable in the log, not yet delivered by
   // the watch (the engine has not tracked it).
-  std::future<Result<v1::PurgeResult>> purgeLogged(const v1::PurgeRequest& req) {
-    auto p = std::make_shared<std::promise<Result<v1::PurgeResult>>>();
+  std::future<Result<PurgeStatus>> purgeLogged(const v1::PurgeRequest& req) {
+    auto p = std::make_shared<std::promise<Result<PurgeStatus>>>();
     auto f = p->get_future();
     const uint64_t head = log_->headSeq();
-    engine_->purge(req, [p](Result<v1::PurgeResult> r) { p->set_value(std::move(r)); });
+    engine_->purge(req, [p](Result<PurgeStatus> r) { p->set_value(std::move(r)); });
     for (int i = 0; i < 400 && log_->headSeq() == head; ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     EXPECT_GT(log_->headSeq(), head) << "the purge was not logged";
@@ -466,7 +466,7 @@ class ReplicationTest : public EngineTest {
   }
   // The watch delivers the log up to its head.
   void learn() { engine_->learnHead(log_->headSeq()); }
-  std::future<Result<v1::PurgeResult>> purgeTracked(const v1::PurgeRequest& req) {
+  std::future<Result<PurgeStatus>> purgeTracked(const v1::PurgeRequest& req) {
     auto f = purgeLogged(req);
     learn();
     return f;
@@ -477,8 +477,8 @@ class ReplicationTest : public EngineTest {
     auto r = purge(tagPurge("barrier"));
     EXPECT_TRUE(r.ok()) << r.status().toString();
     if (!r.ok()) return 0;
-    EXPECT_EQ(r->state(), v1::PURGE_STATE_ACCEPTED);
-    return r->seq();
+    EXPECT_EQ(r->state, PurgeState::kAccepted);
+    return r->seq;
   }
   // Attached and welcomed: this replica's summary naming it is published.
   uint64_t connectWelcomed(const std::string& id, uint64_t applied,
@@ -489,7 +489,7 @@ class ReplicationTest : public EngineTest {
     engine_->summaryPublished(gen);
     return sid;
   }
-  static bool ready(std::future<Result<v1::PurgeResult>>& f, int ms = 50) {
+  static bool ready(std::future<Result<PurgeStatus>>& f, int ms = 50) {
     return f.wait_for(std::chrono::milliseconds(ms)) == std::future_status::ready;
   }
   static tern::internal::v1::HeldEdge held(const std::string& id, bool connected, uint64_t applied,
@@ -515,15 +515,15 @@ class ReplicationTest : public EngineTest {
                  int64_t revision) {
     engine_->replicaSummary(key, &s, revision);
   }
-  static std::map<std::string, v1::EdgePurgeState> states(const v1::PurgeResult& r) {
-    std::map<std::string, v1::EdgePurgeState> out;
-    for (const auto& e : r.edges()) out[e.edge_id()] = e.state();
+  static std::map<std::string, EdgePurgeState> states(const PurgeStatus& r) {
+    std::map<std::string, EdgePurgeState> out;
+    for (const auto& e : r.edges) out[e.edge_id] = e.state;
     return out;
   }
-  std::map<std::string, v1::EdgeInfo> edgesById() {
-    std::map<std::string, v1::EdgeInfo> out;
+  std::map<std::string, EdgeStatus> edgesById() {
+    std::map<std::string, EdgeStatus> out;
     const auto list = engine_->listEdges();
-    for (const auto& e : list.edges()) out[e.edge_id()] = e;
+    for (const auto& e : list.edges) out[e.edge_id] = e;
     return out;
   }
 
@@ -540,29 +540,27 @@ TEST_F(ReplicationTest, WaitAllWaitsForAnEdgeHeldOnlyByAnotherReplica) {
   EXPECT_FALSE(ready(f)) << "x (on replica b) has not applied it";
   auto got = engine_->getPurge(1);
   ASSERT_TRUE(got.ok()) << got.status().toString();
-  EXPECT_EQ(got->state(), v1::PURGE_STATE_ACCEPTED);
-  EXPECT_EQ(states(*got),
-            (std::map<std::string, v1::EdgePurgeState>{{"x", v1::EDGE_PURGE_STATE_PENDING}}));
+  EXPECT_EQ(got->state, PurgeState::kAccepted);
+  EXPECT_EQ(states(*got), (std::map<std::string, EdgePurgeState>{{"x", EdgePurgeState::kPending}}));
   // This replica never leased x: its own lease checks do not fence it.
   advanceMs(1500);  // past lease_ms (1 s)
   EXPECT_FALSE(ready(f)) << "b's lease for x is what counts";
-  EXPECT_EQ(engine_->getPurge(1)->edges(0).state(), v1::EDGE_PURGE_STATE_PENDING);
+  EXPECT_EQ(engine_->getPurge(1)->edges[0].state, EdgePurgeState::kPending);
   // An older revision of b's summary (delivered late) is ignored.
   summaryOf("b/1", peer("b", {held("x", true, 1)}), 9);
   EXPECT_FALSE(ready(f)) << "revision 9 is older than 10: ignored";
-  EXPECT_EQ(engine_->getPurge(1)->edges(0).state(), v1::EDGE_PURGE_STATE_PENDING);
-  EXPECT_EQ(edgesById()["x"].applied_seq(), 0u);
+  EXPECT_EQ(engine_->getPurge(1)->edges[0].state, EdgePurgeState::kPending);
+  EXPECT_EQ(edgesById()["x"].applied_seq, 0u);
 
   summaryOf("b/1", peer("b", {held("x", true, 1)}), 11);
   ASSERT_TRUE(ready(f, 2000));
   auto r = f.get();
   ASSERT_TRUE(r.ok()) << r.status().toString();
-  EXPECT_EQ(r->seq(), 1u);
-  EXPECT_EQ(r->state(), v1::PURGE_STATE_COMPLETE);
-  EXPECT_EQ(states(*r),
-            (std::map<std::string, v1::EdgePurgeState>{{"x", v1::EDGE_PURGE_STATE_APPLIED}}));
-  EXPECT_EQ(edgesById()["x"].applied_seq(), 1u);
-  EXPECT_EQ(edgesById()["x"].lag(), 0u);
+  EXPECT_EQ(r->seq, 1u);
+  EXPECT_EQ(r->state, PurgeState::kComplete);
+  EXPECT_EQ(states(*r), (std::map<std::string, EdgePurgeState>{{"x", EdgePurgeState::kApplied}}));
+  EXPECT_EQ(edgesById()["x"].applied_seq, 1u);
+  EXPECT_EQ(edgesById()["x"].lag, 0u);
 }
 
 // Progress straight from replica b (ReplicaLink) completes the purge before
@@ -580,12 +578,11 @@ TEST_F(ReplicationTest, ProgressFromAnotherReplicaCompletesWithoutItsSummary) {
   ASSERT_TRUE(ready(f, 2000)) << "b's edge applied it, as b said directly";
   auto r = f.get();
   ASSERT_TRUE(r.ok()) << r.status().toString();
-  EXPECT_EQ(r->state(), v1::PURGE_STATE_COMPLETE);
-  EXPECT_EQ(states(*r),
-            (std::map<std::string, v1::EdgePurgeState>{{"x", v1::EDGE_PURGE_STATE_APPLIED}}));
+  EXPECT_EQ(r->state, PurgeState::kComplete);
+  EXPECT_EQ(states(*r), (std::map<std::string, EdgePurgeState>{{"x", EdgePurgeState::kApplied}}));
   auto edges = edgesById();
   EXPECT_EQ(edges.count("stranger"), 0u) << "edges are registered through etcd only";
-  EXPECT_EQ(edges["x"].applied_seq(), 1u);
+  EXPECT_EQ(edges["x"].applied_seq, 1u);
   // Progress says nothing of leases: b gone, x is fenced for the next purge.
   engine_->replicaSummary("b/1", nullptr, 11);
   engine_->replicaProgress(peer("b", {held("x", true, 1)}));
@@ -593,8 +590,7 @@ TEST_F(ReplicationTest, ProgressFromAnotherReplicaCompletesWithoutItsSummary) {
   ASSERT_TRUE(ready(later, 2000));
   auto l = later.get();
   ASSERT_TRUE(l.ok());
-  EXPECT_EQ(states(*l),
-            (std::map<std::string, v1::EdgePurgeState>{{"x", v1::EDGE_PURGE_STATE_FENCED}}));
+  EXPECT_EQ(states(*l), (std::map<std::string, EdgePurgeState>{{"x", EdgePurgeState::kFenced}}));
 }
 
 // A replica's summary losing an edge (its lease there ran out) or
@@ -607,28 +603,27 @@ TEST_F(ReplicationTest, EdgesOfAGoneReplicaAreFenced) {
   summaryOf("b/1", peer("b", {held("y", true, 0)}), 11);
   EXPECT_FALSE(ready(f)) << "y is still held by b";
   EXPECT_EQ(states(*engine_->getPurge(1)),
-            (std::map<std::string, v1::EdgePurgeState>{{"x", v1::EDGE_PURGE_STATE_FENCED},
-                                                       {"y", v1::EDGE_PURGE_STATE_PENDING}}));
+            (std::map<std::string, EdgePurgeState>{{"x", EdgePurgeState::kFenced},
+                                                   {"y", EdgePurgeState::kPending}}));
   // b is gone.
   engine_->replicaSummary("b/1", nullptr, 12);
   ASSERT_TRUE(ready(f, 2000));
   auto r = f.get();
   ASSERT_TRUE(r.ok()) << r.status().toString();
-  EXPECT_EQ(r->state(), v1::PURGE_STATE_COMPLETE);
-  EXPECT_EQ(states(*r),
-            (std::map<std::string, v1::EdgePurgeState>{{"x", v1::EDGE_PURGE_STATE_FENCED},
-                                                       {"y", v1::EDGE_PURGE_STATE_FENCED}}));
+  EXPECT_EQ(r->state, PurgeState::kComplete);
+  EXPECT_EQ(states(*r), (std::map<std::string, EdgePurgeState>{{"x", EdgePurgeState::kFenced},
+                                                               {"y", EdgePurgeState::kFenced}}));
   auto edges = edgesById();
-  EXPECT_EQ(edges["x"].state(), v1::EDGE_STATE_FENCED);
-  EXPECT_EQ(edges["y"].state(), v1::EDGE_STATE_FENCED);
-  EXPECT_EQ(edges["y"].replica_id(), "");
+  EXPECT_EQ(edges["x"].state, EdgeState::kFenced);
+  EXPECT_EQ(edges["y"].state, EdgeState::kFenced);
+  EXPECT_EQ(edges["y"].replica_id, "");
   auto list = engine_->listEdges();
-  ASSERT_EQ(list.replicas_size(), 1) << "a gone replica is not listed";
-  EXPECT_TRUE(list.replicas(0).self());
+  ASSERT_EQ(list.replicas.size(), 1u) << "a gone replica is not listed";
+  EXPECT_TRUE(list.replicas[0].self);
   // A purge logged now does not wait for them.
   auto later = purgeTracked(tagPurge("u", true));
   ASSERT_TRUE(ready(later, 2000));
-  EXPECT_EQ(later.get()->state(), v1::PURGE_STATE_COMPLETE);
+  EXPECT_EQ(later.get()->state, PurgeState::kComplete);
 }
 
 // Replica b still says x is connected there with nothing applied (its view
@@ -643,12 +638,11 @@ TEST_F(ReplicationTest, EdgeHasAppliedWhatAnyReplicaSawItAcknowledge) {
   ASSERT_TRUE(ready(f, 2000)) << "c saw x apply 1: b's stale view must not hold it back";
   auto r = f.get();
   ASSERT_TRUE(r.ok()) << r.status().toString();
-  EXPECT_EQ(r->state(), v1::PURGE_STATE_COMPLETE);
-  EXPECT_EQ(states(*r),
-            (std::map<std::string, v1::EdgePurgeState>{{"x", v1::EDGE_PURGE_STATE_APPLIED}}));
+  EXPECT_EQ(r->state, PurgeState::kComplete);
+  EXPECT_EQ(states(*r), (std::map<std::string, EdgePurgeState>{{"x", EdgePurgeState::kApplied}}));
   auto x = edgesById()["x"];
-  EXPECT_EQ(x.applied_seq(), 1u);
-  EXPECT_EQ(x.replica_id(), "b") << "the newest stream's replica";
+  EXPECT_EQ(x.applied_seq, 1u);
+  EXPECT_EQ(x.replica_id, "b") << "the newest stream's replica";
 }
 
 // The same, with c's summary arriving before the watch delivers the purge:
@@ -662,9 +656,8 @@ TEST_F(ReplicationTest, SummaryAheadOfTheWatchCountsWhenThePurgeIsTracked) {
   ASSERT_TRUE(ready(f, 2000));
   auto r = f.get();
   ASSERT_TRUE(r.ok()) << r.status().toString();
-  EXPECT_EQ(r->state(), v1::PURGE_STATE_COMPLETE);
-  EXPECT_EQ(states(*r),
-            (std::map<std::string, v1::EdgePurgeState>{{"x", v1::EDGE_PURGE_STATE_APPLIED}}));
+  EXPECT_EQ(r->state, PurgeState::kComplete);
+  EXPECT_EQ(states(*r), (std::map<std::string, EdgePurgeState>{{"x", EdgePurgeState::kApplied}}));
 }
 
 // The edge's lease here ran out after it moved to replica b: b's summary
@@ -678,15 +671,15 @@ TEST_F(ReplicationTest, LocalLeaseExpiryDoesNotFenceAnEdgeAnotherReplicaHolds) {
   summaryOf("b/1", peer("b", {held("x", true, 0)}), 10);
   advanceMs(1100);  // the lease granted here (1 s) has expired
   EXPECT_FALSE(ready(f)) << "x is held by b";
-  EXPECT_EQ(engine_->getPurge(1)->edges(0).state(), v1::EDGE_PURGE_STATE_PENDING);
-  EXPECT_EQ(edgesById()["x"].state(), v1::EDGE_STATE_CONNECTED);
-  EXPECT_EQ(edgesById()["x"].replica_id(), "b");
+  EXPECT_EQ(engine_->getPurge(1)->edges[0].state, EdgePurgeState::kPending);
+  EXPECT_EQ(edgesById()["x"].state, EdgeState::kConnected);
+  EXPECT_EQ(edgesById()["x"].replica_id, "b");
   summaryOf("b/1", peer("b", {held("x", true, 1)}), 11);
   ASSERT_TRUE(ready(f, 2000));
   auto r = f.get();
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->state(), v1::PURGE_STATE_COMPLETE);
-  EXPECT_EQ(r->edges(0).state(), v1::EDGE_PURGE_STATE_APPLIED);
+  EXPECT_EQ(r->state, PurgeState::kComplete);
+  EXPECT_EQ(r->edges[0].state, EdgePurgeState::kApplied);
 }
 
 // Registration: a new stream gets no Welcome and no lease (heartbeats are
@@ -735,8 +728,8 @@ TEST_F(ReplicationTest, NewStreamIsWelcomedOnlyOnceItsSummaryIsPublished) {
   ASSERT_TRUE(msgs[0].has_lease());
   EXPECT_EQ(msgs[0].lease().heartbeat_id(), 6u);
   auto e1 = edgesById()["e1"];
-  EXPECT_EQ(e1.state(), v1::EDGE_STATE_CONNECTED);
-  EXPECT_EQ(e1.replica_id(), "a");
+  EXPECT_EQ(e1.state, EdgeState::kConnected);
+  EXPECT_EQ(e1.replica_id, "a");
 }
 
 // Publishing first tracks everything the watch announced up to it: a purge
@@ -745,13 +738,13 @@ TEST_F(ReplicationTest, PublishTracksTheAnnouncedLogBeforeTheWelcome) {
   uint64_t s = connect("e1", 0);
   auto r = purge(tagPurge("before"));
   ASSERT_TRUE(r.ok()) << r.status().toString();
-  EXPECT_EQ(r->state(), v1::PURGE_STATE_ACCEPTED) << "wait=none: answered once durable";
-  EXPECT_EQ(r->seq(), 1u);
-  EXPECT_EQ(engine_->listEdges().head_seq(), 0u) << "not delivered by the watch yet";
+  EXPECT_EQ(r->state, PurgeState::kAccepted) << "wait=none: answered once durable";
+  EXPECT_EQ(r->seq, 1u);
+  EXPECT_EQ(engine_->listEdges().head_seq, 0u) << "not delivered by the watch yet";
   uint64_t gen = 0;
   engine_->summary(&gen);
   engine_->summaryPublished(gen);
-  EXPECT_EQ(engine_->listEdges().head_seq(), 1u);
+  EXPECT_EQ(engine_->listEdges().head_seq, 1u);
   auto msgs = drainNow(s);
   ASSERT_EQ(msgs.size(), 3u);
   ASSERT_TRUE(msgs[0].has_welcome());
@@ -760,9 +753,9 @@ TEST_F(ReplicationTest, PublishTracksTheAnnouncedLogBeforeTheWelcome) {
   ASSERT_EQ(msgs[2].purges().purges_size(), 1);
   EXPECT_EQ(msgs[2].purges().purges(0).seq(), 1u);
   EXPECT_EQ(msgs[2].purges().purges(0).selectors(0).tag(), "before");
-  EXPECT_EQ(edgesById()["e1"].state(), v1::EDGE_STATE_CATCHING_UP);
+  EXPECT_EQ(edgesById()["e1"].state, EdgeState::kCatchingUp);
   ack(s, 1);
-  EXPECT_EQ(edgesById()["e1"].state(), v1::EDGE_STATE_CONNECTED);
+  EXPECT_EQ(edgesById()["e1"].state, EdgeState::kConnected);
 }
 
 // Nested leases: no lease outlasts this replica's etcd session; once it is
@@ -795,7 +788,7 @@ TEST_F(ReplicationTest, LeasesNeverOutlastTheReplicasSession) {
   h.set_protocol_version(1);
   auto refused = engine_->attach(h, std::make_shared<FakeStream>());
   EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable) << refused.status().toString();
-  EXPECT_EQ(edgesById()["e1"].state(), v1::EDGE_STATE_FENCED);
+  EXPECT_EQ(edgesById()["e1"].state, EdgeState::kFenced);
   EXPECT_EQ(edgesById().count("e2"), 0u);
   EXPECT_EQ(engine_->summary(nullptr).edges_size(), 0) << "no lease of e1 runs on";
 }
@@ -808,15 +801,15 @@ TEST_F(ReplicationTest, ParkedWaitAllIsAnsweredOnlyAfterTheWatchDeliversIt) {
   auto f = purgeLogged(tagPurge("t", true));
   EXPECT_EQ(barrier(), 2u);  // f's call is parked by now
   EXPECT_FALSE(ready(f));
-  EXPECT_EQ(engine_->listEdges().head_seq(), 0u);
+  EXPECT_EQ(engine_->listEdges().head_seq, 0u);
   v1::CoordinatorMessage none;
   EXPECT_FALSE(engine_->nextMessage(s, &none)) << "untracked purges are not streamed";
   engine_->learnHead(1);
   EXPECT_FALSE(ready(f)) << "tracked now: waits for e1";
   auto got = engine_->getPurge(1);
   ASSERT_TRUE(got.ok());
-  EXPECT_EQ(got->state(), v1::PURGE_STATE_ACCEPTED);
-  EXPECT_EQ(got->edges(0).state(), v1::EDGE_PURGE_STATE_PENDING);
+  EXPECT_EQ(got->state, PurgeState::kAccepted);
+  EXPECT_EQ(got->edges[0].state, EdgePurgeState::kPending);
   auto msgs = drainNow(s);
   ASSERT_EQ(msgs.size(), 1u);
   ASSERT_EQ(msgs[0].purges().purges_size(), 1) << "only what learnHead tracked";
@@ -824,10 +817,9 @@ TEST_F(ReplicationTest, ParkedWaitAllIsAnsweredOnlyAfterTheWatchDeliversIt) {
   ASSERT_TRUE(ready(f, 2000));
   auto r = f.get();
   ASSERT_TRUE(r.ok()) << r.status().toString();
-  EXPECT_EQ(r->seq(), 1u);
-  EXPECT_EQ(r->state(), v1::PURGE_STATE_COMPLETE);
-  EXPECT_EQ(states(*r),
-            (std::map<std::string, v1::EdgePurgeState>{{"e1", v1::EDGE_PURGE_STATE_APPLIED}}));
+  EXPECT_EQ(r->seq, 1u);
+  EXPECT_EQ(r->state, PurgeState::kComplete);
+  EXPECT_EQ(states(*r), (std::map<std::string, EdgePurgeState>{{"e1", EdgePurgeState::kApplied}}));
 }
 
 // With no edge to wait for, the parked call is answered at learnHead.
@@ -839,8 +831,8 @@ TEST_F(ReplicationTest, ParkedWaitAllWithNoEdgesCompletesAtLearnHead) {
   ASSERT_TRUE(ready(f, 2000));
   auto r = f.get();
   ASSERT_TRUE(r.ok()) << r.status().toString();
-  EXPECT_EQ(r->seq(), 1u);
-  EXPECT_EQ(r->state(), v1::PURGE_STATE_COMPLETE);
+  EXPECT_EQ(r->seq, 1u);
+  EXPECT_EQ(r->state, PurgeState::kComplete);
 }
 
 // A parked wait=all call whose deadline passes before the watch delivers
@@ -859,24 +851,24 @@ TEST_F(ReplicationTest, ParkedWaitAllTimesOutWhenTheWatchIsLate) {
   ASSERT_TRUE(ready(f, 2000)) << "the deadline passed: tick() must answer it";
   auto r = f.get();
   ASSERT_TRUE(r.ok()) << r.status().toString();
-  EXPECT_EQ(r->seq(), 1u);
-  EXPECT_EQ(r->state(), v1::PURGE_STATE_TIMEOUT);
+  EXPECT_EQ(r->seq, 1u);
+  EXPECT_EQ(r->state, PurgeState::kTimeout);
   // Its place among the waiting calls (1) is free again.
   auto f2 = purgeLogged(tagPurge("v", true));
   if (ready(f2)) {
     auto early = f2.get();
     FAIL() << "refused or answered early: "
-           << (early.ok() ? early->DebugString() : early.status().toString());
+           << (early.ok() ? "seq " + std::to_string(early->seq) : early.status().toString());
   }
   learn();
   ASSERT_TRUE(ready(f2, 2000));
   auto r2 = f2.get();
   ASSERT_TRUE(r2.ok()) << r2.status().toString();
-  EXPECT_EQ(r2->seq(), 3u);
-  EXPECT_EQ(r2->state(), v1::PURGE_STATE_COMPLETE);
+  EXPECT_EQ(r2->seq, 3u);
+  EXPECT_EQ(r2->state, PurgeState::kComplete);
   auto got = engine_->getPurge(1);
   ASSERT_TRUE(got.ok());
-  EXPECT_EQ(got->state(), v1::PURGE_STATE_COMPLETE) << "the purge itself is tracked afterwards";
+  EXPECT_EQ(got->state, PurgeState::kComplete) << "the purge itself is tracked afterwards";
 }
 
 // docs/purge.md: "On timeout the answer is `timeout` and names the
@@ -894,15 +886,12 @@ TEST_F(ReplicationTest, ParkedTimeoutNamesThePendingEdges) {
   ASSERT_TRUE(ready(f, 2000));
   auto r = f.get();
   ASSERT_TRUE(r.ok()) << r.status().toString();
-  EXPECT_EQ(r->state(), v1::PURGE_STATE_TIMEOUT);
-  EXPECT_EQ(r->mode(), v1::PURGE_MODE_SOFT);
-  EXPECT_EQ(r->selectors_size(), 1);
-  if (r->selectors_size() > 0) {
-    EXPECT_EQ(r->selectors(0).tag(), "t");
-  }
-  EXPECT_GT(r->accepted_at_ms(), 0);
-  EXPECT_EQ(states(*r),
-            (std::map<std::string, v1::EdgePurgeState>{{"x", v1::EDGE_PURGE_STATE_PENDING}}));
+  EXPECT_EQ(r->state, PurgeState::kTimeout);
+  EXPECT_EQ(r->mode, storage::PurgeMode::kSoft);
+  EXPECT_EQ(r->selectors,
+            (std::vector<storage::PurgeSelector>{{storage::SelectorKind::kTag, "t"}}));
+  EXPECT_GT(r->accepted_at_ms, 0);
+  EXPECT_EQ(states(*r), (std::map<std::string, EdgePurgeState>{{"x", EdgePurgeState::kPending}}));
 }
 
 // ListEdges shows every edge with the replica holding its stream (the
@@ -913,26 +902,26 @@ TEST_F(ReplicationTest, ListEdgesShowsEdgesAndReplicasOfTheGroup) {
   b.set_head_seq(0);
   summaryOf("b/1", b, 10);
   auto list = engine_->listEdges();
-  std::map<std::string, v1::EdgeInfo> edges;
-  for (const auto& e : list.edges()) edges[e.edge_id()] = e;
+  std::map<std::string, EdgeStatus> edges;
+  for (const auto& e : list.edges) edges[e.edge_id] = e;
   ASSERT_EQ(edges.size(), 3u);
-  EXPECT_EQ(edges["x"].replica_id(), "b");
-  EXPECT_EQ(edges["x"].state(), v1::EDGE_STATE_CONNECTED);
-  EXPECT_EQ(edges["x"].address(), "x:80");
-  EXPECT_EQ(edges["x"].incarnation(), 3u);
-  EXPECT_EQ(edges["y"].replica_id(), "a");
-  EXPECT_EQ(edges["y"].state(), v1::EDGE_STATE_CONNECTED);
-  EXPECT_EQ(edges["z"].replica_id(), "") << "only its lease runs on, on b: no stream";
-  EXPECT_EQ(edges["z"].state(), v1::EDGE_STATE_CONNECTED) << "live: b's lease for it runs";
-  ASSERT_EQ(list.replicas_size(), 2);
-  EXPECT_EQ(list.replicas(0).replica_id(), "a");
-  EXPECT_EQ(list.replicas(0).address(), "a:8471");
-  EXPECT_TRUE(list.replicas(0).self());
-  EXPECT_EQ(list.replicas(0).edges_connected(), 1u);
-  EXPECT_EQ(list.replicas(1).replica_id(), "b");
-  EXPECT_EQ(list.replicas(1).address(), "b:8471");
-  EXPECT_FALSE(list.replicas(1).self());
-  EXPECT_EQ(list.replicas(1).edges_connected(), 1u) << "x; z has no stream on b";
+  EXPECT_EQ(edges["x"].replica_id, "b");
+  EXPECT_EQ(edges["x"].state, EdgeState::kConnected);
+  EXPECT_EQ(edges["x"].address, "x:80");
+  EXPECT_EQ(edges["x"].incarnation, 3u);
+  EXPECT_EQ(edges["y"].replica_id, "a");
+  EXPECT_EQ(edges["y"].state, EdgeState::kConnected);
+  EXPECT_EQ(edges["z"].replica_id, "") << "only its lease runs on, on b: no stream";
+  EXPECT_EQ(edges["z"].state, EdgeState::kConnected) << "live: b's lease for it runs";
+  ASSERT_EQ(list.replicas.size(), 2u);
+  EXPECT_EQ(list.replicas[0].replica_id, "a");
+  EXPECT_EQ(list.replicas[0].address, "a:8471");
+  EXPECT_TRUE(list.replicas[0].self);
+  EXPECT_EQ(list.replicas[0].edges_connected, 1u);
+  EXPECT_EQ(list.replicas[1].replica_id, "b");
+  EXPECT_EQ(list.replicas[1].address, "b:8471");
+  EXPECT_FALSE(list.replicas[1].self);
+  EXPECT_EQ(list.replicas[1].edges_connected, 1u) << "x; z has no stream on b";
 }
 
 // ---------------------------------------------------------------------------

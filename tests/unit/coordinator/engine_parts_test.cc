@@ -252,7 +252,7 @@ TEST(EngineLocking, AStreamReadingTheLogDoesNotHoldTheEngine) {
     std::promise<void> logged;
     v1::PurgeRequest r;
     r.add_selectors()->set_tag("t" + std::to_string(i));
-    engine.purge(r, [&](Result<v1::PurgeResult> res) {
+    engine.purge(r, [&](Result<PurgeStatus> res) {
       EXPECT_TRUE(res.ok());
       logged.set_value();
     });
@@ -274,7 +274,7 @@ TEST(EngineLocking, AStreamReadingTheLogDoesNotHoldTheEngine) {
     v1::EdgeMessage hb;
     hb.mutable_heartbeat()->set_id(1);
     engine.onMessage(*b, hb);
-    return edges.edges_size() == 1;
+    return edges.edges.size() == 1;
   });
   const bool went_on = others.wait_for(std::chrono::seconds(3)) == std::future_status::ready;
   log.release();
@@ -334,7 +334,7 @@ TEST(EngineLocking, AStreamSlowToWakeDoesNotHoldUpThePurgeLog) {
     auto done = std::make_shared<std::promise<bool>>();
     v1::PurgeRequest r;
     r.add_selectors()->set_tag(tag);
-    engine.purge(r, [done](Result<v1::PurgeResult> res) { done->set_value(res.ok()); });
+    engine.purge(r, [done](Result<PurgeStatus> res) { done->set_value(res.ok()); });
     return done->get_future();
   };
   auto first = purge("one");

@@ -1,0 +1,20 @@
+#pragma once
+// The engine's answers (coordinator/core/views.h) as tern.v1 messages: the
+// gRPC service sends them, and the HTTP API renders them as JSON (json.h),
+// the same shapes as ternctl's.
+
+#include <vector>
+
+#include "coordinator/core/views.h"
+#include "tern/v1/purge.pb.h"
+
+namespace tern::coordinator {
+
+tern::v1::PurgeResult toProto(const PurgeStatus& status);
+std::vector<tern::v1::PurgeResult> toProto(const std::vector<PurgeStatus>& statuses);
+tern::v1::ListEdgesResponse toProto(const EdgeList& list);
+tern::v1::PurgeState toProto(PurgeState state);
+tern::v1::EdgePurgeState toProto(EdgePurgeState state);
+tern::v1::EdgeState toProto(EdgeState state);
+
+}  // namespace tern::coordinator

@@ -1,0 +1,81 @@
+#pragma once
+// What the engine answers about purges and edges, in plain types. The APIs
+// turn them into their own forms (coordinator/api/proto_views.h for the
+// tern.v1 messages of gRPC and of the HTTP API's JSON).
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "storage/purge_spec.h"
+
+namespace tern::coordinator {
+
+enum class PurgeState : uint8_t {
+  kAccepted,  // durable in the log; edges may still be applying it
+  kComplete,  // every registered edge applied it or is fenced
+  kTimeout,   // the wait ended with edges pending
+};
+
+enum class EdgePurgeState : uint8_t { kPending, kApplied, kFenced };
+
+struct EdgePurgeStatus {
+  std::string edge_id;
+  EdgePurgeState state = EdgePurgeState::kPending;
+  uint64_t apply_latency_us = 0;  // from entering the log to the edge's ack
+};
+
+struct PurgeStatus {
+  uint64_t seq = 0;
+  PurgeState state = PurgeState::kAccepted;
+  std::vector<EdgePurgeStatus> edges;  // per registered edge, when known
+  int64_t accepted_at_ms = 0;          // wall time it entered the log
+  uint64_t complete_latency_us = 0;    // 0 until complete
+  std::vector<storage::PurgeSelector> selectors;
+  storage::PurgeMode mode = storage::PurgeMode::kHard;
+  std::string requested_by;
+  std::string requested_from;
+};
+
+enum class EdgeState : uint8_t { kConnected, kCatchingUp, kFenced, kRetired };
+
+struct EdgeStatus {
+  std::string edge_id;
+  std::string address;  // for humans
+  EdgeState state = EdgeState::kFenced;
+  uint64_t applied_seq = 0;
+  uint64_t lag = 0;  // log head minus applied_seq
+  int64_t last_seen_ms = 0;
+  uint64_t incarnation = 0;
+  std::string replica_id;  // the replica holding its stream (empty: none)
+};
+
+struct ReplicaStatus {
+  std::string replica_id;
+  std::string address;
+  uint32_t edges_connected = 0;
+  uint64_t head_seq = 0;
+  bool self = false;  // the replica answering
+};
+
+// One etcd member as last probed.
+struct EtcdMemberStatus {
+  std::string endpoint;
+  bool reachable = false;
+  bool leader = false;
+  std::string version;
+  uint64_t raft_term = 0;
+  uint64_t raft_index = 0;
+  int64_t db_size_bytes = 0;
+  std::string error;  // why it did not answer
+  int64_t probed_at_ms = 0;
+};
+
+struct EdgeList {
+  std::vector<EdgeStatus> edges;
+  uint64_t head_seq = 0;
+  std::vector<ReplicaStatus> replicas;  // empty without etcd
+  std::vector<EtcdMemberStatus> etcd_members;
+};
+
+}  // namespace tern::coordinator
