@@ -156,8 +156,10 @@ class Coordinator {
   // --- Edge link -------------------------------------------------------------
   // A stream opened with `hello`; returns its session id. Welcome, the first
   // lease and the backlog become available through nextMessage().
-  Result<uint64_t> attach(const tern::v1::Hello& hello, std::shared_ptr<EdgeStream> stream);
-  void onMessage(uint64_t session, const tern::v1::EdgeMessage& message);
+  Result<uint64_t> attach(const EdgeHello& hello, std::shared_ptr<EdgeStream> stream);
+  // A heartbeat is answered with a lease; an ack settles purges.
+  void heartbeat(uint64_t session, const EdgeHeartbeat& heartbeat);
+  void acked(uint64_t session, const EdgeAck& ack);
   void detach(uint64_t session);
   // The message, encoded, is shared and immutable: streams at the same
   // position get the same batch, built once (see edge_wire.h).

@@ -47,18 +47,18 @@ void Coordinator::wakeLoop() {
   }
 }
 
-Result<uint64_t> Coordinator::attach(const v1::Hello& hello, std::shared_ptr<EdgeStream> stream) {
-  if (hello.edge_id().empty() || hello.edge_id().size() > 253)
+Result<uint64_t> Coordinator::attach(const EdgeHello& hello, std::shared_ptr<EdgeStream> stream) {
+  if (hello.edge_id.empty() || hello.edge_id.size() > 253)
     return Status::invalidArgument("hello: edge_id must be 1 to 253 bytes");
-  if (hello.protocol_version() != 1)
+  if (hello.protocol_version != 1)
     return Status::invalidArgument("hello: unsupported protocol_version " +
-                                   std::to_string(hello.protocol_version()));
+                                   std::to_string(hello.protocol_version));
   // An edge ahead of the log raises its head (below); a number no log can
   // reach would only wrap the sequence.
-  if (hello.applied_seq() > (uint64_t{1} << 62))
+  if (hello.applied_seq > (uint64_t{1} << 62))
     return Status::invalidArgument("hello: applied_seq out of range");
   // Metrics are registered before taking mu_ (the registry calls back into us).
-  const EdgeMetrics em = metrics_.forEdge(hello.edge_id());
+  const EdgeMetrics em = metrics_.forEdge(hello.edge_id);
   Deferred deferred;
   uint64_t sid;
   uint64_t raise_to = 0;
@@ -68,7 +68,7 @@ Result<uint64_t> Coordinator::attach(const v1::Hello& hello, std::shared_ptr<Edg
     if (refusing_) return Status::unavailable("coordinator stopping: try another one");
     if (grantableMs(t) == 0)
       return Status::unavailable("this replica has no etcd session: try another one");
-    size_t index = edgeIndex(hello.edge_id(), hello.address());
+    size_t index = edgeIndex(hello.edge_id, hello.address);
     Edge& e = edges_[index];
     if (e.session != 0) {
       // A newer stream of the same edge replaces the old one.
@@ -81,25 +81,25 @@ Result<uint64_t> Coordinator::attach(const v1::Hello& hello, std::shared_ptr<Edg
     }
     sid = next_session_++;
     e.session = sid;
-    e.incarnation = hello.incarnation();
-    e.stream_opened_ms = hello.stream_opened_ms();
+    e.incarnation = hello.incarnation;
+    e.stream_opened_ms = hello.stream_opened_ms;
     e.metrics = em;
     e.last_seen_us = t;
     e.last_seen_ms = wallNowMs();
     // (Replicas: against the log's head, which this replica may not have
     // tracked up to yet.)
-    if (hello.applied_seq() > std::max(logged_head_, replicated_ ? log_->headSeq() : 0)) {
+    if (hello.applied_seq > std::max(logged_head_, replicated_ ? log_->headSeq() : 0)) {
       // The log was replaced (lost volume): this edge would ignore purges
       // numbered at or below what it applied. Move the log's head past it;
       // every edge is then told to soft-purge everything (a gap in the log).
       TERN_LOG(kError, "edge is ahead of the purge log (was the log replaced?): raising the head",
                {{"edge", e.id},
-                {"edge_applied_seq", std::to_string(hello.applied_seq())},
+                {"edge_applied_seq", std::to_string(hello.applied_seq)},
                 {"head_seq", std::to_string(logged_head_)}});
-      raise_to = hello.applied_seq() + 1;
+      raise_to = hello.applied_seq + 1;
     }
     // The edge's own applied_seq is the truth (it may have lost its cache).
-    const uint64_t applied = hello.applied_seq();
+    const uint64_t applied = hello.applied_seq;
     e.applied_seq = 0;
     Session s;
     s.edge = index;
@@ -195,7 +195,7 @@ void Coordinator::onAck(Edge& edge, size_t index, uint64_t applied, uint64_t app
   if (edge.applied_seq != previous || edge.catching_up != was_catching_up) summaryChanged(deferred);
 }
 
-void Coordinator::onMessage(uint64_t session, const v1::EdgeMessage& m) {
+void Coordinator::heartbeat(uint64_t session, const EdgeHeartbeat& hb) {
   Deferred deferred;
   {
     std::lock_guard lock(mu_);
@@ -206,34 +206,35 @@ void Coordinator::onMessage(uint64_t session, const v1::EdgeMessage& m) {
     const int64_t t = now();
     e.last_seen_us = t;
     e.last_seen_ms = wallNowMs();
-    switch (m.msg_case()) {
-      case v1::EdgeMessage::kHeartbeat: {
-        if (!s.welcomed) break;            // not leased yet
-        if (e.lease_until_us <= t) break;  // lapsed: the ticker closes the stream
-        // Replicas: never past this replica's etcd session.
-        const uint32_t lease_ms = grantableMs(t);
-        if (lease_ms == 0) break;
-        e.lease_until_us = t + static_cast<int64_t>(lease_ms) * 1000;
-        v1::CoordinatorMessage grant;
-        grant.mutable_lease()->set_heartbeat_id(m.heartbeat().id());
-        grant.mutable_lease()->set_lease_ms(lease_ms);
-        s.control.push_back(std::move(grant));
-        deferred.push_back([st = s.stream] { st->wake(); });
-        if (m.heartbeat().applied_seq() > e.applied_seq)
-          onAck(e, s.edge, m.heartbeat().applied_seq(), 0, &deferred);
-        break;
-      }
-      case v1::EdgeMessage::kAck: {
-        // (The registry is persisted on connect and disconnect only: after a
-        // restart an edge reports its own applied_seq.)
-        onAck(e, s.edge, std::min(m.ack().applied_seq(), s.sent_seq), m.ack().apply_time_us(),
-              &deferred);
-        break;
-      }
-      default:
-        TERN_LOG(kWarn, "unexpected message on edge stream", {{"edge", e.id}});
-        break;
-    }
+    if (!s.welcomed) return;            // not leased yet
+    if (e.lease_until_us <= t) return;  // lapsed: the ticker closes the stream
+    // Replicas: never past this replica's etcd session.
+    const uint32_t lease_ms = grantableMs(t);
+    if (lease_ms == 0) return;
+    e.lease_until_us = t + static_cast<int64_t>(lease_ms) * 1000;
+    v1::CoordinatorMessage grant;
+    grant.mutable_lease()->set_heartbeat_id(hb.id);
+    grant.mutable_lease()->set_lease_ms(lease_ms);
+    s.control.push_back(std::move(grant));
+    deferred.push_back([st = s.stream] { st->wake(); });
+    if (hb.applied_seq > e.applied_seq) onAck(e, s.edge, hb.applied_seq, 0, &deferred);
+  }
+  run(deferred);
+}
+
+void Coordinator::acked(uint64_t session, const EdgeAck& ack) {
+  Deferred deferred;
+  {
+    std::lock_guard lock(mu_);
+    auto it = sessions_.find(session);
+    if (it == sessions_.end()) return;
+    Session& s = it->second;
+    Edge& e = edges_[s.edge];
+    e.last_seen_us = now();
+    e.last_seen_ms = wallNowMs();
+    // (The registry is persisted on connect and disconnect only: after a
+    // restart an edge reports its own applied_seq.)
+    onAck(e, s.edge, std::min(ack.applied_seq, s.sent_seq), ack.apply_time_us, &deferred);
   }
   run(deferred);
 }

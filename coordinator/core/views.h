@@ -1,7 +1,9 @@
 #pragma once
-// What the engine answers about purges and edges, in plain types. The APIs
-// turn them into their own forms (coordinator/api/proto_views.h for the
-// tern.v1 messages of gRPC and of the HTTP API's JSON).
+// What the engine answers about purges and edges, and what an edge says
+// on its stream, in plain types. The APIs and the transport turn them into
+// their own forms and back (coordinator/api/proto_views.h: the tern.v1
+// messages of gRPC and of the HTTP API's JSON; the edge link's messages are
+// parsed in coordinator/server/grpc_service.cc).
 
 #include <cstdint>
 #include <string>
@@ -76,6 +78,26 @@ struct EdgeList {
   uint64_t head_seq = 0;
   std::vector<ReplicaStatus> replicas;  // empty without etcd
   std::vector<EtcdMemberStatus> etcd_members;
+};
+
+// An edge opening its stream.
+struct EdgeHello {
+  std::string edge_id;       // stable identity (e.g. the pod's name)
+  uint64_t incarnation = 0;  // random per process start
+  uint64_t applied_seq = 0;  // highest purge it applied durably
+  std::string address;       // for humans
+  uint32_t protocol_version = 0;
+  int64_t stream_opened_ms = 0;  // its wall clock, increasing per stream
+};
+
+struct EdgeHeartbeat {
+  uint64_t id = 0;  // echoed in the lease that answers it
+  uint64_t applied_seq = 0;
+};
+
+struct EdgeAck {
+  uint64_t applied_seq = 0;    // everything up to here is applied
+  uint64_t apply_time_us = 0;  // what applying the batch took
 };
 
 }  // namespace tern::coordinator

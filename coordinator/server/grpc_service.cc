@@ -349,7 +349,10 @@ class EdgeReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
         std::lock_guard lock(mu_);
         return finishLocked({grpc::StatusCode::PERMISSION_DENIED, why});
       }
-      auto sid = coordinator_->attach(in_.hello(), handle_);
+      const v1::Hello& h = in_.hello();
+      auto sid = coordinator_->attach({h.edge_id(), h.incarnation(), h.applied_seq(), h.address(),
+                                       h.protocol_version(), h.stream_opened_ms()},
+                                      handle_);
       if (!sid.ok()) {
         TERN_LOG(kWarn, "edge stream refused",
                  {{"peer", peer_}, {"error", sid.status().toString()}});
@@ -361,8 +364,12 @@ class EdgeReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
         session_ = *sid;
       }
       pump();
+    } else if (in_.has_heartbeat()) {
+      coordinator_->heartbeat(session_, {in_.heartbeat().id(), in_.heartbeat().applied_seq()});
+    } else if (in_.has_ack()) {
+      coordinator_->acked(session_, {in_.ack().applied_seq(), in_.ack().apply_time_us()});
     } else {
-      coordinator_->onMessage(session_, in_);
+      TERN_LOG(kWarn, "unexpected message on edge stream", {{"peer", peer_}});
     }
     StartRead(&in_buf_);
   }

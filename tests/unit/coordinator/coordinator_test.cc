@@ -76,11 +76,11 @@ class EngineTest : public ::testing::Test {
   }
   uint64_t connect(const std::string& id, uint64_t applied,
                    std::shared_ptr<FakeStream>* out = nullptr) {
-    v1::Hello h;
-    h.set_edge_id(id);
-    h.set_applied_seq(applied);
-    h.set_protocol_version(1);
-    h.set_incarnation(7);
+    EdgeHello h;
+    h.edge_id = id;
+    h.applied_seq = applied;
+    h.protocol_version = 1;
+    h.incarnation = 7;
     auto s = std::make_shared<FakeStream>();
     if (out) *out = s;
     auto sid = engine_->attach(h, s);
@@ -108,11 +108,7 @@ class EngineTest : public ::testing::Test {
     }
     return out;
   }
-  void ack(uint64_t sid, uint64_t seq) {
-    v1::EdgeMessage m;
-    m.mutable_ack()->set_applied_seq(seq);
-    engine_->onMessage(sid, m);
-  }
+  void ack(uint64_t sid, uint64_t seq) { engine_->acked(sid, {seq, 0}); }
   void advanceMs(int64_t ms) {
     now_ += ms * 1000;
     engine_->tick();
@@ -239,11 +235,11 @@ TEST_F(EngineTest, StreamsAtTheSamePositionShareOneBatch) {
 TEST_F(EngineTest, HeartbeatsRenewTheLease) {
   uint64_t a = connect("a", 0);
   auto f = purgeAsync(tagPurge("x", true));
-  v1::EdgeMessage hb;
-  hb.mutable_heartbeat()->set_id(1);
+  EdgeHeartbeat hb;
+  hb.id = 1;
   for (int i = 0; i < 5; ++i) {
     advanceMs(400);
-    engine_->onMessage(a, hb);
+    engine_->heartbeat(a, hb);
   }
   EXPECT_EQ(f.wait_for(std::chrono::milliseconds(20)), std::future_status::timeout)
       << "renewed for 2s: the purge must wait for a";
@@ -260,10 +256,10 @@ TEST_F(EngineTest, WaitTimeoutNamesPendingEdges) {
   v1::PurgeRequest req = tagPurge("x", true);
   req.set_timeout_ms(100);
   auto f = purgeAsync(req);
-  v1::EdgeMessage hb;
-  hb.mutable_heartbeat()->set_id(1);
+  EdgeHeartbeat hb;
+  hb.id = 1;
   advanceMs(50);
-  engine_->onMessage(a, hb);
+  engine_->heartbeat(a, hb);
   advanceMs(60);
   auto r = f.get();
   ASSERT_TRUE(r.ok());
@@ -690,9 +686,9 @@ TEST_F(ReplicationTest, NewStreamIsWelcomedOnlyOnceItsSummaryIsPublished) {
   uint64_t s = connect("e1", 0, &st);
   EXPECT_GT(summary_changes_, changes) << "the summary must be republished";
   EXPECT_TRUE(drainNow(s).empty()) << "no Welcome, no lease before the summary is published";
-  v1::EdgeMessage hb;
-  hb.mutable_heartbeat()->set_id(5);
-  engine_->onMessage(s, hb);
+  EdgeHeartbeat hb;
+  hb.id = 5;
+  engine_->heartbeat(s, hb);
   EXPECT_TRUE(drainNow(s).empty()) << "no LeaseGrant before the welcome";
 
   uint64_t gen = 0;
@@ -721,8 +717,8 @@ TEST_F(ReplicationTest, NewStreamIsWelcomedOnlyOnceItsSummaryIsPublished) {
   EXPECT_EQ(msgs[1].lease().heartbeat_id(), 0u);
   EXPECT_EQ(msgs[1].lease().lease_ms(), 1000u);
   // Now heartbeats are answered.
-  hb.mutable_heartbeat()->set_id(6);
-  engine_->onMessage(s, hb);
+  hb.id = 6;
+  engine_->heartbeat(s, hb);
   msgs = drainNow(s);
   ASSERT_EQ(msgs.size(), 1u);
   ASSERT_TRUE(msgs[0].has_lease());
@@ -771,9 +767,9 @@ TEST_F(ReplicationTest, LeasesNeverOutlastTheReplicasSession) {
   EXPECT_LE(msgs[1].lease().lease_ms(), 400u);
   advanceMs(200);
   EXPECT_EQ(st->closed, "") << "200 ms of session left";
-  v1::EdgeMessage hb;
-  hb.mutable_heartbeat()->set_id(1);
-  engine_->onMessage(s, hb);
+  EdgeHeartbeat hb;
+  hb.id = 1;
+  engine_->heartbeat(s, hb);
   msgs = drainNow(s);
   ASSERT_EQ(msgs.size(), 1u);
   ASSERT_TRUE(msgs[0].has_lease());
@@ -783,9 +779,9 @@ TEST_F(ReplicationTest, LeasesNeverOutlastTheReplicasSession) {
   EXPECT_EQ(st->closed, "replica lost its etcd session");
   v1::CoordinatorMessage none;
   EXPECT_FALSE(engine_->nextMessage(s, &none)) << "the stream is gone";
-  v1::Hello h;
-  h.set_edge_id("e2");
-  h.set_protocol_version(1);
+  EdgeHello h;
+  h.edge_id = "e2";
+  h.protocol_version = 1;
   auto refused = engine_->attach(h, std::make_shared<FakeStream>());
   EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable) << refused.status().toString();
   EXPECT_EQ(edgesById()["e1"].state, EdgeState::kFenced);

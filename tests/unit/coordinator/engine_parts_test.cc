@@ -238,9 +238,9 @@ TEST(EngineLocking, AStreamReadingTheLogDoesNotHoldTheEngine) {
   Coordinator engine(&log, options, &registry);
   ASSERT_TRUE(engine.start(false).isOk());
   auto hello = [](const std::string& id) {
-    v1::Hello h;
-    h.set_edge_id(id);
-    h.set_protocol_version(1);
+    EdgeHello h;
+    h.edge_id = id;
+    h.protocol_version = 1;
     return h;
   };
   auto a = engine.attach(hello("a"), std::make_shared<NullStream>());
@@ -271,9 +271,9 @@ TEST(EngineLocking, AStreamReadingTheLogDoesNotHoldTheEngine) {
     auto edges = engine.listEdges();
     auto b = engine.attach(hello("b"), std::make_shared<NullStream>());
     if (!b.ok()) return false;
-    v1::EdgeMessage hb;
-    hb.mutable_heartbeat()->set_id(1);
-    engine.onMessage(*b, hb);
+    EdgeHeartbeat hb;
+    hb.id = 1;
+    engine.heartbeat(*b, hb);
     return edges.edges.size() == 1;
   });
   const bool went_on = others.wait_for(std::chrono::seconds(3)) == std::future_status::ready;
@@ -324,9 +324,9 @@ TEST(EngineLocking, AStreamSlowToWakeDoesNotHoldUpThePurgeLog) {
   metrics::Registry registry;
   Coordinator engine(log->get(), {}, &registry);
   ASSERT_TRUE(engine.start(false).isOk());
-  v1::Hello h;
-  h.set_edge_id("slow");
-  h.set_protocol_version(1);
+  EdgeHello h;
+  h.edge_id = "slow";
+  h.protocol_version = 1;
   auto stream = std::make_shared<BlockingStream>();
   ASSERT_TRUE(engine.attach(h, stream).ok());
   stream->arm();  // (its welcome woke it already)
