@@ -134,15 +134,15 @@ void HttpApi::handle(const ApiRequest& req, std::function<void(ApiResponse)> res
     if (!parsed.ok()) return respond(fromStatus(parsed.status()));
     if (parsed->idempotency_key().empty() && !req.idempotency_key.empty())
       parsed->set_idempotency_key(req.idempotency_key);
-    auto selectors = proto::selectorsFromProto(parsed->selectors());
-    if (!selectors.ok()) return respond(fromStatus(selectors.status()));
-    if (Status s = checkPurge(*who, proto::fromProto(parsed->mode()), *selectors); !s.isOk()) {
+    auto call = purgeCallOf(*parsed);
+    if (!call.ok()) return respond(fromStatus(call.status()));
+    if (Status s = checkPurge(*who, call->mode, call->selectors); !s.isOk()) {
       TERN_LOG(kWarn, "audit: purge refused",
                {{"by", who->name}, {"from", req.peer}, {"reason", s.message()}});
       return respond(fromStatus(s));
     }
     coordinator_->purge(
-        *parsed, Requester{who->name, req.peer}, [this, respond](Result<PurgeStatus> r) {
+        *call, Requester{who->name, req.peer}, [this, respond](Result<PurgeStatus> r) {
           if (!r.ok()) {
             ApiResponse out = fromStatus(r.status());
             if (r.status().code() == StatusCode::kResourceExhausted) {

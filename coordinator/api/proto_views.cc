@@ -6,6 +6,19 @@ namespace tern::coordinator {
 
 namespace v1 = tern::v1;
 
+Result<PurgeCall> purgeCallOf(const v1::PurgeRequest& request) {
+  if (!v1::PurgeMode_IsValid(request.mode()) || !v1::WaitMode_IsValid(request.wait()))
+    return Status::invalidArgument("unknown mode or wait");
+  TERN_ASSIGN_OR_RETURN(auto selectors, proto::selectorsFromProto(request.selectors()));
+  PurgeCall call;
+  call.selectors = std::move(selectors);
+  call.mode = proto::fromProto(request.mode());
+  call.wait = request.wait() == v1::WAIT_MODE_ALL ? WaitMode::kAll : WaitMode::kNone;
+  call.timeout_ms = request.timeout_ms();
+  call.idempotency_key = request.idempotency_key();
+  return call;
+}
+
 v1::PurgeState toProto(PurgeState state) {
   switch (state) {
     case PurgeState::kAccepted:

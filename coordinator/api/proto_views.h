@@ -5,10 +5,15 @@
 
 #include <vector>
 
+#include "common/result.h"
 #include "coordinator/core/views.h"
 #include "tern/v1/purge.pb.h"
 
 namespace tern::coordinator {
+
+// A purge request of either API, its selectors validated and normalized;
+// errors are InvalidArgument and say what is wrong.
+Result<PurgeCall> purgeCallOf(const tern::v1::PurgeRequest& request);
 
 tern::v1::PurgeResult toProto(const PurgeStatus& status);
 std::vector<tern::v1::PurgeResult> toProto(const std::vector<PurgeStatus>& statuses);

@@ -150,13 +150,12 @@ void Coordinator::run(Deferred& deferred) {
 
 int64_t Coordinator::retryAfterMs() { return rate_.retryAfterMs(now()); }
 
-void Coordinator::purge(const v1::PurgeRequest& request, const Requester& requester,
-                        PurgeDone done) {
+void Coordinator::purge(const PurgeCall& call, const Requester& requester, PurgeDone done) {
   const int64_t api_in = now();
   if (refusing_)
     return done(Status::unavailable("coordinator stopping; send the purge to another replica"));
   auto checked =
-      checkPurgeRequest(request, {options_.default_wait_timeout_ms, options_.max_wait_timeout_ms});
+      checkPurgeRequest(call, {options_.default_wait_timeout_ms, options_.max_wait_timeout_ms});
   if (!checked.ok()) return done(checked.status());
   checked->entry.set_requested_by(requester.name);
   checked->entry.set_requested_from(requester.address);
@@ -164,7 +163,7 @@ void Coordinator::purge(const v1::PurgeRequest& request, const Requester& reques
   // same key neither answers nor blocks the first one's purge.
   if (!checked->entry.idempotency_key().empty() && !requester.name.empty())
     checked->entry.set_idempotency_key(requester.name + '\x1f' + checked->entry.idempotency_key());
-  if (checked->wait == v1::WAIT_MODE_ALL) {
+  if (checked->wait == WaitMode::kAll) {
     // Bounded holds: each waiting call is counted until it is answered.
     if (waiting_calls_.fetch_add(1) >= options_.max_waiting_calls) {
       --waiting_calls_;
@@ -181,7 +180,7 @@ void Coordinator::purge(const v1::PurgeRequest& request, const Requester& reques
     metrics_.rate_limited.inc();
     return done(Status::resourceExhausted("purge rate limit reached; retry later"));
   }
-  const v1::WaitMode wait = checked->wait;
+  const WaitMode wait = checked->wait;
   const uint32_t timeout_ms = checked->timeout_ms;
   log_->append(std::move(checked->entry), [this, api_in, wait, timeout_ms, done = std::move(done)](
                                               Result<LogEntry> logged) mutable {
@@ -189,7 +188,7 @@ void Coordinator::purge(const v1::PurgeRequest& request, const Requester& reques
   });
 }
 
-void Coordinator::onLogged(Result<LogEntry> logged, int64_t api_in_us, v1::WaitMode wait,
+void Coordinator::onLogged(Result<LogEntry> logged, int64_t api_in_us, WaitMode wait,
                            uint32_t timeout_ms, PurgeDone done) {
   if (!logged.ok()) {
     TERN_LOG(kError, "purge not logged", {{"error", logged.status().toString()}});
@@ -205,7 +204,7 @@ void Coordinator::onLogged(Result<LogEntry> logged, int64_t api_in_us, v1::WaitM
       // Replicas track purges in the log's order with the summaries, as
       // the watch delivers them: the call waits for its entry there.
       const int64_t deadline = now() + static_cast<int64_t>(timeout_ms) * 1000;
-      if (wait == v1::WAIT_MODE_ALL) {
+      if (wait == WaitMode::kAll) {
         parked_[seq].push_back({api_in_us, deadline, std::move(done), *logged});
         return;
       }
@@ -245,7 +244,7 @@ void Coordinator::onLogged(Result<LogEntry> logged, int64_t api_in_us, v1::WaitM
     if (tr != nullptr) {
       tr->api_in_us = std::min(tr->api_in_us, api_in_us);
       tr->local = true;
-      if (wait == v1::WAIT_MODE_ALL && tr->state == PurgeState::kAccepted) {
+      if (wait == WaitMode::kAll && tr->state == PurgeState::kAccepted) {
         tr->waiters.push_back({t + static_cast<int64_t>(timeout_ms) * 1000, std::move(done)});
       } else {
         PurgeStatus r = resultOf(*tr);

@@ -137,10 +137,8 @@ class Coordinator {
   // (wait all), or an error: InvalidArgument (bad request), ResourceExhausted
   // (rate limited: see retryAfterMs), IoError (log write failed).
   // `requester` is logged with the purge (the audit trail).
-  void purge(const tern::v1::PurgeRequest& request, const Requester& requester, PurgeDone done);
-  void purge(const tern::v1::PurgeRequest& request, PurgeDone done) {
-    purge(request, Requester{}, std::move(done));
-  }
+  void purge(const PurgeCall& call, const Requester& requester, PurgeDone done);
+  void purge(const PurgeCall& call, PurgeDone done) { purge(call, Requester{}, std::move(done)); }
   Result<PurgeStatus> getPurge(uint64_t seq);
   EdgeList listEdges();
   // The newest purges, newest first.
@@ -293,8 +291,8 @@ class Coordinator {
   using Deferred = std::vector<std::function<void()>>;
 
   int64_t now() const { return clock_(); }
-  void onLogged(Result<LogEntry> entry, int64_t api_in_us, tern::v1::WaitMode wait,
-                uint32_t timeout_ms, PurgeDone done);
+  void onLogged(Result<LogEntry> entry, int64_t api_in_us, WaitMode wait, uint32_t timeout_ms,
+                PurgeDone done);
   Tracked* tracked(uint64_t seq);
   // Tracks the next entry of the log (e.seq() == logged_head_ + 1).
   // `wire` is encodeBatchedPurge(e) (empty: encoded here).

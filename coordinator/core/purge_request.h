@@ -1,14 +1,14 @@
 #pragma once
-// Checking a purge call: a PurgeRequest from either API becomes the log
-// entry to append and how the caller waits, or a clear InvalidArgument.
+// Checking a purge call: a PurgeCall from either API becomes the log entry
+// to append and how the caller waits, or a clear InvalidArgument.
 // Plain function: no lock, no I/O.
 
 #include <cstdint>
 #include <string>
 
 #include "common/result.h"
+#include "coordinator/core/views.h"
 #include "tern/internal/coordinator_log.pb.h"
-#include "tern/v1/purge.pb.h"
 
 namespace tern::coordinator {
 
@@ -16,6 +16,7 @@ struct PurgeLimits {
   uint32_t default_wait_timeout_ms = 10000;
   uint32_t max_wait_timeout_ms = 120000;
   size_t max_idempotency_key = 256;
+  size_t max_selectors = 1000;
 };
 
 // Who asked for a purge, kept with it in the log (the audit trail).
@@ -26,11 +27,10 @@ struct Requester {
 
 struct CheckedPurge {
   tern::internal::v1::LogEntry entry;  // mode, selectors, idempotency key
-  tern::v1::WaitMode wait = tern::v1::WAIT_MODE_NONE;
+  WaitMode wait = WaitMode::kNone;
   uint32_t timeout_ms = 0;  // how long a wait=all call is held
 };
 
-Result<CheckedPurge> checkPurgeRequest(const tern::v1::PurgeRequest& request,
-                                       const PurgeLimits& limits);
+Result<CheckedPurge> checkPurgeRequest(const PurgeCall& call, const PurgeLimits& limits);
 
 }  // namespace tern::coordinator

@@ -80,6 +80,21 @@ struct EdgeList {
   std::vector<EtcdMemberStatus> etcd_members;
 };
 
+enum class WaitMode : uint8_t {
+  kNone,  // answered once the purge is durable
+  kAll,   // answered once every edge applied it or is fenced (or at the timeout)
+};
+
+// A purge call as an API parsed it (coordinator/api/proto_views.h); the
+// engine checks it again (coordinator/core/purge_request.h).
+struct PurgeCall {
+  std::vector<storage::PurgeSelector> selectors;  // normalized
+  storage::PurgeMode mode = storage::PurgeMode::kHard;
+  WaitMode wait = WaitMode::kNone;
+  uint32_t timeout_ms = 0;  // how long a wait=all call is held (0: the default)
+  std::string idempotency_key;
+};
+
 // An edge opening its stream.
 struct EdgeHello {
   std::string edge_id;       // stable identity (e.g. the pod's name)

@@ -99,13 +99,14 @@ grpc::ServerUnaryReactor* PurgeServiceImpl::Purge(grpc::CallbackServerContext* c
       who = Principal{"cert:" + names.front(), kScopeEdge, {}, {}, {}};
   }
   Status allowed = who.ok() ? Status::ok() : who.status();
+  Result<PurgeCall> call = Status::invalidArgument("not read");
   if (allowed.isOk()) {
-    auto selectors = proto::selectorsFromProto(request->selectors());
-    if (!selectors.ok()) {
-      reactor->Finish(toGrpc(selectors.status()));
+    call = purgeCallOf(*request);
+    if (!call.ok()) {
+      reactor->Finish(toGrpc(call.status()));
       return reactor;
     }
-    allowed = checkPurge(*who, proto::fromProto(request->mode()), *selectors);
+    allowed = checkPurge(*who, call->mode, call->selectors);
   }
   if (!allowed.isOk()) {
     TERN_LOG(
@@ -119,7 +120,7 @@ grpc::ServerUnaryReactor* PurgeServiceImpl::Purge(grpc::CallbackServerContext* c
   // (What the caller says, not verified: recorded as its claim.)
   if (auto client = metadata(ctx, "tern-forwarded-for"); !client.empty())
     requester.address += " for " + std::string(client.substr(0, 128));
-  coordinator_->purge(*request, requester, [this, ctx, reactor, response](Result<PurgeStatus> r) {
+  coordinator_->purge(*call, requester, [this, ctx, reactor, response](Result<PurgeStatus> r) {
     if (r.ok()) {
       *response = toProto(*r);
       reactor->Finish(grpc::Status::OK);

@@ -11,6 +11,7 @@
 
 #include "common/clock.h"
 #include "coordinator/api/json.h"
+#include "coordinator/api/proto_views.h"
 #include "coordinator/core/coordinator.h"
 #include "coordinator/log/rocks_purge_log.h"
 #include "tests/support/temp_dir.h"
@@ -53,16 +54,24 @@ class EngineTest : public ::testing::Test {
   // Between constructing the engine and start() (ReplicationTest).
   virtual void beforeStart() {}
 
-  Result<PurgeStatus> purge(v1::PurgeRequest req) {
+  // The request read as the APIs read it (coordinator/api/proto_views.h).
+  static PurgeCall callOf(const v1::PurgeRequest& req) {
+    auto call = purgeCallOf(req);
+    EXPECT_TRUE(call.ok()) << call.status().toString();
+    return call.ok() ? *call : PurgeCall{};
+  }
+  Result<PurgeStatus> purge(const v1::PurgeRequest& req) {
+    auto call = purgeCallOf(req);
+    if (!call.ok()) return call.status();
     std::promise<Result<PurgeStatus>> p;
-    engine_->purge(req, [&](Result<PurgeStatus> r) { p.set_value(std::move(r)); });
+    engine_->purge(*call, [&](Result<PurgeStatus> r) { p.set_value(std::move(r)); });
     return p.get_future().get();
   }
-  std::future<Result<PurgeStatus>> purgeAsync(v1::PurgeRequest req) {
+  std::future<Result<PurgeStatus>> purgeAsync(const v1::PurgeRequest& req) {
     auto p = std::make_shared<std::promise<Result<PurgeStatus>>>();
     auto f = p->get_future();
     const uint64_t head = engine_->listEdges().head_seq;
-    engine_->purge(req, [p](Result<PurgeStatus> r) { p->set_value(std::move(r)); });
+    engine_->purge(callOf(req), [p](Result<PurgeStatus> r) { p->set_value(std::move(r)); });
     // Returns once the purge is logged and tracked (acks can count).
     for (int i = 0; i < 400 && engine_->listEdges().head_seq == head; ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -404,7 +413,7 @@ TEST_F(EngineTest, RateLimitAnswersWithRetryAfter) {
   EXPECT_TRUE(purge(tagPurge("b")).ok());
   // The answer may ask for Retry-After from inside the callback (the APIs do).
   std::promise<int64_t> retry;
-  engine_->purge(tagPurge("c"), [&](Result<PurgeStatus> r) {
+  engine_->purge(callOf(tagPurge("c")), [&](Result<PurgeStatus> r) {
     EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted);
     retry.set_value(engine_->retryAfterMs());
   });
@@ -454,7 +463,7 @@ class ReplicationTest : public EngineTest {
     auto p = std::make_shared<std::promise<Result<PurgeStatus>>>();
     auto f = p->get_future();
     const uint64_t head = log_->headSeq();
-    engine_->purge(req, [p](Result<PurgeStatus> r) { p->set_value(std::move(r)); });
+    engine_->purge(callOf(req), [p](Result<PurgeStatus> r) { p->set_value(std::move(r)); });
     for (int i = 0; i < 400 && log_->headSeq() == head; ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     EXPECT_GT(log_->headSeq(), head) << "the purge was not logged";

@@ -62,47 +62,51 @@ TEST(EdgeWire, ABatchOfEncodedPurgesIsTheMessageProtobufWrites) {
   EXPECT_EQ(empty.purges().purges_size(), 0);
 }
 
+PurgeCall tagCall(const std::string& tag) {
+  PurgeCall c;
+  c.selectors.push_back({storage::SelectorKind::kTag, tag});
+  return c;
+}
+
 TEST(CheckPurgeRequest, BuildsTheLogEntryAndTheWait) {
-  v1::PurgeRequest r;
-  r.add_selectors()->set_tag("product-42");
-  r.add_selectors()->set_prefix("https://example.com/img/");
-  r.set_mode(v1::PURGE_MODE_SOFT);
-  r.set_wait(v1::WAIT_MODE_ALL);
-  r.set_idempotency_key("k1");
+  PurgeCall r = tagCall("product-42");
+  r.selectors.push_back({storage::SelectorKind::kPrefix, "example.com/img/"});
+  r.mode = storage::PurgeMode::kSoft;
+  r.wait = WaitMode::kAll;
+  r.idempotency_key = "k1";
   auto c = checkPurgeRequest(r, {});
   ASSERT_TRUE(c.ok()) << c.status().toString();
   EXPECT_EQ(c->entry.selectors_size(), 2);
+  EXPECT_EQ(c->entry.selectors(1).prefix(), "example.com/img/");
   EXPECT_EQ(c->entry.mode(), v1::PURGE_MODE_SOFT);
   EXPECT_EQ(c->entry.idempotency_key(), "k1");
-  EXPECT_EQ(c->wait, v1::WAIT_MODE_ALL);
+  EXPECT_EQ(c->wait, WaitMode::kAll);
   EXPECT_EQ(c->timeout_ms, 10000u);  // the default
-  r.set_timeout_ms(250);
+  r.timeout_ms = 250;
   EXPECT_EQ(checkPurgeRequest(r, {})->timeout_ms, 250u);
 }
 
+// The engine checks a call again, whoever read it: an API that forgot to
+// normalize or bound it gets a clear error, never a bad log entry.
 TEST(CheckPurgeRequest, RefusesBadCallsClearly) {
-  auto code = [](const v1::PurgeRequest& r) { return checkPurgeRequest(r, {}).status().code(); };
-  v1::PurgeRequest none;
-  EXPECT_EQ(code(none), StatusCode::kInvalidArgument);  // no selector
-  v1::PurgeRequest r;
-  r.add_selectors()->set_tag("t");
-  v1::PurgeRequest long_wait = r;
-  long_wait.set_timeout_ms(120001);
+  auto code = [](const PurgeCall& r) { return checkPurgeRequest(r, {}).status().code(); };
+  EXPECT_EQ(code(PurgeCall{}), StatusCode::kInvalidArgument);  // no selector
+  const PurgeCall r = tagCall("t");
+  PurgeCall long_wait = r;
+  long_wait.timeout_ms = 120001;
   auto s = checkPurgeRequest(long_wait, {});
   EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.status().toString().find("120000"), std::string::npos) << s.status().toString();
-  v1::PurgeRequest key = r;
-  key.set_idempotency_key(std::string(257, 'k'));
+  PurgeCall key = r;
+  key.idempotency_key = std::string(257, 'k');
   EXPECT_EQ(code(key), StatusCode::kInvalidArgument);
-  v1::PurgeRequest mode = r;
-  mode.set_mode(static_cast<v1::PurgeMode>(99));
-  EXPECT_EQ(code(mode), StatusCode::kInvalidArgument);
-  v1::PurgeRequest wait = r;
-  wait.set_wait(static_cast<v1::WaitMode>(99));
-  EXPECT_EQ(code(wait), StatusCode::kInvalidArgument);
-  v1::PurgeRequest empty_tag;
-  empty_tag.add_selectors()->set_tag("");
-  EXPECT_EQ(code(empty_tag), StatusCode::kInvalidArgument);
+  EXPECT_EQ(code(tagCall("")), StatusCode::kInvalidArgument);
+  EXPECT_EQ(code(tagCall("has space")), StatusCode::kInvalidArgument);
+  PurgeCall many;
+  for (int i = 0; i < 1001; ++i) many.selectors.push_back({storage::SelectorKind::kTag, "t"});
+  EXPECT_EQ(code(many), StatusCode::kInvalidArgument);
+  many.selectors.pop_back();
+  EXPECT_TRUE(checkPurgeRequest(many, {}).ok()) << "1,000 selectors are allowed";
 }
 
 TEST(TokenBucket, BurstThenRate) {
@@ -250,9 +254,7 @@ TEST(EngineLocking, AStreamReadingTheLogDoesNotHoldTheEngine) {
   ASSERT_TRUE(engine.nextMessage(*a, &m));  // the first lease
   for (int i = 0; i < 2; ++i) {
     std::promise<void> logged;
-    v1::PurgeRequest r;
-    r.add_selectors()->set_tag("t" + std::to_string(i));
-    engine.purge(r, [&](Result<PurgeStatus> res) {
+    engine.purge(tagCall("t" + std::to_string(i)), [&](Result<PurgeStatus> res) {
       EXPECT_TRUE(res.ok());
       logged.set_value();
     });
@@ -332,9 +334,7 @@ TEST(EngineLocking, AStreamSlowToWakeDoesNotHoldUpThePurgeLog) {
   stream->arm();  // (its welcome woke it already)
   auto purge = [&](const std::string& tag) {
     auto done = std::make_shared<std::promise<bool>>();
-    v1::PurgeRequest r;
-    r.add_selectors()->set_tag(tag);
-    engine.purge(r, [done](Result<PurgeStatus> res) { done->set_value(res.ok()); });
+    engine.purge(tagCall(tag), [done](Result<PurgeStatus> res) { done->set_value(res.ok()); });
     return done->get_future();
   };
   auto first = purge("one");
