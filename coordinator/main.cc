@@ -15,6 +15,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "coordinator/api/proto_views.h"
 #include "coordinator/etcd/etcd_client.h"
 #include "coordinator/etcd/etcd_health.h"
 #include "coordinator/etcd/etcd_purge_log.h"
@@ -230,7 +231,7 @@ int main(int argc, char** argv) {
     auto opened = etcd::ReplicaSession::open(
         etcd_client.get(), so,
         [&coordinator](uint64_t* generation) {
-          return coordinator.summary(generation).SerializeAsString();
+          return toProto(coordinator.summary(generation)).SerializeAsString();
         },
         [&coordinator](uint64_t generation) { coordinator.summaryPublished(generation); },
         [etcd_log] { return etcd_log->watchedRevision(); });
@@ -252,7 +253,8 @@ int main(int argc, char** argv) {
             TERN_LOG(kWarn, "replica summary does not parse", {{"replica", id}});
             return;
           }
-          coordinator.replicaSummary(id, &summary, revision);
+          const ReplicaSummary plain = fromProto(summary);
+          coordinator.replicaSummary(id, &plain, revision);
         });
     if (!s.isOk()) return fail(s);
     etcd_log->setOnHead([&coordinator](uint64_t head) { coordinator.learnHead(head); });

@@ -120,4 +120,36 @@ v1::ListEdgesResponse toProto(const EdgeList& list) {
   return out;
 }
 
+tern::internal::v1::ReplicaSummary toProto(const ReplicaSummary& summary) {
+  tern::internal::v1::ReplicaSummary out;
+  out.set_replica_id(summary.replica_id);
+  out.set_address(summary.address);
+  out.set_head_seq(summary.head_seq);
+  for (const auto& e : summary.edges) {
+    auto* h = out.add_edges();
+    h->set_edge_id(e.edge_id);
+    h->set_address(e.address);
+    h->set_applied_seq(e.applied_seq);
+    h->set_incarnation(e.incarnation);
+    h->set_connected(e.connected);
+    h->set_catching_up(e.catching_up);
+    h->set_last_seen_ms(e.last_seen_ms);
+    h->set_stream_opened_ms(e.stream_opened_ms);
+  }
+  return out;
+}
+
+ReplicaSummary fromProto(const tern::internal::v1::ReplicaSummary& summary) {
+  ReplicaSummary out;
+  out.replica_id = summary.replica_id();
+  out.address = summary.address();
+  out.head_seq = summary.head_seq();
+  out.edges.reserve(static_cast<size_t>(summary.edges_size()));
+  for (const auto& h : summary.edges()) {
+    out.edges.push_back({h.edge_id(), h.address(), h.applied_seq(), h.incarnation(), h.connected(),
+                         h.catching_up(), h.last_seen_ms(), h.stream_opened_ms()});
+  }
+  return out;
+}
+
 }  // namespace tern::coordinator

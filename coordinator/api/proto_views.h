@@ -7,6 +7,7 @@
 
 #include "common/result.h"
 #include "coordinator/core/views.h"
+#include "tern/internal/coordinator_log.pb.h"
 #include "tern/v1/purge.pb.h"
 
 namespace tern::coordinator {
@@ -19,6 +20,9 @@ tern::v1::PurgeResult toProto(const PurgeStatus& status);
 std::vector<tern::v1::PurgeResult> toProto(const std::vector<PurgeStatus>& statuses);
 tern::v1::ListEdgesResponse toProto(const EdgeList& list);
 tern::v1::PurgeState toProto(PurgeState state);
+// A replica's summary, as kept in etcd and streamed between replicas.
+tern::internal::v1::ReplicaSummary toProto(const ReplicaSummary& summary);
+ReplicaSummary fromProto(const tern::internal::v1::ReplicaSummary& summary);
 tern::v1::EdgePurgeState toProto(EdgePurgeState state);
 tern::v1::EdgeState toProto(EdgeState state);
 

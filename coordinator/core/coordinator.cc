@@ -561,10 +561,10 @@ void Coordinator::listEdgesLocked(EdgeList* response) {
     for (const auto& [id, peer] : peers_) {
       if (peer.gone) continue;
       ReplicaStatus& r = out.replicas.emplace_back();
-      r.replica_id = peer.summary.replica_id();
-      r.address = peer.summary.address();
-      r.head_seq = peer.summary.head_seq();
-      for (const auto& h : peer.summary.edges()) r.edges_connected += h.connected() ? 1 : 0;
+      r.replica_id = peer.summary.replica_id;
+      r.address = peer.summary.address;
+      r.head_seq = peer.summary.head_seq;
+      for (const auto& h : peer.summary.edges) r.edges_connected += h.connected ? 1 : 0;
     }
   }
 }

@@ -171,25 +171,25 @@ class Coordinator {
   // Once the listener's port is known.
   void setReplicaAddress(const std::string& address);
   // This replica's summary now; `generation` names it for summaryPublished.
-  tern::internal::v1::ReplicaSummary summary(uint64_t* generation);
+  ReplicaSummary summary(uint64_t* generation);
   // The summary of `generation` is in etcd and this replica has seen the
   // log up to its revision: streams that waited for it are welcomed.
   void summaryPublished(uint64_t generation);
   // Another replica's summary at etcd revision `revision` (null: the
   // replica is gone: its session expired). Older revisions are ignored.
-  void replicaSummary(const std::string& replica_id,
-                      const tern::internal::v1::ReplicaSummary* summary, int64_t revision);
+  void replicaSummary(const std::string& replica_id, const ReplicaSummary* summary,
+                      int64_t revision);
 
   // Another replica's edges' positions straight from it (ReplicaLink), as
   // soon as they acknowledge: only applied_seq is taken (it only grows, so
   // a wait=all call through this replica completes without waiting for the
   // summary to go through etcd); which edges exist and whose lease runs
   // comes from the summaries in etcd alone. Edges not known yet are skipped.
-  void replicaProgress(const tern::internal::v1::ReplicaSummary& progress);
+  void replicaProgress(const ReplicaSummary& progress);
   // What to stream to them: this replica's edges whose applied_seq moved
   // after `since` (0: all of them), edge ids and applied_seq only;
   // `*generation` is where the next call starts.
-  tern::internal::v1::ReplicaSummary progressSince(uint64_t since, uint64_t* generation);
+  ReplicaSummary progressSince(uint64_t since, uint64_t* generation);
   // Called (without the engine's lock) whenever this replica's summary
   // changed, for ReplicaLink streams; returns an id for removeProgressListener.
   uint64_t addProgressListener(std::function<void()> fn);
@@ -265,7 +265,7 @@ class Coordinator {
   struct Peer {
     int64_t revision = 0;
     bool gone = false;
-    tern::internal::v1::ReplicaSummary summary;
+    ReplicaSummary summary;
   };
   struct Slot {
     size_t edge;

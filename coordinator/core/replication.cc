@@ -97,33 +97,32 @@ void Coordinator::removeProgressListener(uint64_t id) {
   progress_listeners_.erase(id);
 }
 
-void Coordinator::replicaProgress(const tern::internal::v1::ReplicaSummary& progress) {
-  if (!replicated_ || progress.replica_id() == replication_.replica_id) return;
+void Coordinator::replicaProgress(const ReplicaSummary& progress) {
+  if (!replicated_ || progress.replica_id == replication_.replica_id) return;
   Deferred deferred;
   {
     std::lock_guard lock(mu_);
-    for (const auto& h : progress.edges()) {
-      auto it = by_id_.find(h.edge_id());
+    for (const auto& h : progress.edges) {
+      auto it = by_id_.find(h.edge_id);
       if (it == by_id_.end()) continue;  // registered through etcd only
       Edge& e = edges_[it->second];
-      if (h.applied_seq() <= e.direct_applied) continue;
-      e.direct_applied = h.applied_seq();
+      if (h.applied_seq <= e.direct_applied) continue;
+      e.direct_applied = h.applied_seq;
       settle(it->second, &deferred);
     }
   }
   run(deferred);
 }
 
-tern::internal::v1::ReplicaSummary Coordinator::progressSince(uint64_t since,
-                                                              uint64_t* generation) {
+ReplicaSummary Coordinator::progressSince(uint64_t since, uint64_t* generation) {
   std::lock_guard lock(mu_);
-  tern::internal::v1::ReplicaSummary out;
-  out.set_replica_id(replication_.replica_id);
+  ReplicaSummary out;
+  out.replica_id = replication_.replica_id;
   for (const auto& e : edges_) {
     if (e.retired || e.progress_gen <= since) continue;
-    auto* h = out.add_edges();
-    h->set_edge_id(e.id);
-    h->set_applied_seq(e.applied_seq);
+    HeldEdge& h = out.edges.emplace_back();
+    h.edge_id = e.id;
+    h.applied_seq = e.applied_seq;
   }
   *generation = progress_gen_;
   return out;
@@ -133,9 +132,9 @@ std::vector<std::pair<std::string, std::string>> Coordinator::peerAddresses() {
   std::lock_guard lock(mu_);
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& [key, peer] : peers_)
-    if (!peer.gone && !peer.summary.address().empty() &&
-        peer.summary.replica_id() != replication_.replica_id)
-      out.emplace_back(peer.summary.replica_id(), peer.summary.address());
+    if (!peer.gone && !peer.summary.address.empty() &&
+        peer.summary.replica_id != replication_.replica_id)
+      out.emplace_back(peer.summary.replica_id, peer.summary.address);
   return out;
 }
 
@@ -150,25 +149,18 @@ void Coordinator::setReplicaAddress(const std::string& address) {
   replication_.address = address;
 }
 
-tern::internal::v1::ReplicaSummary Coordinator::summary(uint64_t* generation) {
+ReplicaSummary Coordinator::summary(uint64_t* generation) {
   std::lock_guard lock(mu_);
-  tern::internal::v1::ReplicaSummary out;
-  out.set_replica_id(replication_.replica_id);
-  out.set_address(replication_.address);
-  out.set_head_seq(logged_head_);
+  ReplicaSummary out;
+  out.replica_id = replication_.replica_id;
+  out.address = replication_.address;
+  out.head_seq = logged_head_;
   const int64_t t = now();
   for (const auto& e : edges_) {
     const bool leased = !e.fence_seen && e.lease_until_us > t;
     if (e.retired || (e.session == 0 && !leased)) continue;
-    auto* h = out.add_edges();
-    h->set_edge_id(e.id);
-    h->set_address(e.address);
-    h->set_applied_seq(e.applied_seq);
-    h->set_incarnation(e.incarnation);
-    h->set_connected(e.session != 0);
-    h->set_catching_up(e.catching_up);
-    h->set_last_seen_ms(e.last_seen_ms);
-    h->set_stream_opened_ms(e.stream_opened_ms);
+    out.edges.push_back({e.id, e.address, e.applied_seq, e.incarnation, e.session != 0,
+                         e.catching_up, e.last_seen_ms, e.stream_opened_ms});
   }
   if (generation) *generation = summary_gen_;
   return out;
@@ -192,8 +184,7 @@ void Coordinator::summaryPublished(uint64_t generation) {
   run(deferred);
 }
 
-void Coordinator::replicaSummary(const std::string& replica_id,
-                                 const tern::internal::v1::ReplicaSummary* summary,
+void Coordinator::replicaSummary(const std::string& replica_id, const ReplicaSummary* summary,
                                  int64_t revision) {
   if (!replicated_) return;
   Deferred deferred;
@@ -203,8 +194,8 @@ void Coordinator::replicaSummary(const std::string& replica_id,
     if (revision <= peer.revision) return;
     peer.revision = revision;
     std::vector<size_t> affected;
-    for (const auto& h : peer.summary.edges()) {
-      auto it = by_id_.find(h.edge_id());
+    for (const auto& h : peer.summary.edges) {
+      auto it = by_id_.find(h.edge_id);
       if (it == by_id_.end()) continue;
       auto& remote = edges_[it->second].remote;
       remote.erase(std::remove_if(remote.begin(), remote.end(),
@@ -216,19 +207,19 @@ void Coordinator::replicaSummary(const std::string& replica_id,
       peer.summary = *summary;
       peer.gone = false;
       const int64_t t = now();
-      for (const auto& h : summary->edges()) {
-        if (h.edge_id().empty()) continue;
-        const size_t i = edgeIndex(h.edge_id(), h.address());
+      for (const auto& h : summary->edges) {
+        if (h.edge_id.empty()) continue;
+        const size_t i = edgeIndex(h.edge_id, h.address);
         Edge& e = edges_[i];
-        e.remote.push_back({replica_id, summary->replica_id(), h.applied_seq(), h.connected(),
-                            h.catching_up(), h.stream_opened_ms()});
+        e.remote.push_back({replica_id, summary->replica_id, h.applied_seq, h.connected,
+                            h.catching_up, h.stream_opened_ms});
         e.last_seen_us = t;
-        e.last_seen_ms = std::max(e.last_seen_ms, h.last_seen_ms());
-        if (e.session == 0 && h.connected()) e.incarnation = h.incarnation();
+        e.last_seen_ms = std::max(e.last_seen_ms, h.last_seen_ms);
+        if (e.session == 0 && h.connected) e.incarnation = h.incarnation;
         affected.push_back(i);
       }
     } else {
-      peer.summary.Clear();
+      peer.summary = {};
       peer.gone = true;
       TERN_LOG(kInfo, "replica gone: its etcd session ended", {{"replica", replica_id}});
     }

@@ -115,4 +115,24 @@ struct EdgeAck {
   uint64_t apply_time_us = 0;  // what applying the batch took
 };
 
+// What a replica says of the edges it holds (etcd mode): published in etcd
+// and, edge ids and applied_seq only, streamed to the other replicas.
+struct HeldEdge {
+  std::string edge_id;
+  std::string address;
+  uint64_t applied_seq = 0;
+  uint64_t incarnation = 0;
+  bool connected = false;  // its stream is open there (else only its lease runs on)
+  bool catching_up = false;
+  int64_t last_seen_ms = 0;
+  int64_t stream_opened_ms = 0;
+};
+
+struct ReplicaSummary {
+  std::string replica_id;
+  std::string address;  // its gRPC listener, for humans
+  std::vector<HeldEdge> edges;
+  uint64_t head_seq = 0;  // the highest log sequence it has seen
+};
+
 }  // namespace tern::coordinator

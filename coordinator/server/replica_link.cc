@@ -5,6 +5,7 @@
 #include <set>
 
 #include "common/log.h"
+#include "coordinator/api/proto_views.h"
 #include "coordinator/server/grpc_service.h"
 
 namespace tern::coordinator {
@@ -96,7 +97,7 @@ class ProgressReactor final : public grpc::ServerWriteReactor<iv1::ReplicaSummar
     writing_ = true;
     last_write_ = std::chrono::steady_clock::now();
     // What moved since the last write (everything on the first).
-    message_ = coordinator_->progressSince(sent_gen_, &sent_gen_);
+    message_ = toProto(coordinator_->progressSince(sent_gen_, &sent_gen_));
     if (message_.edges_size() == 0 && sent_any_) {
       writing_ = false;
       return;
@@ -250,7 +251,7 @@ void PeerLinks::run(Link* link) {
     iv1::ReplicaSummary summary;
     while (reader->Read(&summary)) {
       ++received_;
-      coordinator_->replicaProgress(summary);
+      coordinator_->replicaProgress(fromProto(summary));
     }
     grpc::Status st = reader->Finish();
     std::unique_lock lock(link->mu);

@@ -8,6 +8,7 @@
 
 #include <future>
 #include <thread>
+#include <tuple>
 
 #include "common/clock.h"
 #include "coordinator/api/json.h"
@@ -497,27 +498,25 @@ class ReplicationTest : public EngineTest {
   static bool ready(std::future<Result<PurgeStatus>>& f, int ms = 50) {
     return f.wait_for(std::chrono::milliseconds(ms)) == std::future_status::ready;
   }
-  static tern::internal::v1::HeldEdge held(const std::string& id, bool connected, uint64_t applied,
-                                           int64_t opened_ms = 0) {
-    tern::internal::v1::HeldEdge h;
-    h.set_edge_id(id);
-    h.set_address(id + ":80");
-    h.set_connected(connected);
-    h.set_applied_seq(applied);
-    h.set_incarnation(3);
-    h.set_stream_opened_ms(opened_ms);
+  static HeldEdge held(const std::string& id, bool connected, uint64_t applied,
+                       int64_t opened_ms = 0) {
+    HeldEdge h;
+    h.edge_id = id;
+    h.address = id + ":80";
+    h.connected = connected;
+    h.applied_seq = applied;
+    h.incarnation = 3;
+    h.stream_opened_ms = opened_ms;
     return h;
   }
-  static tern::internal::v1::ReplicaSummary peer(const std::string& replica_id,
-                                                 std::vector<tern::internal::v1::HeldEdge> edges) {
-    tern::internal::v1::ReplicaSummary s;
-    s.set_replica_id(replica_id);
-    s.set_address(replica_id + ":8471");
-    for (auto& h : edges) *s.add_edges() = std::move(h);
+  static ReplicaSummary peer(const std::string& replica_id, std::vector<HeldEdge> edges) {
+    ReplicaSummary s;
+    s.replica_id = replica_id;
+    s.address = replica_id + ":8471";
+    s.edges = std::move(edges);
     return s;
   }
-  void summaryOf(const std::string& key, const tern::internal::v1::ReplicaSummary& s,
-                 int64_t revision) {
+  void summaryOf(const std::string& key, const ReplicaSummary& s, int64_t revision) {
     engine_->replicaSummary(key, &s, revision);
   }
   static std::map<std::string, EdgePurgeState> states(const PurgeStatus& r) {
@@ -702,13 +701,13 @@ TEST_F(ReplicationTest, NewStreamIsWelcomedOnlyOnceItsSummaryIsPublished) {
 
   uint64_t gen = 0;
   auto sum = engine_->summary(&gen);
-  EXPECT_EQ(sum.replica_id(), "a");
-  EXPECT_EQ(sum.address(), "a:8471");
-  ASSERT_EQ(sum.edges_size(), 1);
-  EXPECT_EQ(sum.edges(0).edge_id(), "e1");
-  EXPECT_TRUE(sum.edges(0).connected());
-  EXPECT_EQ(sum.edges(0).applied_seq(), 0u);
-  EXPECT_EQ(sum.edges(0).incarnation(), 7u);
+  EXPECT_EQ(sum.replica_id, "a");
+  EXPECT_EQ(sum.address, "a:8471");
+  ASSERT_EQ(sum.edges.size(), 1u);
+  EXPECT_EQ(sum.edges[0].edge_id, "e1");
+  EXPECT_TRUE(sum.edges[0].connected);
+  EXPECT_EQ(sum.edges[0].applied_seq, 0u);
+  EXPECT_EQ(sum.edges[0].incarnation, 7u);
   ASSERT_GE(gen, 1u);
   // An older summary (taken before the stream) does not name it.
   engine_->summaryPublished(gen - 1);
@@ -795,7 +794,7 @@ TEST_F(ReplicationTest, LeasesNeverOutlastTheReplicasSession) {
   EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable) << refused.status().toString();
   EXPECT_EQ(edgesById()["e1"].state, EdgeState::kFenced);
   EXPECT_EQ(edgesById().count("e2"), 0u);
-  EXPECT_EQ(engine_->summary(nullptr).edges_size(), 0) << "no lease of e1 runs on";
+  EXPECT_EQ(engine_->summary(nullptr).edges.size(), 0u) << "no lease of e1 runs on";
 }
 
 // A wait=all call whose entry the watch has not delivered is parked: it
@@ -904,7 +903,7 @@ TEST_F(ReplicationTest, ParkedTimeoutNamesThePendingEdges) {
 TEST_F(ReplicationTest, ListEdgesShowsEdgesAndReplicasOfTheGroup) {
   connectWelcomed("y", 0);
   auto b = peer("b", {held("x", true, 0), held("z", false, 0)});
-  b.set_head_seq(0);
+  b.head_seq = 0;
   summaryOf("b/1", b, 10);
   auto list = engine_->listEdges();
   std::map<std::string, EdgeStatus> edges;
@@ -930,6 +929,58 @@ TEST_F(ReplicationTest, ListEdgesShowsEdgesAndReplicasOfTheGroup) {
 }
 
 // ---------------------------------------------------------------------------
+
+// The conversions at the rims (coordinator/api/proto_views.h).
+TEST(ProtoViews, AReplicaSummaryRoundTrips) {
+  ReplicaSummary s;
+  s.replica_id = "a";
+  s.address = "a:8471";
+  s.head_seq = 42;
+  s.edges.push_back({"e1", "e1:80", 40, 7, true, false, 1000, 900});
+  s.edges.push_back({"e2", "e2:80", 41, 8, false, true, 2000, 1900});
+  const auto wire = toProto(s).SerializeAsString();
+  tern::internal::v1::ReplicaSummary parsed;
+  ASSERT_TRUE(parsed.ParseFromString(wire));
+  const ReplicaSummary back = fromProto(parsed);
+  EXPECT_EQ(back.replica_id, "a");
+  EXPECT_EQ(back.address, "a:8471");
+  EXPECT_EQ(back.head_seq, 42u);
+  ASSERT_EQ(back.edges.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    const HeldEdge &a = s.edges[i], &b = back.edges[i];
+    EXPECT_EQ(std::tie(a.edge_id, a.address, a.applied_seq, a.incarnation, a.connected,
+                       a.catching_up, a.last_seen_ms, a.stream_opened_ms),
+              std::tie(b.edge_id, b.address, b.applied_seq, b.incarnation, b.connected,
+                       b.catching_up, b.last_seen_ms, b.stream_opened_ms));
+  }
+}
+
+TEST(ProtoViews, APurgeRequestIsReadAsTheApisReadIt) {
+  v1::PurgeRequest r;
+  r.add_selectors()->set_url("https://Example.COM/a");
+  r.set_mode(v1::PURGE_MODE_SOFT);
+  r.set_wait(v1::WAIT_MODE_ALL);
+  r.set_timeout_ms(250);
+  r.set_idempotency_key("k");
+  auto call = purgeCallOf(r);
+  ASSERT_TRUE(call.ok()) << call.status().toString();
+  ASSERT_EQ(call->selectors.size(), 1u);
+  EXPECT_EQ(call->selectors[0].kind, storage::SelectorKind::kUrl);
+  EXPECT_EQ(call->selectors[0].value, "example.com/a") << "normalized";
+  EXPECT_EQ(call->mode, storage::PurgeMode::kSoft);
+  EXPECT_EQ(call->wait, WaitMode::kAll);
+  EXPECT_EQ(call->timeout_ms, 250u);
+  EXPECT_EQ(call->idempotency_key, "k");
+  v1::PurgeRequest bad = r;
+  bad.set_mode(static_cast<v1::PurgeMode>(99));
+  EXPECT_EQ(purgeCallOf(bad).status().code(), StatusCode::kInvalidArgument);
+  bad = r;
+  bad.set_wait(static_cast<v1::WaitMode>(99));
+  EXPECT_EQ(purgeCallOf(bad).status().code(), StatusCode::kInvalidArgument);
+  bad = r;
+  bad.add_selectors()->set_tag("has space");
+  EXPECT_EQ(purgeCallOf(bad).status().code(), StatusCode::kInvalidArgument);
+}
 
 TEST(PurgeJsonTest, ParsesBothShapes) {
   auto r = parsePurgeJson(R"({"selectors":[{"tag":"a"},{"url":"example.com/x"},{"all":true}],
