@@ -63,8 +63,6 @@
 #include "coordinator/core/rate_limiter.h"
 #include "coordinator/core/views.h"
 #include "coordinator/log/purge_log.h"
-#include "tern/v1/edge_link.pb.h"
-#include "tern/v1/purge.pb.h"
 
 namespace tern::coordinator {
 
@@ -162,8 +160,6 @@ class Coordinator {
   // The message, encoded, is shared and immutable: streams at the same
   // position get the same batch, built once (see edge_wire.h).
   bool nextMessage(uint64_t session, WireMessage* out);
-  // A copy (tests).
-  bool nextMessage(uint64_t session, tern::v1::CoordinatorMessage* out);
 
   // --- Replicas ---------------------------------------------------------------
   // Before start().
@@ -240,7 +236,7 @@ class Coordinator {
   struct Session {
     size_t edge = 0;
     std::shared_ptr<EdgeStream> stream;
-    std::deque<tern::v1::CoordinatorMessage> control;
+    std::deque<WireMessage> control;  // welcome, leases: encoded (edge_wire.h)
     uint64_t sent_seq = 0;
     uint64_t reset_to = 0;  // > 0: send ResetSoftAll(reset_to) first
     bool welcomed = false;  // Welcome and the first lease are queued

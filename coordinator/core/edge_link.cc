@@ -157,15 +157,8 @@ void Coordinator::welcome(Session& s, Deferred* deferred) {
   e.lease_until_us = t + static_cast<int64_t>(lease_ms) * 1000;
   e.fence_seen = false;
   e.fenced_settled = false;
-  v1::CoordinatorMessage welcome;
-  welcome.mutable_welcome()->set_head_seq(logged_head_);
-  welcome.mutable_welcome()->set_first_retained_seq(first);
-  welcome.mutable_welcome()->set_protocol_version(1);
-  s.control.push_back(std::move(welcome));
-  v1::CoordinatorMessage lease;
-  lease.mutable_lease()->set_heartbeat_id(0);
-  lease.mutable_lease()->set_lease_ms(lease_ms);
-  s.control.push_back(std::move(lease));
+  s.control.push_back(encodeWelcome(logged_head_, first));
+  s.control.push_back(encodeLease(0, lease_ms));
   s.welcomed = true;
   if (e.metrics.lag)
     e.metrics.lag->set(static_cast<int64_t>(logged_head_ - std::min(logged_head_, applied)));
@@ -212,10 +205,7 @@ void Coordinator::heartbeat(uint64_t session, const EdgeHeartbeat& hb) {
     const uint32_t lease_ms = grantableMs(t);
     if (lease_ms == 0) return;
     e.lease_until_us = t + static_cast<int64_t>(lease_ms) * 1000;
-    v1::CoordinatorMessage grant;
-    grant.mutable_lease()->set_heartbeat_id(hb.id);
-    grant.mutable_lease()->set_lease_ms(lease_ms);
-    s.control.push_back(std::move(grant));
+    s.control.push_back(encodeLease(hb.id, lease_ms));
     deferred.push_back([st = s.stream] { st->wake(); });
     if (hb.applied_seq > e.applied_seq) onAck(e, s.edge, hb.applied_seq, 0, &deferred);
   }
@@ -261,16 +251,6 @@ void Coordinator::detach(uint64_t session) {
   run(deferred);
 }
 
-bool Coordinator::nextMessage(uint64_t session, v1::CoordinatorMessage* out) {
-  WireMessage m;
-  if (!nextMessage(session, &m)) return false;
-  if (out && !out->ParseFromString(*m)) {
-    TERN_LOG(kError, "edge link message does not parse", {{"bytes", std::to_string(m->size())}});
-    return false;
-  }
-  return true;
-}
-
 bool Coordinator::nextMessage(uint64_t session, WireMessage* out) {
   std::vector<LogEntry> entries;
   uint64_t read_from = 0;  // entries holds the log from here (0: not read)
@@ -287,15 +267,13 @@ bool Coordinator::nextMessage(uint64_t session, WireMessage* out) {
     Session& s = it->second;
     if (!s.welcomed) return false;
     if (!s.control.empty()) {
-      *out = encodeMessage(s.control.front());
+      *out = std::move(s.control.front());
       s.control.pop_front();
       return true;
     }
     auto reset = [&](uint64_t seq) {
-      v1::CoordinatorMessage m;
-      m.mutable_reset_soft_all()->set_seq(seq);
       s.sent_seq = seq;
-      *out = encodeMessage(m);
+      *out = encodeResetSoftAll(seq);
       return true;
     };
     if (s.reset_to > 0) {

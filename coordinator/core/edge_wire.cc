@@ -1,5 +1,7 @@
 #include "coordinator/core/edge_wire.h"
 
+#include "tern/v1/edge_link.pb.h"
+
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/wire_format_lite.h>
 
@@ -56,8 +58,31 @@ WireMessage encodePurgeBatch(const std::vector<std::string_view>& purges, bool c
   return out;
 }
 
-WireMessage encodeMessage(const v1::CoordinatorMessage& message) {
+namespace {
+WireMessage encoded(const v1::CoordinatorMessage& message) {
   return std::make_shared<const std::string>(message.SerializeAsString());
+}
+}  // namespace
+
+WireMessage encodeWelcome(uint64_t head_seq, uint64_t first_retained_seq) {
+  v1::CoordinatorMessage m;
+  m.mutable_welcome()->set_head_seq(head_seq);
+  m.mutable_welcome()->set_first_retained_seq(first_retained_seq);
+  m.mutable_welcome()->set_protocol_version(1);
+  return encoded(m);
+}
+
+WireMessage encodeLease(uint64_t heartbeat_id, uint32_t lease_ms) {
+  v1::CoordinatorMessage m;
+  m.mutable_lease()->set_heartbeat_id(heartbeat_id);
+  m.mutable_lease()->set_lease_ms(lease_ms);
+  return encoded(m);
+}
+
+WireMessage encodeResetSoftAll(uint64_t seq) {
+  v1::CoordinatorMessage m;
+  m.mutable_reset_soft_all()->set_seq(seq);
+  return encoded(m);
 }
 
 }  // namespace tern::coordinator

@@ -7,13 +7,13 @@
 // when it is logged, and a batch for any position is built by copying bytes:
 // nothing is serialized per stream. The result parses as tern.v1.CoordinatorMessage.
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "coordinator/log/purge_log.h"
-#include "tern/v1/edge_link.pb.h"
 
 namespace tern::coordinator {
 
@@ -26,7 +26,10 @@ std::string encodeBatchedPurge(const LogEntry& entry);
 // A CoordinatorMessage holding a PurgeBatch of the given encoded purges.
 WireMessage encodePurgeBatch(const std::vector<std::string_view>& purges, bool catching_up);
 
-// Any other message (welcome, lease, reset).
-WireMessage encodeMessage(const tern::v1::CoordinatorMessage& message);
+// The other messages: the welcome (protocol 1), a lease (heartbeat_id 0:
+// the first, unasked), and the order to soft-purge everything up to `seq`.
+WireMessage encodeWelcome(uint64_t head_seq, uint64_t first_retained_seq);
+WireMessage encodeLease(uint64_t heartbeat_id, uint32_t lease_ms);
+WireMessage encodeResetSoftAll(uint64_t seq);
 
 }  // namespace tern::coordinator

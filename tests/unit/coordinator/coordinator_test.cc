@@ -16,6 +16,7 @@
 #include "coordinator/core/coordinator.h"
 #include "coordinator/log/rocks_purge_log.h"
 #include "tests/support/temp_dir.h"
+#include "tests/unit/coordinator/engine_access.h"
 
 namespace tern::coordinator {
 namespace {
@@ -112,7 +113,7 @@ class EngineTest : public ::testing::Test {
   std::vector<v1::CoordinatorMessage> drainNow(uint64_t sid) {
     std::vector<v1::CoordinatorMessage> out;
     v1::CoordinatorMessage m;
-    while (engine_->nextMessage(sid, &m)) {
+    while (engine_access::nextMessage(*engine_, sid, &m)) {
       out.push_back(m);
       m.Clear();
     }
@@ -187,7 +188,7 @@ TEST_F(EngineTest, SilentEdgeIsFencedWhenItsLeaseExpires) {
   EXPECT_EQ(states["b"], EdgePurgeState::kApplied);
   EXPECT_EQ(stream->closed, "lease expired");
   v1::CoordinatorMessage none;
-  EXPECT_FALSE(engine_->nextMessage(a, &none)) << "the fenced stream is gone";
+  EXPECT_FALSE(engine_access::nextMessage(*engine_, a, &none)) << "the fenced stream is gone";
   // b heartbeated? no: b is fenced too now, but it had applied.
   auto edges = engine_->listEdges();
   ASSERT_EQ(edges.edges.size(), 2u);
@@ -786,7 +787,7 @@ TEST_F(ReplicationTest, LeasesNeverOutlastTheReplicasSession) {
   advanceMs(250);  // 50 ms past the session
   EXPECT_EQ(st->closed, "replica lost its etcd session");
   v1::CoordinatorMessage none;
-  EXPECT_FALSE(engine_->nextMessage(s, &none)) << "the stream is gone";
+  EXPECT_FALSE(engine_access::nextMessage(*engine_, s, &none)) << "the stream is gone";
   EdgeHello h;
   h.edge_id = "e2";
   h.protocol_version = 1;
@@ -807,7 +808,8 @@ TEST_F(ReplicationTest, ParkedWaitAllIsAnsweredOnlyAfterTheWatchDeliversIt) {
   EXPECT_FALSE(ready(f));
   EXPECT_EQ(engine_->listEdges().head_seq, 0u);
   v1::CoordinatorMessage none;
-  EXPECT_FALSE(engine_->nextMessage(s, &none)) << "untracked purges are not streamed";
+  EXPECT_FALSE(engine_access::nextMessage(*engine_, s, &none))
+      << "untracked purges are not streamed";
   engine_->learnHead(1);
   EXPECT_FALSE(ready(f)) << "tracked now: waits for e1";
   auto got = engine_->getPurge(1);

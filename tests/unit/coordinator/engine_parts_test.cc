@@ -17,6 +17,7 @@
 #include "coordinator/log/append_queue.h"
 #include "coordinator/log/rocks_purge_log.h"
 #include "tests/support/temp_dir.h"
+#include "tests/unit/coordinator/engine_access.h"
 
 namespace tern::coordinator {
 namespace {
@@ -250,8 +251,8 @@ TEST(EngineLocking, AStreamReadingTheLogDoesNotHoldTheEngine) {
   auto a = engine.attach(hello("a"), std::make_shared<NullStream>());
   ASSERT_TRUE(a.ok());
   v1::CoordinatorMessage m;
-  ASSERT_TRUE(engine.nextMessage(*a, &m));  // Welcome
-  ASSERT_TRUE(engine.nextMessage(*a, &m));  // the first lease
+  ASSERT_TRUE(engine_access::nextMessage(engine, *a, &m));  // Welcome
+  ASSERT_TRUE(engine_access::nextMessage(engine, *a, &m));  // the first lease
   for (int i = 0; i < 2; ++i) {
     std::promise<void> logged;
     engine.purge(tagCall("t" + std::to_string(i)), [&](Result<PurgeStatus> res) {
@@ -264,7 +265,7 @@ TEST(EngineLocking, AStreamReadingTheLogDoesNotHoldTheEngine) {
   log.hold();
   auto reader = std::async(std::launch::async, [&] {
     v1::CoordinatorMessage batch;
-    const bool got = engine.nextMessage(*a, &batch);
+    const bool got = engine_access::nextMessage(engine, *a, &batch);
     return got && batch.has_purges() ? batch.purges().purges_size() : -1;
   });
   ASSERT_TRUE(log.waitReading(std::chrono::seconds(5)));
