@@ -54,6 +54,12 @@ Result<storage::PurgeSelector> loggedFromProto(const tern::v1::Selector& s) {
   return selectorFrom(s, &storage::checkNormalizedSelector);
 }
 
+Result<storage::PurgeSelector> echoFromProto(const tern::v1::Selector& s) {
+  return selectorFrom(s, [](storage::SelectorKind kind, std::string_view value) {
+    return Result<storage::PurgeSelector>(storage::PurgeSelector{kind, std::string(value)});
+  });
+}
+
 tern::v1::Selector toProto(const storage::PurgeSelector& sel) {
   tern::v1::Selector s;
   switch (sel.kind) {

@@ -31,5 +31,9 @@ Result<std::vector<storage::PurgeSelector>> selectorsFromProto(
 Result<storage::PurgeSpec> specFromProto(const tern::v1::Purge& purge);
 // One logged selector, taken as it is (checked, never normalized again).
 Result<storage::PurgeSelector> loggedFromProto(const tern::v1::Selector& selector);
+// One logged selector as it was logged, unchecked: to show it (a purge's
+// status echoes what was logged, whatever release logged it). Fails only
+// for a selector with no kind.
+Result<storage::PurgeSelector> echoFromProto(const tern::v1::Selector& selector);
 
 }  // namespace tern::proto

@@ -62,6 +62,12 @@ Result<PurgeSelector> normalizeSelector(SelectorKind kind, std::string_view valu
       if (value.empty()) return Status::invalidArgument("empty url");
       TERN_ASSIGN_OR_RETURN(CacheKey key, CacheKey::fromUrl(value));
       sel.value = key.urlId();
+      // (Normalizing can add a byte: "h?q" is "h/?q". An edge refuses a
+      // logged selector over the limit, so the call is refused here.)
+      if (sel.value.size() > kMaxSelectorBytes) {
+        return Status::invalidArgument("selector longer than " + std::to_string(kMaxSelectorBytes) +
+                                       " bytes once normalized");
+      }
       // A prefix given without a path ("example.com") means the whole host;
       // "example.com/" is what fromUrl produces for it, which is the same.
       return sel;

@@ -27,9 +27,10 @@ RULES = [
      ("rocksdb/", "boost/asio", "boost/beast", "grpc", "proto/")),
     ("edge/", {"common/", "storage/", "edge/", "proto/"}, ("rocksdb/",)),
     ("coordinator/ctl/", {"common/", "proto/", "coordinator/ctl/", "coordinator/api/json.h"}, ("rocksdb/",)),
-    # The engine speaks plain types (coordinator/core/views.h); the APIs'
-    # messages are made at the rims (api/, server/). Left inside: the log's
-    # records (tern/internal) and the edge link's encoder (edge_wire.cc).
+    # The engine speaks plain types (coordinator/core/views.h); the purge
+    # API's messages are made at the rims (api/, server/). Left inside: the
+    # log's records (tern/internal, which bring tern.v1 selectors and modes)
+    # and the edge link's encoder (edge_wire.cc).
     ("coordinator/core/", {"common/", "storage/", "coordinator/core/", "coordinator/log/",
                            "proto/purge_convert.h"},
      ("grpc", "boost/beast", "boost/asio", "rocksdb/", "tern/v1/purge.pb.h")),

@@ -141,6 +141,7 @@ void HttpApi::handle(const ApiRequest& req, std::function<void(ApiResponse)> res
                {{"by", who->name}, {"from", req.peer}, {"reason", s.message()}});
       return respond(fromStatus(s));
     }
+    if (Status s = checkModeAndWait(*parsed); !s.isOk()) return respond(fromStatus(s));
     coordinator_->purge(
         *call, Requester{who->name, req.peer}, [this, respond](Result<PurgeStatus> r) {
           if (!r.ok()) {

@@ -6,9 +6,13 @@ namespace tern::coordinator {
 
 namespace v1 = tern::v1;
 
-Result<PurgeCall> purgeCallOf(const v1::PurgeRequest& request) {
+Status checkModeAndWait(const v1::PurgeRequest& request) {
   if (!v1::PurgeMode_IsValid(request.mode()) || !v1::WaitMode_IsValid(request.wait()))
     return Status::invalidArgument("unknown mode or wait");
+  return Status::ok();
+}
+
+Result<PurgeCall> purgeCallOf(const v1::PurgeRequest& request) {
   TERN_ASSIGN_OR_RETURN(auto selectors, proto::selectorsFromProto(request.selectors()));
   PurgeCall call;
   call.selectors = std::move(selectors);

@@ -13,8 +13,11 @@
 namespace tern::coordinator {
 
 // A purge request of either API, its selectors validated and normalized;
-// errors are InvalidArgument and say what is wrong.
+// errors are InvalidArgument and say what is wrong. Unknown mode or wait
+// values are checkModeAndWait's, asked after the caller's rights (as the
+// engine asked before).
 Result<PurgeCall> purgeCallOf(const tern::v1::PurgeRequest& request);
+Status checkModeAndWait(const tern::v1::PurgeRequest& request);
 
 tern::v1::PurgeResult toProto(const PurgeStatus& status);
 std::vector<tern::v1::PurgeResult> toProto(const std::vector<PurgeStatus>& statuses);

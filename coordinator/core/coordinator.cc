@@ -439,8 +439,8 @@ void describe(const LogEntry& e, PurgeStatus* r) {
   r->mode = proto::fromProto(e.mode());
   r->selectors.reserve(static_cast<size_t>(e.selectors_size()));
   for (const auto& sel : e.selectors()) {
-    // (Checked when logged; one that no longer reads is left out.)
-    if (auto s = proto::loggedFromProto(sel); s.ok()) r->selectors.push_back(std::move(*s));
+    // As logged, not checked again (no parse under the engine's lock).
+    if (auto s = proto::echoFromProto(sel); s.ok()) r->selectors.push_back(std::move(*s));
   }
 }
 

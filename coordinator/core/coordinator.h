@@ -156,6 +156,8 @@ class Coordinator {
   // A heartbeat is answered with a lease; an ack settles purges.
   void heartbeat(uint64_t session, const EdgeHeartbeat& heartbeat);
   void acked(uint64_t session, const EdgeAck& ack);
+  // A message of no kind this engine knows (logged; the edge was heard).
+  void unexpected(uint64_t session);
   void detach(uint64_t session);
   // The message, encoded, is shared and immutable: streams at the same
   // position get the same batch, built once (see edge_wire.h).

@@ -229,6 +229,20 @@ void Coordinator::acked(uint64_t session, const EdgeAck& ack) {
   run(deferred);
 }
 
+void Coordinator::unexpected(uint64_t session) {
+  std::string edge;
+  {
+    std::lock_guard lock(mu_);
+    auto it = sessions_.find(session);
+    if (it == sessions_.end()) return;
+    Edge& e = edges_[it->second.edge];
+    e.last_seen_us = now();
+    e.last_seen_ms = wallNowMs();
+    edge = e.id;
+  }
+  TERN_LOG(kWarn, "unexpected message on edge stream", {{"edge", edge}});
+}
+
 void Coordinator::detach(uint64_t session) {
   Deferred deferred;
   {

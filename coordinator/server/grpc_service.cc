@@ -107,6 +107,12 @@ grpc::ServerUnaryReactor* PurgeServiceImpl::Purge(grpc::CallbackServerContext* c
       return reactor;
     }
     allowed = checkPurge(*who, call->mode, call->selectors);
+    if (allowed.isOk()) {
+      if (Status s = checkModeAndWait(*request); !s.isOk()) {
+        reactor->Finish(toGrpc(s));
+        return reactor;
+      }
+    }
   }
   if (!allowed.isOk()) {
     TERN_LOG(
@@ -370,7 +376,7 @@ class EdgeReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
     } else if (in_.has_ack()) {
       coordinator_->acked(session_, {in_.ack().applied_seq(), in_.ack().apply_time_us()});
     } else {
-      TERN_LOG(kWarn, "unexpected message on edge stream", {{"peer", peer_}});
+      coordinator_->unexpected(session_);
     }
     StartRead(&in_buf_);
   }

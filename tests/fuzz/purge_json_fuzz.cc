@@ -1,12 +1,12 @@
 // The purge API's JSON body, from bytes to the log entry: parsePurgeJson
 // (Boost.JSON, compiled here with the fuzzer's instrumentation), then
-// checkPurgeRequest, as the HTTP API runs them. Never a crash; an accepted
-// purge has selectors, an edge reads its log entry back as exactly those
-// selectors (proto::specFromProto), and the entry survives a protobuf round
-// trip.
+// purgeCallOf and checkPurgeRequest, as the HTTP API and the engine run them. Never a crash; an
+// accepted purge has selectors, an edge reads its log entry back as exactly those selectors
+// (proto::specFromProto), and the entry survives a protobuf round trip.
 #include <boost/json/src.hpp>
 
 #include "coordinator/api/json.h"
+#include "coordinator/api/proto_views.h"
 #include "coordinator/core/purge_request.h"
 #include "proto/purge_convert.h"
 
@@ -19,8 +19,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (request.status().message().empty()) __builtin_trap();  // users get a reason
     return 0;
   }
-  auto checked = coordinator::checkPurgeRequest(*request, coordinator::PurgeLimits{});
-  if (!checked.ok()) return 0;
+  auto call = coordinator::purgeCallOf(*request);
+  if (!call.ok()) {
+    if (call.status().message().empty()) __builtin_trap();
+    return 0;
+  }
+  if (!coordinator::checkModeAndWait(*request).isOk()) return 0;
+  // Whatever the API read, the engine accepts as it is (or says why not).
+  auto checked = coordinator::checkPurgeRequest(*call, coordinator::PurgeLimits{});
+  if (!checked.ok()) {
+    if (checked.status().message().empty()) __builtin_trap();
+    return 0;
+  }
   const auto& entry = checked->entry;
   if (entry.selectors_size() == 0) __builtin_trap();
   // What an edge applies is exactly what the coordinator decided.

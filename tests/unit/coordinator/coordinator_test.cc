@@ -957,6 +957,70 @@ TEST(ProtoViews, AReplicaSummaryRoundTrips) {
   }
 }
 
+// What the APIs send is what the engine answered, field by field.
+TEST(ProtoViews, APurgeStatusAndTheEdgeListBecomeTheirMessages) {
+  PurgeStatus st;
+  st.seq = 9;
+  st.state = PurgeState::kTimeout;
+  st.edges = {{"e1", EdgePurgeState::kApplied, 120}, {"e2", EdgePurgeState::kPending, 0}};
+  st.accepted_at_ms = 1700000000000;
+  st.complete_latency_us = 0;
+  st.selectors = {{storage::SelectorKind::kTag, "t"}, {storage::SelectorKind::kAll, ""}};
+  st.mode = storage::PurgeMode::kSoft;
+  st.requested_by = "ops";
+  st.requested_from = "10.0.0.1 for 10.0.0.2";
+  const v1::PurgeResult r = toProto(st);
+  EXPECT_EQ(r.seq(), 9u);
+  EXPECT_EQ(r.state(), v1::PURGE_STATE_TIMEOUT);
+  ASSERT_EQ(r.edges_size(), 2);
+  EXPECT_EQ(r.edges(0).edge_id(), "e1");
+  EXPECT_EQ(r.edges(0).state(), v1::EDGE_PURGE_STATE_APPLIED);
+  EXPECT_EQ(r.edges(0).apply_latency_us(), 120u);
+  EXPECT_EQ(r.edges(1).state(), v1::EDGE_PURGE_STATE_PENDING);
+  EXPECT_EQ(r.accepted_at_ms(), 1700000000000);
+  ASSERT_EQ(r.selectors_size(), 2);
+  EXPECT_EQ(r.selectors(0).tag(), "t");
+  EXPECT_TRUE(r.selectors(1).all());
+  EXPECT_EQ(r.mode(), v1::PURGE_MODE_SOFT);
+  EXPECT_EQ(r.requested_by(), "ops");
+  EXPECT_EQ(r.requested_from(), "10.0.0.1 for 10.0.0.2");
+
+  EdgeList list;
+  list.head_seq = 12;
+  list.edges.push_back({"e1", "e1:80", EdgeState::kCatchingUp, 10, 2, 1234, 7, "b"});
+  list.replicas.push_back({"a", "a:8471", 1, 12, true});
+  list.etcd_members.push_back({"127.0.0.1:2379", true, true, "3.4.23", 5, 99, 4096, "", 555});
+  list.etcd_members.push_back({"127.0.0.1:22379", false, false, "", 0, 0, 0, "refused", 556});
+  const v1::ListEdgesResponse m = toProto(list);
+  EXPECT_EQ(m.head_seq(), 12u);
+  ASSERT_EQ(m.edges_size(), 1);
+  const auto& e = m.edges(0);
+  EXPECT_EQ(std::tie(e.edge_id(), e.address(), e.replica_id()), std::tie("e1", "e1:80", "b"));
+  EXPECT_EQ(e.state(), v1::EDGE_STATE_CATCHING_UP);
+  EXPECT_EQ(e.applied_seq(), 10u);
+  EXPECT_EQ(e.lag(), 2u);
+  EXPECT_EQ(e.last_seen_ms(), 1234);
+  EXPECT_EQ(e.incarnation(), 7u);
+  ASSERT_EQ(m.replicas_size(), 1);
+  EXPECT_EQ(m.replicas(0).replica_id(), "a");
+  EXPECT_EQ(m.replicas(0).address(), "a:8471");
+  EXPECT_EQ(m.replicas(0).edges_connected(), 1u);
+  EXPECT_EQ(m.replicas(0).head_seq(), 12u);
+  EXPECT_TRUE(m.replicas(0).self());
+  ASSERT_EQ(m.etcd_members_size(), 2);
+  const auto& up = m.etcd_members(0);
+  EXPECT_EQ(up.endpoint(), "127.0.0.1:2379");
+  EXPECT_TRUE(up.reachable());
+  EXPECT_TRUE(up.leader());
+  EXPECT_EQ(up.version(), "3.4.23");
+  EXPECT_EQ(up.raft_term(), 5u);
+  EXPECT_EQ(up.raft_index(), 99u);
+  EXPECT_EQ(up.db_size_bytes(), 4096);
+  EXPECT_EQ(up.probed_at_ms(), 555);
+  EXPECT_FALSE(m.etcd_members(1).reachable());
+  EXPECT_EQ(m.etcd_members(1).error(), "refused");
+}
+
 TEST(ProtoViews, APurgeRequestIsReadAsTheApisReadIt) {
   v1::PurgeRequest r;
   r.add_selectors()->set_url("https://Example.COM/a");
@@ -973,12 +1037,13 @@ TEST(ProtoViews, APurgeRequestIsReadAsTheApisReadIt) {
   EXPECT_EQ(call->wait, WaitMode::kAll);
   EXPECT_EQ(call->timeout_ms, 250u);
   EXPECT_EQ(call->idempotency_key, "k");
+  EXPECT_TRUE(checkModeAndWait(r).isOk());
   v1::PurgeRequest bad = r;
   bad.set_mode(static_cast<v1::PurgeMode>(99));
-  EXPECT_EQ(purgeCallOf(bad).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(checkModeAndWait(bad).code(), StatusCode::kInvalidArgument);
   bad = r;
   bad.set_wait(static_cast<v1::WaitMode>(99));
-  EXPECT_EQ(purgeCallOf(bad).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(checkModeAndWait(bad).code(), StatusCode::kInvalidArgument);
   bad = r;
   bad.add_selectors()->set_tag("has space");
   EXPECT_EQ(purgeCallOf(bad).status().code(), StatusCode::kInvalidArgument);
