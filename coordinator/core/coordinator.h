@@ -306,6 +306,9 @@ class Coordinator {
   // Marks the edge's pending slots applied or fenced as its view says.
   void settle(size_t edge, Deferred* deferred);  // REQUIRES: mu_
   void listEdgesLocked(EdgeList* out);           // REQUIRES: mu_
+  // The stream's session, its edge marked as heard from now; null when the
+  // stream is gone.  REQUIRES: mu_
+  Session* heardLocked(uint64_t session, int64_t now_us);
   // Queues Welcome and the first lease for a stream (and starts its lease).
   void welcome(Session& s, Deferred* deferred);  // REQUIRES: mu_
   // Milliseconds of lease that may be granted now (0: none).

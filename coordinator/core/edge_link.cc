@@ -188,17 +188,24 @@ void Coordinator::onAck(Edge& edge, size_t index, uint64_t applied, uint64_t app
   if (edge.applied_seq != previous || edge.catching_up != was_catching_up) summaryChanged(deferred);
 }
 
+Coordinator::Session* Coordinator::heardLocked(uint64_t session, int64_t now_us) {
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return nullptr;
+  Edge& e = edges_[it->second.edge];
+  e.last_seen_us = now_us;
+  e.last_seen_ms = wallNowMs();
+  return &it->second;
+}
+
 void Coordinator::heartbeat(uint64_t session, const EdgeHeartbeat& hb) {
   Deferred deferred;
   {
     std::lock_guard lock(mu_);
-    auto it = sessions_.find(session);
-    if (it == sessions_.end()) return;
-    Session& s = it->second;
-    Edge& e = edges_[s.edge];
     const int64_t t = now();
-    e.last_seen_us = t;
-    e.last_seen_ms = wallNowMs();
+    Session* heard = heardLocked(session, t);
+    if (heard == nullptr) return;
+    Session& s = *heard;
+    Edge& e = edges_[s.edge];
     if (!s.welcomed) return;            // not leased yet
     if (e.lease_until_us <= t) return;  // lapsed: the ticker closes the stream
     // Replicas: never past this replica's etcd session.
@@ -216,12 +223,10 @@ void Coordinator::acked(uint64_t session, const EdgeAck& ack) {
   Deferred deferred;
   {
     std::lock_guard lock(mu_);
-    auto it = sessions_.find(session);
-    if (it == sessions_.end()) return;
-    Session& s = it->second;
+    Session* heard = heardLocked(session, now());
+    if (heard == nullptr) return;
+    Session& s = *heard;
     Edge& e = edges_[s.edge];
-    e.last_seen_us = now();
-    e.last_seen_ms = wallNowMs();
     // (The registry is persisted on connect and disconnect only: after a
     // restart an edge reports its own applied_seq.)
     onAck(e, s.edge, std::min(ack.applied_seq, s.sent_seq), ack.apply_time_us, &deferred);
@@ -233,12 +238,9 @@ void Coordinator::unexpected(uint64_t session) {
   std::string edge;
   {
     std::lock_guard lock(mu_);
-    auto it = sessions_.find(session);
-    if (it == sessions_.end()) return;
-    Edge& e = edges_[it->second.edge];
-    e.last_seen_us = now();
-    e.last_seen_ms = wallNowMs();
-    edge = e.id;
+    Session* heard = heardLocked(session, now());
+    if (heard == nullptr) return;
+    edge = edges_[heard->edge].id;
   }
   TERN_LOG(kWarn, "unexpected message on edge stream", {{"edge", edge}});
 }
