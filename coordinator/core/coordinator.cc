@@ -5,11 +5,8 @@
 
 #include "common/clock.h"
 #include "common/log.h"
-#include "proto/purge_convert.h"
 
 namespace tern::coordinator {
-
-namespace v1 = tern::v1;
 
 Coordinator::Coordinator(PurgeLog* log, CoordinatorOptions options, metrics::Registry* registry,
                          SteadyClock clock)
@@ -42,12 +39,12 @@ Status Coordinator::start(bool run_ticker) {
     logged_head_ = log_->headSeq();
   }
   for (const auto& r : records) {
-    const EdgeMetrics em = metrics_.forEdge(r.edge_id());
+    const EdgeMetrics em = metrics_.forEdge(r.edge_id);
     std::lock_guard lock(mu_);
-    size_t i = edgeIndex(r.edge_id(), r.address());
+    size_t i = edgeIndex(r.edge_id, r.address);
     Edge& e = edges_[i];
-    e.applied_seq = r.applied_seq();
-    e.last_seen_ms = r.last_seen_ms();
+    e.applied_seq = r.applied_seq;
+    e.last_seen_ms = r.last_seen_ms;
     e.last_seen_us = now();
     // It may still hold a lease granted before this coordinator started
     // (replicas: a lease of an earlier process is covered by that
@@ -130,14 +127,14 @@ size_t Coordinator::edgeIndex(const std::string& id, const std::string& address)
 
 void Coordinator::persistEdge(const Edge& e, Deferred* deferred) {
   EdgeRecord r;
-  r.set_edge_id(e.id);
-  r.set_address(e.address);
-  r.set_applied_seq(e.applied_seq);
-  r.set_last_seen_ms(e.last_seen_ms);
+  r.edge_id = e.id;
+  r.address = e.address;
+  r.applied_seq = e.applied_seq;
+  r.last_seen_ms = e.last_seen_ms;
   // Written without the lock (etcd may take seconds to answer).
   deferred->push_back([this, r] {
     if (Status s = log_->saveEdge(r); !s.isOk())
-      TERN_LOG(kWarn, "could not save edge", {{"edge", r.edge_id()}, {"error", s.toString()}});
+      TERN_LOG(kWarn, "could not save edge", {{"edge", r.edge_id}, {"error", s.toString()}});
   });
 }
 
@@ -157,12 +154,12 @@ void Coordinator::purge(const PurgeCall& call, const Requester& requester, Purge
   auto checked =
       checkPurgeRequest(call, {options_.default_wait_timeout_ms, options_.max_wait_timeout_ms});
   if (!checked.ok()) return done(checked.status());
-  checked->entry.set_requested_by(requester.name);
-  checked->entry.set_requested_from(requester.address);
+  checked->entry.requested_by = requester.name;
+  checked->entry.requested_from = requester.address;
   // An idempotency key belongs to its caller: another credential using the
   // same key neither answers nor blocks the first one's purge.
-  if (!checked->entry.idempotency_key().empty() && !requester.name.empty())
-    checked->entry.set_idempotency_key(requester.name + '\x1f' + checked->entry.idempotency_key());
+  if (!checked->entry.idempotency_key.empty() && !requester.name.empty())
+    checked->entry.idempotency_key = requester.name + '\x1f' + checked->entry.idempotency_key;
   if (checked->wait == WaitMode::kAll) {
     // Bounded holds: each waiting call is counted until it is answered.
     if (waiting_calls_.fetch_add(1) >= options_.max_waiting_calls) {
@@ -195,7 +192,7 @@ void Coordinator::onLogged(Result<LogEntry> logged, int64_t api_in_us, WaitMode 
     return done(logged.status());
   }
   auditLine(*logged);
-  const uint64_t seq = logged->seq();
+  const uint64_t seq = logged->seq;
   bool learn = false;
   std::optional<PurgeStatus> answer_now;
   {
@@ -258,7 +255,7 @@ void Coordinator::onLogged(Result<LogEntry> logged, int64_t api_in_us, WaitMode 
 Coordinator::Tracked* Coordinator::track(LogEntry e, std::string wire, int64_t api_in_us,
                                          bool local, Deferred* deferred) {
   const int64_t t = now();
-  logged_head_ = e.seq();
+  logged_head_ = e.seq;
   metrics_.logged(e);
   Tracked tr;
   tr.entry = std::move(e);
@@ -275,16 +272,16 @@ Coordinator::Tracked* Coordinator::track(LogEntry e, std::string wire, int64_t a
     const View v = viewOf(edge, t);
     // (Applied already: only replicas may see an edge ahead of what they
     // track. One process: an edge ahead of the log waits for the raise.)
-    const auto state = !v.live                                      ? EdgePurgeState::kFenced
-                       : replicated_ && v.applied >= tr.entry.seq() ? EdgePurgeState::kApplied
-                                                                    : EdgePurgeState::kPending;
+    const auto state = !v.live                                    ? EdgePurgeState::kFenced
+                       : replicated_ && v.applied >= tr.entry.seq ? EdgePurgeState::kApplied
+                                                                  : EdgePurgeState::kPending;
     tr.slots.push_back({i, state, 0});
     if (state == EdgePurgeState::kPending) ++tr.pending;
   }
   tracked_.push_back(std::move(tr));
   Tracked& ref = tracked_.back();
   std::vector<Parked> calls;
-  if (auto p = parked_.find(ref.entry.seq()); p != parked_.end()) {
+  if (auto p = parked_.find(ref.entry.seq); p != parked_.end()) {
     calls = std::move(p->second);
     parked_.erase(p);
     for (const auto& c : calls) {
@@ -365,9 +362,9 @@ void Coordinator::learnHead(uint64_t head) {
       std::lock_guard lock(mu_);
       for (size_t i = 0; i < entries.size(); ++i) {
         LogEntry& e = entries[i];
-        if (e.seq() <= logged_head_) continue;  // tracked meanwhile
-        if (e.seq() > head) break;
-        if (e.seq() != logged_head_ + 1) break;
+        if (e.seq <= logged_head_) continue;  // tracked meanwhile
+        if (e.seq > head) break;
+        if (e.seq != logged_head_ + 1) break;
         track(std::move(e), std::move(wires[i]), now(), /*local=*/false, &deferred);
       }
       if (logged_head_ < from) {
@@ -380,9 +377,9 @@ void Coordinator::learnHead(uint64_t head) {
 }
 
 Coordinator::Tracked* Coordinator::tracked(uint64_t seq) {
-  if (tracked_.empty() || seq < tracked_.front().entry.seq() || seq > tracked_.back().entry.seq())
+  if (tracked_.empty() || seq < tracked_.front().entry.seq || seq > tracked_.back().entry.seq)
     return nullptr;
-  return &tracked_[seq - tracked_.front().entry.seq()];
+  return &tracked_[seq - tracked_.front().entry.seq];
 }
 
 void Coordinator::markSlot(Tracked& t, size_t edge, EdgePurgeState state, uint64_t latency_us,
@@ -409,22 +406,18 @@ void Coordinator::complete(Tracked& t, Deferred* deferred) {
 
 void Coordinator::auditLine(const LogEntry& e) {
   std::string selectors;
-  for (int i = 0; i < e.selectors_size() && i < 20; ++i) {
+  for (size_t i = 0; i < e.selectors.size() && i < 20; ++i) {
     if (i) selectors += ' ';
-    auto sel = proto::loggedFromProto(e.selectors(i));
-    if (!sel.ok()) {
-      selectors += "invalid";
-      continue;
-    }
-    selectors += storage::selectorKindName(sel->kind);
-    if (sel->kind != storage::SelectorKind::kAll) selectors += "=" + sel->value;
+    const auto& sel = e.selectors[i];
+    selectors += storage::selectorKindName(sel.kind);
+    if (sel.kind != storage::SelectorKind::kAll) selectors += "=" + sel.value;
   }
-  if (e.selectors_size() > 20) selectors += " (" + std::to_string(e.selectors_size()) + " in all)";
+  if (e.selectors.size() > 20) selectors += " (" + std::to_string(e.selectors.size()) + " in all)";
   TERN_LOG(kInfo, "audit: purge logged",
-           {{"seq", std::to_string(e.seq())},
-            {"by", e.requested_by()},
-            {"from", e.requested_from()},
-            {"mode", e.mode() == v1::PURGE_MODE_SOFT ? "soft" : "hard"},
+           {{"seq", std::to_string(e.seq)},
+            {"by", e.requested_by},
+            {"from", e.requested_from},
+            {"mode", std::string(storage::purgeModeName(e.mode))},
             {"selectors", selectors}});
 }
 
@@ -432,16 +425,12 @@ namespace {
 
 // The selectors and mode of a logged purge, as they were logged.
 void describe(const LogEntry& e, PurgeStatus* r) {
-  r->seq = e.seq();
-  r->requested_by = e.requested_by();
-  r->requested_from = e.requested_from();
-  r->accepted_at_ms = e.accepted_at_ms();
-  r->mode = proto::fromProto(e.mode());
-  r->selectors.reserve(static_cast<size_t>(e.selectors_size()));
-  for (const auto& sel : e.selectors()) {
-    // As logged, not checked again (no parse under the engine's lock).
-    if (auto s = proto::echoFromProto(sel); s.ok()) r->selectors.push_back(std::move(*s));
-  }
+  r->seq = e.seq;
+  r->requested_by = e.requested_by;
+  r->requested_from = e.requested_from;
+  r->accepted_at_ms = e.accepted_at_ms;
+  r->mode = e.mode;
+  r->selectors = e.selectors;  // as logged, not checked again
 }
 
 }  // namespace
@@ -465,7 +454,7 @@ PurgeStatus Coordinator::resultFromLog(const LogEntry& e) const {
     if (edge.retired) continue;
     const View v = viewOf(edge, t);
     EdgePurgeState state = EdgePurgeState::kPending;
-    if (v.applied >= e.seq()) {
+    if (v.applied >= e.seq) {
       state = EdgePurgeState::kApplied;
     } else if (!v.live) {
       state = EdgePurgeState::kFenced;
@@ -500,7 +489,7 @@ std::vector<PurgeStatus> Coordinator::recentPurges(size_t n) {
     std::lock_guard lock(mu_);
     for (auto it = tracked_.rbegin(); it != tracked_.rend() && out.size() < n; ++it)
       out.push_back(resultOf(*it));
-    below = tracked_.empty() ? logged_head_ + 1 : tracked_.front().entry.seq();
+    below = tracked_.empty() ? logged_head_ + 1 : tracked_.front().entry.seq;
   }
   if (out.size() >= n || below <= 1) return out;
   // (After a restart nothing is tracked yet: the trail is still shown.)
@@ -511,7 +500,7 @@ std::vector<PurgeStatus> Coordinator::recentPurges(size_t n) {
     return out;
   std::lock_guard lock(mu_);
   for (auto it = entries.rbegin(); it != entries.rend() && out.size() < n; ++it)
-    if (it->seq() < below) out.push_back(resultFromLog(*it));
+    if (it->seq < below) out.push_back(resultFromLog(*it));
   return out;
 }
 
@@ -577,7 +566,7 @@ uint64_t Coordinator::watch(uint64_t from_seq, std::function<void(const PurgeSta
     id = next_watcher_++;
     if (from_seq > 0)
       for (const auto& t : tracked_)
-        if (t.entry.seq() >= from_seq && t.state != PurgeState::kAccepted)
+        if (t.entry.seq >= from_seq && t.state != PurgeState::kAccepted)
           backlog.push_back(resultOf(t));
     watchers_[id] = fn;
   }

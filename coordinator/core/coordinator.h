@@ -292,7 +292,7 @@ class Coordinator {
   void onLogged(Result<LogEntry> entry, int64_t api_in_us, WaitMode wait, uint32_t timeout_ms,
                 PurgeDone done);
   Tracked* tracked(uint64_t seq);
-  // Tracks the next entry of the log (e.seq() == logged_head_ + 1).
+  // Tracks the next entry of the log (e.seq == logged_head_ + 1).
   // `wire` is encodeBatchedPurge(e) (empty: encoded here).
   Tracked* track(LogEntry e, std::string wire, int64_t api_in_us, bool local,
                  Deferred* deferred);  // REQUIRES: mu_

@@ -10,8 +10,6 @@
 
 namespace tern::coordinator {
 
-namespace v1 = tern::v1;
-
 void Coordinator::wakeAll(Deferred* deferred) {
   deferred->push_back([this] { requestWakeAll(); });
 }
@@ -128,7 +126,7 @@ Result<uint64_t> Coordinator::attach(const EdgeHello& hello, std::shared_ptr<Edg
       Deferred d;
       {
         std::lock_guard lock(mu_);
-        if (!replicated_ && r->seq() > logged_head_) restartTracking(r->seq(), &d);
+        if (!replicated_ && r->seq > logged_head_) restartTracking(r->seq, &d);
       }
       run(d);
       // (Replicas track the raised head as the watch delivers it.)
@@ -311,7 +309,7 @@ bool Coordinator::nextMessage(uint64_t session, WireMessage* out) {
     std::vector<std::string> encoded;  // of entries read from the log
     if (tracked(from) != nullptr) {
       // (tracked_ holds consecutive seqs up to logged_head_.)
-      const uint64_t base = tracked_.front().entry.seq();
+      const uint64_t base = tracked_.front().entry.seq;
       const uint64_t to = std::min<uint64_t>(logged_head_, from + options_.batch_max - 1);
       for (uint64_t seq = from; seq <= to; ++seq) purges.emplace_back(tracked_[seq - base].wire);
       s.sent_seq = to;
@@ -327,15 +325,15 @@ bool Coordinator::nextMessage(uint64_t session, WireMessage* out) {
         }
         continue;
       }
-      if (entries.empty() || entries.front().seq() != from) {
+      if (entries.empty() || entries.front().seq != from) {
         // Trimmed while the edge was behind, or a gap (the head was raised):
         // it must start over from a reset.
         return reset(logged_head_);
       }
       for (const auto& e : entries) {
-        if (e.seq() > logged_head_) break;
+        if (e.seq > logged_head_) break;
         encoded.push_back(encodeBatchedPurge(e));
-        s.sent_seq = e.seq();
+        s.sent_seq = e.seq;
       }
       for (const auto& e : encoded) purges.emplace_back(e);
     }

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "coordinator/log/purge_log.h"
+#include "coordinator/log/log_records.h"
 
 namespace tern::coordinator {
 

@@ -6,23 +6,7 @@ namespace tern::coordinator {
 
 namespace {
 
-constexpr std::string_view kKindNames[5] = {"url", "prefix", "host", "tag", "all"};
-constexpr std::string_view kModeNames[2] = {"hard", "soft"};
-
-size_t kindIndex(const tern::v1::Selector& s) {
-  switch (s.kind_case()) {
-    case tern::v1::Selector::kUrl:
-      return 0;
-    case tern::v1::Selector::kPrefix:
-      return 1;
-    case tern::v1::Selector::kHost:
-      return 2;
-    case tern::v1::Selector::kTag:
-      return 3;
-    default:
-      return 4;
-  }
-}
+constexpr size_t kKinds = static_cast<size_t>(storage::SelectorKind::kAll) + 1;
 
 }  // namespace
 
@@ -35,17 +19,19 @@ EngineMetrics::EngineMetrics(metrics::Registry& registry)
       fenced(
           registry.counter("tern_coordinator_edge_fenced_total", "Times an edge's lease expired")),
       registry_(registry) {
-  for (size_t k = 0; k < 5; ++k)
+  for (size_t k = 0; k < kKinds; ++k)
     for (size_t m = 0; m < 2; ++m)
-      selectors_[k][m] = &registry.counter("tern_coordinator_purge_selectors_total",
-                                           "Selectors logged, by kind and mode",
-                                           "kind=\"" + std::string(kKindNames[k]) + "\",mode=\"" +
-                                               std::string(kModeNames[m]) + "\"");
+      selectors_[k][m] = &registry.counter(
+          "tern_coordinator_purge_selectors_total", "Selectors logged, by kind and mode",
+          "kind=\"" +
+              std::string(storage::selectorKindName(static_cast<storage::SelectorKind>(k))) +
+              "\",mode=\"" +
+              std::string(storage::purgeModeName(static_cast<storage::PurgeMode>(m))) + "\"");
 }
 
-void EngineMetrics::logged(const tern::internal::v1::LogEntry& entry) {
-  const size_t mode = entry.mode() == tern::v1::PURGE_MODE_SOFT ? 1 : 0;
-  for (const auto& s : entry.selectors()) selectors_[kindIndex(s)][mode]->inc();
+void EngineMetrics::logged(const LogEntry& entry) {
+  const auto mode = static_cast<size_t>(entry.mode);
+  for (const auto& s : entry.selectors) selectors_[static_cast<size_t>(s.kind)][mode]->inc();
 }
 
 EdgeMetrics EngineMetrics::forEdge(const std::string& edge_id) {

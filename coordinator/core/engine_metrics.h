@@ -8,7 +8,7 @@
 #include <string>
 
 #include "common/metrics.h"
-#include "tern/internal/coordinator_log.pb.h"
+#include "coordinator/log/log_records.h"
 
 namespace tern::coordinator {
 
@@ -22,7 +22,7 @@ class EngineMetrics {
   explicit EngineMetrics(metrics::Registry& registry);
 
   // A purge entered the engine's tracking: counts its selectors.
-  void logged(const tern::internal::v1::LogEntry& entry);
+  void logged(const LogEntry& entry);
   EdgeMetrics forEdge(const std::string& edge_id);
 
   metrics::Histogram& purge_latency;

@@ -2,8 +2,6 @@
 
 #include <string>
 
-#include "proto/purge_convert.h"
-
 namespace tern::coordinator {
 
 Result<CheckedPurge> checkPurgeRequest(const PurgeCall& call, const PurgeLimits& limits) {
@@ -23,9 +21,9 @@ Result<CheckedPurge> checkPurgeRequest(const PurgeCall& call, const PurgeLimits&
     return Status::invalidArgument("idempotency_key longer than " +
                                    std::to_string(limits.max_idempotency_key) + " bytes");
   CheckedPurge out;
-  out.entry.set_mode(proto::toProto(call.mode));
-  for (const auto& sel : call.selectors) *out.entry.add_selectors() = proto::toProto(sel);
-  out.entry.set_idempotency_key(call.idempotency_key);
+  out.entry.mode = call.mode;
+  out.entry.selectors = call.selectors;
+  out.entry.idempotency_key = call.idempotency_key;
   out.wait = call.wait;
   out.timeout_ms = call.timeout_ms ? call.timeout_ms : limits.default_wait_timeout_ms;
   return out;

@@ -8,7 +8,7 @@
 
 #include "common/result.h"
 #include "coordinator/core/views.h"
-#include "tern/internal/coordinator_log.pb.h"
+#include "coordinator/log/log_records.h"
 
 namespace tern::coordinator {
 
@@ -26,7 +26,7 @@ struct Requester {
 };
 
 struct CheckedPurge {
-  tern::internal::v1::LogEntry entry;  // mode, selectors, idempotency key
+  LogEntry entry;  // mode, selectors, idempotency key
   WaitMode wait = WaitMode::kNone;
   uint32_t timeout_ms = 0;  // how long a wait=all call is held
 };

@@ -9,8 +9,6 @@
 
 namespace tern::coordinator {
 
-namespace v1 = tern::v1;
-
 Coordinator::View Coordinator::viewOf(const Edge& e, int64_t now_us) const {
   View v;
   const bool local_live = !e.fence_seen && e.lease_until_us > now_us;
@@ -47,7 +45,7 @@ void Coordinator::settle(size_t index, Deferred* deferred) {
     if (e.fenced_settled) return;
     e.fenced_settled = true;
     for (auto& tr : tracked_) {
-      if (tr.state == PurgeState::kComplete || tr.entry.seq() <= e.settled_to) continue;
+      if (tr.state == PurgeState::kComplete || tr.entry.seq <= e.settled_to) continue;
       markSlot(tr, index, EdgePurgeState::kFenced, 0, deferred);
     }
     return;
@@ -55,8 +53,8 @@ void Coordinator::settle(size_t index, Deferred* deferred) {
   e.fenced_settled = false;
   if (v.applied <= e.settled_to) return;
   if (!tracked_.empty()) {
-    const uint64_t front = tracked_.front().entry.seq();
-    const uint64_t to = std::min(v.applied, tracked_.back().entry.seq());
+    const uint64_t front = tracked_.front().entry.seq;
+    const uint64_t to = std::min(v.applied, tracked_.back().entry.seq);
     for (uint64_t seq = std::max(front, e.settled_to + 1); seq <= to; ++seq) {
       Tracked& tr = tracked_[seq - front];
       if (tr.state == PurgeState::kComplete) continue;

@@ -8,6 +8,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "coordinator/log/log_codec.h"
 
 namespace tern::coordinator::etcd {
 
@@ -197,8 +198,7 @@ void EtcdPurgeLog::onWatch(const pb::WatchResponse& r) {
       }
     } else if (key.rfind(log_prefix_, 0) == 0) {
       if (ev.type() == pb::Event::PUT) {
-        LogEntry e;
-        if (e.ParseFromString(ev.kv().value())) added.push_back(std::move(e));
+        if (auto e = decodeLogEntry(ev.kv().value()); e.ok()) added.push_back(std::move(*e));
       } else {
         trimmed_to = std::max(trimmed_to, seqOfKey(key) + 1);
       }
@@ -231,11 +231,11 @@ void EtcdPurgeLog::applyWatched(std::vector<LogEntry> added, uint64_t head, int6
   {
     std::lock_guard lock(mu_);
     if (trimmed_to > first_) first_ = trimmed_to;
-    while (!recent_.empty() && recent_.front().seq() < first_) recent_.pop_front();
+    while (!recent_.empty() && recent_.front().seq < first_) recent_.pop_front();
     for (auto& e : added) {
-      head = std::max(head, e.seq());
-      if (e.seq() <= (recent_.empty() ? 0 : recent_.back().seq())) continue;  // known
-      if (!recent_.empty() && recent_.back().seq() + 1 != e.seq()) recent_.clear();
+      head = std::max(head, e.seq);
+      if (e.seq <= (recent_.empty() ? 0 : recent_.back().seq)) continue;  // known
+      if (!recent_.empty() && recent_.back().seq + 1 != e.seq) recent_.clear();
       recent_.push_back(std::move(e));
     }
     while (recent_.size() > options_.log.memory_entries) recent_.pop_front();
@@ -282,7 +282,7 @@ void EtcdPurgeLog::append(LogEntry entry, AppendDone done) {
 
 void EtcdPurgeLog::raiseHead(uint64_t seq, AppendDone done) {
   LogEntry e;
-  e.set_seq(seq);
+  e.seq = seq;
   queue_.push({std::move(e), std::move(done), true});
 }
 
@@ -295,7 +295,7 @@ void EtcdPurgeLog::commitLoop() {
       ops = 3;
       bytes = 0;
     }
-    const size_t b = next.entry.ByteSizeLong();
+    const size_t b = encodedSizeBound(next.entry);
     if (n >= options_.log.max_group || ops + 2 > options_.max_txn_ops ||
         bytes + b > options_.max_txn_bytes)
       return false;
@@ -392,10 +392,10 @@ Status EtcdPurgeLog::commit(std::vector<Pending>* group, std::vector<Result<LogE
       if (answered[i]) continue;
       Pending& p = (*group)[i];
       if (p.raise) {
-        next = std::max(next, p.entry.seq());
+        next = std::max(next, p.entry.seq);
         continue;
       }
-      const std::string& key = p.entry.idempotency_key();
+      const std::string& key = p.entry.idempotency_key;
       if (!key.empty()) {
         if (key_owner.count(key)) continue;  // answered with the first one below
         key_owner[key] = i;
@@ -408,13 +408,11 @@ Status EtcdPurgeLog::commit(std::vector<Pending>* group, std::vector<Result<LogE
         idem_checked.push_back(i);
       }
       LogEntry e = p.entry;
-      e.set_seq(++next);
-      if (e.accepted_at_ms() == 0) e.set_accepted_at_ms(now_ms);
-      e.set_commit_id(commit_id);
-      std::string value;
-      e.SerializeToString(&value);
-      *txn.add_success() = putOp(logKey(e.seq()), value);
-      if (!key.empty()) *txn.add_success() = putOp(idem_prefix_ + key, std::to_string(e.seq()));
+      e.seq = ++next;
+      if (e.accepted_at_ms == 0) e.accepted_at_ms = now_ms;
+      e.commit_id = commit_id;
+      *txn.add_success() = putOp(logKey(e.seq), encodeLogEntry(e));
+      if (!key.empty()) *txn.add_success() = putOp(idem_prefix_ + key, std::to_string(e.seq));
       added.push_back(std::move(e));
     }
     if (next == head && added.empty()) {
@@ -423,7 +421,7 @@ Status EtcdPurgeLog::commit(std::vector<Pending>* group, std::vector<Result<LogE
         if (answered[i]) continue;
         LogEntry e = (*group)[i].entry;
         if ((*group)[i].raise) {
-          e.set_seq(head);
+          e.seq = head;
           (*results)[i] = e;
         }
       }
@@ -440,8 +438,8 @@ Status EtcdPurgeLog::commit(std::vector<Pending>* group, std::vector<Result<LogE
     // retry on another member fails its compare. Did it land? Our commit id
     // at the first sequence we used says so.
     if (!r->succeeded() && maybe_applied && !added.empty()) {
-      auto landed = get(added.front().seq());
-      if (landed.ok() && landed->has_value() && (*landed)->commit_id() == commit_id) {
+      auto landed = get(added.front().seq);
+      if (landed.ok() && landed->has_value() && (*landed)->commit_id == commit_id) {
         int64_t rev = 0;
         auto h = readHead(&rev);
         if (!h.ok()) return h.status();
@@ -474,7 +472,7 @@ Status EtcdPurgeLog::commit(std::vector<Pending>* group, std::vector<Result<LogE
         // Only if they follow what is known: otherwise other replicas'
         // entries come first, and the watch delivers all of them in order.
         for (const auto& e : added)
-          if (recent_.empty() || recent_.back().seq() + 1 == e.seq()) recent_.push_back(e);
+          if (recent_.empty() || recent_.back().seq + 1 == e.seq) recent_.push_back(e);
         while (recent_.size() > options_.log.memory_entries) recent_.pop_front();
       }
       size_t k = 0;
@@ -484,18 +482,18 @@ Status EtcdPurgeLog::commit(std::vector<Pending>* group, std::vector<Result<LogE
         Pending& p = (*group)[i];
         if (p.raise) {
           LogEntry e = p.entry;
-          e.set_seq(next);
+          e.seq = next;
           (*results)[i] = e;
           continue;
         }
-        const std::string& key = p.entry.idempotency_key();
+        const std::string& key = p.entry.idempotency_key;
         if (!key.empty() && key_owner[key] != i) continue;  // filled below
         (*results)[i] = added[k];
         if (!key.empty()) by_key[key] = added[k];
         ++k;
       }
       for (size_t i = 0; i < group->size(); ++i) {
-        const std::string& key = (*group)[i].entry.idempotency_key();
+        const std::string& key = (*group)[i].entry.idempotency_key;
         if (!answered[i] && !key.empty() && key_owner[key] != i) (*results)[i] = by_key[key];
       }
       return Status::ok();
@@ -518,9 +516,9 @@ Status EtcdPurgeLog::commit(std::vector<Pending>* group, std::vector<Result<LogE
       auto logged = get(parseU64(ir.kvs(0).value()));
       if (!logged.ok()) return logged.status();
       if (!logged->has_value()) continue;  // trimmed meanwhile: log it again
-      const std::string key = (*group)[i].entry.idempotency_key();
+      const std::string key = (*group)[i].entry.idempotency_key;
       for (size_t m = 0; m < group->size(); ++m) {
-        if (!answered[m] && !(*group)[m].raise && (*group)[m].entry.idempotency_key() == key) {
+        if (!answered[m] && !(*group)[m].raise && (*group)[m].entry.idempotency_key == key) {
           (*results)[m] = **logged;
           answered[m] = true;
         }
@@ -556,8 +554,8 @@ Status EtcdPurgeLog::read(uint64_t from, size_t max, std::vector<LogEntry>* out)
   {
     std::lock_guard lock(mu_);
     from = std::max(from, first_);
-    if (!recent_.empty() && from >= recent_.front().seq() && from <= recent_.back().seq()) {
-      for (size_t i = from - recent_.front().seq(); i < recent_.size() && max > 0; ++i, --max)
+    if (!recent_.empty() && from >= recent_.front().seq && from <= recent_.back().seq) {
+      for (size_t i = from - recent_.front().seq; i < recent_.size() && max > 0; ++i, --max)
         out->push_back(recent_[i]);
       return Status::ok();
     }
@@ -568,10 +566,9 @@ Status EtcdPurgeLog::read(uint64_t from, size_t max, std::vector<LogEntry>* out)
   req.set_limit(static_cast<int64_t>(max));
   TERN_ASSIGN_OR_RETURN(auto r, client_->range(req));
   for (const auto& kv : r.kvs()) {
-    LogEntry e;
-    if (!e.ParseFromString(kv.value()))
-      return Status::corruption("purge log entry " + kv.key() + " does not parse");
-    out->push_back(std::move(e));
+    auto e = decodeLogEntry(kv.value());
+    if (!e.ok()) return Status::corruption(kv.key() + ": " + e.status().message());
+    out->push_back(std::move(*e));
   }
   return Status::ok();
 }
@@ -583,24 +580,23 @@ Result<std::optional<LogEntry>> EtcdPurgeLog::get(uint64_t seq) const {
       // Another replica may have logged it a moment ago: ask etcd when the
       // seq is past what this replica has seen.
       if (seq < first_) return std::optional<LogEntry>();
-    } else if (!recent_.empty() && seq >= recent_.front().seq() && seq <= recent_.back().seq()) {
-      return std::optional<LogEntry>(recent_[seq - recent_.front().seq()]);
+    } else if (!recent_.empty() && seq >= recent_.front().seq && seq <= recent_.back().seq) {
+      return std::optional<LogEntry>(recent_[seq - recent_.front().seq]);
     }
   }
   pb::RangeRequest req;
   req.set_key(logKey(seq));
   TERN_ASSIGN_OR_RETURN(auto r, client_->range(req));
   if (r.kvs_size() == 0) return std::optional<LogEntry>();
-  LogEntry e;
-  if (!e.ParseFromString(r.kvs(0).value()))
-    return Status::corruption("purge log entry " + std::to_string(seq) + " does not parse");
-  return std::optional<LogEntry>(std::move(e));
+  auto e = decodeLogEntry(r.kvs(0).value());
+  if (!e.ok()) return Status::corruption(r.kvs(0).key() + ": " + e.status().message());
+  return std::optional<LogEntry>(std::move(*e));
 }
 
 Status EtcdPurgeLog::saveEdge(const EdgeRecord& edge) {
   pb::PutRequest req;
-  req.set_key(edge_prefix_ + edge.edge_id());
-  edge.SerializeToString(req.mutable_value());
+  req.set_key(edge_prefix_ + edge.edge_id);
+  req.set_value(encodeEdgeRecord(edge));
   return client_->put(req).status();
 }
 
@@ -617,8 +613,7 @@ Result<std::vector<EdgeRecord>> EtcdPurgeLog::loadEdges() const {
   TERN_ASSIGN_OR_RETURN(auto r, client_->range(req));
   std::vector<EdgeRecord> out;
   for (const auto& kv : r.kvs()) {
-    EdgeRecord e;
-    if (e.ParseFromString(kv.value())) out.push_back(std::move(e));
+    if (auto e = decodeEdgeRecord(kv.value()); e.ok()) out.push_back(std::move(*e));
   }
   return out;
 }
@@ -654,21 +649,21 @@ Status EtcdPurgeLog::trimRound(int64_t now_ms, bool* more) {
   pb::TxnRequest txn;
   uint64_t new_first = 0;
   for (const auto& e : oldest) {
-    if (e.seq() >= head) break;  // the newest stays
-    if (e.seq() >= count_cut && e.accepted_at_ms() >= age_cut) break;
-    if (!e.idempotency_key().empty()) {
+    if (e.seq >= head) break;  // the newest stays
+    if (e.seq >= count_cut && e.accepted_at_ms >= age_cut) break;
+    if (!e.idempotency_key.empty()) {
       if (static_cast<size_t>(txn.success_size()) + 2 > options_.max_txn_ops) {
         *more = true;
         break;
       }
       pb::RequestOp d;
-      d.mutable_request_delete_range()->set_key(idem_prefix_ + e.idempotency_key());
+      d.mutable_request_delete_range()->set_key(idem_prefix_ + e.idempotency_key);
       *txn.add_success() = d;
     }
-    new_first = e.seq() + 1;
+    new_first = e.seq + 1;
   }
   if (new_first == 0) return Status::ok();
-  if (oldest.back().seq() + 1 == new_first && oldest.size() == 1024) *more = true;
+  if (oldest.back().seq + 1 == new_first && oldest.size() == 1024) *more = true;
   pb::RequestOp del;
   del.mutable_request_delete_range()->set_key(logKey(first));
   del.mutable_request_delete_range()->set_range_end(logKey(new_first));
@@ -679,7 +674,7 @@ Status EtcdPurgeLog::trimRound(int64_t now_ms, bool* more) {
     entries_ -= std::min<uint64_t>(entries_, new_first - first_);
     first_ = new_first;
   }
-  while (!recent_.empty() && recent_.front().seq() < first_) recent_.pop_front();
+  while (!recent_.empty() && recent_.front().seq < first_) recent_.pop_front();
   return Status::ok();
 }
 

@@ -26,12 +26,9 @@
 #include <vector>
 
 #include "common/result.h"
-#include "tern/internal/coordinator_log.pb.h"
+#include "coordinator/log/log_records.h"
 
 namespace tern::coordinator {
-
-using LogEntry = tern::internal::v1::LogEntry;
-using EdgeRecord = tern::internal::v1::EdgeRecord;
 
 struct PurgeLogOptions {
   std::string path;  // RocksPurgeLog: the RocksDB folder

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "common/log.h"
+#include "coordinator/log/log_codec.h"
 
 namespace tern::coordinator {
 
@@ -84,11 +85,12 @@ Result<std::unique_ptr<PurgeLog>> RocksPurgeLog::open(const PurgeLogOptions& opt
   std::vector<LogEntry> tail;
   for (it->Seek(purgeKey(from)); it->Valid() && it->key().starts_with(std::string(1, kPurgePrefix));
        it->Next()) {
-    LogEntry e;
-    if (!e.ParseFromArray(it->value().data(), static_cast<int>(it->value().size())))
+    auto e = decodeLogEntry(it->value().ToStringView());
+    if (!e.ok())
       return Status::corruption("purge log entry at " +
-                                std::to_string(fromBe64(it->key().ToStringView().substr(1))));
-    log->recent_.push_back(std::move(e));
+                                std::to_string(fromBe64(it->key().ToStringView().substr(1))) +
+                                ": " + e.status().message());
+    log->recent_.push_back(std::move(*e));
   }
   log->committer_ = std::thread([l = log.get()] { l->commitLoop(); });
   TERN_LOG(kInfo, "purge log open",
@@ -109,7 +111,7 @@ void RocksPurgeLog::append(LogEntry entry, AppendDone done) {
 
 void RocksPurgeLog::raiseHead(uint64_t seq, AppendDone done) {
   LogEntry e;
-  e.set_seq(seq);
+  e.seq = seq;
   queue_.push({std::move(e), std::move(done), true});
 }
 
@@ -146,13 +148,13 @@ Status RocksPurgeLog::commit(std::vector<Pending>* group, std::vector<Result<Log
   results->clear();
   for (auto& p : *group) {
     if (p.raise) {
-      if (p.entry.seq() > head) raised = true;
-      head = std::max(head, p.entry.seq());
-      p.entry.set_seq(head);
+      if (p.entry.seq > head) raised = true;
+      head = std::max(head, p.entry.seq);
+      p.entry.seq = head;
       results->emplace_back(p.entry);
       continue;
     }
-    const std::string& key = p.entry.idempotency_key();
+    const std::string& key = p.entry.idempotency_key;
     if (!key.empty()) {
       if (auto it = keys_in_group.find(key); it != keys_in_group.end()) {
         results->emplace_back(it->second);
@@ -170,11 +172,9 @@ Status RocksPurgeLog::commit(std::vector<Pending>* group, std::vector<Result<Log
         return fromRocks(s, "read idempotency key");
       }
     }
-    p.entry.set_seq(++head);
-    if (p.entry.accepted_at_ms() == 0) p.entry.set_accepted_at_ms(now_ms);
-    std::string value;
-    p.entry.SerializeToString(&value);
-    batch.Put(purgeKey(head), value);
+    p.entry.seq = ++head;
+    if (p.entry.accepted_at_ms == 0) p.entry.accepted_at_ms = now_ms;
+    batch.Put(purgeKey(head), encodeLogEntry(p.entry));
     if (!key.empty()) {
       batch.Put(std::string(1, kIdemPrefix) + key, be64(head));
       keys_in_group.emplace(key, p.entry);
@@ -195,7 +195,7 @@ Status RocksPurgeLog::commit(std::vector<Pending>* group, std::vector<Result<Log
     if (raised) recent_.clear();
     for (auto& e : added) {
       // The memory tail holds consecutive sequences only.
-      if (!recent_.empty() && recent_.back().seq() + 1 != e.seq()) recent_.clear();
+      if (!recent_.empty() && recent_.back().seq + 1 != e.seq) recent_.clear();
       recent_.push_back(std::move(e));
     }
     while (recent_.size() > options_.memory_entries) recent_.pop_front();
@@ -222,7 +222,7 @@ Status RocksPurgeLog::trim(int64_t now_ms) {
   while (new_first < head) {
     auto e = get(new_first);
     if (!e.ok()) return e.status();
-    if (!e->has_value() || (*e)->accepted_at_ms() >= cutoff) break;
+    if (!e->has_value() || (*e)->accepted_at_ms >= cutoff) break;
     ++new_first;
   }
   if (new_first == first) return Status::ok();
@@ -231,17 +231,16 @@ Status RocksPurgeLog::trim(int64_t now_ms) {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   const std::string end = purgeKey(new_first);
   for (it->Seek(purgeKey(first)); it->Valid() && it->key().ToStringView() < end; it->Next()) {
-    LogEntry e;
-    if (e.ParseFromArray(it->value().data(), static_cast<int>(it->value().size())) &&
-        !e.idempotency_key().empty())
-      batch.Delete(std::string(1, kIdemPrefix) + e.idempotency_key());
+    auto e = decodeLogEntry(it->value().ToStringView());
+    if (e.ok() && !e->idempotency_key.empty())
+      batch.Delete(std::string(1, kIdemPrefix) + e->idempotency_key);
   }
   TERN_RETURN_IF_ERROR(fromRocks(it->status(), "scan purge log"));
   batch.DeleteRange(purgeKey(first), end);
   TERN_RETURN_IF_ERROR(fromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "trim purge log"));
   std::lock_guard lock(mu_);
   first_ = new_first;
-  while (!recent_.empty() && recent_.front().seq() < new_first) recent_.pop_front();
+  while (!recent_.empty() && recent_.front().seq < new_first) recent_.pop_front();
   return Status::ok();
 }
 
@@ -272,8 +271,8 @@ Status RocksPurgeLog::read(uint64_t from, size_t max, std::vector<LogEntry>* out
     std::lock_guard lock(mu_);
     from = std::max(from, first_);
     head = head_;
-    if (!recent_.empty() && from >= recent_.front().seq()) {
-      for (size_t i = from - recent_.front().seq(); i < recent_.size() && max > 0; ++i, --max)
+    if (!recent_.empty() && from >= recent_.front().seq) {
+      for (size_t i = from - recent_.front().seq; i < recent_.size() && max > 0; ++i, --max)
         out->push_back(recent_[i]);
       return Status::ok();
     }
@@ -281,11 +280,10 @@ Status RocksPurgeLog::read(uint64_t from, size_t max, std::vector<LogEntry>* out
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(purgeKey(from));
        max > 0 && it->Valid() && it->key().starts_with(std::string(1, kPurgePrefix)); it->Next()) {
-    LogEntry e;
-    if (!e.ParseFromArray(it->value().data(), static_cast<int>(it->value().size())))
-      return Status::corruption("purge log entry unreadable");
-    if (e.seq() > head) break;
-    out->push_back(std::move(e));
+    auto e = decodeLogEntry(it->value().ToStringView());
+    if (!e.ok()) return e.status();
+    if (e->seq > head) break;
+    out->push_back(std::move(*e));
     --max;
   }
   return fromRocks(it->status(), "read purge log");
@@ -295,8 +293,8 @@ Result<std::optional<LogEntry>> RocksPurgeLog::get(uint64_t seq) const {
   {
     std::lock_guard lock(mu_);
     if (seq < first_ || seq > head_) return std::optional<LogEntry>();
-    if (!recent_.empty() && seq >= recent_.front().seq())
-      return std::optional<LogEntry>(recent_[seq - recent_.front().seq()]);
+    if (!recent_.empty() && seq >= recent_.front().seq)
+      return std::optional<LogEntry>(recent_[seq - recent_.front().seq]);
   }
   return getFromDisk(seq);
 }
@@ -306,17 +304,14 @@ Result<std::optional<LogEntry>> RocksPurgeLog::getFromDisk(uint64_t seq) const {
   auto s = db_->Get(rocksdb::ReadOptions(), purgeKey(seq), &value);
   if (s.IsNotFound()) return std::optional<LogEntry>();
   TERN_RETURN_IF_ERROR(fromRocks(s, "read purge log"));
-  LogEntry e;
-  if (!e.ParseFromString(value)) return Status::corruption("purge log entry unreadable");
+  TERN_ASSIGN_OR_RETURN(LogEntry e, decodeLogEntry(value));
   return std::optional<LogEntry>(std::move(e));
 }
 
 Status RocksPurgeLog::saveEdge(const EdgeRecord& edge) {
-  std::string value;
-  edge.SerializeToString(&value);
-  return fromRocks(
-      db_->Put(rocksdb::WriteOptions(), std::string(1, kEdgePrefix) + edge.edge_id(), value),
-      "save edge");
+  return fromRocks(db_->Put(rocksdb::WriteOptions(), std::string(1, kEdgePrefix) + edge.edge_id,
+                            encodeEdgeRecord(edge)),
+                   "save edge");
 }
 
 Status RocksPurgeLog::removeEdge(const std::string& edge_id) {
@@ -329,9 +324,7 @@ Result<std::vector<EdgeRecord>> RocksPurgeLog::loadEdges() const {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   const std::string prefix(1, kEdgePrefix);
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    EdgeRecord r;
-    if (r.ParseFromArray(it->value().data(), static_cast<int>(it->value().size())))
-      out.push_back(std::move(r));
+    if (auto r = decodeEdgeRecord(it->value().ToStringView()); r.ok()) out.push_back(std::move(*r));
   }
   TERN_RETURN_IF_ERROR(fromRocks(it->status(), "load edges"));
   return out;

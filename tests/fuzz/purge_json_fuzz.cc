@@ -1,13 +1,16 @@
 // The purge API's JSON body, from bytes to the log entry: parsePurgeJson
 // (Boost.JSON, compiled here with the fuzzer's instrumentation), then
 // purgeCallOf and checkPurgeRequest, as the HTTP API and the engine run them. Never a crash; an
-// accepted purge has selectors, an edge reads its log entry back as exactly those selectors
-// (proto::specFromProto), and the entry survives a protobuf round trip.
+// accepted purge has selectors, an edge reads the batch the coordinator sends as exactly those
+// selectors (encodeBatchedPurge, then proto::specFromProto), and the log entry survives the
+// log's encoding round trip.
 #include <boost/json/src.hpp>
 
 #include "coordinator/api/json.h"
 #include "coordinator/api/proto_views.h"
+#include "coordinator/core/edge_wire.h"
 #include "coordinator/core/purge_request.h"
+#include "coordinator/log/log_codec.h"
 #include "proto/purge_convert.h"
 
 using namespace tern;
@@ -31,24 +34,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (checked.status().message().empty()) __builtin_trap();
     return 0;
   }
-  const auto& entry = checked->entry;
-  if (entry.selectors_size() == 0) __builtin_trap();
+  coordinator::LogEntry entry = checked->entry;
+  if (entry.selectors.empty()) __builtin_trap();
+  entry.seq = 1;
   // What an edge applies is exactly what the coordinator decided.
-  tern::v1::Purge logged;
-  logged.set_seq(1);
-  logged.set_mode(entry.mode());
-  *logged.mutable_selectors() = entry.selectors();
-  auto spec = proto::specFromProto(logged);
-  if (!spec.ok() || spec->selectors.size() != static_cast<size_t>(entry.selectors_size()))
+  const std::string purge = coordinator::encodeBatchedPurge(entry);
+  tern::v1::CoordinatorMessage batch;
+  if (!batch.ParseFromString(*coordinator::encodePurgeBatch({purge}, false)) ||
+      batch.purges().purges_size() != 1)
     __builtin_trap();
-  for (int i = 0; i < entry.selectors_size(); ++i) {
-    if (proto::toProto(spec->selectors[static_cast<size_t>(i)]).SerializeAsString() !=
-        entry.selectors(i).SerializeAsString())
-      __builtin_trap();
-  }
-  std::string wire;
-  if (!entry.SerializeToString(&wire)) __builtin_trap();
-  internal::v1::LogEntry back;
-  if (!back.ParseFromString(wire) || back.SerializeAsString() != wire) __builtin_trap();
+  auto spec = proto::specFromProto(batch.purges().purges(0));
+  if (!spec.ok() || spec->seq != 1 || spec->mode != entry.mode ||
+      spec->selectors != entry.selectors)
+    __builtin_trap();
+  // The log keeps it as it was.
+  auto back = coordinator::decodeLogEntry(coordinator::encodeLogEntry(entry));
+  if (!back.ok() || back->selectors != entry.selectors || back->mode != entry.mode ||
+      back->idempotency_key != entry.idempotency_key)
+    __builtin_trap();
   return 0;
 }

@@ -15,7 +15,10 @@
 #include "coordinator/core/purge_request.h"
 #include "coordinator/core/rate_limiter.h"
 #include "coordinator/log/append_queue.h"
+#include "coordinator/log/log_codec.h"
 #include "coordinator/log/rocks_purge_log.h"
+#include "proto/purge_convert.h"
+#include "tern/internal/coordinator_log.pb.h"
 #include "tests/support/temp_dir.h"
 #include "tests/unit/coordinator/engine_access.h"
 
@@ -27,25 +30,33 @@ namespace v1 = tern::v1;
 // A batch built from purges encoded one by one is byte for byte what
 // protobuf writes for the same CoordinatorMessage, so every edge parses it.
 TEST(EdgeWire, ABatchOfEncodedPurgesIsTheMessageProtobufWrites) {
-  std::vector<LogEntry> entries(3);
-  for (size_t i = 0; i < entries.size(); ++i) {
-    entries[i].set_seq(1000 + i * 300);            // multi-byte varints
-    entries[i].set_accepted_at_ms(1764000000000);  // not sent to edges
-    entries[i].set_idempotency_key("not sent either");
-    entries[i].set_mode(i == 1 ? v1::PURGE_MODE_SOFT : v1::PURGE_MODE_HARD);
+  using storage::SelectorKind;
+  std::vector<LogEntry> entries(4);
+  for (size_t i = 0; i < 3; ++i) {
+    entries[i].seq = 1000 + i * 300;            // multi-byte varints
+    entries[i].accepted_at_ms = 1764000000000;  // not sent to edges
+    entries[i].idempotency_key = "not sent either";
+    entries[i].mode = i == 1 ? storage::PurgeMode::kSoft : storage::PurgeMode::kHard;
     for (size_t k = 0; k < 40 * i + 1; ++k)  // the last one is over 127 bytes
-      entries[i].add_selectors()->set_tag("tag-" + std::to_string(k));
+      entries[i].selectors.push_back({SelectorKind::kTag, "tag-" + std::to_string(k)});
   }
-  entries[2].add_selectors()->set_prefix("https://example.com/a/");
+  entries[2].selectors.push_back({SelectorKind::kPrefix, "example.com/a/"});
+  // Every kind, a value over 127 bytes, and an empty one (a oneof field is
+  // written even when empty).
+  entries[3].seq = 2000;
+  entries[3].selectors = {{SelectorKind::kUrl, "example.com/" + std::string(200, 'u')},
+                          {SelectorKind::kHost, "example.com:8080"},
+                          {SelectorKind::kAll, ""},
+                          {SelectorKind::kTag, ""}};
   for (bool catching_up : {false, true}) {
     v1::CoordinatorMessage expected;
     expected.mutable_purges()->set_catching_up(catching_up);
     std::vector<std::string> encoded;
     for (const auto& e : entries) {
       auto* p = expected.mutable_purges()->add_purges();
-      p->set_seq(e.seq());
-      p->set_mode(e.mode());
-      *p->mutable_selectors() = e.selectors();
+      p->set_seq(e.seq);
+      p->set_mode(proto::toProto(e.mode));
+      for (const auto& s : e.selectors) *p->add_selectors() = proto::toProto(s);
       encoded.push_back(encodeBatchedPurge(e));
     }
     std::vector<std::string_view> views(encoded.begin(), encoded.end());
@@ -53,14 +64,41 @@ TEST(EdgeWire, ABatchOfEncodedPurgesIsTheMessageProtobufWrites) {
     EXPECT_EQ(*wire, expected.SerializeAsString()) << "catching_up " << catching_up;
     v1::CoordinatorMessage parsed;
     ASSERT_TRUE(parsed.ParseFromString(*wire));
-    EXPECT_EQ(parsed.purges().purges_size(), 3);
+    EXPECT_EQ(parsed.purges().purges_size(), 4);
     EXPECT_EQ(parsed.purges().purges(2).selectors_size(), 82);
+    EXPECT_EQ(parsed.purges().purges(1).mode(), v1::PURGE_MODE_SOFT);
+    EXPECT_TRUE(parsed.purges().purges(3).selectors(2).all());
   }
   // An empty batch still parses as a batch.
   v1::CoordinatorMessage empty;
   ASSERT_TRUE(empty.ParseFromString(*encodePurgeBatch({}, false)));
   EXPECT_TRUE(empty.has_purges());
   EXPECT_EQ(empty.purges().purges_size(), 0);
+}
+
+// A record the log cannot represent is unreadable, with a reason; it never
+// becomes a purge of something else.
+TEST(LogCodec, ARecordThatCannotBeRepresentedIsCorrupt) {
+  EXPECT_EQ(decodeLogEntry("\xff\xff\xff").status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(decodeEdgeRecord("\xff\xff\xff").status().code(), StatusCode::kCorruption);
+  tern::internal::v1::LogEntry m;
+  m.set_seq(7);
+  m.add_selectors()->set_tag("fine");
+  m.add_selectors();  // no kind
+  auto e = decodeLogEntry(m.SerializeAsString());
+  EXPECT_EQ(e.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(e.status().message().find("selectors[1]"), std::string::npos) << e.status().toString();
+  m.mutable_selectors()->RemoveLast();
+  m.add_selectors()->set_all(false);  // "all" must be true
+  EXPECT_EQ(decodeLogEntry(m.SerializeAsString()).status().code(), StatusCode::kCorruption);
+  m.mutable_selectors()->RemoveLast();
+  m.set_mode(v1::PURGE_MODE_UNSPECIFIED);  // read as hard, as the edges do
+  auto ok = decodeLogEntry(m.SerializeAsString());
+  ASSERT_TRUE(ok.ok()) << ok.status().toString();
+  EXPECT_EQ(ok->seq, 7u);
+  EXPECT_EQ(ok->mode, storage::PurgeMode::kHard);
+  EXPECT_EQ(ok->selectors,
+            (std::vector<storage::PurgeSelector>{{storage::SelectorKind::kTag, "fine"}}));
 }
 
 PurgeCall tagCall(const std::string& tag) {
@@ -77,10 +115,9 @@ TEST(CheckPurgeRequest, BuildsTheLogEntryAndTheWait) {
   r.idempotency_key = "k1";
   auto c = checkPurgeRequest(r, {});
   ASSERT_TRUE(c.ok()) << c.status().toString();
-  EXPECT_EQ(c->entry.selectors_size(), 2);
-  EXPECT_EQ(c->entry.selectors(1).prefix(), "example.com/img/");
-  EXPECT_EQ(c->entry.mode(), v1::PURGE_MODE_SOFT);
-  EXPECT_EQ(c->entry.idempotency_key(), "k1");
+  EXPECT_EQ(c->entry.selectors, r.selectors);
+  EXPECT_EQ(c->entry.mode, storage::PurgeMode::kSoft);
+  EXPECT_EQ(c->entry.idempotency_key, "k1");
   EXPECT_EQ(c->wait, WaitMode::kAll);
   EXPECT_EQ(c->timeout_ms, 10000u);  // the default
   r.timeout_ms = 250;
@@ -138,7 +175,7 @@ TEST(TokenBucket, ZeroRateAdmitsEverything) {
 // memory would take a round trip).
 AppendQueue::Pending pendingTag(const std::string& tag) {
   AppendQueue::Pending p;
-  p.entry.add_selectors()->set_tag(tag);
+  p.entry.selectors.push_back({storage::SelectorKind::kTag, tag});
   p.done = [](Result<LogEntry>) {};
   return p;
 }
@@ -157,14 +194,14 @@ TEST(AppendQueue, TakeMoreAddsWhatFitsWithoutWaiting) {
   q.takeMore(&group, upTo(5));
   ASSERT_EQ(group.size(), 5u);
   for (size_t i = 0; i < group.size(); ++i)
-    EXPECT_EQ(group[i].entry.selectors(0).tag(), "a" + std::to_string(i));
+    EXPECT_EQ(group[i].entry.selectors[0].value, "a" + std::to_string(i));
   // Nothing fits: nothing moves; an empty queue: returns at once.
   q.takeMore(&group, upTo(5));
   EXPECT_EQ(group.size(), 5u);
   std::vector<AppendQueue::Pending> rest;
   ASSERT_TRUE(q.take(&rest, std::chrono::milliseconds(0), upTo(10)));
   ASSERT_EQ(rest.size(), 1u);
-  EXPECT_EQ(rest[0].entry.selectors(0).tag(), "a5");
+  EXPECT_EQ(rest[0].entry.selectors[0].value, "a5");
   q.takeMore(&rest, upTo(10));
   EXPECT_EQ(rest.size(), 1u);
 }

@@ -26,7 +26,6 @@
 namespace tern::coordinator {
 namespace {
 
-namespace v1 = tern::v1;
 using etcd::EtcdClient;
 using etcd::EtcdLogOptions;
 using etcd::EtcdOptions;
@@ -34,9 +33,9 @@ using etcd::EtcdPurgeLog;
 
 LogEntry tagEntry(const std::string& tag, const std::string& key = {}) {
   LogEntry e;
-  e.set_mode(v1::PURGE_MODE_HARD);
-  e.add_selectors()->set_tag(tag);
-  e.set_idempotency_key(key);
+  e.mode = storage::PurgeMode::kHard;
+  e.selectors.push_back({storage::SelectorKind::kTag, tag});
+  e.idempotency_key = key;
   return e;
 }
 
@@ -67,11 +66,12 @@ std::vector<uint64_t> appendConcurrently(const std::vector<PurgeLog*>& logs, int
       for (int i = 0; i < each; ++i) {
         const std::string tag = "t" + std::to_string(t) + "-" + std::to_string(i);
         const LogEntry e = appendSync(log, tagEntry(tag));
-        EXPECT_TRUE(e.selectors_size() == 1 && e.selectors(0).tag() == tag)
-            << "answered with another entry: " << e.ShortDebugString();
+        EXPECT_TRUE(e.selectors.size() == 1 && e.selectors[0].value == tag)
+            << "answered with another entry: seq " << e.seq << ", "
+            << (e.selectors.empty() ? "no selector" : e.selectors[0].value);
         std::lock_guard lock(mu);
-        seqs.push_back(e.seq());
-        if (tags) (*tags)[e.seq()] = tag;
+        seqs.push_back(e.seq);
+        if (tags) (*tags)[e.seq] = tag;
       }
     });
   }
@@ -158,11 +158,11 @@ TEST_P(PurgeLogConformance, AssignsSequencesAndSurvivesReopen) {
     PurgeLog& log = open();
     EXPECT_EQ(log.headSeq(), 0u);
     EXPECT_EQ(log.firstSeq(), 1u);
-    EXPECT_EQ(appendSync(log, tagEntry("a")).seq(), 1u);
-    EXPECT_EQ(appendSync(log, tagEntry("b")).seq(), 2u);
+    EXPECT_EQ(appendSync(log, tagEntry("a")).seq, 1u);
+    EXPECT_EQ(appendSync(log, tagEntry("b")).seq, 2u);
     EdgeRecord edge;
-    edge.set_edge_id("edge-1");
-    edge.set_applied_seq(2);
+    edge.edge_id = "edge-1";
+    edge.applied_seq = 2;
     ASSERT_TRUE(log.saveEdge(edge).isOk());
     closeAll();
   }
@@ -172,21 +172,63 @@ TEST_P(PurgeLogConformance, AssignsSequencesAndSurvivesReopen) {
   std::vector<LogEntry> entries;
   ASSERT_TRUE(log.read(1, 10, &entries).isOk());
   ASSERT_EQ(entries.size(), 2u);
-  EXPECT_EQ(entries[1].selectors(0).tag(), "b");
-  EXPECT_GT(entries[0].accepted_at_ms(), 0);
+  EXPECT_EQ(entries[1].selectors[0].value, "b");
+  EXPECT_GT(entries[0].accepted_at_ms, 0);
   auto one = log.get(2);
   ASSERT_TRUE(one.ok() && one->has_value());
-  EXPECT_EQ((*one)->selectors(0).tag(), "b");
+  EXPECT_EQ((*one)->selectors[0].value, "b");
   auto none = log.get(3);
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->has_value());
-  EXPECT_EQ(appendSync(log, tagEntry("c")).seq(), 3u);
+  EXPECT_EQ(appendSync(log, tagEntry("c")).seq, 3u);
   auto edges = log.loadEdges();
   ASSERT_TRUE(edges.ok());
   ASSERT_EQ(edges->size(), 1u);
-  EXPECT_EQ((*edges)[0].applied_seq(), 2u);
+  EXPECT_EQ((*edges)[0].applied_seq, 2u);
   ASSERT_TRUE(log.removeEdge("edge-1").isOk());
   EXPECT_TRUE(log.loadEdges()->empty());
+}
+
+// Every field the engine gives an entry, and every field of an edge, comes
+// back as it was, from memory and after a reopen (read from the store).
+TEST_P(PurgeLogConformance, EveryFieldComesBackAsItWasLogged) {
+  using storage::SelectorKind;
+  LogEntry e;
+  e.mode = storage::PurgeMode::kSoft;
+  e.selectors = {{SelectorKind::kUrl, "example.com/a?b=1"},
+                 {SelectorKind::kPrefix, "example.com/static/"},
+                 {SelectorKind::kHost, "example.com:8080"},
+                 {SelectorKind::kTag, "product-42"},
+                 {SelectorKind::kAll, ""}};
+  e.idempotency_key = std::string("ops") + '\x1f' + "k-1";
+  e.requested_by = "ops";
+  e.requested_from = "10.0.0.7:51234 via edge-2";
+  e.accepted_at_ms = 1764000000123;  // kept when set
+  EdgeRecord edge{"edge-9", "10.0.0.9:8080", 1, 1764000000456};
+  LogEntry logged;
+  {
+    PurgeLog& log = open();
+    logged = appendSync(log, e);
+    EXPECT_EQ(logged.seq, 1u);
+    LogEntry expected = e;
+    expected.seq = 1;
+    expected.commit_id = logged.commit_id;  // the etcd log's own
+    EXPECT_EQ(logged, expected);
+    auto again = log.get(1);
+    ASSERT_TRUE(again.ok() && again->has_value());
+    EXPECT_EQ(**again, logged);
+    ASSERT_TRUE(log.saveEdge(edge).isOk());
+    closeAll();
+  }
+  PurgeLog& log = open();
+  std::vector<LogEntry> entries;
+  ASSERT_TRUE(log.read(1, 10, &entries).isOk());
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0], logged);
+  auto edges = log.loadEdges();
+  ASSERT_TRUE(edges.ok());
+  ASSERT_EQ(edges->size(), 1u);
+  EXPECT_EQ((*edges)[0], edge);
 }
 
 TEST_P(PurgeLogConformance, ConcurrentAppendsShareCommits) {
@@ -203,16 +245,16 @@ TEST_P(PurgeLogConformance, ConcurrentAppendsShareCommits) {
 
 TEST_P(PurgeLogConformance, IdempotencyKeyReturnsTheLoggedPurge) {
   PurgeLog& log = open();
-  EXPECT_EQ(appendSync(log, tagEntry("a", "key-1")).seq(), 1u);
-  EXPECT_EQ(appendSync(log, tagEntry("b")).seq(), 2u);
+  EXPECT_EQ(appendSync(log, tagEntry("a", "key-1")).seq, 1u);
+  EXPECT_EQ(appendSync(log, tagEntry("b")).seq, 2u);
   LogEntry again = appendSync(log, tagEntry("other", "key-1"));
-  EXPECT_EQ(again.seq(), 1u);
-  EXPECT_EQ(again.selectors(0).tag(), "a");
+  EXPECT_EQ(again.seq, 1u);
+  EXPECT_EQ(again.selectors[0].value, "a");
   EXPECT_EQ(log.headSeq(), 2u);
   // The same key twice in one group: one purge.
   std::promise<uint64_t> p1, p2;
-  log.append(tagEntry("x", "key-2"), [&](Result<LogEntry> r) { p1.set_value(r->seq()); });
-  log.append(tagEntry("y", "key-2"), [&](Result<LogEntry> r) { p2.set_value(r->seq()); });
+  log.append(tagEntry("x", "key-2"), [&](Result<LogEntry> r) { p1.set_value(r->seq); });
+  log.append(tagEntry("y", "key-2"), [&](Result<LogEntry> r) { p2.set_value(r->seq); });
   EXPECT_EQ(p1.get_future().get(), p2.get_future().get());
   EXPECT_EQ(log.headSeq(), 3u);
 }
@@ -224,11 +266,11 @@ TEST_P(PurgeLogConformance, RaiseHeadMovesTheNextSequence) {
   log.raiseHead(41, [&](Result<LogEntry> r) { p.set_value(std::move(r)); });
   auto r = p.get_future().get();
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->seq(), 41u);
-  EXPECT_EQ(appendSync(log, tagEntry("b")).seq(), 42u);
+  EXPECT_EQ(r->seq, 41u);
+  EXPECT_EQ(appendSync(log, tagEntry("b")).seq, 42u);
   std::promise<Result<LogEntry>> q;  // lower than the head: nothing changes
   log.raiseHead(5, [&](Result<LogEntry> x) { q.set_value(std::move(x)); });
-  EXPECT_EQ(q.get_future().get()->seq(), 42u);
+  EXPECT_EQ(q.get_future().get()->seq, 42u);
 }
 
 TEST_P(PurgeLogConformance, RetentionByCountAndAge) {
@@ -244,9 +286,9 @@ TEST_P(PurgeLogConformance, RetentionByCountAndAge) {
   std::vector<LogEntry> entries;
   ASSERT_TRUE(log.read(1, 100, &entries).isOk());
   ASSERT_EQ(entries.size(), 3u);
-  EXPECT_EQ(entries[0].seq(), 8u);
+  EXPECT_EQ(entries[0].seq, 8u);
   // A dropped purge's idempotency key is gone with it: it is logged anew.
-  EXPECT_EQ(appendSync(log, tagEntry("t0", "k0")).seq(), 11u);
+  EXPECT_EQ(appendSync(log, tagEntry("t0", "k0")).seq, 11u);
   // Age (7 days by default): eight days later everything but the head goes.
   ASSERT_TRUE(log.trimForTesting(wallNowMs() + 8 * 86'400'000LL).isOk());
   EXPECT_EQ(log.firstSeq(), 11u);
@@ -321,35 +363,35 @@ TEST_F(EtcdLogTest, ReplicasShareOneGapFreeSequence) {
   ASSERT_TRUE(a.read(1, 1000, &all).isOk());
   ASSERT_EQ(all.size(), n);
   for (size_t i = 0; i < all.size(); ++i) {
-    EXPECT_EQ(all[i].seq(), i + 1);
+    EXPECT_EQ(all[i].seq, i + 1);
     // Logged under the seq its caller was told (retries after a lost race
     // take later appends along).
-    ASSERT_EQ(all[i].selectors_size(), 1);
-    EXPECT_EQ(all[i].selectors(0).tag(), tags[all[i].seq()]);
+    ASSERT_EQ(all[i].selectors.size(), 1u);
+    EXPECT_EQ(all[i].selectors[0].value, tags[all[i].seq]);
   }
 }
 
 TEST_F(EtcdLogTest, IdempotencyKeyWorksAcrossReplicas) {
   EtcdPurgeLog& a = replica();
   EtcdPurgeLog& b = replica();
-  EXPECT_EQ(appendSync(a, tagEntry("first", "same-key")).seq(), 1u);
+  EXPECT_EQ(appendSync(a, tagEntry("first", "same-key")).seq, 1u);
   LogEntry again = appendSync(b, tagEntry("second", "same-key"));
-  EXPECT_EQ(again.seq(), 1u);
-  EXPECT_EQ(again.selectors(0).tag(), "first");
-  EXPECT_EQ(appendSync(b, tagEntry("next")).seq(), 2u);
+  EXPECT_EQ(again.seq, 1u);
+  EXPECT_EQ(again.selectors[0].value, "first");
+  EXPECT_EQ(appendSync(b, tagEntry("next")).seq, 2u);
 }
 
 TEST_F(EtcdLogTest, AppendsContinueWhenAMemberIsKilled) {
   EtcdPurgeLog& log = replica();
-  EXPECT_EQ(appendSync(log, tagEntry("a")).seq(), 1u);
+  EXPECT_EQ(appendSync(log, tagEntry("a")).seq, 1u);
   cluster_->kill(0);  // the member the client talks to first
-  for (int i = 0; i < 10; ++i) EXPECT_EQ(appendSync(log, tagEntry("b")).seq(), 2u + i);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(appendSync(log, tagEntry("b")).seq, 2u + i);
   cluster_->start(0);
 }
 
 TEST_F(EtcdLogTest, QuorumLostFailsClearlyAndQuorumBackResumes) {
   EtcdPurgeLog& log = replica(/*timeout_ms=*/500);
-  EXPECT_EQ(appendSync(log, tagEntry("a")).seq(), 1u);
+  EXPECT_EQ(appendSync(log, tagEntry("a")).seq, 1u);
   cluster_->kill(1);
   cluster_->kill(2);
   const int64_t t0 = steadyNowUs();
@@ -369,8 +411,8 @@ TEST_F(EtcdLogTest, QuorumLostFailsClearlyAndQuorumBackResumes) {
       },
       20000));
   ASSERT_TRUE(again.ok()) << again.status().toString();
-  EXPECT_EQ(again->seq(), 2u);
-  EXPECT_EQ(appendSync(log, tagEntry("c")).seq(), 3u);
+  EXPECT_EQ(again->seq, 2u);
+  EXPECT_EQ(appendSync(log, tagEntry("c")).seq, 3u);
 }
 
 // The lease calls (for replica sessions) and member status, against real
