@@ -191,6 +191,7 @@ void Coordinator::onLogged(Result<LogEntry> logged, int64_t api_in_us, WaitMode 
     TERN_LOG(kError, "purge not logged", {{"error", logged.status().toString()}});
     return done(logged.status());
   }
+  metrics_.commit_latency.observe(static_cast<double>(now() - api_in_us) / 1e6);
   auditLine(*logged);
   const uint64_t seq = logged->seq;
   bool learn = false;

@@ -14,6 +14,10 @@ EngineMetrics::EngineMetrics(metrics::Registry& registry)
     : purge_latency(registry.histogram(
           "tern_coordinator_purge_latency_seconds",
           "From a purge call arriving to the last edge applying it (or being fenced)")),
+      commit_latency(registry.histogram(
+          "tern_coordinator_log_commit_seconds",
+          "From a purge call arriving to its entry being durable in the log (a synced write, or "
+          "an etcd transaction committed by a quorum)")),
       rate_limited(registry.counter("tern_coordinator_purges_rate_limited_total",
                                     "Purge calls answered with 429 / RESOURCE_EXHAUSTED")),
       fenced(

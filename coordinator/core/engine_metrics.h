@@ -26,6 +26,7 @@ class EngineMetrics {
   EdgeMetrics forEdge(const std::string& edge_id);
 
   metrics::Histogram& purge_latency;
+  metrics::Histogram& commit_latency;
   metrics::Counter& rate_limited;
   metrics::Counter& fenced;
 
