@@ -63,7 +63,8 @@ def main():
                 errors.append(f"{rel}:{n}: only {', '.join(ROCKSDB_ALLOWED)} may include {inc}")
             if inc.startswith("etcd/") and not rel.startswith(ETCD_ALLOWED):
                 errors.append(f"{rel}:{n}: only {', '.join(ETCD_ALLOWED)} may include {inc}")
-            if rel.startswith(PLAIN_HEADERS) and rel.endswith(".h") and inc.startswith("tern/"):
+            if rel.startswith(PLAIN_HEADERS) and rel.endswith(".h") and \
+                    inc.startswith(("tern/", "proto/", "google/protobuf")):
                 errors.append(f"{rel}:{n}: a plain header may not include {inc}")
             if rule is None:
                 continue

@@ -78,6 +78,8 @@ std::string encodeBatchedPurge(const LogEntry& entry) {
     const size_t n = selectorSize(s);
     body += varintSize(selector_tag) + varintSize(n) + n;
   }
+  for (const auto& raw : entry.unknown_selectors)
+    body += varintSize(selector_tag) + varintSize(raw.size()) + raw.size();
   std::string out;
   out.reserve(body + 12);
   appendVarint(&out, tag(kPurgesField, WireFormatLite::WIRETYPE_LENGTH_DELIMITED));
@@ -100,6 +102,11 @@ std::string encodeBatchedPurge(const LogEntry& entry) {
       appendVarint(&out, s.value.size());
       out += s.value;
     }
+  }
+  for (const auto& raw : entry.unknown_selectors) {  // as logged
+    appendVarint(&out, selector_tag);
+    appendVarint(&out, raw.size());
+    out += raw;
   }
   return out;
 }

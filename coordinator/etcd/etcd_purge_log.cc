@@ -295,7 +295,8 @@ void EtcdPurgeLog::commitLoop() {
       ops = 3;
       bytes = 0;
     }
-    const size_t b = encodedSizeBound(next.entry);
+    // (commit_id, set at commit: the replica's id and a number)
+    const size_t b = encodedSizeBound(next.entry) + options_.replica_id.size() + 32;
     if (n >= options_.log.max_group || ops + 2 > options_.max_txn_ops ||
         bytes + b > options_.max_txn_bytes)
       return false;

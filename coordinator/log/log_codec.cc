@@ -14,6 +14,7 @@ void encodeLogEntry(const LogEntry& entry, std::string* out) {
   m.set_mode(proto::toProto(entry.mode));
   m.mutable_selectors()->Reserve(static_cast<int>(entry.selectors.size()));
   for (const auto& s : entry.selectors) *m.add_selectors() = proto::toProto(s);
+  for (const auto& raw : entry.unknown_selectors) m.add_selectors()->ParseFromString(raw);
   m.set_idempotency_key(entry.idempotency_key);
   m.set_commit_id(entry.commit_id);
   m.set_requested_by(entry.requested_by);
@@ -32,6 +33,7 @@ size_t encodedSizeBound(const LogEntry& entry) {
   size_t n = 3 * kField + entry.idempotency_key.size() + entry.commit_id.size() +
              entry.requested_by.size() + entry.requested_from.size() + 4 * kField;
   for (const auto& s : entry.selectors) n += 2 * kField + s.value.size();
+  for (const auto& raw : entry.unknown_selectors) n += kField + raw.size();
   return n;
 }
 
@@ -45,11 +47,11 @@ Result<LogEntry> decodeLogEntry(std::string_view bytes) {
   e.mode = proto::fromProto(m.mode());
   e.selectors.reserve(static_cast<size_t>(m.selectors_size()));
   for (int i = 0; i < m.selectors_size(); ++i) {
-    auto s = proto::echoFromProto(m.selectors(i));
-    if (!s.ok())
-      return Status::corruption("purge log entry " + std::to_string(m.seq()) + ", selectors[" +
-                                std::to_string(i) + "]: " + s.status().message());
-    e.selectors.push_back(std::move(*s));
+    if (auto s = proto::echoFromProto(m.selectors(i)); s.ok()) {
+      e.selectors.push_back(std::move(*s));
+    } else {
+      e.unknown_selectors.push_back(m.selectors(i).SerializeAsString());
+    }
   }
   e.idempotency_key = std::move(*m.mutable_idempotency_key());
   e.commit_id = std::move(*m.mutable_commit_id());

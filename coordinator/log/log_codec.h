@@ -3,9 +3,9 @@
 // an EdgeRecord as its tern.internal.v1 message
 // (proto/tern/internal/coordinator_log.proto), and back.
 //
-// Decoding fails (Corruption) for bytes that do not parse and for a logged
-// selector this release cannot represent (no kind, or "all" not true): the
-// logs treat both as an unreadable record.
+// Decoding fails (Corruption) only for bytes that do not parse. A logged
+// selector this release cannot represent is kept as it was
+// (LogEntry::unknown_selectors).
 //
 // Thread-safety: plain functions.
 

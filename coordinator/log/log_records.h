@@ -23,6 +23,11 @@ struct LogEntry {
   // Normalized when the purge was accepted, and kept as logged (an edge and
   // a purge's status take them as they are: storage::checkNormalizedSelector).
   std::vector<storage::PurgeSelector> selectors;
+  // Logged selectors this release cannot represent (a kind added by a newer
+  // release, during a rolling upgrade), each as its tern.v1.Selector bytes:
+  // kept in the log and passed on to the edges as they are, after
+  // `selectors`.
+  std::vector<std::string> unknown_selectors;
   // The client's idempotency key, if any (prefixed by the caller's name).
   std::string idempotency_key;
   // Which commit logged it (etcd log only): a replica whose commit failed

@@ -141,15 +141,6 @@ TEST_F(EngineTest, WaitNoneAnswersOnceDurable) {
   EXPECT_EQ(log_->headSeq(), 1u);
 }
 
-// Each purge's commit (call in to durable) is measured for operators, as
-// apart from its way to the edges.
-TEST_F(EngineTest, CommitLatencyIsMeasuredPerPurge) {
-  ASSERT_TRUE(purge(tagPurge("a")).ok());
-  ASSERT_TRUE(purge(tagPurge("b")).ok());
-  const std::string text = registry_->render();
-  EXPECT_NE(text.find("tern_coordinator_log_commit_seconds_count 2"), std::string::npos) << text;
-}
-
 TEST_F(EngineTest, WaitAllCompletesWhenEveryEdgeAcked) {
   uint64_t a = connect("a", 0), b = connect("b", 0);
   drain(a);

@@ -42,8 +42,7 @@ TEST(EdgeWire, ABatchOfEncodedPurgesIsTheMessageProtobufWrites) {
   }
   entries[2].selectors.push_back({SelectorKind::kPrefix, "example.com/a/"});
   // Every kind, a value over 127 bytes, and an empty one (a oneof field is
-  // written even when empty).
-  entries[3].seq = 2000;
+  // written even when empty); seq 0 is left out, as protobuf does.
   entries[3].selectors = {{SelectorKind::kUrl, "example.com/" + std::string(200, 'u')},
                           {SelectorKind::kHost, "example.com:8080"},
                           {SelectorKind::kAll, ""},
@@ -76,29 +75,63 @@ TEST(EdgeWire, ABatchOfEncodedPurgesIsTheMessageProtobufWrites) {
   EXPECT_EQ(empty.purges().purges_size(), 0);
 }
 
-// A record the log cannot represent is unreadable, with a reason; it never
-// becomes a purge of something else.
-TEST(LogCodec, ARecordThatCannotBeRepresentedIsCorrupt) {
+// Bytes that do not parse are a corrupt record. A selector this release
+// cannot represent (a kind from a newer release, or none) stays in the log
+// and goes to the edges as it was logged, as before plain records: a
+// rolling upgrade never stops the log at it, nor turns it into another purge.
+TEST(LogCodec, SelectorsFromANewerReleaseArePassedOnAsLogged) {
   EXPECT_EQ(decodeLogEntry("\xff\xff\xff").status().code(), StatusCode::kCorruption);
   EXPECT_EQ(decodeEdgeRecord("\xff\xff\xff").status().code(), StatusCode::kCorruption);
   tern::internal::v1::LogEntry m;
   m.set_seq(7);
-  m.add_selectors()->set_tag("fine");
-  m.add_selectors();  // no kind
-  auto e = decodeLogEntry(m.SerializeAsString());
-  EXPECT_EQ(e.status().code(), StatusCode::kCorruption);
-  EXPECT_NE(e.status().message().find("selectors[1]"), std::string::npos) << e.status().toString();
-  m.mutable_selectors()->RemoveLast();
-  m.add_selectors()->set_all(false);  // "all" must be true
-  EXPECT_EQ(decodeLogEntry(m.SerializeAsString()).status().code(), StatusCode::kCorruption);
-  m.mutable_selectors()->RemoveLast();
   m.set_mode(v1::PURGE_MODE_UNSPECIFIED);  // read as hard, as the edges do
-  auto ok = decodeLogEntry(m.SerializeAsString());
-  ASSERT_TRUE(ok.ok()) << ok.status().toString();
-  EXPECT_EQ(ok->seq, 7u);
-  EXPECT_EQ(ok->mode, storage::PurgeMode::kHard);
-  EXPECT_EQ(ok->selectors,
+  m.add_selectors()->set_tag("fine");
+  m.add_selectors();                  // no kind
+  m.add_selectors()->set_all(false);  // "all" must be true
+  v1::Selector* future = m.add_selectors();
+  future->GetReflection()->MutableUnknownFields(future)->AddLengthDelimited(99, "a new kind");
+  auto e = decodeLogEntry(m.SerializeAsString());
+  ASSERT_TRUE(e.ok()) << e.status().toString();
+  EXPECT_EQ(e->seq, 7u);
+  EXPECT_EQ(e->mode, storage::PurgeMode::kHard);
+  EXPECT_EQ(e->selectors,
             (std::vector<storage::PurgeSelector>{{storage::SelectorKind::kTag, "fine"}}));
+  ASSERT_EQ(e->unknown_selectors.size(), 3u);
+  // Kept in the log as they were.
+  tern::internal::v1::LogEntry again;
+  ASSERT_TRUE(again.ParseFromString(encodeLogEntry(*e)));
+  ASSERT_EQ(again.selectors_size(), 4);
+  for (int i = 1; i < 4; ++i)
+    EXPECT_EQ(again.selectors(i).SerializeAsString(), m.selectors(i).SerializeAsString()) << i;
+  // Sent to the edges as they were, after the ones this release knows.
+  const std::string purge = encodeBatchedPurge(*e);
+  v1::CoordinatorMessage batch;
+  ASSERT_TRUE(batch.ParseFromString(*encodePurgeBatch({purge}, false)));
+  ASSERT_EQ(batch.purges().purges(0).selectors_size(), 4);
+  EXPECT_EQ(batch.purges().purges(0).selectors(0).tag(), "fine");
+  EXPECT_EQ(batch.purges().purges(0).selectors(3).SerializeAsString(), future->SerializeAsString());
+}
+
+// A commit is sized before it is written (etcd refuses a transaction past
+// its request limit): the bound is never below the bytes written.
+TEST(LogCodec, TheSizeBoundCoversTheEncoding) {
+  using storage::SelectorKind;
+  LogEntry e;
+  EXPECT_GE(encodedSizeBound(e), encodeLogEntry(e).size());
+  e.unknown_selectors = {std::string(20000, 'x')};
+  EXPECT_GE(encodedSizeBound(e), encodeLogEntry(e).size());
+  e.seq = ~0ULL;
+  e.accepted_at_ms = -1;  // the longest varint
+  e.mode = storage::PurgeMode::kSoft;
+  e.idempotency_key = std::string(300, 'k');
+  e.commit_id = "replica-with-a-long-name-" + std::string(100, 'r') + ":18446744073709551615";
+  e.requested_by = std::string(200, 'b');
+  e.requested_from = std::string(20000, 'f');
+  for (size_t i = 0; i < 1000; ++i)
+    e.selectors.push_back({SelectorKind::kUrl, std::string(i, 'u')});
+  e.selectors.push_back({SelectorKind::kAll, ""});
+  e.unknown_selectors = {std::string(), std::string(300, 'x')};
+  EXPECT_GE(encodedSizeBound(e), encodeLogEntry(e).size());
 }
 
 PurgeCall tagCall(const std::string& tag) {
@@ -220,12 +253,19 @@ class GatedLog : public PurgeLog {
     }
     cv_.notify_all();
   }
+  // Runs before each append reaches the log (as the time a commit takes).
+  std::function<void()> before_append;
+  // Appends fail with IoError instead of reaching the log.
+  std::atomic<bool> fail_appends{false};
+
   bool waitReading(std::chrono::milliseconds d) {
     std::unique_lock lock(mu_);
     return cv_.wait_for(lock, d, [&] { return reading_; });
   }
 
   void append(LogEntry entry, AppendDone done) override {
+    if (before_append) before_append();
+    if (fail_appends) return done(Status::ioError("disk gone"));
     inner_->append(std::move(entry), std::move(done));
   }
   void raiseHead(uint64_t seq, AppendDone done) override {
@@ -264,6 +304,41 @@ class NullStream : public EdgeStream {
   void wake() override {}
   void close(const std::string&) override {}
 };
+
+double metricValue(const std::string& text, const std::string& name) {
+  const auto at = text.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + name.size() + 2));
+}
+
+// The commit's share of a purge (call in to durable in the log) is
+// measured apart from its way to the edges, and only for purges logged.
+TEST(EngineMetricsTest, CommitLatencyIsTheTimeUntilDurable) {
+  tern::testing::TempDir dir;
+  PurgeLogOptions o;
+  o.path = dir.sub("log");
+  auto inner = RocksPurgeLog::open(o);
+  ASSERT_TRUE(inner.ok());
+  GatedLog log(inner->get());
+  std::atomic<int64_t> now_us{1'000'000};
+  log.before_append = [&] { now_us += 5000; };  // each commit takes 5 ms
+  metrics::Registry registry;
+  Coordinator engine(&log, CoordinatorOptions{}, &registry, [&] { return now_us.load(); });
+  ASSERT_TRUE(engine.start(false).isOk());
+  auto purgeSync = [&](const std::string& tag) {
+    std::promise<bool> p;
+    engine.purge(tagCall(tag), [&](Result<PurgeStatus> r) { p.set_value(r.ok()); });
+    return p.get_future().get();
+  };
+  ASSERT_TRUE(purgeSync("a"));
+  ASSERT_TRUE(purgeSync("b"));
+  log.fail_appends = true;
+  EXPECT_FALSE(purgeSync("c"));
+  const std::string text = registry.render();
+  EXPECT_EQ(metricValue(text, "tern_coordinator_log_commit_seconds_count"), 2) << text;
+  EXPECT_NEAR(metricValue(text, "tern_coordinator_log_commit_seconds_sum"), 0.010, 1e-9) << text;
+  engine.stop();
+}
 
 TEST(EngineLocking, AStreamReadingTheLogDoesNotHoldTheEngine) {
   tern::testing::TempDir dir;
