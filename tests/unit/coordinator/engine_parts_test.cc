@@ -239,6 +239,17 @@ TEST(AppendQueue, TakeMoreAddsWhatFitsWithoutWaiting) {
   EXPECT_EQ(rest.size(), 1u);
 }
 
+// A RocksPurgeLog in a folder of its own (null if it could not be opened).
+struct RocksLogForTest {
+  tern::testing::TempDir dir;
+  std::unique_ptr<PurgeLog> log = [this] {
+    PurgeLogOptions o;
+    o.path = dir.sub("log");
+    auto opened = RocksPurgeLog::open(o);
+    return opened.ok() ? std::move(*opened) : nullptr;
+  }();
+};
+
 class GatedLog : public PurgeLog {
  public:
   explicit GatedLog(PurgeLog* inner) : inner_(inner) {}
@@ -314,12 +325,9 @@ double metricValue(const std::string& text, const std::string& name) {
 // The commit's share of a purge (call in to durable in the log) is
 // measured apart from its way to the edges, and only for purges logged.
 TEST(EngineMetricsTest, CommitLatencyIsTheTimeUntilDurable) {
-  tern::testing::TempDir dir;
-  PurgeLogOptions o;
-  o.path = dir.sub("log");
-  auto inner = RocksPurgeLog::open(o);
-  ASSERT_TRUE(inner.ok());
-  GatedLog log(inner->get());
+  RocksLogForTest rocks;
+  ASSERT_TRUE(rocks.log != nullptr);
+  GatedLog log(rocks.log.get());
   std::atomic<int64_t> now_us{1'000'000};
   log.before_append = [&] { now_us += 5000; };  // each commit takes 5 ms
   metrics::Registry registry;
@@ -341,12 +349,9 @@ TEST(EngineMetricsTest, CommitLatencyIsTheTimeUntilDurable) {
 }
 
 TEST(EngineLocking, AStreamReadingTheLogDoesNotHoldTheEngine) {
-  tern::testing::TempDir dir;
-  PurgeLogOptions o;
-  o.path = dir.sub("log");
-  auto inner = RocksPurgeLog::open(o);
-  ASSERT_TRUE(inner.ok());
-  GatedLog log(inner->get());
+  RocksLogForTest rocks;
+  ASSERT_TRUE(rocks.log != nullptr);
+  GatedLog log(rocks.log.get());
   metrics::Registry registry;
   // One purge tracked: the stream's batch starts before it, so it comes
   // from the log (tracked purges are sent from memory).
@@ -431,13 +436,10 @@ TEST(EngineLocking, AStreamSlowToWakeDoesNotHoldUpThePurgeLog) {
     std::condition_variable cv_;
     bool armed_ = false, woken_ = false, released_ = false;
   };
-  tern::testing::TempDir dir;
-  PurgeLogOptions o;
-  o.path = dir.sub("log");
-  auto log = RocksPurgeLog::open(o);
-  ASSERT_TRUE(log.ok());
+  RocksLogForTest rocks;
+  ASSERT_TRUE(rocks.log != nullptr);
   metrics::Registry registry;
-  Coordinator engine(log->get(), {}, &registry);
+  Coordinator engine(rocks.log.get(), {}, &registry);
   ASSERT_TRUE(engine.start(false).isOk());
   EdgeHello h;
   h.edge_id = "slow";
