@@ -30,7 +30,8 @@
 // Where each job lives: purge_request.* checks a call, rate_limiter.* is
 // the API's token bucket, engine_metrics.* the metrics, views.h the plain
 // types of what the engine answers (the APIs make their messages of them:
-// coordinator/api/proto_views.h); coordinator.cc holds
+// coordinator/api/proto_views.h), coordinator/log/log_records.h the plain
+// records of the log, edge_wire.* the bytes sent to edges; coordinator.cc holds
 // the purge API and the tracking of logged purges, edge_link.cc the streams
 // (attach, leases, batches, fencing), replication.cc the cluster view
 // (viewOf, settling purges by it, replica summaries).
