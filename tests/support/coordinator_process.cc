@@ -74,12 +74,23 @@ void CoordinatorProcess::restart(bool kill, int down_ms) {
     process_->wait(10000);
   }
   if (down_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(down_ms));
-  // Same ports: replace the port-0 listen flags by the ports it had.
-  for (size_t i = 0; i + 1 < args_.size(); ++i) {
-    if (args_[i] == "--listen") args_[i + 1] = "127.0.0.1:" + std::to_string(http_port_);
-    if (args_[i] == "--grpc_listen") args_[i + 1] = "127.0.0.1:" + std::to_string(grpc_port_);
+  // Same ports: replace the port-0 listen flags by the ports it had. While
+  // it was down, a connection of another test running in parallel may have
+  // been given one of them as its local port: try again for a while (such
+  // connections are short), then let the HTTP port be picked anew (edges
+  // find a replica by its gRPC port, which must stay).
+  const int http_port = http_port_, grpc_port = grpc_port_;
+  for (int attempt = 0;; ++attempt) {
+    const bool same_http = attempt < 30;
+    for (size_t i = 0; i + 1 < args_.size(); ++i) {
+      if (args_[i] == "--listen")
+        args_[i + 1] = "127.0.0.1:" + std::to_string(same_http ? http_port : 0);
+      if (args_[i] == "--grpc_listen") args_[i + 1] = "127.0.0.1:" + std::to_string(grpc_port);
+    }
+    start();
+    if (ok() || attempt >= 60 || log().find("Address already in use") == std::string::npos) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  start();
 }
 
 int runCtl(const std::string& log, std::vector<std::string> args) {
