@@ -5,6 +5,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/thread_name.h"
 
 namespace tern::coordinator {
 
@@ -53,9 +54,13 @@ Status Coordinator::start(bool run_ticker) {
     e.metrics = em;
     em.lag->set(static_cast<int64_t>(logged_head_ - std::min(logged_head_, e.applied_seq)));
   }
-  waker_ = std::thread([this] { wakeLoop(); });
+  waker_ = std::thread([this] {
+    setThreadName("fanout-waker");
+    wakeLoop();
+  });
   if (run_ticker) {
     ticker_ = std::thread([this] {
+      setThreadName("engine-ticker");
       std::unique_lock lock(tick_mu_);
       while (!stopping_) {
         tick_cv_.wait_for(lock, std::chrono::milliseconds(options_.tick_ms));

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "common/thread_name.h"
 
 namespace tern::coordinator::etcd {
 
@@ -228,7 +229,10 @@ std::unique_ptr<EtcdClient::Watcher> EtcdClient::watch(
   w->on_events_ = std::move(on_events);
   w->on_compacted_ = std::move(on_compacted);
   w->revision_ = start_revision > 0 ? start_revision - 1 : 0;
-  w->thread_ = std::thread([p = w.get()] { p->run(); });
+  w->thread_ = std::thread([p = w.get()] {
+    setThreadName("etcd-watch");
+    p->run();
+  });
   return w;
 }
 

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "common/clock.h"
+#include "common/thread_name.h"
 
 namespace tern::coordinator::etcd {
 
@@ -23,7 +24,10 @@ EtcdHealth::EtcdHealth(EtcdClient* client, metrics::Registry* registry, uint32_t
                               if (m.leader) return 1.0;
                             return 0.0;
                           });
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    setThreadName("etcd-health");
+    loop();
+  });
 }
 
 EtcdHealth::~EtcdHealth() {

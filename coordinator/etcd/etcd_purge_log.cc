@@ -8,6 +8,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/thread_name.h"
 #include "coordinator/log/log_codec.h"
 
 namespace tern::coordinator::etcd {
@@ -65,8 +66,14 @@ Result<std::unique_ptr<EtcdPurgeLog>> EtcdPurgeLog::open(EtcdClient* client,
     return Status::invalidArgument("log retention count must be > 0");
   std::unique_ptr<EtcdPurgeLog> log(new EtcdPurgeLog(client, std::move(options)));
   TERN_RETURN_IF_ERROR(log->load());
-  log->committer_ = std::thread([p = log.get()] { p->commitLoop(); });
-  log->maintenance_ = std::thread([p = log.get()] { p->maintenanceLoop(); });
+  log->committer_ = std::thread([p = log.get()] {
+    setThreadName("etcd-commit");
+    p->commitLoop();
+  });
+  log->maintenance_ = std::thread([p = log.get()] {
+    setThreadName("etcd-log-maint");
+    p->maintenanceLoop();
+  });
   TERN_LOG(kInfo, "purge log open in etcd",
            {{"prefix", log->options_.prefix},
             {"head_seq", std::to_string(log->headSeq())},

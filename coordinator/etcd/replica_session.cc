@@ -6,6 +6,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/thread_name.h"
 
 namespace tern::coordinator::etcd {
 
@@ -34,8 +35,14 @@ Result<std::unique_ptr<ReplicaSession>> ReplicaSession::open(
     s->lease_id_ = id;
     s->valid_until_ = t0 + s->options_.ttl_s * 990'000;
   }
-  s->keeper_ = std::thread([p = s.get()] { p->keepAliveLoop(); });
-  s->publisher_ = std::thread([p = s.get()] { p->publishLoop(); });
+  s->keeper_ = std::thread([p = s.get()] {
+    setThreadName("etcd-keepalive");
+    p->keepAliveLoop();
+  });
+  s->publisher_ = std::thread([p = s.get()] {
+    setThreadName("summary-pub");
+    p->publishLoop();
+  });
   return s;
 }
 

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "common/log.h"
+#include "common/thread_name.h"
 #include "coordinator/log/log_codec.h"
 
 namespace tern::coordinator {
@@ -92,7 +93,10 @@ Result<std::unique_ptr<PurgeLog>> RocksPurgeLog::open(const PurgeLogOptions& opt
                                 ": " + e.status().message());
     log->recent_.push_back(std::move(*e));
   }
-  log->committer_ = std::thread([l = log.get()] { l->commitLoop(); });
+  log->committer_ = std::thread([l = log.get()] {
+    setThreadName("log-commit");
+    l->commitLoop();
+  });
   TERN_LOG(kInfo, "purge log open",
            {{"path", options.path},
             {"head_seq", std::to_string(log->head_)},

@@ -14,6 +14,7 @@
 
 #include "common/log.h"
 #include "common/net/listen.h"
+#include "common/thread_name.h"
 
 namespace tern::coordinator {
 
@@ -223,7 +224,10 @@ Status HttpServer::start() {
   impl_->port = impl_->acceptor.local_endpoint().port();
   impl_->accept();
   for (int i = 0; i < std::max(1, impl_->options.threads); ++i)
-    impl_->threads.emplace_back([this] { impl_->io.run(); });
+    impl_->threads.emplace_back([this] {
+      setThreadName("http-api");
+      impl_->io.run();
+    });
   return Status::ok();
 }
 

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "common/log.h"
+#include "common/thread_name.h"
 #include "coordinator/api/proto_views.h"
 #include "coordinator/server/grpc_service.h"
 
@@ -163,7 +164,10 @@ struct PeerLinks::Link {
 
 PeerLinks::PeerLinks(Coordinator* coordinator, PeerLinkOptions options)
     : coordinator_(coordinator), options_(std::move(options)) {
-  manager_ = std::thread([this] { manage(); });
+  manager_ = std::thread([this] {
+    setThreadName("replica-link");
+    manage();
+  });
 }
 
 PeerLinks::~PeerLinks() {
@@ -222,7 +226,10 @@ void PeerLinks::manage() {
       link->replica_id = ids[address];
       link->address = address;
       Link* raw = link.get();
-      link->thread = std::thread([this, raw] { run(raw); });
+      link->thread = std::thread([this, raw] {
+        setThreadName("replica-peer");
+        run(raw);
+      });
       links_[address] = std::move(link);
     }
     cv_.wait_for(lock, std::chrono::milliseconds(options_.poll_ms), [&] { return stopping_; });

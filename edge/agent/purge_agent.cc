@@ -11,6 +11,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/thread_name.h"
 #include "proto/grpc_runtime.h"
 #include "proto/purge_convert.h"
 #include "tern/v1/edge_link.grpc.pb.h"
@@ -147,7 +148,10 @@ Status PurgeAgent::start(const std::string& address) {
     r.purge = v1::PurgeService::NewStub(r.channel);
     impl_->replicas.push_back(std::move(r));
   }
-  impl_->thread = std::thread([this] { impl_->run(); });
+  impl_->thread = std::thread([this] {
+    setThreadName("purge-agent");
+    impl_->run();
+  });
   return Status::ok();
 }
 
@@ -283,6 +287,7 @@ bool PurgeAgent::Impl::connectOnce(Replica& r) {
   // Heartbeats and the lease watchdog.
   const int64_t connect_started = steadyNowUs();
   std::thread heartbeats([&] {
+    setThreadName("agent-heartbeat");
     uint64_t id = 0;
     for (;;) {
       uint32_t interval;

@@ -13,6 +13,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/thread_name.h"
 
 namespace tern::edge::server {
 namespace json = boost::json;
@@ -101,7 +102,10 @@ Result<std::unique_ptr<AccessLog>> AccessLog::open(AccessLogOptions options,
     return Status::invalidArgument("log.access_sample: a share from 0 to 1");
   std::unique_ptr<AccessLog> log(new AccessLog(std::move(options), registry));
   TERN_RETURN_IF_ERROR(log->openFile());
-  log->writer_ = std::thread([l = log.get()] { l->writerLoop(); });
+  log->writer_ = std::thread([l = log.get()] {
+    setThreadName("access-log");
+    l->writerLoop();
+  });
   return log;
 }
 

@@ -23,6 +23,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/net/listen.h"
+#include "common/thread_name.h"
 #include "edge/http/request_head.h"
 #include "edge/server/h2_connection.h"
 #include "edge/server/tls_stream.h"
@@ -1258,6 +1259,7 @@ Status EdgeServer::start() {
   for (auto& loop : m.loops) {
     Loop* l = loop.get();
     l->thread = std::thread([l] {
+      setThreadName("edge-loop");
       auto guard = asio::make_work_guard(l->ioc);
       l->ioc.run();
     });

@@ -8,6 +8,7 @@
 #include <cerrno>
 
 #include "common/hash.h"
+#include "common/thread_name.h"
 #include "storage/format/codec.h"
 #include "storage/format/format.h"
 
@@ -190,7 +191,11 @@ class MemoryObjectWriter final : public ObjectWriter {
 MemoryStore::MemoryStore(const MemoryStoreOptions& options)
     : options_(options), policy_(makeEvictionPolicy(options.eviction, options.budget_bytes)) {
   if (options_.chunk_bytes == 0) options_.chunk_bytes = fmt::kDefaultChunkBytes;
-  if (options_.background) bg_thread_ = std::thread([this] { backgroundLoop(); });
+  if (options_.background)
+    bg_thread_ = std::thread([this] {
+      setThreadName("memory-maint");
+      backgroundLoop();
+    });
 }
 
 MemoryStore::~MemoryStore() {

@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "common/hash.h"
 #include "common/log.h"
+#include "common/thread_name.h"
 #include "storage/format/codec.h"
 #include "storage/format/format.h"
 #include "storage/rocksdb/nowait_file_system.h"
@@ -528,7 +529,10 @@ Result<std::unique_ptr<RocksStore>> RocksStore::open(const RocksStoreOptions& op
   if (!files.ok()) return files.status();
   store->files_ = std::move(*files);
   if (options.background) {
-    store->bg_thread_ = std::thread([raw = store.get()] { raw->backgroundLoop(); });
+    store->bg_thread_ = std::thread([raw = store.get()] {
+      setThreadName("store-maint");
+      raw->backgroundLoop();
+    });
   } else {
     store->loadIndex();
   }
