@@ -369,7 +369,12 @@ class Coordinator {
   std::map<std::string, Peer> peers_;               // GUARDED_BY(mu_)
   std::map<uint64_t, std::vector<Parked>> parked_;  // GUARDED_BY(mu_)
   uint64_t summary_gen_ = 0;                        // GUARDED_BY(mu_)
-  uint64_t progress_gen_ = 0;                       // GUARDED_BY(mu_): stamps applied_seq moves
+  // The head in the summary last built, and when the summary last changed:
+  // a replica whose edges do not move still shows a current head (once a
+  // second at most).
+  uint64_t summary_head_ = 0;       // GUARDED_BY(mu_)
+  int64_t summary_changed_us_ = 0;  // GUARDED_BY(mu_)
+  uint64_t progress_gen_ = 0;       // GUARDED_BY(mu_): stamps applied_seq moves
 
   std::mutex wake_mu_;
   std::condition_variable wake_cv_;

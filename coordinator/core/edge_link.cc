@@ -400,6 +400,10 @@ void Coordinator::tick() {
     }
     answerParked([&](uint64_t, int64_t deadline) { return deadline <= t; }, PurgeState::kTimeout,
                  &deferred);
+    // A replica whose edges did not move (or that holds none) still tells
+    // the others how far it has read the log, once a second at most.
+    if (replicated_ && logged_head_ != summary_head_ && t - summary_changed_us_ >= 1'000'000)
+      summaryChanged(&deferred);
     for (auto& tr : tracked_) {
       if (tr.waiters.empty()) continue;
       auto expired = std::partition(tr.waiters.begin(), tr.waiters.end(),

@@ -71,6 +71,7 @@ void Coordinator::settle(size_t index, Deferred* deferred) {
 
 void Coordinator::summaryChanged(Deferred* deferred) {
   ++summary_gen_;
+  summary_changed_us_ = now();
   if (!replicated_) return;
   if (replication_.summary_changed) deferred->push_back(replication_.summary_changed);
   deferred->push_back([this] {
@@ -153,6 +154,7 @@ ReplicaSummary Coordinator::summary(uint64_t* generation) {
   out.replica_id = replication_.replica_id;
   out.address = replication_.address;
   out.head_seq = logged_head_;
+  summary_head_ = logged_head_;
   const int64_t t = now();
   for (const auto& e : edges_) {
     const bool leased = !e.fence_seen && e.lease_until_us > t;

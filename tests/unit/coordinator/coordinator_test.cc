@@ -600,6 +600,32 @@ TEST_F(ReplicationTest, ProgressFromAnotherReplicaCompletesWithoutItsSummary) {
 
 // A replica's summary losing an edge (its lease there ran out) or
 // disappearing (its etcd session ended) fences the edges no one else holds.
+// A replica holding no edge still publishes how far it has read the log
+// (the status page and `ternctl edges` show it), at most once a second.
+TEST_F(ReplicationTest, AReplicaWithoutEdgesStillPublishesItsHead) {
+  uint64_t gen = 0;
+  // What the publisher does when told of a change: build the summary.
+  auto publish = [&] {
+    const ReplicaSummary s = engine_->summary(&gen);
+    engine_->summaryPublished(gen);
+    return s.head_seq;
+  };
+  EXPECT_EQ(publish(), 0u);
+  ASSERT_TRUE(purgeTracked(tagPurge("t")).get().ok());
+  const int changes = summary_changes_;
+  advanceMs(100);
+  EXPECT_EQ(summary_changes_, changes + 1) << "nothing published for long: at once";
+  EXPECT_EQ(publish(), 1u);
+  ASSERT_TRUE(purgeTracked(tagPurge("u")).get().ok());
+  advanceMs(100);
+  EXPECT_EQ(summary_changes_, changes + 1) << "not more than once a second";
+  advanceMs(1000);
+  EXPECT_EQ(summary_changes_, changes + 2) << "the head moved: published again";
+  EXPECT_EQ(publish(), 2u);
+  advanceMs(1500);
+  EXPECT_EQ(summary_changes_, changes + 2) << "nothing moved since";
+}
+
 TEST_F(ReplicationTest, EdgesOfAGoneReplicaAreFenced) {
   summaryOf("b/1", peer("b", {held("x", true, 0), held("y", true, 0)}), 10);
   auto f = purgeTracked(tagPurge("t", true));
