@@ -1,5 +1,6 @@
 #include "coordinator/core/edge_wire.h"
 
+#include "proto/purge_convert.h"
 #include "tern/v1/edge_link.pb.h"
 
 #include <google/protobuf/io/coded_stream.h>
@@ -16,9 +17,6 @@ namespace {
 constexpr int kBatchField = v1::CoordinatorMessage::kPurgesFieldNumber;
 constexpr int kPurgesField = v1::PurgeBatch::kPurgesFieldNumber;
 constexpr int kCatchingUpField = v1::PurgeBatch::kCatchingUpFieldNumber;
-constexpr int kSeqField = v1::Purge::kSeqFieldNumber;
-constexpr int kModeField = v1::Purge::kModeFieldNumber;
-constexpr int kSelectorsField = v1::Purge::kSelectorsFieldNumber;
 
 void appendVarint(std::string* out, uint64_t v) {
   char buf[10];
@@ -30,84 +28,23 @@ uint32_t tag(int field, WireFormatLite::WireType type) {
   return WireFormatLite::MakeTag(field, type);
 }
 
-size_t varintSize(uint64_t v) { return CodedOutputStream::VarintSize64(v); }
-
-// The field of tern.v1.Selector's oneof that carries `kind`.
-int selectorField(storage::SelectorKind kind) {
-  switch (kind) {
-    case storage::SelectorKind::kUrl:
-      return v1::Selector::kUrlFieldNumber;
-    case storage::SelectorKind::kPrefix:
-      return v1::Selector::kPrefixFieldNumber;
-    case storage::SelectorKind::kHost:
-      return v1::Selector::kHostFieldNumber;
-    case storage::SelectorKind::kTag:
-      return v1::Selector::kTagFieldNumber;
-    case storage::SelectorKind::kAll:
-      break;
-  }
-  return v1::Selector::kAllFieldNumber;
-}
-
-// The encoded size of a tern.v1.Selector (a oneof: the set field is written
-// even when empty; "all" is a bool true).
-size_t selectorSize(const storage::PurgeSelector& s) {
-  const int field = selectorField(s.kind);
-  if (s.kind == storage::SelectorKind::kAll)
-    return varintSize(tag(field, WireFormatLite::WIRETYPE_VARINT)) + 1;
-  return varintSize(tag(field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED)) +
-         varintSize(s.value.size()) + s.value.size();
-}
-
-uint64_t modeValue(storage::PurgeMode mode) {
-  return mode == storage::PurgeMode::kSoft ? v1::PURGE_MODE_SOFT : v1::PURGE_MODE_HARD;
-}
-
 }  // namespace
 
-// Written field by field as protobuf writes a tern.v1.Purge (fields in
-// order, zero scalars left out), without building the message.
 std::string encodeBatchedPurge(const LogEntry& entry) {
-  const uint64_t mode = modeValue(entry.mode);
-  size_t body = 0;
-  if (entry.seq != 0)
-    body += varintSize(tag(kSeqField, WireFormatLite::WIRETYPE_VARINT)) + varintSize(entry.seq);
-  body += varintSize(tag(kModeField, WireFormatLite::WIRETYPE_VARINT)) + varintSize(mode);
-  const uint32_t selector_tag = tag(kSelectorsField, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
-  for (const auto& s : entry.selectors) {
-    const size_t n = selectorSize(s);
-    body += varintSize(selector_tag) + varintSize(n) + n;
-  }
+  v1::Purge p;
+  p.set_seq(entry.seq);
+  p.set_mode(proto::toProto(entry.mode));
+  p.mutable_selectors()->Reserve(
+      static_cast<int>(entry.selectors.size() + entry.unknown_selectors.size()));
+  for (const auto& s : entry.selectors) *p.add_selectors() = proto::toProto(s);
   for (const auto& raw : entry.unknown_selectors)
-    body += varintSize(selector_tag) + varintSize(raw.size()) + raw.size();
+    p.add_selectors()->ParseFromString(raw);  // as logged
+  const std::string body = p.SerializeAsString();
   std::string out;
-  out.reserve(body + 12);
+  out.reserve(body.size() + 6);
   appendVarint(&out, tag(kPurgesField, WireFormatLite::WIRETYPE_LENGTH_DELIMITED));
-  appendVarint(&out, body);
-  if (entry.seq != 0) {
-    appendVarint(&out, tag(kSeqField, WireFormatLite::WIRETYPE_VARINT));
-    appendVarint(&out, entry.seq);
-  }
-  appendVarint(&out, tag(kModeField, WireFormatLite::WIRETYPE_VARINT));
-  appendVarint(&out, mode);
-  for (const auto& s : entry.selectors) {
-    appendVarint(&out, selector_tag);
-    appendVarint(&out, selectorSize(s));
-    const int field = selectorField(s.kind);
-    if (s.kind == storage::SelectorKind::kAll) {
-      appendVarint(&out, tag(field, WireFormatLite::WIRETYPE_VARINT));
-      out.push_back(1);
-    } else {
-      appendVarint(&out, tag(field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED));
-      appendVarint(&out, s.value.size());
-      out += s.value;
-    }
-  }
-  for (const auto& raw : entry.unknown_selectors) {  // as logged
-    appendVarint(&out, selector_tag);
-    appendVarint(&out, raw.size());
-    out += raw;
-  }
+  appendVarint(&out, body.size());
+  out += body;
   return out;
 }
 
